@@ -1,0 +1,273 @@
+//! Protocol-neutral requests and responses, field for field etcd's `etcdserverpb` messages, so the
+//! v2, v3 gRPC and v3 JSON layers translate into one vocabulary and the core serves them all.
+//! Write requests are replicated through Raft as they are (see [`crate::command`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::KeyValue;
+
+/// Filled into every response: which cluster and member answered, at which revision and term.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseHeader {
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub revision: i64,
+    pub raft_term: u64,
+}
+
+/// Order of a Range's results (etcd's `RangeRequest.SortOrder`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortOrder {
+    #[default]
+    None,
+    Ascend,
+    Descend,
+}
+
+/// Field a Range sorts on (etcd's `RangeRequest.SortTarget`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortTarget {
+    #[default]
+    Key,
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// Read keys: one key, `[key, range_end)`, or every key `>= key` when `range_end` is `[0]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    /// At most this many keys; 0 means no limit.
+    pub limit: i64,
+    /// Read at this revision; 0 means the current one.
+    pub revision: i64,
+    pub sort_order: SortOrder,
+    pub sort_target: SortTarget,
+    /// Served from the local member without a ReadIndex round (may be stale).
+    pub serializable: bool,
+    pub keys_only: bool,
+    pub count_only: bool,
+    pub min_mod_revision: i64,
+    pub max_mod_revision: i64,
+    pub min_create_revision: i64,
+    pub max_create_revision: i64,
+}
+
+/// The keys found; `count` is the number in the range before `limit` and the min/max filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeResponse {
+    pub header: ResponseHeader,
+    pub kvs: Vec<KeyValue>,
+    pub more: bool,
+    pub count: i64,
+}
+
+/// Write one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutRequest {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// Attach the key to this lease; 0 for none.
+    pub lease: i64,
+    pub prev_kv: bool,
+    /// Keep the current value (the key must exist).
+    pub ignore_value: bool,
+    /// Keep the current lease (the key must exist).
+    pub ignore_lease: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutResponse {
+    pub header: ResponseHeader,
+    pub prev_kv: Option<KeyValue>,
+}
+
+/// Delete one key or a range (same range conventions as [`RangeRequest`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRangeRequest {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    pub prev_kv: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRangeResponse {
+    pub header: ResponseHeader,
+    pub deleted: i64,
+    pub prev_kvs: Vec<KeyValue>,
+}
+
+/// How a [`Compare`] relates the key's field to the given value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareResult {
+    #[default]
+    Equal,
+    Greater,
+    Less,
+    NotEqual,
+}
+
+/// The field a [`Compare`] reads, with the value to compare it against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareTarget {
+    Version(i64),
+    CreateRevision(i64),
+    ModRevision(i64),
+    Value(Vec<u8>),
+    Lease(i64),
+}
+
+/// One guard of a [`TxnRequest`]; over a range, every key in it must satisfy the guard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub result: CompareResult,
+    pub target: CompareTarget,
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+}
+
+/// One operation inside a transaction branch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestOp {
+    Range(RangeRequest),
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+}
+
+/// The result of one [`RequestOp`], in the same position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseOp {
+    Range(RangeResponse),
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+}
+
+/// If every compare holds, run `success`, else `failure`; atomically, at one revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRequest {
+    pub compare: Vec<Compare>,
+    pub success: Vec<RequestOp>,
+    pub failure: Vec<RequestOp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnResponse {
+    pub header: ResponseHeader,
+    pub succeeded: bool,
+    pub responses: Vec<ResponseOp>,
+}
+
+/// Discard history before `revision` (reads and watches from earlier revisions then fail).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionRequest {
+    pub revision: i64,
+    pub physical: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionResponse {
+    pub header: ResponseHeader,
+}
+
+/// Create a lease of `ttl` seconds; `id` 0 lets the cluster choose one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantRequest {
+    pub ttl: i64,
+    pub id: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrantResponse {
+    pub header: ResponseHeader,
+    pub id: i64,
+    /// The TTL granted, which may be raised to the cluster's minimum.
+    pub ttl: i64,
+}
+
+/// End a lease now, deleting every key attached to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRevokeRequest {
+    pub id: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRevokeResponse {
+    pub header: ResponseHeader,
+}
+
+/// Reset a lease's countdown to its full TTL (one keep-alive).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseKeepAliveRequest {
+    pub id: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseKeepAliveResponse {
+    pub header: ResponseHeader,
+    pub id: i64,
+    pub ttl: i64,
+}
+
+/// Ask how long a lease has left, optionally with the keys attached to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTimeToLiveRequest {
+    pub id: i64,
+    pub keys: bool,
+}
+
+/// `ttl` is -1 for a lease that does not exist (etcd answers so rather than failing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTimeToLiveResponse {
+    pub header: ResponseHeader,
+    pub id: i64,
+    pub ttl: i64,
+    pub granted_ttl: i64,
+    pub keys: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseLeasesResponse {
+    pub header: ResponseHeader,
+    pub leases: Vec<i64>,
+}
+
+/// A cluster member as the membership table keeps it (etcd's `Member`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// Add a voting member, or a learner that replicates without voting; `id` 0 lets the core choose.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddRequest {
+    pub id: u64,
+    pub peer_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// Answer of every membership change: the member concerned (if any) and the new member list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberResponse {
+    pub header: ResponseHeader,
+    pub member: Option<Member>,
+    pub members: Vec<Member>,
+}
+
+/// A change of membership, replicated as a Raft ConfChangeV2 entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    Add(MemberAddRequest),
+    Remove { id: u64 },
+    Promote { id: u64 },
+    /// New peer URLs for a member (no Raft configuration change, but replicated).
+    Update { id: u64, peer_urls: Vec<String> },
+}

@@ -7,10 +7,18 @@
 //! so the same inputs always give the same outputs — which is what lets `keel-sim` replay a whole
 //! cluster from a seed.
 
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod digest;
 pub mod error;
 pub mod kv;
 pub mod lease;
 pub mod mvcc;
+pub mod node;
+pub mod raft_log;
+mod raft_logger;
 pub mod request;
+pub mod state_machine;
 pub mod validate;
 pub mod watch;

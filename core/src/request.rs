@@ -270,4 +270,63 @@ pub enum MemberChange {
     Promote { id: u64 },
     /// New peer URLs for a member (no Raft configuration change, but replicated).
     Update { id: u64, peer_urls: Vec<String> },
+    /// A member announces its name and client URLs once it runs (etcd's "publish"), so every
+    /// member can list where clients reach it.
+    Publish { id: u64, name: String, client_urls: Vec<String> },
+}
+
+/// Every request a client can make of a member, whatever API it arrived through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Range(RangeRequest),
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compact(CompactionRequest),
+    LeaseGrant(LeaseGrantRequest),
+    LeaseRevoke(LeaseRevokeRequest),
+    LeaseKeepAlive(LeaseKeepAliveRequest),
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    LeaseLeases,
+    MemberChange(MemberChange),
+    MemberList,
+    /// Hand leadership to another voter (etcd's MoveLeader); answered on the current leader.
+    MoveLeader { target: u64 },
+}
+
+/// The answer to a [`Request`], in the matching variant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Range(RangeResponse),
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compact(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseKeepAlive(LeaseKeepAliveResponse),
+    LeaseTimeToLive(LeaseTimeToLiveResponse),
+    LeaseLeases(LeaseLeasesResponse),
+    Member(MemberResponse),
+    MoveLeader(ResponseHeader),
+}
+
+impl Response {
+    /// The header of whichever response this is, so the node can stamp ids and term once.
+    pub fn header_mut(&mut self) -> &mut ResponseHeader {
+        match self {
+            Response::Range(r) => &mut r.header,
+            Response::Put(r) => &mut r.header,
+            Response::DeleteRange(r) => &mut r.header,
+            Response::Txn(r) => &mut r.header,
+            Response::Compact(r) => &mut r.header,
+            Response::LeaseGrant(r) => &mut r.header,
+            Response::LeaseRevoke(r) => &mut r.header,
+            Response::LeaseKeepAlive(r) => &mut r.header,
+            Response::LeaseTimeToLive(r) => &mut r.header,
+            Response::LeaseLeases(r) => &mut r.header,
+            Response::Member(r) => &mut r.header,
+            Response::MoveLeader(h) => h,
+        }
+    }
 }

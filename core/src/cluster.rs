@@ -1,0 +1,317 @@
+//! An in-process cluster with no I/O: several [`Node`]s whose outputs are routed straight back
+//! into each other's inputs, a simulated clock, a simulated disk per member, and switches for
+//! partitions and crashes. It is the core's own fast harness — for its tests, property tests
+//! and benchmarks — while `keel-sim` runs the real shells under madsim.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::node::{HardState, LogEntry, Node, Persist, Recovery, RequestId, SnapshotRecord};
+use crate::request::{Member, Request, Response};
+use crate::watch::{WatchCreate, WatchId, WatchResponse};
+
+/// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`].
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub snapshot: Option<SnapshotRecord>,
+    pub hard_state: HardState,
+    pub entries: Vec<LogEntry>,
+}
+
+impl Disk {
+    /// Carry out one `Persist` (as a real store does, then fsyncs).
+    pub fn write(&mut self, p: &Persist) {
+        if let Some(s) = &p.snapshot {
+            self.snapshot = Some(s.clone());
+            self.entries.clear();
+        }
+        if let Some(first) = p.entries.first() {
+            self.entries.retain(|e| e.index < first.index);
+            self.entries.extend(p.entries.iter().cloned());
+        }
+        if let Some(hs) = p.hard_state {
+            self.hard_state = hs;
+        }
+    }
+
+    /// Keep a snapshot the member took and drop the entries it no longer needs.
+    pub fn keep_snapshot(&mut self, snapshot: &SnapshotRecord, compact_to: u64) {
+        self.snapshot = Some(snapshot.clone());
+        self.entries.retain(|e| e.index > compact_to);
+    }
+
+    /// What a restarting member reads back.
+    pub fn recovery(&self) -> Recovery {
+        Recovery {
+            snapshot: self.snapshot.clone(),
+            hard_state: self.hard_state,
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+/// N members wired together in memory. Message delivery is FIFO and deterministic.
+pub struct LocalCluster {
+    nodes: BTreeMap<u64, Node>,
+    configs: BTreeMap<u64, NodeConfig>,
+    disks: BTreeMap<u64, Disk>,
+    /// Messages sent but not yet delivered: (from, to, bytes).
+    wire: VecDeque<(u64, u64, Vec<u8>)>,
+    /// Directed links that drop everything: (from, to).
+    cut: BTreeSet<(u64, u64)>,
+    responses: BTreeMap<(u64, RequestId), Result<Response>>,
+    watch_responses: BTreeMap<u64, Vec<WatchResponse>>,
+    now_ms: u64,
+    next_request: RequestId,
+    /// Messages delivered so far (for benchmarks and sanity checks).
+    pub delivered: u64,
+}
+
+impl LocalCluster {
+    /// `n` founding members with ids 1..=n and etcd's default timing, seeded by `seed`.
+    pub fn new(n: u64, seed: u64) -> Self {
+        Self::with_config(n, seed, |_| {})
+    }
+
+    /// Like [`LocalCluster::new`], with each member's config adjusted by `adjust`.
+    pub fn with_config(n: u64, seed: u64, adjust: impl Fn(&mut NodeConfig)) -> Self {
+        let members: Vec<Member> = (1..=n)
+            .map(|id| Member { id, name: format!("m{id}"), peer_urls: vec![format!("http://m{id}:2380")], ..Default::default() })
+            .collect();
+        let mut cluster = LocalCluster {
+            nodes: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            wire: VecDeque::new(),
+            cut: BTreeSet::new(),
+            responses: BTreeMap::new(),
+            watch_responses: BTreeMap::new(),
+            now_ms: 0,
+            next_request: 0,
+            delivered: 0,
+        };
+        for id in 1..=n {
+            let mut config = NodeConfig::new(id, members.clone());
+            config.cluster_id = 0x6b65656c;
+            config.seed = seed.wrapping_mul(1000).wrapping_add(id);
+            adjust(&mut config);
+            let node = Node::new(config.clone()).expect("valid config");
+            cluster.configs.insert(id, config);
+            cluster.disks.insert(id, Disk::default());
+            cluster.nodes.insert(id, node);
+        }
+        cluster.settle();
+        cluster
+    }
+
+    /// Start a member that joins the running cluster (after a MemberAdd for `id`).
+    pub fn join(&mut self, id: u64, adjust: impl Fn(&mut NodeConfig)) {
+        let mut config = NodeConfig::new(id, vec![]);
+        config.cluster_id = 0x6b65656c;
+        adjust(&mut config);
+        let node = Node::new(config.clone()).expect("valid config");
+        self.configs.insert(id, config);
+        self.disks.insert(id, Disk::default());
+        self.nodes.insert(id, node);
+    }
+
+    /// The simulated time in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// A running member.
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[&id]
+    }
+
+    /// A running member, mutably (to feed it inputs directly).
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes.get_mut(&id).expect("member is running")
+    }
+
+    /// Ids of running members.
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// The leader with the highest term among running members, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.nodes.values().filter(|n| n.is_leader()).max_by_key(|n| n.term()).map(|n| n.id())
+    }
+
+    /// Advance the clock by one tick on every running member, then deliver until quiet.
+    pub fn tick(&mut self) {
+        let step = self.configs.values().next().map_or(100, |c| c.tick_ms);
+        self.now_ms += step;
+        let now = self.now_ms;
+        for node in self.nodes.values_mut() {
+            node.tick(now);
+        }
+        self.settle();
+    }
+
+    /// Tick until `done` holds (true) or `max_ticks` pass (false).
+    pub fn tick_until(&mut self, max_ticks: u64, mut done: impl FnMut(&LocalCluster) -> bool) -> bool {
+        for _ in 0..max_ticks {
+            if done(self) {
+                return true;
+            }
+            self.tick();
+        }
+        done(self)
+    }
+
+    /// Tick until some member leads; panics if none does within 100 ticks (a test failure).
+    pub fn wait_for_leader(&mut self) -> u64 {
+        assert!(self.tick_until(100, |c| c.leader().is_some()), "no leader elected");
+        self.leader().unwrap_or_default()
+    }
+
+    /// Collect every member's output and deliver messages until nothing moves.
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<u64> = self.nodes.keys().copied().collect();
+            for id in ids {
+                moved |= self.drain(id);
+            }
+            while let Some((from, to, bytes)) = self.wire.pop_front() {
+                moved = true;
+                if self.cut.contains(&(from, to)) {
+                    continue;
+                }
+                if let Some(node) = self.nodes.get_mut(&to) {
+                    self.delivered += 1;
+                    let _ = node.step(&bytes);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Handle one member's `Ready`: persist (fsync is instant here), acknowledge, route.
+    fn drain(&mut self, id: u64) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else { return false };
+        let ready = node.ready();
+        if ready.is_empty() {
+            return false;
+        }
+        let disk = self.disks.entry(id).or_default();
+        if let Some(p) = &ready.persist {
+            disk.write(p);
+            node.persisted(p.number);
+        }
+        if let Some(s) = &ready.snapshot {
+            disk.keep_snapshot(&s.snapshot, s.compact_to);
+        }
+        for m in ready.messages {
+            self.wire.push_back((id, m.to, m.bytes));
+        }
+        for (rid, resp) in ready.responses {
+            self.responses.insert((id, rid), resp);
+        }
+        self.watch_responses.entry(id).or_default().extend(ready.watch_responses);
+        true
+    }
+
+    /// Send a request to member `node`; its answer is collected by [`LocalCluster::response`].
+    pub fn request(&mut self, node: u64, request: Request) -> RequestId {
+        let id = self.submit(node, request);
+        self.settle();
+        id
+    }
+
+    /// Hand a request to member `node` without running the cluster, so many can be in flight
+    /// at once (call [`LocalCluster::settle`] to make progress).
+    pub fn submit(&mut self, node: u64, request: Request) -> RequestId {
+        self.next_request += 1;
+        let id = self.next_request;
+        self.node_mut(node).request(id, request);
+        id
+    }
+
+    /// Every answer member `node` has given and nobody has collected yet.
+    pub fn take_responses(&mut self, node: u64) -> Vec<(RequestId, Result<Response>)> {
+        let mine: Vec<_> = self.responses.keys().filter(|(n, _)| *n == node).copied().collect();
+        mine.into_iter().filter_map(|k| self.responses.remove(&k).map(|r| (k.1, r))).collect()
+    }
+
+    /// The answer to a request, once there is one.
+    pub fn response(&mut self, node: u64, id: RequestId) -> Option<Result<Response>> {
+        self.responses.remove(&(node, id))
+    }
+
+    /// Send a request and tick until it is answered (or its deadline passes).
+    pub fn call(&mut self, node: u64, request: Request) -> Result<Response> {
+        let id = self.request(node, request);
+        for _ in 0..1000 {
+            if let Some(resp) = self.response(node, id) {
+                return resp;
+            }
+            self.tick();
+        }
+        Err(Error::Timeout)
+    }
+
+    /// Start a watch on member `node`.
+    pub fn watch(&mut self, node: u64, create: WatchCreate) -> WatchId {
+        let id = self.node_mut(node).watch(create);
+        self.settle();
+        id
+    }
+
+    /// Watch responses member `node` produced since the last call.
+    pub fn take_watch_responses(&mut self, node: u64) -> Vec<WatchResponse> {
+        self.watch_responses.remove(&node).unwrap_or_default()
+    }
+
+    /// Cut the network into groups: members in different groups cannot talk.
+    pub fn partition(&mut self, groups: &[&[u64]]) {
+        self.cut.clear();
+        for (i, a) in groups.iter().enumerate() {
+            for (j, b) in groups.iter().enumerate() {
+                if i != j {
+                    for x in a.iter() {
+                        for y in b.iter() {
+                            self.cut.insert((*x, *y));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drop messages from `from` to `to` only (a one-way partition).
+    pub fn cut_link(&mut self, from: u64, to: u64) {
+        self.cut.insert((from, to));
+    }
+
+    /// Restore every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Stop a member; its disk keeps what it acknowledged as persisted.
+    pub fn crash(&mut self, id: u64) {
+        self.nodes.remove(&id);
+        self.wire.retain(|(from, to, _)| *from != id && *to != id);
+    }
+
+    /// Restart a crashed member from its disk.
+    pub fn restart(&mut self, id: u64) {
+        let config = self.configs[&id].clone();
+        let recovery = self.disks.get(&id).map(Disk::recovery).unwrap_or_default();
+        let node = Node::recover(config, recovery).expect("recoverable disk");
+        self.nodes.insert(id, node);
+        self.settle();
+    }
+
+    /// A member's disk.
+    pub fn disk(&self, id: u64) -> &Disk {
+        &self.disks[&id]
+    }
+}

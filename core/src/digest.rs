@@ -1,0 +1,36 @@
+//! A small deterministic digest (64-bit FNV-1a) for comparing replicas' states. Not
+//! cryptographic: it only has to tell diverged members apart, the same on every platform.
+
+/// Incremental FNV-1a over bytes.
+pub struct Fnv64(u64);
+
+impl Fnv64 {
+    /// The FNV offset basis.
+    pub fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Mix in bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// Mix in a number (little-endian, so the digest is platform-independent).
+    pub fn write_u64(&mut self, v: u64) {
+        self.write(&v.to_le_bytes());
+    }
+
+    /// The digest so far.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,126 @@
+//! Applying committed entries: client commands, configuration changes and snapshots, and
+//! taking snapshots of the applied state.
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Snapshot};
+use raft_proto::ConfChangeI as _;
+
+use super::{LocalSnapshot, Node, SnapshotRecord};
+use crate::command::{Command, Proposal};
+use crate::lease::Lessor;
+use crate::request::MemberChange;
+use crate::state_machine::StateMachine;
+
+impl Node {
+    /// Apply committed entries in order; entries already in the state (replayed after a
+    /// restart from a snapshot) are skipped, so nothing is ever applied twice.
+    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.index <= self.sm.applied_index() {
+                continue;
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {}
+                EntryType::EntryNormal => match Proposal::decode(&entry.data) {
+                    Ok(proposal) => self.apply_proposal(proposal),
+                    Err(e) => tracing::error!(index = entry.index, "skipping entry: {e}"),
+                },
+                EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&entry.data) {
+                    Ok(cc) => self.apply_conf_change(cc.into_v2()),
+                    Err(e) => tracing::error!(index = entry.index, "skipping conf change: {e}"),
+                },
+                EntryType::EntryConfChangeV2 => match ConfChangeV2::parse_from_bytes(&entry.data) {
+                    Ok(cc) => self.apply_conf_change(cc),
+                    Err(e) => tracing::error!(index = entry.index, "skipping conf change: {e}"),
+                },
+            }
+            self.sm.set_applied_index(entry.index);
+        }
+    }
+
+    fn apply_proposal(&mut self, proposal: Proposal) {
+        let now = self.is_leader().then_some(self.now_ms);
+        let result = self.sm.apply(&proposal.command, now);
+        if let Some(first) = result.events.first() {
+            let revision = first.kv.mod_revision;
+            let responses = self.watches.on_events(&result.events, revision);
+            self.out.watch_responses.extend(responses);
+        }
+        if let Command::LeaseRevoke(req) = &proposal.command {
+            self.revoking.remove(&req.id);
+        }
+        if let Some(response) = result.response {
+            self.answer_origin(&proposal, response);
+        }
+    }
+
+    /// Answer the client whose request this was, if it was made on this member and is still
+    /// waiting (it may have timed out, or the member restarted since).
+    fn answer_origin(&mut self, proposal: &Proposal, response: crate::error::Result<crate::request::Response>) {
+        if proposal.origin == self.config.id && self.pending.remove(&proposal.request_id).is_some() {
+            self.respond(proposal.request_id, response);
+        }
+    }
+
+    /// A configuration change: the membership table decides whether it is valid (the same way
+    /// on every member); only a valid change reaches Raft's configuration. An empty change is
+    /// Raft's automatic "leave joint configuration" and is always applied.
+    fn apply_conf_change(&mut self, cc: ConfChangeV2) {
+        let proposal = match cc.context.is_empty() {
+            true => None,
+            false => Proposal::decode(&cc.context).ok(),
+        };
+        let result = match &proposal {
+            Some(p @ Proposal { command: Command::Member(_), .. }) => self.sm.apply(&p.command, None).response,
+            _ => None,
+        };
+        if result.as_ref().is_none_or(|r| r.is_ok()) {
+            match self.raw.apply_conf_change(&cc) {
+                Ok(cs) => self.raw.mut_store().set_conf_state(cs),
+                Err(e) => tracing::warn!("raft rejected configuration change: {e}"),
+            }
+            if let Some(Proposal { command: Command::Member(MemberChange::Remove { id }), .. }) = &proposal {
+                self.removed |= *id == self.config.id;
+            }
+        }
+        if let (Some(proposal), Some(response)) = (proposal, result) {
+            self.answer_origin(&proposal, response);
+        }
+    }
+
+    /// Replace the state machine with a snapshot the leader sent (this member was too far
+    /// behind to catch up from the log).
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let index = snapshot.get_metadata().index;
+        let min_ttl = Lessor::min_ttl_seconds(self.config.election_ticks as u64, self.config.tick_ms);
+        match StateMachine::restore(snapshot.get_data(), min_ttl) {
+            Ok(mut sm) => {
+                sm.set_applied_index(index);
+                self.sm = sm;
+                let responses = self.watches.resync(self.sm.store());
+                self.out.watch_responses.extend(responses);
+            }
+            Err(e) => tracing::error!(index, "cannot restore snapshot: {e}"),
+        }
+        self.raw.mut_store().install_snapshot(snapshot);
+        self.last_snapshot_index = index;
+    }
+
+    /// Every `snapshot_count` applied entries, snapshot the state and compact the log behind it.
+    pub(super) fn maybe_snapshot(&mut self) {
+        let applied = self.sm.applied_index();
+        if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
+            return;
+        }
+        let data = self.sm.snapshot();
+        let compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
+        let store = self.raw.mut_store();
+        if store.create_snapshot(applied, data, compact_to) {
+            self.last_snapshot_index = applied;
+            self.out.snapshot = Some(LocalSnapshot {
+                snapshot: SnapshotRecord::from_raft(store.snapshot_ref()),
+                compact_to,
+            });
+        }
+    }
+}

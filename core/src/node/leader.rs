@@ -1,0 +1,32 @@
+//! What only the leader does on each tick: expire leases (by proposing their revocation, so
+//! every member deletes the keys at the same revision) and checkpoint leases' remaining TTLs
+//! (so a new leader continues the countdown instead of restarting it).
+
+use super::Node;
+use crate::command::Command;
+use crate::request::LeaseRevokeRequest;
+
+/// Most lease revocations proposed per tick, so a mass expiry cannot flood the log at once.
+const MAX_REVOKES_PER_TICK: usize = 1000;
+
+impl Node {
+    pub(super) fn leader_duties(&mut self) {
+        let now = self.now_ms;
+        let retry = self.config.election_timeout_ms();
+        for id in self.sm.lessor().expired(now, MAX_REVOKES_PER_TICK) {
+            if self.revoking.get(&id).is_some_and(|again| *again > now) {
+                continue;
+            }
+            if self.propose(0, Command::LeaseRevoke(LeaseRevokeRequest { id })).is_ok() {
+                self.revoking.insert(id, now + retry);
+            }
+        }
+        if now >= self.next_checkpoint_ms {
+            self.next_checkpoint_ms = now + self.config.lease_checkpoint_ms;
+            let checkpoints = self.sm.lessor().checkpoints(now);
+            if !checkpoints.is_empty() {
+                let _ = self.propose(0, Command::LeaseCheckpoint(checkpoints));
+            }
+        }
+    }
+}

@@ -1,0 +1,684 @@
+//! The member: one sans-IO state machine that takes inputs and yields outputs.
+//!
+//! Inputs are method calls — [`Node::tick`] (time), [`Node::step`] (a peer's message),
+//! [`Node::request`] (a client's request), [`Node::watch`], [`Node::persisted`] (storage caught
+//! up) — and outputs are collected by [`Node::ready`]. The node never blocks, never reads a clock
+//! and draws randomness only from its own seeded generator, so a cluster of nodes driven by the
+//! same inputs produces the same outputs, byte for byte.
+
+mod apply;
+mod leader;
+mod output;
+mod reads;
+
+use std::collections::BTreeMap;
+
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType,
+    Message,
+};
+use raft::{RawNode, ReadOnlyOption, StateRole};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use output::{HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotRecord};
+
+use crate::command::{Command, Proposal};
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::lease::Lessor;
+use crate::raft_log::LogStore;
+use crate::request::{
+    LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
+    ResponseHeader,
+};
+use crate::state_machine::StateMachine;
+use crate::validate;
+use crate::watch::{WatchCreate, WatchHub, WatchId};
+use reads::ReadBatcher;
+
+/// What a restarting member recovered from its disk.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// The newest snapshot stored, if any.
+    pub snapshot: Option<SnapshotRecord>,
+    pub hard_state: HardState,
+    /// Stored entries, in index order.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Whether this member leads, follows, or is looking for a leader — for status and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// One Keel member's engine. See the module documentation for the input/output contract.
+pub struct Node {
+    config: NodeConfig,
+    raw: RawNode<LogStore>,
+    sm: StateMachine,
+    watches: WatchHub,
+    rng: ChaCha8Rng,
+    /// The latest time the shell told us, in ms; never goes backwards.
+    now_ms: u64,
+    /// Requests waiting for their entry to apply (or a leader transfer), by deadline.
+    pending: BTreeMap<RequestId, u64>,
+    reads: ReadBatcher,
+    /// Out-going messages that may leave only once the `Persist` numbered with them is durable.
+    held: Vec<(u64, Vec<Message>)>,
+    /// Output gathered since the last `ready()`.
+    out: Ready,
+    /// Role and leader as of the last soft-state change, to notice transitions.
+    last_role: StateRole,
+    last_leader: u64,
+    /// Leases whose revoke the leader has proposed, with when to propose again.
+    revoking: BTreeMap<i64, u64>,
+    next_checkpoint_ms: u64,
+    next_progress_ms: u64,
+    /// A leader transfer waiting to complete: request, target, deadline.
+    transfer: Option<(RequestId, u64, u64)>,
+    last_snapshot_index: u64,
+    removed: bool,
+}
+
+impl Node {
+    /// A member of a new cluster of `config.initial_members`, or (with no initial members) one
+    /// that joins an existing cluster and learns everything from the leader.
+    ///
+    /// Every founding member writes the same bootstrap entries — one configuration change per
+    /// founding member, committed at term 1 — so a member that joins later learns the founding
+    /// membership from the log like everything else. They are handed out in the first `Persist`.
+    pub fn new(config: NodeConfig) -> Result<Node> {
+        let mut members = config.initial_members.clone();
+        members.sort_by_key(|m| m.id);
+        let mut entries = Vec::new();
+        for (i, member) in members.iter().enumerate() {
+            let change = MemberChange::Add(crate::request::MemberAddRequest {
+                id: member.id,
+                peer_urls: member.peer_urls.clone(),
+                is_learner: false,
+            });
+            let proposal = Proposal { origin: 0, request_id: 0, command: Command::Member(change) };
+            let cc = conf_change(ConfChangeType::AddNode, member.id, proposal.encode());
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChangeV2);
+            entry.index = i as u64 + 1;
+            entry.term = 1;
+            entry.data = cc.write_to_bytes().unwrap_or_default().into();
+            entries.push(entry);
+        }
+        let mut log = LogStore::bootstrap(members.iter().map(|m| m.id).collect());
+        log.append(&entries);
+        let mut hs = raft::eraftpb::HardState::default();
+        if !entries.is_empty() {
+            hs.term = 1;
+            hs.commit = entries.len() as u64;
+        }
+        log.set_hard_state(hs.clone());
+        let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
+        let mut node = Node::build(config, log, StateMachine::new(vec![], min_ttl), 0)?;
+        if !entries.is_empty() {
+            node.out.persist = Some(Persist {
+                number: 0,
+                snapshot: None,
+                entries: entries.iter().map(LogEntry::from_raft).collect(),
+                hard_state: Some(HardState::from_raft(&hs)),
+            });
+        }
+        Ok(node)
+    }
+
+    /// A member restarting from what its disk held: the state machine is restored from the
+    /// snapshot and the log after it is replayed as Raft commits it again.
+    pub fn recover(config: NodeConfig, recovery: Recovery) -> Result<Node> {
+        let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
+        let snapshot = match &recovery.snapshot {
+            Some(s) => s.to_raft()?,
+            None => Default::default(),
+        };
+        let sm = if snapshot.get_data().is_empty() {
+            StateMachine::new(vec![], min_ttl)
+        } else {
+            StateMachine::restore(snapshot.get_data(), min_ttl)?
+        };
+        let applied = snapshot.get_metadata().index;
+        let entries = recovery.entries.iter().map(LogEntry::to_raft).collect::<Result<Vec<_>>>()?;
+        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries);
+        Node::build(config, log, sm, applied)
+    }
+
+    fn build(config: NodeConfig, log: LogStore, mut sm: StateMachine, applied: u64) -> Result<Node> {
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied,
+            max_size_per_msg: config.max_size_per_msg,
+            max_inflight_msgs: config.max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            ..Default::default()
+        };
+        raft_config.validate().map_err(|e| Error::Internal(format!("raft config: {e}")))?;
+        let raw = RawNode::new(&raft_config, log, &crate::raft_logger::logger(config.id))
+            .map_err(|e| Error::Internal(format!("raft: {e}")))?;
+        sm.set_applied_index(applied);
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut node = Node {
+            raw,
+            sm,
+            watches: WatchHub::new(),
+            rng,
+            now_ms: 0,
+            pending: BTreeMap::new(),
+            reads: ReadBatcher::default(),
+            held: Vec::new(),
+            out: Ready::default(),
+            last_role: StateRole::Follower,
+            last_leader: 0,
+            revoking: BTreeMap::new(),
+            next_checkpoint_ms: 0,
+            next_progress_ms: config.progress_notify_ms,
+            transfer: None,
+            last_snapshot_index: applied,
+            removed: false,
+            config,
+        };
+        node.redraw_election_timeout();
+        Ok(node)
+    }
+
+    /// raft-rs draws election timeouts from the OS's randomness; replace every fresh draw with
+    /// one from our seeded generator so elections happen at the same ticks in every replay.
+    /// A fresh draw happens exactly when raft-rs resets its election clock to zero.
+    fn redraw_election_timeout(&mut self) {
+        let raft = &mut self.raw.raft;
+        if raft.election_elapsed == 0 {
+            let min = raft.election_timeout();
+            let timeout = self.rng.gen_range(min..2 * min);
+            raft.set_randomized_election_timeout(timeout);
+        }
+    }
+
+    // ----- inputs -----
+
+    /// The clock advanced by one tick to `now_ms` (monotonic milliseconds): drives elections,
+    /// heartbeats, lease expiry on the leader and request deadlines.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.raw.tick();
+        self.redraw_election_timeout();
+        self.expire_requests();
+        self.reads.retry_stale(self.now_ms, self.config.election_timeout_ms());
+        if self.is_leader() {
+            self.leader_duties();
+        }
+        if self.now_ms >= self.next_progress_ms {
+            self.next_progress_ms = self.now_ms + self.config.progress_notify_ms;
+            let responses = self.watches.progress(self.sm.store().current_revision());
+            self.out.watch_responses.extend(responses);
+        }
+    }
+
+    /// A message from a peer, as the bytes it sent. Untrusted: garbage is an error, not a panic.
+    pub fn step(&mut self, bytes: &[u8]) -> Result<()> {
+        let msg = Message::parse_from_bytes(bytes)
+            .map_err(|e| Error::Internal(format!("bad peer message: {e}")))?;
+        if raft::raw_node::is_local_msg(msg.get_msg_type()) {
+            return Err(Error::Internal("peer sent a local message type".into()));
+        }
+        let result = self.raw.step(msg);
+        self.redraw_election_timeout();
+        match result {
+            Ok(()) | Err(raft::Error::StepPeerNotFound) => Ok(()),
+            Err(e) => Err(Error::Internal(format!("raft step: {e}"))),
+        }
+    }
+
+    /// Storage made everything up to `Persist::number` durable.
+    pub fn persisted(&mut self, number: u64) {
+        self.raw.on_persist_ready(number);
+        self.report_applied();
+        let (now, later): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(n, _)| *n <= number);
+        self.held = later;
+        for (_, msgs) in now {
+            self.queue_messages(msgs);
+        }
+    }
+
+    /// The transport could not reach `peer`; Raft slows down replication to it.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// The transport finished (or failed) sending a snapshot to `peer`.
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
+    }
+
+    /// Start an election now (used to speed up tests and for operator-triggered elections).
+    pub fn campaign(&mut self) -> Result<()> {
+        let result = self.raw.campaign().map_err(|e| Error::Internal(format!("campaign: {e}")));
+        self.redraw_election_timeout();
+        result
+    }
+
+    /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
+    pub fn request(&mut self, id: RequestId, request: Request) {
+        if let Err(e) = self.start_request(id, request) {
+            self.respond(id, Err(e));
+        }
+    }
+
+    fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
+        match request {
+            Request::Range(req) => {
+                validate::range(&req)?;
+                if req.serializable {
+                    let resp = self.sm.store().range(&req)?;
+                    self.respond(id, Ok(Response::Range(resp)));
+                } else {
+                    self.pending.insert(id, self.deadline());
+                    self.reads.add(id, req);
+                }
+                Ok(())
+            }
+            Request::Put(req) => {
+                validate::put(&req)?;
+                self.propose(id, Command::Put(req))
+            }
+            Request::DeleteRange(req) => {
+                validate::delete_range(&req)?;
+                self.propose(id, Command::DeleteRange(req))
+            }
+            Request::Txn(req) => {
+                validate::txn(&req, self.config.max_txn_ops)?;
+                self.propose(id, Command::Txn(req))
+            }
+            Request::Compact(req) => self.propose(id, Command::Compact(req)),
+            Request::LeaseGrant(mut req) => {
+                if req.id == 0 {
+                    req.id = self.rng.gen_range(1..i64::MAX);
+                }
+                self.propose(id, Command::LeaseGrant(req))
+            }
+            Request::LeaseRevoke(req) => self.propose(id, Command::LeaseRevoke(req)),
+            Request::LeaseKeepAlive(req) => {
+                self.require_leader()?;
+                let ttl = self.sm.lessor_mut().renew(req.id, self.now_ms)?;
+                // A checkpointed countdown is stale after a keep-alive: clear it everywhere, or
+                // a new leader would resume the old countdown instead of the renewed one.
+                if self.sm.lessor().checkpointed_ttl(req.id).is_some_and(|t| t > 0) {
+                    let _ = self.propose(0, Command::LeaseCheckpoint(vec![(req.id, 0)]));
+                }
+                let resp = LeaseKeepAliveResponse { id: req.id, ttl, ..Default::default() };
+                self.respond(id, Ok(Response::LeaseKeepAlive(resp)));
+                Ok(())
+            }
+            Request::LeaseTimeToLive(req) => {
+                self.require_leader()?;
+                let resp = self.sm.lessor().time_to_live(req.id, req.keys, Some(self.now_ms));
+                self.respond(id, Ok(Response::LeaseTimeToLive(resp)));
+                Ok(())
+            }
+            Request::LeaseLeases => {
+                self.require_leader()?;
+                let leases = self.sm.lessor().leases();
+                self.respond(id, Ok(Response::LeaseLeases(LeaseLeasesResponse { leases, ..Default::default() })));
+                Ok(())
+            }
+            Request::MemberChange(change) => self.propose_member_change(id, change),
+            Request::MemberList => {
+                let members = self.sm.members();
+                self.respond(id, Ok(Response::Member(MemberResponse { members, ..Default::default() })));
+                Ok(())
+            }
+            Request::MoveLeader { target } => self.move_leader(id, target),
+        }
+    }
+
+    /// Start a watch. Its creation notice, any replayed history and all later events come out
+    /// of [`Node::ready`] as [`WatchResponse`]s carrying the returned id.
+    pub fn watch(&mut self, request: WatchCreate) -> WatchId {
+        let (id, responses) = self.watches.create(request, self.sm.store());
+        self.out.watch_responses.extend(responses);
+        id
+    }
+
+    /// Stop a watch; its cancellation notice comes out of the next `ready()`.
+    pub fn cancel_watch(&mut self, id: WatchId) {
+        if let Some(resp) = self.watches.cancel(id) {
+            self.out.watch_responses.push(resp);
+        }
+    }
+
+    /// Ask for a progress notification for every watcher that wants them (etcd's
+    /// WatchProgressRequest).
+    pub fn request_progress(&mut self) {
+        let responses = self.watches.progress(self.sm.store().current_revision());
+        self.out.watch_responses.extend(responses);
+    }
+
+    // ----- outputs -----
+
+    /// Everything the shell must do now. Call after any input; an empty `Ready` means nothing.
+    pub fn ready(&mut self) -> Ready {
+        if let Some(ctx) = self.reads.start_round(self.now_ms) {
+            self.raw.read_index(ctx);
+        }
+        // Bounded: each round hands raft-rs's work over; new work appears only from new input.
+        for _ in 0..64 {
+            if !self.raw.has_ready() {
+                break;
+            }
+            self.handle_raft_ready();
+        }
+        self.serve_reads();
+        self.redraw_election_timeout();
+        std::mem::take(&mut self.out)
+    }
+
+    fn handle_raft_ready(&mut self) {
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let (role, leader) = (ss.raft_state, ss.leader_id);
+            self.on_soft_state(role, leader);
+        }
+        let msgs = rd.take_messages();
+        self.queue_messages(msgs);
+
+        let mut persist = Persist { number: rd.number(), ..Default::default() };
+        if !rd.snapshot().is_empty() {
+            let snapshot = rd.snapshot().clone();
+            persist.snapshot = Some(SnapshotRecord::from_raft(&snapshot));
+            self.install_snapshot(snapshot);
+        }
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed);
+
+        if !rd.entries().is_empty() {
+            persist.entries = rd.entries().iter().map(LogEntry::from_raft).collect();
+            self.raw.mut_store().append(rd.entries());
+        }
+        if let Some(hs) = rd.hs() {
+            persist.hard_state = Some(HardState::from_raft(hs));
+            self.raw.mut_store().set_hard_state(hs.clone());
+        }
+        for rs in rd.take_read_states() {
+            self.reads.confirm(&rs.request_ctx, rs.index);
+        }
+        let after_persist = rd.take_persisted_messages();
+        if !after_persist.is_empty() {
+            self.held.push((rd.number(), after_persist));
+        }
+        let has_writes = persist.snapshot.is_some() || !persist.entries.is_empty() || persist.hard_state.is_some();
+        self.raw.advance_append_async(rd);
+        self.report_applied();
+        if has_writes {
+            match &mut self.out.persist {
+                Some(p) => p.merge(persist),
+                None => self.out.persist = Some(persist),
+            }
+        } else {
+            // Nothing to make durable: the ready is persisted as soon as it exists.
+            self.persisted(persist.number);
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Tell raft-rs how far the state machine has applied. raft-rs accepts no more than it
+    /// knows to be persisted, which after a snapshot install is less than the state machine
+    /// holds until the snapshot is durable; the rest is reported once it is.
+    fn report_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let applied = self.sm.applied_index().min(log.persisted).min(log.committed);
+        if applied > log.applied {
+            self.raw.advance_apply_to(applied);
+        }
+    }
+
+    fn queue_messages(&mut self, msgs: Vec<Message>) {
+        for msg in msgs {
+            self.out.messages.push(OutMessage {
+                to: msg.to,
+                snapshot: msg.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot,
+                bytes: msg.write_to_bytes().unwrap_or_default(),
+            });
+        }
+    }
+
+    fn on_soft_state(&mut self, role: StateRole, leader: u64) {
+        if role == StateRole::Leader && self.last_role != StateRole::Leader {
+            let extend = self.config.election_timeout_ms();
+            self.sm.lessor_mut().promote(self.now_ms, extend);
+            self.next_checkpoint_ms = self.now_ms + self.config.lease_checkpoint_ms;
+            self.revoking.clear();
+        }
+        if role != StateRole::Leader && self.last_role == StateRole::Leader {
+            self.sm.lessor_mut().demote();
+        }
+        self.last_role = role;
+        self.last_leader = leader;
+        if let Some((id, target, _)) = self.transfer {
+            if leader == target {
+                self.transfer = None;
+                self.pending.remove(&id);
+                let header = ResponseHeader::default();
+                self.respond(id, Ok(Response::MoveLeader(header)));
+            }
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        for (id, req) in self.reads.ready(self.sm.applied_index()) {
+            if self.pending.remove(&id).is_none() {
+                continue;
+            }
+            let resp = self.sm.store().range(&req).map(Response::Range);
+            self.respond(id, resp);
+        }
+    }
+
+    fn respond(&mut self, id: RequestId, mut result: Result<Response>) {
+        if let Ok(resp) = &mut result {
+            let header = resp.header_mut();
+            header.cluster_id = self.config.cluster_id;
+            header.member_id = self.config.id;
+            header.raft_term = self.raw.raft.term;
+            if header.revision == 0 {
+                header.revision = self.sm.store().current_revision();
+            }
+        }
+        self.out.responses.push((id, result));
+    }
+
+    fn deadline(&self) -> u64 {
+        self.now_ms + self.config.request_timeout_ms
+    }
+
+    fn expire_requests(&mut self) {
+        let now = self.now_ms;
+        let expired: Vec<RequestId> =
+            self.pending.iter().filter(|(_, d)| **d <= now).map(|(id, _)| *id).collect();
+        if expired.is_empty() {
+            return;
+        }
+        for id in &expired {
+            self.pending.remove(id);
+        }
+        self.reads.take_expired(|id| expired.contains(&id));
+        if self.transfer.is_some_and(|(id, _, _)| expired.contains(&id)) {
+            self.transfer = None;
+        }
+        for id in expired {
+            self.respond(id, Err(Error::Timeout));
+        }
+    }
+
+    fn require_leader(&self) -> Result<()> {
+        match self.raw.raft.leader_id {
+            0 => Err(Error::NoLeader),
+            l if l == self.config.id => Ok(()),
+            _ => Err(Error::NotLeader),
+        }
+    }
+
+    /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal).
+    fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {
+        let origin = if id == 0 { 0 } else { self.config.id };
+        let data = Proposal { origin, request_id: id, command }.encode();
+        if data.len() > self.config.max_request_bytes {
+            return Err(Error::RequestTooLarge);
+        }
+        self.raw.propose(vec![], data).map_err(|_| self.dropped_error())?;
+        if id != 0 {
+            self.pending.insert(id, self.deadline());
+        }
+        Ok(())
+    }
+
+    /// Why raft-rs refused a proposal: no leader known, or a leader transfer under way.
+    fn dropped_error(&self) -> Error {
+        if self.raw.raft.leader_id == 0 {
+            Error::NoLeader
+        } else {
+            Error::LeaderChanged
+        }
+    }
+
+    fn propose_member_change(&mut self, id: RequestId, mut change: MemberChange) -> Result<()> {
+        if let MemberChange::Add(req) = &mut change {
+            while req.id == 0 || self.sm.member(req.id).is_some() {
+                req.id = self.rng.gen();
+            }
+        }
+        self.sm.check_member_change(&change)?;
+        let (kind, target) = match &change {
+            MemberChange::Add(req) if req.is_learner => (ConfChangeType::AddLearnerNode, req.id),
+            MemberChange::Add(req) => (ConfChangeType::AddNode, req.id),
+            MemberChange::Remove { id } => (ConfChangeType::RemoveNode, *id),
+            MemberChange::Promote { id } => {
+                self.check_learner_ready(*id)?;
+                (ConfChangeType::AddNode, *id)
+            }
+            MemberChange::Update { .. } | MemberChange::Publish { .. } => {
+                return self.propose(id, Command::Member(change))
+            }
+        };
+        let proposal = Proposal { origin: self.config.id, request_id: id, command: Command::Member(change) };
+        let cc = conf_change(kind, target, proposal.encode());
+        self.raw.propose_conf_change(vec![], cc).map_err(|_| self.dropped_error())?;
+        self.pending.insert(id, self.deadline());
+        Ok(())
+    }
+
+    /// etcd promotes a learner only when it has caught up to 90% of the leader's log.
+    fn check_learner_ready(&self, learner: u64) -> Result<()> {
+        if !self.is_leader() {
+            return Ok(());
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        match self.raw.raft.prs().get(learner) {
+            Some(pr) if pr.matched.saturating_mul(10) >= last.saturating_mul(9) => Ok(()),
+            _ => Err(Error::LearnerNotReady),
+        }
+    }
+
+    fn move_leader(&mut self, id: RequestId, target: u64) -> Result<()> {
+        self.require_leader()?;
+        if !self.raw.raft.prs().conf().voters().contains(target) {
+            return Err(Error::BadLeaderTransferee);
+        }
+        if target == self.config.id {
+            self.respond(id, Ok(Response::MoveLeader(ResponseHeader::default())));
+            return Ok(());
+        }
+        self.raw.transfer_leader(target);
+        self.transfer = Some((id, target, self.deadline()));
+        self.pending.insert(id, self.deadline());
+        Ok(())
+    }
+
+    // ----- queries -----
+
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    /// The leader this member knows of (0 for none).
+    pub fn leader_id(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    /// The current Raft term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// This member's role.
+    pub fn role(&self) -> Role {
+        match self.raw.raft.state {
+            StateRole::Leader => Role::Leader,
+            StateRole::Candidate | StateRole::PreCandidate => Role::Candidate,
+            StateRole::Follower => Role::Follower,
+        }
+    }
+
+    /// Index of the last committed entry this member knows of.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// Index of the last entry applied to the state machine.
+    pub fn applied_index(&self) -> u64 {
+        self.sm.applied_index()
+    }
+
+    /// The applied state, for reads that need no consensus (status, tests, checkers).
+    pub fn state(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// Whether this member has been removed from the cluster (it should shut down).
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// Number of active watchers.
+    pub fn watch_count(&self) -> usize {
+        self.watches.len()
+    }
+
+    /// The randomized election timeout in ticks currently in force (for determinism tests).
+    pub fn election_timeout_ticks(&self) -> usize {
+        self.raw.raft.randomized_election_timeout()
+    }
+}
+
+/// A single-step ConfChangeV2 (Raft leaves joint consensus by itself when one is needed).
+fn conf_change(kind: ConfChangeType, node: u64, context: Vec<u8>) -> ConfChangeV2 {
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(kind);
+    single.node_id = node;
+    let mut cc = ConfChangeV2::default();
+    cc.set_transition(ConfChangeTransition::Auto);
+    cc.mut_changes().push(single);
+    cc.context = context.into();
+    cc
+}

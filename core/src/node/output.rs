@@ -1,0 +1,182 @@
+//! What a [`super::Node`] asks its shell to do: messages to send, log entries and hard state to
+//! make durable, answers for clients, watch events, snapshots to keep. Raft's own types stay
+//! inside the core; the shell sees numbers and encoded bytes it can store and ship as they are.
+
+use protobuf::Message as _;
+use raft::eraftpb::{Entry, HardState as RaftHardState, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::request::Response;
+use crate::watch::WatchResponse;
+
+/// Identifies a client request to the member that received it; chosen by the shell, unique
+/// among that member's requests in flight.
+pub type RequestId = u64;
+
+/// A Raft message for a peer, already encoded. `snapshot` marks the (possibly large) messages
+/// that carry a whole state-machine snapshot, which transports stream separately.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutMessage {
+    pub to: u64,
+    pub bytes: Vec<u8>,
+    pub snapshot: bool,
+}
+
+/// One Raft log entry as stored on disk: its position and its encoded form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub index: u64,
+    pub term: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl LogEntry {
+    pub(crate) fn from_raft(entry: &Entry) -> Self {
+        LogEntry {
+            index: entry.index,
+            term: entry.term,
+            bytes: entry.write_to_bytes().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn to_raft(&self) -> Result<Entry> {
+        Entry::parse_from_bytes(&self.bytes)
+            .map_err(|e| Error::Internal(format!("corrupt log entry {}: {e}", self.index)))
+    }
+}
+
+/// Raft's durable vote and commit state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: u64,
+    pub vote: u64,
+    pub commit: u64,
+}
+
+impl HardState {
+    pub(crate) fn from_raft(hs: &RaftHardState) -> Self {
+        HardState { term: hs.term, vote: hs.vote, commit: hs.commit }
+    }
+
+    pub(crate) fn to_raft(self) -> RaftHardState {
+        let mut hs = RaftHardState::default();
+        hs.term = self.term;
+        hs.vote = self.vote;
+        hs.commit = self.commit;
+        hs
+    }
+}
+
+/// A snapshot of the whole applied state at a log position, encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub index: u64,
+    pub term: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl SnapshotRecord {
+    pub(crate) fn from_raft(snap: &Snapshot) -> Self {
+        SnapshotRecord {
+            index: snap.get_metadata().index,
+            term: snap.get_metadata().term,
+            bytes: snap.write_to_bytes().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn to_raft(&self) -> Result<Snapshot> {
+        Snapshot::parse_from_bytes(&self.bytes)
+            .map_err(|e| Error::Internal(format!("corrupt snapshot at {}: {e}", self.index)))
+    }
+}
+
+/// Writes that must be durable (fsynced) before the shell calls `Node::persisted(number)`.
+/// Apply in this order: `snapshot` (the log restarts after it: drop every stored entry), then
+/// `entries` (drop stored entries at `entries[0].index` and after, then store these), then
+/// `hard_state`. One fsync may cover several `Persist`s; acknowledging the last covers all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    pub number: u64,
+    pub snapshot: Option<SnapshotRecord>,
+    pub entries: Vec<LogEntry>,
+    pub hard_state: Option<HardState>,
+}
+
+impl Persist {
+    /// Fold a later batch into this one, keeping the stored-log rules above true for the sum.
+    pub(crate) fn merge(&mut self, later: Persist) {
+        self.number = later.number;
+        if later.snapshot.is_some() {
+            self.snapshot = later.snapshot;
+            self.entries.clear();
+        }
+        if let Some(first) = later.entries.first() {
+            self.entries.retain(|e| e.index < first.index);
+            self.entries.extend(later.entries);
+        }
+        if later.hard_state.is_some() {
+            self.hard_state = later.hard_state;
+        }
+    }
+}
+
+/// A snapshot the member took of its own state; the shell may store it and then drop stored
+/// entries up to `compact_to` (older ones are no longer needed by anyone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalSnapshot {
+    pub snapshot: SnapshotRecord,
+    pub compact_to: u64,
+}
+
+/// Everything a node has for its shell since the last call to `Node::ready`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Send these now, in order.
+    pub messages: Vec<OutMessage>,
+    /// Make these durable, then acknowledge with `Node::persisted`.
+    pub persist: Option<Persist>,
+    /// Answers for client requests.
+    pub responses: Vec<(RequestId, Result<Response>)>,
+    /// Events and notices for watchers.
+    pub watch_responses: Vec<WatchResponse>,
+    /// A snapshot taken of the applied state.
+    pub snapshot: Option<LocalSnapshot>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.persist.is_none()
+            && self.responses.is_empty()
+            && self.watch_responses.is_empty()
+            && self.snapshot.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> LogEntry {
+        LogEntry { index, term, bytes: vec![] }
+    }
+
+    #[test]
+    fn merging_a_batch_that_overwrites_a_suffix_keeps_the_new_suffix_only() {
+        let mut a = Persist { number: 1, entries: vec![entry(5, 1), entry(6, 1), entry(7, 1)], ..Default::default() };
+        a.merge(Persist { number: 2, entries: vec![entry(6, 2)], ..Default::default() });
+        assert_eq!(a.entries, vec![entry(5, 1), entry(6, 2)]);
+        assert_eq!(a.number, 2);
+    }
+
+    #[test]
+    fn merging_a_snapshot_drops_earlier_entries() {
+        let mut a = Persist { number: 1, entries: vec![entry(5, 1)], ..Default::default() };
+        let snap = SnapshotRecord { index: 9, term: 2, bytes: vec![] };
+        a.merge(Persist { number: 2, snapshot: Some(snap.clone()), entries: vec![entry(10, 2)], ..Default::default() });
+        assert_eq!(a.snapshot, Some(snap));
+        assert_eq!(a.entries, vec![entry(10, 2)]);
+    }
+}

@@ -1,0 +1,204 @@
+//! The member's in-memory copy of its Raft log, which raft-rs reads through its `Storage` trait.
+//!
+//! raft-rs's own `MemStorage` cannot serve here: its snapshots carry no application data, so a
+//! lagging follower could never be caught up. This store keeps the latest state-machine snapshot
+//! (metadata *and* data) beside the entries after it. Durability is not its job: the shell makes
+//! entries durable and acknowledges them to the node (see `node::Ready::persist`).
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+
+/// Entries, hard state and the latest snapshot of one member.
+#[derive(Default)]
+pub struct LogStore {
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// The latest snapshot: everything up to its index is in it.
+    snapshot: Snapshot,
+    /// Index and term of the last entry dropped from the log (at or before the snapshot's
+    /// index: entries after a local snapshot are kept a while for lagging followers).
+    compacted: (u64, u64),
+    /// Entries after `compacted`; `entries[i].index == compacted.0 + 1 + i`.
+    entries: Vec<Entry>,
+}
+
+impl LogStore {
+    /// A log that starts with the given voters (a new cluster's bootstrap configuration), as if
+    /// a snapshot at index 0 had carried it, so every member agrees on the first configuration.
+    pub fn bootstrap(voters: Vec<u64>) -> Self {
+        let mut store = LogStore::default();
+        store.conf_state.voters = voters;
+        store.snapshot.mut_metadata().set_conf_state(store.conf_state.clone());
+        store
+    }
+
+    /// Rebuild from what the shell recovered from disk: the newest snapshot (possibly empty),
+    /// the hard state and the entries after the snapshot.
+    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>) -> Self {
+        let meta = snapshot.get_metadata();
+        let mut store = LogStore {
+            conf_state: meta.get_conf_state().clone(),
+            compacted: (meta.index, meta.term),
+            snapshot,
+            hard_state,
+            entries: Vec::new(),
+        };
+        let first = store.first();
+        store.entries = entries.into_iter().filter(|e| e.index >= first).collect();
+        store
+    }
+
+    fn first(&self) -> u64 {
+        self.compacted.0 + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.entries.last().map_or(self.first() - 1, |e| e.index)
+    }
+
+    /// The durable vote, term and commit index raft-rs last reported.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// Record a new hard state from a `Ready`.
+    pub fn set_hard_state(&mut self, hs: HardState) {
+        self.hard_state = hs;
+    }
+
+    /// Record the commit index from a `LightReady` or after applying.
+    pub fn set_commit(&mut self, commit: u64) {
+        self.hard_state.commit = commit;
+    }
+
+    /// The configuration after the last applied configuration change.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// Remember a configuration applied from a ConfChange entry, for the next snapshot.
+    pub fn set_conf_state(&mut self, cs: ConfState) {
+        self.conf_state = cs;
+    }
+
+    /// The latest snapshot, with its data.
+    pub fn snapshot_ref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Append entries from a `Ready`, replacing any conflicting suffix (a new leader may
+    /// overwrite entries that were never committed). Entries before the snapshot are ignored.
+    pub fn append(&mut self, entries: &[Entry]) {
+        let first = self.first();
+        let entries: Vec<&Entry> = entries.iter().filter(|e| e.index >= first).collect();
+        let Some(head) = entries.first() else { return };
+        let keep = (head.index - first) as usize;
+        self.entries.truncate(keep.min(self.entries.len()));
+        self.entries.extend(entries.into_iter().cloned());
+    }
+
+    /// Install a snapshot received from the leader: the log restarts after it.
+    pub fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = snapshot.get_metadata();
+        let index = meta.index;
+        self.hard_state.term = self.hard_state.term.max(meta.term);
+        self.hard_state.commit = self.hard_state.commit.max(index);
+        self.conf_state = meta.get_conf_state().clone();
+        // raft-rs sends a snapshot only when the log cannot continue from it: start afresh.
+        self.entries.clear();
+        self.compacted = (index, meta.term);
+        self.snapshot = snapshot;
+    }
+
+    /// Take a snapshot of the applied state at `index` (which must be applied, hence in the log
+    /// or at the current snapshot) and drop entries up to `compact_to`, keeping the ones a
+    /// slightly lagging follower still needs. Returns false when `index` is not in the log.
+    pub fn create_snapshot(&mut self, index: u64, data: Vec<u8>, compact_to: u64) -> bool {
+        let Ok(term) = self.term(index) else { return false };
+        if index <= self.snapshot.get_metadata().index {
+            return false;
+        }
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data(data.into());
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        self.snapshot = snapshot;
+        let compact_to = compact_to.min(index);
+        if compact_to > self.compacted.0 {
+            if let Ok(compact_term) = self.term(compact_to) {
+                self.entries.retain(|e| e.index > compact_to);
+                self.compacted = (compact_to, compact_term);
+            }
+        }
+        true
+    }
+
+    /// The entries currently kept (after the snapshot), for tests and recovery checks.
+    pub fn entries_after_snapshot(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl Storage for LogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(self.hard_state.clone(), self.conf_state.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let offset = self.first();
+        let slice = &self.entries[(low - offset) as usize..(high - offset) as usize];
+        let max = max_size.into().unwrap_or(u64::MAX);
+        let mut size = 0u64;
+        let mut out = Vec::with_capacity(slice.len());
+        for entry in slice {
+            size += protobuf::Message::compute_size(entry) as u64;
+            if !out.is_empty() && size > max {
+                break;
+            }
+            out.push(entry.clone());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.compacted.0 {
+            return Ok(self.compacted.1);
+        }
+        if idx < self.compacted.0 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        self.entries
+            .get((idx - self.first()) as usize)
+            .map(|e| e.term)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot.get_metadata().index < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        Ok(self.snapshot.clone())
+    }
+}

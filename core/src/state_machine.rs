@@ -1,0 +1,285 @@
+//! The applied state of a member: MVCC key space, leases and membership, advanced only by
+//! committed [`Command`]s so that every member holding the same log holds the same state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::kv::{Event, EventType};
+use crate::lease::{LeaseSnapshot, Lessor};
+use crate::mvcc::{Applied, MvccSnapshot, MvccStore};
+use crate::request::{
+    DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse, RequestOp,
+    Response, TxnRequest,
+};
+
+/// The result of applying one command: the answer for its client (`None` for commands that
+/// answer nobody, like lease checkpoints) and the key events it produced, all at one revision,
+/// for the watchers.
+pub struct ApplyResult {
+    pub response: Option<Result<Response>>,
+    pub events: Vec<Event>,
+}
+
+/// Key space, leases and members, plus the index of the last entry applied to them.
+#[derive(Clone, Debug)]
+pub struct StateMachine {
+    store: MvccStore,
+    lessor: Lessor,
+    members: BTreeMap<u64, Member>,
+    applied_index: u64,
+}
+
+/// The serialized form of a [`StateMachine`], shipped in Raft snapshots.
+#[derive(Serialize, Deserialize)]
+struct StateSnapshot {
+    applied_index: u64,
+    store: MvccSnapshot,
+    leases: LeaseSnapshot,
+    members: Vec<Member>,
+}
+
+impl StateMachine {
+    /// An empty key space for a cluster whose first members are `members`.
+    pub fn new(members: Vec<Member>, min_lease_ttl: i64) -> Self {
+        StateMachine {
+            store: MvccStore::new(),
+            lessor: Lessor::new(min_lease_ttl),
+            members: members.into_iter().map(|m| (m.id, m)).collect(),
+            applied_index: 0,
+        }
+    }
+
+    /// The key space, for reads.
+    pub fn store(&self) -> &MvccStore {
+        &self.store
+    }
+
+    /// The leases, for reads and the leader's expiry decisions.
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    /// The leases, for the leader's volatile bookkeeping (keep-alives, expiry clocks).
+    pub fn lessor_mut(&mut self) -> &mut Lessor {
+        &mut self.lessor
+    }
+
+    /// Current members, ordered by id.
+    pub fn members(&self) -> Vec<Member> {
+        self.members.values().cloned().collect()
+    }
+
+    /// One member, if present.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    /// Index of the last applied Raft entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Record that entries up to `index` are applied (including ones carrying no command).
+    pub fn set_applied_index(&mut self, index: u64) {
+        self.applied_index = self.applied_index.max(index);
+    }
+
+    /// Apply a committed command. `now_ms` is the leader's clock on the leader, `None` elsewhere:
+    /// only the leader tracks when leases expire.
+    pub fn apply(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
+        let (response, events) = match command {
+            Command::Put(req) => {
+                let lessor = &self.lessor;
+                split(self.store.put(req, &|id| lessor.exists(id)), Response::Put)
+            }
+            Command::DeleteRange(req) => split(self.store.delete_range(req), Response::DeleteRange),
+            Command::Txn(req) => {
+                let lessor = &self.lessor;
+                split(self.store.txn(req, &|id| lessor.exists(id)), Response::Txn)
+            }
+            Command::Compact(req) => (self.store.compact(req.revision).map(Response::Compact), vec![]),
+            Command::LeaseGrant(req) => {
+                (self.lessor.grant(req.id, req.ttl, now_ms).map(Response::LeaseGrant), vec![])
+            }
+            Command::LeaseRevoke(req) => self.revoke(req.id),
+            Command::LeaseCheckpoint(checkpoints) => {
+                for &(id, remaining) in checkpoints {
+                    self.lessor.checkpoint(id, remaining);
+                }
+                return ApplyResult { response: None, events: vec![] };
+            }
+            Command::Member(change) => (self.change_member(change), vec![]),
+        };
+        self.track_lease_keys(&events);
+        let response = response.map(|mut r| {
+            r.header_mut().revision = self.store.current_revision();
+            r
+        });
+        ApplyResult { response: Some(response), events }
+    }
+
+    /// Revoke a lease and delete its keys in one revision (one transaction of deletes).
+    fn revoke(&mut self, id: i64) -> (Result<Response>, Vec<Event>) {
+        let keys = match self.lessor.revoke(id) {
+            Ok(keys) => keys,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let deletes = keys
+            .into_iter()
+            .map(|key| RequestOp::DeleteRange(DeleteRangeRequest { key, ..Default::default() }))
+            .collect();
+        let txn = TxnRequest { compare: vec![], success: deletes, failure: vec![] };
+        match self.store.txn(&txn, &|_| false) {
+            Ok(applied) => (Ok(Response::LeaseRevoke(LeaseRevokeResponse::default())), applied.events),
+            Err(e) => (Err(e), vec![]),
+        }
+    }
+
+    /// Keep each lease's key set in step with the puts and deletes just applied.
+    fn track_lease_keys(&mut self, events: &[Event]) {
+        for event in events {
+            if let Some(prev) = &event.prev_kv {
+                if prev.lease != 0 {
+                    self.lessor.detach(prev.lease, &prev.key);
+                }
+            }
+            if event.kind == EventType::Put && event.kv.lease != 0 {
+                self.lessor.attach(event.kv.lease, &event.kv.key);
+            }
+        }
+    }
+
+    /// Check a membership change against the current members (deterministic, so every member
+    /// decides the same way when the change is applied).
+    pub fn check_member_change(&self, change: &MemberChange) -> Result<()> {
+        match change {
+            MemberChange::Add(req) => {
+                if self.members.contains_key(&req.id) {
+                    return Err(Error::MemberExists);
+                }
+                let taken = self.members.values().flat_map(|m| &m.peer_urls);
+                if taken.into_iter().any(|u| req.peer_urls.contains(u)) {
+                    return Err(Error::Internal("Peer URLs already exists".into()));
+                }
+                Ok(())
+            }
+            MemberChange::Remove { id }
+            | MemberChange::Update { id, .. }
+            | MemberChange::Publish { id, .. } => {
+                self.members.get(id).map(|_| ()).ok_or(Error::MemberNotFound)
+            }
+            MemberChange::Promote { id } => match self.members.get(id) {
+                None => Err(Error::MemberNotFound),
+                Some(m) if !m.is_learner => Err(Error::MemberNotLearner),
+                Some(_) => Ok(()),
+            },
+        }
+    }
+
+    fn change_member(&mut self, change: &MemberChange) -> Result<Response> {
+        self.check_member_change(change)?;
+        let id = match change {
+            MemberChange::Add(req) => {
+                let member = Member {
+                    id: req.id,
+                    peer_urls: req.peer_urls.clone(),
+                    is_learner: req.is_learner,
+                    ..Default::default()
+                };
+                self.members.insert(req.id, member);
+                req.id
+            }
+            MemberChange::Remove { id } => {
+                let removed = self.members.remove(id);
+                return Ok(Response::Member(MemberResponse {
+                    member: removed,
+                    members: self.members(),
+                    ..Default::default()
+                }));
+            }
+            MemberChange::Promote { id } => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.is_learner = false;
+                }
+                *id
+            }
+            MemberChange::Update { id, peer_urls } => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.peer_urls = peer_urls.clone();
+                }
+                *id
+            }
+            MemberChange::Publish { id, name, client_urls } => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.name = name.clone();
+                    m.client_urls = client_urls.clone();
+                }
+                *id
+            }
+        };
+        Ok(Response::Member(MemberResponse {
+            member: self.members.get(&id).cloned(),
+            members: self.members(),
+            ..Default::default()
+        }))
+    }
+
+    /// Serialize the whole applied state for a Raft snapshot.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snap = StateSnapshot {
+            applied_index: self.applied_index,
+            store: self.store.snapshot(),
+            leases: self.lessor.snapshot(),
+            members: self.members(),
+        };
+        postcard::to_stdvec(&snap).unwrap_or_default()
+    }
+
+    /// Rebuild the state from a snapshot's bytes. Corrupt bytes are an error, not a panic.
+    pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
+        let snap: StateSnapshot = postcard::from_bytes(bytes)
+            .map_err(|e| Error::Internal(format!("corrupt snapshot: {e}")))?;
+        let mut lessor = Lessor::restore(snap.leases);
+        lessor.set_min_ttl(min_lease_ttl);
+        Ok(StateMachine {
+            store: MvccStore::restore(snap.store),
+            lessor,
+            members: snap.members.into_iter().map(|m| (m.id, m)).collect(),
+            applied_index: snap.applied_index,
+        })
+    }
+
+    /// A digest of the replicated state, equal on members that applied the same entries.
+    pub fn hash(&self) -> u64 {
+        let mut h = crate::digest::Fnv64::new();
+        h.write_u64(self.store.hash() as u64);
+        h.write(&postcard::to_stdvec(&self.lessor.snapshot()).unwrap_or_default());
+        h.write(&postcard::to_stdvec(&self.members()).unwrap_or_default());
+        h.finish()
+    }
+}
+
+/// Turn a store result into a response and its events.
+fn split<T>(result: Result<Applied<T>>, wrap: fn(T) -> Response) -> (Result<Response>, Vec<Event>) {
+    match result {
+        Ok(applied) => (Ok(wrap(applied.response)), applied.events),
+        Err(e) => (Err(e), vec![]),
+    }
+}
+
+impl crate::watch::EventHistory for MvccStore {
+    fn current_revision(&self) -> i64 {
+        MvccStore::current_revision(self)
+    }
+
+    fn compact_revision(&self) -> i64 {
+        MvccStore::compact_revision(self)
+    }
+
+    fn events_since(&self, start: i64, key: &[u8], range_end: &[u8]) -> Result<Vec<Event>> {
+        MvccStore::events_since(self, start, key, range_end)
+    }
+}

@@ -27,7 +27,8 @@ impl Disk {
             self.entries.clear();
         }
         if let Some(first) = p.entries.first() {
-            self.entries.retain(|e| e.index < first.index);
+            let keep = self.entries.partition_point(|e| e.index < first.index);
+            self.entries.truncate(keep);
             self.entries.extend(p.entries.iter().cloned());
         }
         if let Some(hs) = p.hard_state {

@@ -23,6 +23,17 @@ impl Fnv64 {
         self.write(&v.to_le_bytes());
     }
 
+    /// Mix in a signed number.
+    pub fn int(&mut self, v: i64) {
+        self.write(&v.to_le_bytes());
+    }
+
+    /// Mix in bytes preceded by their length, so ("ab", "c") and ("a", "bc") differ.
+    pub fn field(&mut self, data: &[u8]) {
+        self.write_u64(data.len() as u64);
+        self.write(data);
+    }
+
     /// The digest so far.
     pub fn finish(&self) -> u64 {
         self.0

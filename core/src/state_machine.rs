@@ -255,7 +255,7 @@ impl StateMachine {
     /// A digest of the replicated state, equal on members that applied the same entries.
     pub fn hash(&self) -> u64 {
         let mut h = crate::digest::Fnv64::new();
-        h.write_u64(self.store.hash() as u64);
+        h.write_u64(self.store.hash());
         h.write(&postcard::to_stdvec(&self.lessor.snapshot()).unwrap_or_default());
         h.write(&postcard::to_stdvec(&self.members()).unwrap_or_default());
         h.finish()

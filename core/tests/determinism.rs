@@ -5,9 +5,12 @@
 use keel_core::cluster::LocalCluster;
 use keel_core::request::{PutRequest, Request};
 
+/// One tick of a run: time, leader, and every running member's (term, commit index).
+type TickTrace = (u64, Option<u64>, Vec<(u64, u64)>);
+
 /// Per tick: (time, leader, and every member's term and commit index); leaders are killed and
 /// restarted along the way so that many elections happen.
-fn trace(seed: u64) -> Vec<(u64, Option<u64>, Vec<(u64, u64)>)> {
+fn trace(seed: u64) -> Vec<TickTrace> {
     let mut c = LocalCluster::new(5, seed);
     let mut out = Vec::new();
     let mut crashed: Option<u64> = None;
@@ -30,7 +33,7 @@ fn trace(seed: u64) -> Vec<(u64, Option<u64>, Vec<(u64, u64)>)> {
     out
 }
 
-fn leaders(t: &[(u64, Option<u64>, Vec<(u64, u64)>)]) -> Vec<(u64, u64)> {
+fn leaders(t: &[TickTrace]) -> Vec<(u64, u64)> {
     let mut changes = Vec::new();
     let mut last = None;
     for (now, leader, _) in t {

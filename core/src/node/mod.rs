@@ -162,6 +162,8 @@ impl Node {
             check_quorum: true,
             pre_vote: true,
             read_only_option: ReadOnlyOption::Safe,
+            // Proposals queued together reach each follower as one append message.
+            batch_append: true,
             ..Default::default()
         };
         raft_config.validate().map_err(|e| Error::Internal(format!("raft config: {e}")))?;

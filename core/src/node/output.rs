@@ -60,11 +60,7 @@ impl HardState {
     }
 
     pub(crate) fn to_raft(self) -> RaftHardState {
-        let mut hs = RaftHardState::default();
-        hs.term = self.term;
-        hs.vote = self.vote;
-        hs.commit = self.commit;
-        hs
+        RaftHardState { term: self.term, vote: self.vote, commit: self.commit, ..Default::default() }
     }
 }
 

@@ -1,0 +1,215 @@
+//! The key space as plain serializable data (for Raft snapshots) and a digest of it (for
+//! comparing replicas).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Fnv64;
+
+use super::key_history::{Change, KeyHistory, Live, Revision};
+use super::range::KeySpace;
+use super::MvccStore;
+
+/// Everything an [`MvccStore`] holds, in key order, so that equal stores give byte-equal
+/// encodings. Opaque: produced by [`MvccStore::snapshot`], consumed by [`MvccStore::restore`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MvccSnapshot {
+    current_revision: i64,
+    compact_revision: i64,
+    keys: Vec<SnapshotKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SnapshotKey {
+    key: Vec<u8>,
+    changes: Vec<SnapshotChange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SnapshotChange {
+    main: i64,
+    sub: i64,
+    /// `None` for a tombstone.
+    live: Option<SnapshotLive>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SnapshotLive {
+    create_revision: i64,
+    version: i64,
+    value: Vec<u8>,
+    lease: i64,
+}
+
+/// Copies `store` into a snapshot.
+pub(crate) fn snapshot(store: &MvccStore) -> MvccSnapshot {
+    MvccSnapshot {
+        current_revision: store.current_revision,
+        compact_revision: store.compact_revision,
+        keys: store
+            .keys
+            .iter()
+            .map(|(key, history)| SnapshotKey {
+                key: key.clone(),
+                changes: history
+                    .changes
+                    .iter()
+                    .map(|c| SnapshotChange {
+                        main: c.rev.main,
+                        sub: c.rev.sub,
+                        live: c.live.as_ref().map(|l| SnapshotLive {
+                            create_revision: l.create_revision,
+                            version: l.version,
+                            value: l.value.to_vec(),
+                            lease: l.lease,
+                        }),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Rebuilds a store from a snapshot. Tolerates a malformed one (it may come from the network):
+/// histories are put back in revision order, duplicate revisions and empty histories dropped.
+pub(crate) fn restore(snap: MvccSnapshot) -> MvccStore {
+    let mut keys = KeySpace::new();
+    for SnapshotKey { key, changes } in snap.keys {
+        let history: &mut KeyHistory = keys.entry(key).or_default();
+        history.changes.extend(changes.into_iter().map(|c| Change {
+            rev: Revision { main: c.main, sub: c.sub },
+            live: c.live.map(|l| Live {
+                create_revision: l.create_revision,
+                version: l.version,
+                value: Arc::from(l.value),
+                lease: l.lease,
+            }),
+        }));
+    }
+    keys.retain(|_, history| {
+        history.changes.sort_by_key(|c| c.rev);
+        history.changes.dedup_by_key(|c| c.rev);
+        !history.changes.is_empty()
+    });
+    MvccStore {
+        keys,
+        current_revision: snap.current_revision,
+        compact_revision: snap.compact_revision,
+    }
+}
+
+/// Digest of the revisions and every retained change (see [`MvccStore::hash`]).
+pub(crate) fn hash(store: &MvccStore) -> u64 {
+    let mut h = Fnv64::new();
+    h.int(store.current_revision);
+    h.int(store.compact_revision);
+    for (key, history) in &store.keys {
+        h.field(key);
+        h.int(i64::try_from(history.changes.len()).unwrap_or(i64::MAX));
+        for c in &history.changes {
+            h.int(c.rev.main);
+            h.int(c.rev.sub);
+            match &c.live {
+                None => h.write(&[0]),
+                Some(l) => {
+                    h.write(&[1]);
+                    h.int(l.create_revision);
+                    h.int(l.version);
+                    h.int(l.lease);
+                    h.field(&l.value);
+                }
+            }
+        }
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::super::MvccStore;
+    use super::*;
+
+    fn busy_store() -> MvccStore {
+        let mut s = MvccStore::new();
+        put(&mut s, "a", "1");
+        put_lease(&mut s, "b", "1", 3);
+        put(&mut s, "a", "2");
+        del(&mut s, "b", "");
+        put_lease(&mut s, "c", "1", 4);
+        put(&mut s, "d", "1");
+        s.compact(3).unwrap();
+        s
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let s = busy_store();
+        let snap = s.snapshot();
+        let bytes = postcard::to_allocvec(&snap).unwrap();
+        let decoded: MvccSnapshot = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, snap);
+        let restored = MvccStore::restore(decoded);
+        assert_eq!(restored, s);
+        assert_eq!(restored.hash(), s.hash());
+        assert_eq!(MvccStore::restore(MvccStore::new().snapshot()), MvccStore::new());
+        assert_eq!(s.live_keys_with_lease(), vec![(b"c".to_vec(), 4)]);
+        assert_eq!(restored.live_keys_with_lease(), vec![(b"c".to_vec(), 4)]);
+    }
+
+    #[test]
+    fn snapshots_are_deterministic() {
+        let a = busy_store();
+        let b = busy_store();
+        assert_eq!(
+            postcard::to_allocvec(&a.snapshot()).unwrap(),
+            postcard::to_allocvec(&b.snapshot()).unwrap()
+        );
+    }
+
+    #[test]
+    fn hash_tracks_every_difference() {
+        let s = busy_store();
+        let mut value = s.clone();
+        put(&mut value, "d", "2");
+        let mut other = s.clone();
+        put(&mut other, "d", "3");
+        assert_ne!(value.hash(), other.hash());
+        let mut compacted = s.clone();
+        compacted.compact(4).unwrap();
+        assert_ne!(compacted.hash(), s.hash(), "compaction changes the digest");
+        let mut lease = MvccStore::new();
+        put_lease(&mut lease, "k", "v", 1);
+        let mut no_lease = MvccStore::new();
+        put(&mut no_lease, "k", "v");
+        assert_ne!(lease.hash(), no_lease.hash());
+        assert_eq!(MvccStore::new().hash(), MvccStore::new().hash());
+    }
+
+    #[test]
+    fn malformed_snapshots_are_tidied_not_trusted() {
+        let change = |main: i64| SnapshotChange {
+            main,
+            sub: 0,
+            live: Some(SnapshotLive {
+                create_revision: 2,
+                version: 1,
+                value: b"v".to_vec(),
+                lease: 0,
+            }),
+        };
+        let snap = MvccSnapshot {
+            current_revision: 5,
+            compact_revision: 0,
+            keys: vec![
+                SnapshotKey { key: b"b".to_vec(), changes: vec![change(4), change(2), change(4)] },
+                SnapshotKey { key: b"a".to_vec(), changes: vec![] },
+            ],
+        };
+        let s = MvccStore::restore(snap);
+        assert_eq!(s.keys.len(), 1);
+        let mains: Vec<i64> = s.keys[&b"b"[..]].changes.iter().map(|c| c.rev.main).collect();
+        assert_eq!(mains, vec![2, 4]);
+    }
+}

@@ -1,6 +1,7 @@
 //! Throughput of the core with no I/O at all: a 3-member in-process cluster committing puts
 //! (with 1 and 64 proposers in flight), and Range on a 1M-key store. Prints figures; it is a
-//! benchmark, not a test. Run: `cargo bench -p keel-core --bench core`.
+//! benchmark, not a test. Run: `cargo bench -p keel-core --bench core` (add `-- puts` or
+//! `-- range` for one half).
 
 use std::time::{Duration, Instant};
 
@@ -51,12 +52,25 @@ fn ops_per_sec(min: Duration, mut op: impl FnMut(u64)) -> f64 {
 }
 
 fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wants = |part: &str| filter.is_empty() || filter.iter().any(|f| f == part);
     println!("keel-core benchmark (no I/O, one thread)");
+    if wants("puts") {
+        bench_puts();
+    }
+    if wants("range") {
+        bench_range();
+    }
+}
+
+fn bench_puts() {
     for (in_flight, total) in [(1, 20_000), (64, 300_000)] {
         let rate = committed_puts(in_flight, total);
         println!("3-member cluster, {in_flight:>2} proposers in flight: {rate:>10.0} committed puts/s");
     }
+}
 
+fn bench_range() {
     const KEYS: u64 = 1_000_000;
     let mut store = MvccStore::new();
     let load = Instant::now();

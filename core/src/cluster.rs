@@ -21,15 +21,15 @@ pub struct Disk {
 
 impl Disk {
     /// Carry out one `Persist` (as a real store does, then fsyncs).
-    pub fn write(&mut self, p: &Persist) {
-        if let Some(s) = &p.snapshot {
-            self.snapshot = Some(s.clone());
+    pub fn write(&mut self, p: Persist) {
+        if let Some(s) = p.snapshot {
+            self.snapshot = Some(s);
             self.entries.clear();
         }
         if let Some(first) = p.entries.first() {
             let keep = self.entries.partition_point(|e| e.index < first.index);
             self.entries.truncate(keep);
-            self.entries.extend(p.entries.iter().cloned());
+            self.entries.extend(p.entries);
         }
         if let Some(hs) = p.hard_state {
             self.hard_state = hs;
@@ -202,9 +202,10 @@ impl LocalCluster {
             return false;
         }
         let disk = self.disks.entry(id).or_default();
-        if let Some(p) = &ready.persist {
+        if let Some(p) = ready.persist {
+            let number = p.number;
             disk.write(p);
-            node.persisted(p.number);
+            node.persisted(number);
         }
         if let Some(s) = &ready.snapshot {
             disk.keep_snapshot(&s.snapshot, s.compact_to);

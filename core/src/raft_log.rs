@@ -88,13 +88,13 @@ impl LogStore {
 
     /// Append entries from a `Ready`, replacing any conflicting suffix (a new leader may
     /// overwrite entries that were never committed). Entries before the snapshot are ignored.
-    pub fn append(&mut self, entries: &[Entry]) {
+    pub fn append(&mut self, entries: Vec<Entry>) {
         let first = self.first();
-        let entries: Vec<&Entry> = entries.iter().filter(|e| e.index >= first).collect();
-        let Some(head) = entries.first() else { return };
+        let mut entries = entries.into_iter().skip_while(|e| e.index < first).peekable();
+        let Some(head) = entries.peek() else { return };
         let keep = (head.index - first) as usize;
         self.entries.truncate(keep.min(self.entries.len()));
-        self.entries.extend(entries.into_iter().cloned());
+        self.entries.extend(entries);
     }
 
     /// Install a snapshot received from the leader: the log restarts after it.

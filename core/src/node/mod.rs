@@ -111,21 +111,22 @@ impl Node {
             entry.data = cc.write_to_bytes().unwrap_or_default().into();
             entries.push(entry);
         }
+        let bootstrap: Vec<LogEntry> = entries.iter().map(LogEntry::from_raft).collect();
         let mut log = LogStore::bootstrap(members.iter().map(|m| m.id).collect());
-        log.append(&entries);
+        log.append(entries);
         let mut hs = raft::eraftpb::HardState::default();
-        if !entries.is_empty() {
+        if !bootstrap.is_empty() {
             hs.term = 1;
-            hs.commit = entries.len() as u64;
+            hs.commit = bootstrap.len() as u64;
         }
         log.set_hard_state(hs.clone());
         let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
         let mut node = Node::build(config, log, StateMachine::new(vec![], min_ttl), 0)?;
-        if !entries.is_empty() {
+        if !bootstrap.is_empty() {
             node.out.persist = Some(Persist {
                 number: 0,
                 snapshot: None,
-                entries: entries.iter().map(LogEntry::from_raft).collect(),
+                entries: bootstrap,
                 hard_state: Some(HardState::from_raft(&hs)),
             });
         }
@@ -408,9 +409,10 @@ impl Node {
         let committed = rd.take_committed_entries();
         self.apply_entries(committed);
 
-        if !rd.entries().is_empty() {
-            persist.entries = rd.entries().iter().map(LogEntry::from_raft).collect();
-            self.raw.mut_store().append(rd.entries());
+        let entries = rd.take_entries();
+        if !entries.is_empty() {
+            persist.entries = entries.iter().map(LogEntry::from_raft).collect();
+            self.raw.mut_store().append(entries);
         }
         if let Some(hs) = rd.hs() {
             persist.hard_state = Some(HardState::from_raft(hs));

@@ -61,6 +61,10 @@ pub struct LocalCluster {
     wire: VecDeque<(u64, u64, Vec<u8>)>,
     /// Directed links that drop everything: (from, to).
     cut: BTreeSet<(u64, u64)>,
+    /// Directed links whose messages are kept back until released: (from, to) -> messages.
+    held: BTreeMap<(u64, u64), Vec<Vec<u8>>>,
+    /// Members whose disk does not sync: their writes wait here, unacknowledged.
+    stalled: BTreeMap<u64, Vec<Persist>>,
     responses: BTreeMap<(u64, RequestId), Result<Response>>,
     watch_responses: BTreeMap<u64, Vec<WatchResponse>>,
     now_ms: u64,
@@ -86,6 +90,8 @@ impl LocalCluster {
             disks: BTreeMap::new(),
             wire: VecDeque::new(),
             cut: BTreeSet::new(),
+            held: BTreeMap::new(),
+            stalled: BTreeMap::new(),
             responses: BTreeMap::new(),
             watch_responses: BTreeMap::new(),
             now_ms: 0,
@@ -183,6 +189,10 @@ impl LocalCluster {
                 if self.cut.contains(&(from, to)) {
                     continue;
                 }
+                if let Some(kept) = self.held.get_mut(&(from, to)) {
+                    kept.push(bytes);
+                    continue;
+                }
                 if let Some(node) = self.nodes.get_mut(&to) {
                     self.delivered += 1;
                     let _ = node.step(&bytes);
@@ -203,9 +213,13 @@ impl LocalCluster {
         }
         let disk = self.disks.entry(id).or_default();
         if let Some(p) = ready.persist {
-            let number = p.number;
-            disk.write(p);
-            node.persisted(number);
+            if let Some(waiting) = self.stalled.get_mut(&id) {
+                waiting.push(p);
+            } else {
+                let number = p.number;
+                disk.write(p);
+                node.persisted(number);
+            }
         }
         if let Some(s) = &ready.snapshot {
             disk.keep_snapshot(&s.snapshot, s.compact_to);
@@ -292,20 +306,56 @@ impl LocalCluster {
         self.cut.insert((from, to));
     }
 
-    /// Restore every link.
+    /// Restore every link (held messages stay held until released).
     pub fn heal(&mut self) {
         self.cut.clear();
     }
 
-    /// Stop a member; its disk keeps what it acknowledged as persisted.
+    /// Keep messages from `from` to `to` back (delayed, not lost) until `release_link`.
+    pub fn hold_link(&mut self, from: u64, to: u64) {
+        self.held.entry((from, to)).or_default();
+    }
+
+    /// Deliver what `hold_link` kept back, in order, and stop holding.
+    pub fn release_link(&mut self, from: u64, to: u64) {
+        for bytes in self.held.remove(&(from, to)).unwrap_or_default() {
+            self.wire.push_back((from, to, bytes));
+        }
+        self.settle();
+    }
+
+    /// Member `id`'s disk stops syncing: its writes wait, unacknowledged (a slow fsync).
+    pub fn stall_disk(&mut self, id: u64) {
+        self.stalled.entry(id).or_default();
+    }
+
+    /// Member `id`'s disk syncs everything that waited, and syncs normally again.
+    pub fn resume_disk(&mut self, id: u64) {
+        let waiting = self.stalled.remove(&id).unwrap_or_default();
+        let disk = self.disks.entry(id).or_default();
+        let last = waiting.last().map(|p| p.number);
+        for p in waiting {
+            disk.write(p);
+        }
+        if let (Some(number), Some(node)) = (last, self.nodes.get_mut(&id)) {
+            node.persisted(number);
+        }
+        self.settle();
+    }
+
+    /// Stop a member; its disk keeps what was synced (a stalled disk's writes are lost).
     pub fn crash(&mut self, id: u64) {
         self.nodes.remove(&id);
+        self.stalled.remove(&id);
         self.wire.retain(|(from, to, _)| *from != id && *to != id);
     }
 
     /// Restart a crashed member from its disk.
     pub fn restart(&mut self, id: u64) {
-        let config = self.configs[&id].clone();
+        // A new run of the member draws new random numbers, as a real restart does.
+        let Some(config) = self.configs.get_mut(&id) else { return };
+        config.seed = config.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let config = config.clone();
         let recovery = self.disks.get(&id).map(Disk::recovery).unwrap_or_default();
         let node = Node::recover(config, recovery).expect("recoverable disk");
         self.nodes.insert(id, node);

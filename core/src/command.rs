@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::request::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange,
-    PutRequest, TxnRequest,
+    PutInOrderRequest, PutRequest, TxnRequest,
 };
 
 /// A replicated state-machine command. Applying one is deterministic on every member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Put(PutRequest),
+    PutInOrder(PutInOrderRequest),
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact(CompactionRequest),
@@ -31,6 +32,9 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub origin: u64,
+    /// The proposing member's run (see `Node`): after a restart, request ids start over, and
+    /// an entry proposed by an earlier run must not answer a new request with the same id.
+    pub incarnation: u64,
     pub request_id: u64,
     pub command: Command,
 }
@@ -56,6 +60,7 @@ mod tests {
     fn proposals_round_trip_and_garbage_is_an_error() {
         let p = Proposal {
             origin: 3,
+            incarnation: 1,
             request_id: 9,
             command: Command::Put(PutRequest { key: b"k".to_vec(), ..Default::default() }),
         };

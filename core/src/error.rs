@@ -19,7 +19,7 @@ pub enum ErrorClass {
 }
 
 /// Every way a client request can fail inside the core.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     #[error("etcdserver: key is not provided")]
     EmptyKey,

@@ -34,8 +34,14 @@ impl LogStore {
 
     /// Rebuild from what the shell recovered from disk: the newest snapshot (possibly empty),
     /// the hard state and the entries after the snapshot.
-    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>) -> Self {
+    /// A stored log with a gap is refused: entries after it cannot be trusted.
+    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>) -> Result<Self, String> {
         let meta = snapshot.get_metadata();
+        let mut hard_state = hard_state;
+        // A snapshot holds only committed entries; a crash between storing it and the hard
+        // state that committed them must not leave the commit index behind it.
+        hard_state.commit = hard_state.commit.max(meta.index);
+        hard_state.term = hard_state.term.max(meta.term);
         let mut store = LogStore {
             conf_state: meta.get_conf_state().clone(),
             compacted: (meta.index, meta.term),
@@ -45,7 +51,11 @@ impl LogStore {
         };
         let first = store.first();
         store.entries = entries.into_iter().filter(|e| e.index >= first).collect();
-        store
+        let contiguous = store.entries.iter().enumerate().all(|(i, e)| e.index == first + i as u64);
+        if !contiguous {
+            return Err(format!("stored log has a gap after index {}", first - 1));
+        }
+        Ok(store)
     }
 
     fn first(&self) -> u64 {

@@ -85,6 +85,23 @@ pub struct PutResponse {
     pub prev_kv: Option<KeyValue>,
 }
 
+/// Create a key named `prefix` + the write's revision, zero-padded to 20 digits (the v2 API's
+/// in-order keys, `POST /v2/keys/queue`). Only the applying state machine knows the revision,
+/// so the name is chosen there; names therefore increase strictly in commit order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutInOrderRequest {
+    pub prefix: Vec<u8>,
+    pub value: Vec<u8>,
+    pub lease: i64,
+}
+
+/// The key that was created, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutInOrderResponse {
+    pub header: ResponseHeader,
+    pub kv: KeyValue,
+}
+
 /// Delete one key or a range (same range conventions as [`RangeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRangeRequest {
@@ -280,6 +297,7 @@ pub enum MemberChange {
 pub enum Request {
     Range(RangeRequest),
     Put(PutRequest),
+    PutInOrder(PutInOrderRequest),
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact(CompactionRequest),
@@ -299,6 +317,7 @@ pub enum Request {
 pub enum Response {
     Range(RangeResponse),
     Put(PutResponse),
+    PutInOrder(PutInOrderResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compact(CompactionResponse),
@@ -317,6 +336,7 @@ impl Response {
         match self {
             Response::Range(r) => &mut r.header,
             Response::Put(r) => &mut r.header,
+            Response::PutInOrder(r) => &mut r.header,
             Response::DeleteRange(r) => &mut r.header,
             Response::Txn(r) => &mut r.header,
             Response::Compact(r) => &mut r.header,

@@ -11,8 +11,8 @@ use crate::kv::{Event, EventType};
 use crate::lease::{LeaseSnapshot, Lessor};
 use crate::mvcc::{Applied, MvccSnapshot, MvccStore};
 use crate::request::{
-    DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse, RequestOp,
-    Response, TxnRequest,
+    DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse,
+    PutInOrderRequest, PutInOrderResponse, PutRequest, RequestOp, Response, TxnRequest,
 };
 
 /// The result of applying one command: the answer for its client (`None` for commands that
@@ -95,6 +95,7 @@ impl StateMachine {
                 let lessor = &self.lessor;
                 split(self.store.put(req, &|id| lessor.exists(id)), Response::Put)
             }
+            Command::PutInOrder(req) => self.put_in_order(req),
             Command::DeleteRange(req) => split(self.store.delete_range(req), Response::DeleteRange),
             Command::Txn(req) => {
                 let lessor = &self.lessor;
@@ -119,6 +120,23 @@ impl StateMachine {
             r
         });
         ApplyResult { response: Some(response), events }
+    }
+
+    /// Put under a name made of the prefix and the revision this write will get.
+    fn put_in_order(&mut self, req: &PutInOrderRequest) -> (Result<Response>, Vec<Event>) {
+        let revision = self.store.current_revision().saturating_add(1);
+        let mut key = req.prefix.clone();
+        key.extend_from_slice(format!("{revision:020}").as_bytes());
+        let put = PutRequest { key, value: req.value.clone(), lease: req.lease, ..Default::default() };
+        let lessor = &self.lessor;
+        match self.store.put(&put, &|id| lessor.exists(id)) {
+            Ok(applied) => {
+                let kv = applied.events.first().map(|e| e.kv.clone()).unwrap_or_default();
+                let resp = PutInOrderResponse { kv, ..Default::default() };
+                (Ok(Response::PutInOrder(resp)), applied.events)
+            }
+            Err(e) => (Err(e), vec![]),
+        }
     }
 
     /// Revoke a lease and delete its keys in one revision (one transaction of deletes).

@@ -309,3 +309,19 @@ fn watchers_on_followers_see_every_event_in_order_including_replays() {
     let prev = out.iter().filter(|r| r.watch_id == live).flat_map(|r| &r.events).next().unwrap();
     assert_eq!(prev.prev_kv.as_ref().map(|kv| kv.value.clone()), Some(b"1".to_vec()));
 }
+
+#[test]
+fn in_order_keys_are_named_by_their_revision_and_increase() {
+    let mut c = LocalCluster::new(3, 41);
+    let leader = c.wait_for_leader();
+    let follower = followers(&c, leader)[0];
+    let mut names = Vec::new();
+    for (i, node) in [leader, follower, leader].into_iter().enumerate() {
+        let req = PutInOrderRequest { prefix: b"/queue/".to_vec(), value: vec![b'0' + i as u8], lease: 0 };
+        let Ok(Response::PutInOrder(r)) = c.call(node, Request::PutInOrder(req)) else { panic!() };
+        assert_eq!(r.kv.key, format!("/queue/{:020}", r.kv.mod_revision).into_bytes());
+        assert_eq!(r.header.revision, r.kv.mod_revision);
+        names.push(r.kv.key);
+    }
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "in-order keys must sort in creation order");
+}

@@ -7,6 +7,7 @@ use raft_proto::ConfChangeI as _;
 
 use super::{LocalSnapshot, Node, SnapshotRecord};
 use crate::command::{Command, Proposal};
+use crate::error::Error;
 use crate::lease::Lessor;
 use crate::request::MemberChange;
 use crate::state_machine::StateMachine;
@@ -57,7 +58,8 @@ impl Node {
     /// Answer the client whose request this was, if it was made on this member and is still
     /// waiting (it may have timed out, or the member restarted since).
     fn answer_origin(&mut self, proposal: &Proposal, response: crate::error::Result<crate::request::Response>) {
-        if proposal.origin == self.config.id && self.pending.remove(&proposal.request_id).is_some() {
+        let mine = proposal.origin == self.config.id && proposal.incarnation == self.incarnation;
+        if mine && self.pending.remove(&proposal.request_id).is_some() {
             self.respond(proposal.request_id, response);
         }
     }
@@ -70,20 +72,29 @@ impl Node {
             true => None,
             false => Proposal::decode(&cc.context).ok(),
         };
-        let result = match &proposal {
-            Some(p @ Proposal { command: Command::Member(_), .. }) => self.sm.apply(&p.command, None).response,
+        let change = match &proposal {
+            Some(Proposal { command: Command::Member(change), .. }) => Some(change.clone()),
             _ => None,
         };
-        if result.as_ref().is_none_or(|r| r.is_ok()) {
-            match self.raw.apply_conf_change(&cc) {
-                Ok(cs) => self.raw.mut_store().set_conf_state(cs),
-                Err(e) => tracing::warn!("raft rejected configuration change: {e}"),
+        // Both checks are deterministic (same membership and Raft configuration at the same
+        // log position on every member), so every member takes the same branch.
+        let checked = change.as_ref().map_or(Ok(()), |c| self.sm.check_member_change(c));
+        let result = checked.and_then(|()| {
+            self.raw
+                .apply_conf_change(&cc)
+                .map_err(|e| Error::Internal(format!("raft rejected the configuration change: {e}")))
+        });
+        let response = match result {
+            Ok(cs) => {
+                self.raw.mut_store().set_conf_state(cs);
+                if let Some(MemberChange::Remove { id }) = &change {
+                    self.removed |= *id == self.config.id;
+                }
+                change.map(|c| self.sm.apply(&Command::Member(c), None).response).unwrap_or(None)
             }
-            if let Some(Proposal { command: Command::Member(MemberChange::Remove { id }), .. }) = &proposal {
-                self.removed |= *id == self.config.id;
-            }
-        }
-        if let (Some(proposal), Some(response)) = (proposal, result) {
+            Err(e) => Some(Err(e)),
+        };
+        if let (Some(proposal), Some(response)) = (proposal, response) {
             self.answer_origin(&proposal, response);
         }
     }
@@ -92,8 +103,13 @@ impl Node {
     /// behind to catch up from the log).
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
         let index = snapshot.get_metadata().index;
-        let min_ttl = Lessor::min_ttl_seconds(self.config.election_ticks as u64, self.config.tick_ms);
-        match StateMachine::restore(snapshot.get_data(), min_ttl) {
+        // `step` decoded it before raft-rs saw it; a snapshot that does not decode never gets
+        // this far, so the state machine and the log cannot part ways here.
+        let restored = match self.incoming_snapshot.take() {
+            Some((i, sm)) if i == index => Ok(sm),
+            _ => self.decode_snapshot(snapshot.get_data()),
+        };
+        match restored {
             Ok(mut sm) => {
                 sm.set_applied_index(index);
                 self.sm = sm;
@@ -104,6 +120,12 @@ impl Node {
         }
         self.raw.mut_store().install_snapshot(snapshot);
         self.last_snapshot_index = index;
+    }
+
+    /// Rebuild a state machine from a snapshot's data.
+    pub(super) fn decode_snapshot(&self, data: &[u8]) -> crate::error::Result<StateMachine> {
+        let min_ttl = Lessor::min_ttl_seconds(self.config.election_ticks as u64, self.config.tick_ms);
+        StateMachine::restore(data, min_ttl)
     }
 
     /// Every `snapshot_count` applied entries, snapshot the state and compact the log behind it.

@@ -9,6 +9,9 @@ use crate::request::LeaseRevokeRequest;
 /// Most lease revocations proposed per tick, so a mass expiry cannot flood the log at once.
 const MAX_REVOKES_PER_TICK: usize = 1000;
 
+/// Leases per checkpoint entry, so no entry approaches the request size limit.
+const MAX_CHECKPOINTS_PER_ENTRY: usize = 1000;
+
 impl Node {
     pub(super) fn leader_duties(&mut self) {
         let now = self.now_ms;
@@ -24,8 +27,10 @@ impl Node {
         if now >= self.next_checkpoint_ms {
             self.next_checkpoint_ms = now + self.config.lease_checkpoint_ms;
             let checkpoints = self.sm.lessor().checkpoints(now);
-            if !checkpoints.is_empty() {
-                let _ = self.propose(0, Command::LeaseCheckpoint(checkpoints));
+            for batch in checkpoints.chunks(MAX_CHECKPOINTS_PER_ENTRY) {
+                if let Err(e) = self.propose(0, Command::LeaseCheckpoint(batch.to_vec())) {
+                    tracing::warn!("lease checkpoint not proposed: {e}");
+                }
             }
         }
     }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType,
-    Message,
+    Message, MessageType,
 };
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use rand::{Rng, SeedableRng};
@@ -68,8 +68,17 @@ pub struct Node {
     /// Requests waiting for their entry to apply (or a leader transfer), by deadline.
     pending: BTreeMap<RequestId, u64>,
     reads: ReadBatcher,
-    /// Out-going messages that may leave only once the `Persist` numbered with them is durable.
+    /// Out-going messages that may leave only once the ready numbered with them is durable.
     held: Vec<(u64, Vec<Message>)>,
+    /// Durability bookkeeping for raft-rs's readies (see `release_durable`).
+    durability: Durability,
+    /// Distinguishes this run of the member from its earlier ones (read contexts, proposals),
+    /// so answers meant for a previous incarnation are never taken for this one's.
+    incarnation: u64,
+    /// A snapshot received from the leader, decoded (and so known good) before raft-rs saw it.
+    incoming_snapshot: Option<(u64, StateMachine)>,
+    /// Keep-alives waiting for a new leader to apply everything committed before it.
+    deferred_keepalives: Vec<(RequestId, crate::request::LeaseKeepAliveRequest)>,
     /// Output gathered since the last `ready()`.
     out: Ready,
     /// Role and leader as of the last soft-state change, to notice transitions.
@@ -102,7 +111,7 @@ impl Node {
                 peer_urls: member.peer_urls.clone(),
                 is_learner: false,
             });
-            let proposal = Proposal { origin: 0, request_id: 0, command: Command::Member(change) };
+            let proposal = Proposal { origin: 0, incarnation: 0, request_id: 0, command: Command::Member(change) };
             let cc = conf_change(ConfChangeType::AddNode, member.id, proposal.encode());
             let mut entry = Entry::default();
             entry.set_entry_type(EntryType::EntryConfChangeV2);
@@ -148,7 +157,7 @@ impl Node {
         };
         let applied = snapshot.get_metadata().index;
         let entries = recovery.entries.iter().map(LogEntry::to_raft).collect::<Result<Vec<_>>>()?;
-        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries);
+        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries).map_err(Error::Internal)?;
         Node::build(config, log, sm, applied)
     }
 
@@ -181,6 +190,10 @@ impl Node {
             pending: BTreeMap::new(),
             reads: ReadBatcher::default(),
             held: Vec::new(),
+            durability: Durability::default(),
+            incarnation: 0,
+            incoming_snapshot: None,
+            deferred_keepalives: Vec::new(),
             out: Ready::default(),
             last_role: StateRole::Follower,
             last_leader: 0,
@@ -192,6 +205,8 @@ impl Node {
             removed: false,
             config,
         };
+        node.incarnation = node.rng.gen();
+        node.reads.set_prefix(node.config.id, node.incarnation);
         node.redraw_election_timeout();
         Ok(node)
     }
@@ -228,12 +243,18 @@ impl Node {
         }
     }
 
-    /// A message from a peer, as the bytes it sent. Untrusted: garbage is an error, not a panic.
+    /// A message from a peer, as the bytes it sent. Peers are members of the cluster and are
+    /// trusted to speak Raft, but a message that could crash raft-rs (malformed, misaddressed,
+    /// or claiming a commit beyond our log) is refused with an error rather than stepped, and so
+    /// is a snapshot whose state does not decode.
     pub fn step(&mut self, bytes: &[u8]) -> Result<()> {
         let msg = Message::parse_from_bytes(bytes)
             .map_err(|e| Error::Internal(format!("bad peer message: {e}")))?;
-        if raft::raw_node::is_local_msg(msg.get_msg_type()) {
-            return Err(Error::Internal("peer sent a local message type".into()));
+        self.check_peer_message(&msg)?;
+        if msg.get_msg_type() == MessageType::MsgSnapshot {
+            let snap = msg.get_snapshot();
+            let sm = self.decode_snapshot(snap.get_data())?;
+            self.incoming_snapshot = Some((snap.get_metadata().index, sm));
         }
         let result = self.raw.step(msg);
         self.redraw_election_timeout();
@@ -243,8 +264,38 @@ impl Node {
         }
     }
 
+    fn check_peer_message(&self, msg: &Message) -> Result<()> {
+        let bad = |why: &str| Err(Error::Internal(format!("refused peer message {:?} from {:x}: {why}", msg.get_msg_type(), msg.from)));
+        if raft::raw_node::is_local_msg(msg.get_msg_type()) {
+            return bad("local message type");
+        }
+        if msg.to != self.config.id || msg.from == 0 || msg.from == self.config.id {
+            return bad("wrong addressing");
+        }
+        match msg.get_msg_type() {
+            MessageType::MsgReadIndex | MessageType::MsgReadIndexResp if msg.entries.len() != 1 => {
+                bad("read index without exactly one context")
+            }
+            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() && msg.term >= self.raw.raft.term => {
+                bad("heartbeat commits beyond our log")
+            }
+            MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
+            _ => Ok(()),
+        }
+    }
+
     /// Storage made everything up to `Persist::number` durable.
     pub fn persisted(&mut self, number: u64) {
+        self.durability.acked(number);
+        self.release_durable();
+    }
+
+    /// Tell raft-rs which readies are durable, and send the messages that waited for them.
+    /// A ready with nothing to write is durable only once every earlier ready with writes is:
+    /// acknowledging it sooner would tell raft-rs (which counts acknowledgements cumulatively)
+    /// that unsynced entries were safe.
+    fn release_durable(&mut self) {
+        let Some(number) = self.durability.releasable() else { return };
         self.raw.on_persist_ready(number);
         self.report_applied();
         let (now, later): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(n, _)| *n <= number);
@@ -300,6 +351,7 @@ impl Node {
                 validate::put(&req)?;
                 self.propose(id, Command::Put(req))
             }
+            Request::PutInOrder(req) => self.propose(id, Command::PutInOrder(req)),
             Request::DeleteRange(req) => {
                 validate::delete_range(&req)?;
                 self.propose(id, Command::DeleteRange(req))
@@ -318,6 +370,13 @@ impl Node {
             Request::LeaseRevoke(req) => self.propose(id, Command::LeaseRevoke(req)),
             Request::LeaseKeepAlive(req) => {
                 self.require_leader()?;
+                if !self.leader_caught_up() {
+                    // A new leader may not have applied a revoke its predecessor committed:
+                    // renewing now could revive a lease whose keys are gone (etcd waits too).
+                    self.pending.insert(id, self.deadline());
+                    self.deferred_keepalives.push((id, req));
+                    return Ok(());
+                }
                 let ttl = self.sm.lessor_mut().renew(req.id, self.now_ms)?;
                 // A checkpointed countdown is stale after a keep-alive: clear it everywhere, or
                 // a new leader would resume the old countdown instead of the renewed one.
@@ -387,6 +446,7 @@ impl Node {
             self.handle_raft_ready();
         }
         self.serve_reads();
+        self.retry_keepalives();
         self.redraw_election_timeout();
         std::mem::take(&mut self.out)
     }
@@ -429,13 +489,14 @@ impl Node {
         self.raw.advance_append_async(rd);
         self.report_applied();
         if has_writes {
+            self.durability.wrote(persist.number);
             match &mut self.out.persist {
                 Some(p) => p.merge(persist),
                 None => self.out.persist = Some(persist),
             }
         } else {
-            // Nothing to make durable: the ready is persisted as soon as it exists.
-            self.persisted(persist.number);
+            self.durability.wrote_nothing(persist.number);
+            self.release_durable();
         }
         self.maybe_snapshot();
     }
@@ -529,6 +590,26 @@ impl Node {
         }
     }
 
+    /// Whether this leader has committed an entry of its own term and applied everything
+    /// committed: only then does its lessor reflect every revoke and grant.
+    fn leader_caught_up(&self) -> bool {
+        let raft = &self.raw.raft;
+        raft.commit_to_current_term() && self.sm.applied_index() >= raft.raft_log.committed
+    }
+
+    fn retry_keepalives(&mut self) {
+        // Once caught up they are answered; if leadership was lost, retrying answers NotLeader.
+        let can_answer = !self.is_leader() || self.leader_caught_up();
+        if self.deferred_keepalives.is_empty() || !can_answer {
+            return;
+        }
+        for (id, req) in std::mem::take(&mut self.deferred_keepalives) {
+            if self.pending.remove(&id).is_some() {
+                self.request(id, Request::LeaseKeepAlive(req));
+            }
+        }
+    }
+
     fn require_leader(&self) -> Result<()> {
         match self.raw.raft.leader_id {
             0 => Err(Error::NoLeader),
@@ -540,7 +621,7 @@ impl Node {
     /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal).
     fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {
         let origin = if id == 0 { 0 } else { self.config.id };
-        let data = Proposal { origin, request_id: id, command }.encode();
+        let data = Proposal { origin, incarnation: self.incarnation, request_id: id, command }.encode();
         if data.len() > self.config.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
@@ -579,7 +660,7 @@ impl Node {
                 return self.propose(id, Command::Member(change))
             }
         };
-        let proposal = Proposal { origin: self.config.id, request_id: id, command: Command::Member(change) };
+        let proposal = Proposal { origin: self.config.id, incarnation: self.incarnation, request_id: id, command: Command::Member(change) };
         let cc = conf_change(kind, target, proposal.encode());
         self.raw.propose_conf_change(vec![], cc).map_err(|_| self.dropped_error())?;
         self.pending.insert(id, self.deadline());
@@ -675,6 +756,51 @@ impl Node {
     }
 }
 
+/// Which raft-rs readies are durable. Readies are numbered in order; those with writes become
+/// durable when the shell acknowledges them (cumulatively), those without as soon as every
+/// earlier one with writes is.
+#[derive(Default)]
+struct Durability {
+    /// Numbers of readies with writes, not yet acknowledged, in order.
+    unsynced: std::collections::VecDeque<u64>,
+    /// Numbers of readies with nothing to write, waiting for earlier writes, in order.
+    empty: std::collections::VecDeque<u64>,
+    /// Highest number acknowledged by the shell.
+    acked: u64,
+    /// Highest number reported to raft-rs.
+    reported: u64,
+}
+
+impl Durability {
+    fn wrote(&mut self, number: u64) {
+        self.unsynced.push_back(number);
+    }
+
+    fn wrote_nothing(&mut self, number: u64) {
+        self.empty.push_back(number);
+    }
+
+    fn acked(&mut self, number: u64) {
+        self.acked = self.acked.max(number);
+        while self.unsynced.front().is_some_and(|n| *n <= number) {
+            self.unsynced.pop_front();
+        }
+    }
+
+    /// The highest number now durable, if it is news.
+    fn releasable(&mut self) -> Option<u64> {
+        let limit = self.unsynced.front().map_or(u64::MAX, |first| first - 1);
+        let mut durable = self.acked.min(limit);
+        while self.empty.front().is_some_and(|n| *n <= limit) {
+            durable = durable.max(self.empty.pop_front().unwrap_or(0));
+        }
+        (durable > self.reported).then(|| {
+            self.reported = durable;
+            durable
+        })
+    }
+}
+
 /// A single-step ConfChangeV2 (Raft leaves joint consensus by itself when one is needed).
 fn conf_change(kind: ConfChangeType, node: u64, context: Vec<u8>) -> ConfChangeV2 {
     let mut single = ConfChangeSingle::default();
@@ -685,4 +811,26 @@ fn conf_change(kind: ConfChangeType, node: u64, context: Vec<u8>) -> ConfChangeV
     cc.mut_changes().push(single);
     cc.context = context.into();
     cc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Durability;
+
+    #[test]
+    fn an_empty_ready_is_durable_only_after_every_earlier_write() {
+        let mut d = Durability::default();
+        d.wrote(5);
+        d.wrote_nothing(6);
+        assert_eq!(d.releasable(), None, "6 must wait for 5's fsync");
+        d.wrote(8);
+        d.wrote_nothing(9);
+        d.acked(5);
+        assert_eq!(d.releasable(), Some(6), "5 synced: 6 is durable, 9 still waits for 8");
+        d.acked(8);
+        assert_eq!(d.releasable(), Some(9));
+        d.wrote_nothing(10);
+        assert_eq!(d.releasable(), Some(10), "nothing unsynced: at once");
+        assert_eq!(d.releasable(), None);
+    }
 }

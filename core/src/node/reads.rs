@@ -20,9 +20,25 @@ pub(crate) struct ReadBatcher {
     /// Rounds confirmed at a commit index, served once that index is applied.
     confirmed: VecDeque<(u64, Vec<PendingRead>)>,
     next_ctx: u64,
+    /// Member id and incarnation: every member, and every run of it, has its own contexts.
+    /// (raft-rs drops a context already pending on the leader, and an answer to an earlier
+    /// run's round must never confirm this run's.)
+    prefix: [u8; 16],
 }
 
 impl ReadBatcher {
+    /// Make this batcher's contexts unique to member `id` in its run `incarnation`.
+    pub fn set_prefix(&mut self, id: u64, incarnation: u64) {
+        self.prefix[..8].copy_from_slice(&id.to_be_bytes());
+        self.prefix[8..].copy_from_slice(&incarnation.to_be_bytes());
+    }
+
+    fn context(&self, n: u64) -> Vec<u8> {
+        let mut ctx = self.prefix.to_vec();
+        ctx.extend_from_slice(&n.to_be_bytes());
+        ctx
+    }
+
     /// Queue a read for the next round.
     pub fn add(&mut self, id: RequestId, req: RangeRequest) {
         self.waiting.push((id, req));
@@ -36,12 +52,12 @@ impl ReadBatcher {
         self.next_ctx += 1;
         let reads = std::mem::take(&mut self.waiting);
         self.in_flight = Some((self.next_ctx, now_ms, reads));
-        Some(self.next_ctx.to_be_bytes().to_vec())
+        Some(self.context(self.next_ctx))
     }
 
     /// A round came back confirmed at `index` (Raft's ReadState).
     pub fn confirm(&mut self, ctx: &[u8], index: u64) {
-        let matches = matches!(&self.in_flight, Some((c, _, _)) if c.to_be_bytes() == ctx);
+        let matches = matches!(&self.in_flight, Some((c, _, _)) if self.context(*c) == ctx);
         if matches {
             if let Some((_, _, reads)) = self.in_flight.take() {
                 self.confirmed.push_back((index, reads));
@@ -127,6 +143,24 @@ mod tests {
         assert!(b.ready(100).is_empty());
         b.confirm(&new, 4);
         assert_eq!(b.ready(4).len(), 1);
+    }
+
+    #[test]
+    fn contexts_differ_between_members_and_runs() {
+        let ctx = |id, run| {
+            let mut b = ReadBatcher::default();
+            b.set_prefix(id, run);
+            b.add(1, RangeRequest::default());
+            b.start_round(0).unwrap()
+        };
+        assert_ne!(ctx(1, 7), ctx(2, 7), "two members' first rounds collide on the leader");
+        assert_ne!(ctx(1, 7), ctx(1, 8), "a restarted member reuses its previous run's context");
+        let mut b = ReadBatcher::default();
+        b.set_prefix(1, 8);
+        b.add(1, RangeRequest::default());
+        b.start_round(0).unwrap();
+        b.confirm(&ctx(1, 7), 3);
+        assert!(b.ready(u64::MAX).is_empty(), "an earlier run's answer confirmed this run's read");
     }
 
     #[test]

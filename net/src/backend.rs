@@ -1,0 +1,45 @@
+//! What the API layers need from a member, as one trait: the driver implements it for the
+//! real server, tests implement it over the core's in-process cluster.
+
+use std::future::Future;
+
+use keel_core::error::Result;
+use keel_core::request::{Member, Request, Response};
+use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use tokio::sync::mpsc;
+
+/// A live watch: its responses arrive on `events` (the first is the `created` notice).
+/// Dropping the stream cancels the watch.
+pub struct WatchStream {
+    pub id: WatchId,
+    pub events: mpsc::Receiver<WatchResponse>,
+}
+
+/// A member's view of itself and the cluster, for status endpoints and response headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub id: u64,
+    pub name: String,
+    pub cluster_id: u64,
+    /// The leader's id, 0 when none is known.
+    pub leader: u64,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// The key space's current revision.
+    pub revision: i64,
+    pub members: Vec<Member>,
+}
+
+/// A member, as the API handlers see it. Requests that only the leader can answer are
+/// forwarded by the implementation; callers need not care which member they talk to.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Carry out one request and return its answer (or etcd's error).
+    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Start a watch on this member.
+    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send;
+
+    /// The member's current status.
+    fn status(&self) -> MemberStatus;
+}

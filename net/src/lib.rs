@@ -1,0 +1,12 @@
+//! # keel-net
+//!
+//! Keel's wire protocols, written against tokio and hyper only (no executor or timer of
+//! hyper-util's), so the simulator can run the same code under madsim: the client APIs (v2
+//! keys over HTTP/JSON, `/health`, `/version`, `/metrics`) and the peer transport that carries
+//! Raft messages between members. Handlers reach the member through the [`backend::Backend`]
+//! trait, which the server's driver implements.
+
+pub mod backend;
+pub mod metrics;
+pub mod peer;
+pub mod v2;

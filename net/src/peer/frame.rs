@@ -1,0 +1,183 @@
+//! The peer protocol's framing: `[u32 length, big-endian][postcard-encoded Frame]`. Bytes from a
+//! peer are untrusted: lengths are checked against a limit before anything is allocated, and a
+//! frame that does not decode is an error, never a panic.
+
+use keel_core::error::Error;
+use keel_core::request::{Request, Response};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame accepted. Snapshots travel in chunks well below it.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Size of one snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Everything one member says to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame on a connection: who is calling, for which cluster.
+    Hello { from: u64, cluster_id: u64 },
+    /// An encoded Raft message.
+    Raft(Vec<u8>),
+    /// Part of an encoded Raft snapshot message of `total` bytes; delivered once complete.
+    SnapshotChunk { total: u64, offset: u64, data: Vec<u8> },
+    /// A request only the leader can answer, forwarded by a follower.
+    Forward { id: u64, request: Request },
+    /// The leader's answer to a forwarded request.
+    ForwardReply { id: u64, result: Result<Response, Error> },
+}
+
+/// Why a connection's byte stream was rejected.
+#[derive(Debug)]
+pub enum FrameError {
+    Io(std::io::Error),
+    TooLarge(usize),
+    Malformed(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "peer connection: {e}"),
+            FrameError::TooLarge(n) => write!(f, "peer frame of {n} bytes exceeds {MAX_FRAME_BYTES}"),
+            FrameError::Malformed(e) => write!(f, "malformed peer frame: {e}"),
+        }
+    }
+}
+
+impl Frame {
+    /// The frame's wire form, length prefix included.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + 4);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decode one frame body (without its length prefix).
+    pub fn decode(body: &[u8]) -> Result<Frame, FrameError> {
+        postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
+    }
+
+    /// Read one frame; `Ok(None)` at a clean end of stream.
+    pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>, FrameError> {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge(len));
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await.map_err(FrameError::Io)?;
+        Frame::decode(&body).map(Some)
+    }
+
+    /// Write one frame.
+    pub async fn write<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(&self.encode()).await
+    }
+}
+
+/// Cut an encoded snapshot message into chunk frames.
+pub fn snapshot_chunks(bytes: &[u8]) -> Vec<Frame> {
+    let total = bytes.len() as u64;
+    bytes
+        .chunks(SNAPSHOT_CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, data)| Frame::SnapshotChunk {
+            total,
+            offset: (i * SNAPSHOT_CHUNK_BYTES) as u64,
+            data: data.to_vec(),
+        })
+        .collect()
+}
+
+/// Reassembles one snapshot from its chunks, refusing chunks that do not fit.
+#[derive(Default)]
+pub struct SnapshotAssembler {
+    buf: Vec<u8>,
+    total: u64,
+}
+
+/// Largest snapshot a member accepts (bounds memory against a hostile peer).
+pub const MAX_SNAPSHOT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
+impl SnapshotAssembler {
+    /// Add a chunk; returns the whole message once its last chunk arrived.
+    pub fn add(&mut self, total: u64, offset: u64, data: Vec<u8>) -> Result<Option<Vec<u8>>, FrameError> {
+        if total > MAX_SNAPSHOT_BYTES {
+            return Err(FrameError::TooLarge(total as usize));
+        }
+        if offset == 0 {
+            self.buf.clear();
+            self.total = total;
+        }
+        if total != self.total || offset != self.buf.len() as u64 {
+            self.buf.clear();
+            return Err(FrameError::Malformed("snapshot chunk out of order".into()));
+        }
+        if offset + data.len() as u64 > total {
+            self.buf.clear();
+            return Err(FrameError::Malformed("snapshot chunk past its end".into()));
+        }
+        self.buf.extend_from_slice(&data);
+        if self.buf.len() as u64 == total {
+            return Ok(Some(std::mem::take(&mut self.buf)));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_garbage_is_rejected_without_panicking() {
+        let frames = vec![
+            Frame::Hello { from: 7, cluster_id: 9 },
+            Frame::Raft(vec![1, 2, 3]),
+            Frame::Forward { id: 1, request: Request::LeaseLeases },
+            Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },
+        ];
+        let mut wire = Vec::new();
+        for f in &frames {
+            wire.extend(f.encode());
+        }
+        let mut r = &wire[..];
+        for f in &frames {
+            assert_eq!(Frame::read(&mut r).await.unwrap().as_ref(), Some(f));
+        }
+        assert!(Frame::read(&mut r).await.unwrap().is_none());
+        let huge = (u32::MAX).to_be_bytes();
+        assert!(matches!(Frame::read(&mut &huge[..]).await, Err(FrameError::TooLarge(_))));
+        let mut garbage = 3u32.to_be_bytes().to_vec();
+        garbage.extend([0xff, 0xff, 0xff]);
+        assert!(matches!(Frame::read(&mut &garbage[..]).await, Err(FrameError::Malformed(_))));
+        let truncated = [0u8, 0, 0, 10, 1];
+        assert!(Frame::read(&mut &truncated[..]).await.is_err());
+    }
+
+    #[test]
+    fn snapshots_reassemble_from_chunks_and_reject_disorder() {
+        let bytes: Vec<u8> = (0..(SNAPSHOT_CHUNK_BYTES * 2 + 10)).map(|i| i as u8).collect();
+        let chunks = snapshot_chunks(&bytes);
+        assert_eq!(chunks.len(), 3);
+        let mut a = SnapshotAssembler::default();
+        let mut out = None;
+        for c in chunks.clone() {
+            let Frame::SnapshotChunk { total, offset, data } = c else { panic!() };
+            out = a.add(total, offset, data).unwrap();
+        }
+        assert_eq!(out, Some(bytes));
+        let Frame::SnapshotChunk { total, offset, data } = chunks[1].clone() else { panic!() };
+        assert!(a.add(total, offset, data).is_err(), "a middle chunk cannot start a snapshot");
+        assert!(a.add(u64::MAX, 0, vec![]).is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! The peer transport: Raft messages (and requests forwarded to the leader) between members
+//! over long-lived TCP connections. Each peer has one outgoing connection with a bounded queue
+//! — a slow or dead peer costs at most that queue, and Raft retransmits what is dropped — that
+//! reconnects with backoff. Snapshots travel in chunks; the driver hears whether they arrived.
+
+mod frame;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_core::error::Error;
+use keel_core::request::{Request, Response};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use frame::{snapshot_chunks, Frame, FrameError, SnapshotAssembler, MAX_FRAME_BYTES};
+
+/// Frames queued for one peer before new ones are dropped.
+pub const PEER_QUEUE: usize = 4096;
+
+/// What arrives from peers (or about them) for the member's driver.
+#[derive(Debug)]
+pub enum Inbound {
+    /// An encoded Raft message from `from`.
+    Raft { from: u64, bytes: Vec<u8> },
+    /// A follower asks this member (as leader) to answer a request.
+    Forward { from: u64, id: u64, request: Request },
+    /// The leader's answer to a request this member forwarded.
+    ForwardReply { id: u64, result: Result<Response, Error> },
+    /// A message to `peer` could not be queued or sent.
+    Unreachable { peer: u64 },
+    /// A snapshot to `peer` was sent completely (`true`) or failed.
+    SnapshotSent { peer: u64, ok: bool },
+}
+
+/// One item in a peer's queue.
+enum Outgoing {
+    Frame(Frame),
+    Snapshot(Vec<u8>),
+}
+
+struct Link {
+    addr: String,
+    queue: mpsc::Sender<Outgoing>,
+    task: JoinHandle<()>,
+}
+
+/// The member's connections to its peers.
+#[derive(Clone)]
+pub struct PeerTransport {
+    id: u64,
+    cluster_id: u64,
+    links: Arc<Mutex<BTreeMap<u64, Link>>>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl PeerTransport {
+    /// A transport for member `id` of cluster `cluster_id`, delivering what arrives to `inbound`.
+    pub fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>) -> Self {
+        PeerTransport { id, cluster_id, links: Arc::new(Mutex::new(BTreeMap::new())), inbound }
+    }
+
+    /// Accept peers' connections on `listener` (in a background task).
+    pub fn serve(&self, listener: TcpListener) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let this = this.clone();
+                        tokio::spawn(async move { this.read_connection(stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("peer listener: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    async fn read_connection(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let mut stream = tokio::io::BufReader::new(stream);
+        let from = match Frame::read(&mut stream).await {
+            // 0 is a member joining an existing cluster, which cannot know the id yet.
+            Ok(Some(Frame::Hello { from, cluster_id }))
+                if cluster_id == self.cluster_id || cluster_id == 0 || self.cluster_id == 0 =>
+            {
+                from
+            }
+            Ok(Some(Frame::Hello { from, cluster_id })) => {
+                tracing::warn!("peer {from:x} belongs to cluster {cluster_id:x}, not ours; closing");
+                return;
+            }
+            _ => return,
+        };
+        let mut snapshot = SnapshotAssembler::default();
+        loop {
+            let frame = match Frame::read(&mut stream).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("peer {from:x}: {e}");
+                    return;
+                }
+            };
+            let inbound = match frame {
+                Frame::Raft(bytes) => Inbound::Raft { from, bytes },
+                Frame::SnapshotChunk { total, offset, data } => match snapshot.add(total, offset, data) {
+                    Ok(Some(bytes)) => Inbound::Raft { from, bytes },
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!("peer {from:x}: {e}");
+                        return;
+                    }
+                },
+                Frame::Forward { id, request } => Inbound::Forward { from, id, request },
+                Frame::ForwardReply { id, result } => Inbound::ForwardReply { id, result },
+                Frame::Hello { .. } => continue,
+            };
+            if self.inbound.send(inbound).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Point peer `id` at `url` (`http://host:port`); a changed address restarts the link.
+    pub fn set_peer(&self, id: u64, url: &str) {
+        if id == self.id {
+            return;
+        }
+        let Some(addr) = host_port(url) else {
+            tracing::warn!("peer {id:x}: cannot use URL {url:?}");
+            return;
+        };
+        let mut links = lock(&self.links);
+        if links.get(&id).is_some_and(|l| l.addr == addr) {
+            return;
+        }
+        if let Some(old) = links.remove(&id) {
+            old.task.abort();
+        }
+        let (queue, rx) = mpsc::channel(PEER_QUEUE);
+        let task = tokio::spawn(run_link(self.id, self.cluster_id, id, addr.clone(), rx, self.inbound.clone()));
+        links.insert(id, Link { addr, queue, task });
+    }
+
+    /// Forget a peer (it left the cluster).
+    pub fn remove_peer(&self, id: u64) {
+        if let Some(old) = lock(&self.links).remove(&id) {
+            old.task.abort();
+        }
+    }
+
+    /// Ids of the peers this member has links to.
+    pub fn peers(&self) -> Vec<u64> {
+        lock(&self.links).keys().copied().collect()
+    }
+
+    /// Queue a Raft message (snapshots are chunked). Returns false when it had to be dropped.
+    pub fn send_raft(&self, to: u64, bytes: Vec<u8>, snapshot: bool) -> bool {
+        let item = if snapshot { Outgoing::Snapshot(bytes) } else { Outgoing::Frame(Frame::Raft(bytes)) };
+        self.enqueue(to, item)
+    }
+
+    /// Queue a forwarded request or reply for peer `to`.
+    pub fn send_frame(&self, to: u64, frame: Frame) -> bool {
+        self.enqueue(to, Outgoing::Frame(frame))
+    }
+
+    fn enqueue(&self, to: u64, item: Outgoing) -> bool {
+        let queued = lock(&self.links).get(&to).is_some_and(|l| l.queue.try_send(item).is_ok());
+        if !queued {
+            let _ = self.inbound.try_send(Inbound::Unreachable { peer: to });
+        }
+        queued
+    }
+}
+
+/// Keep one outgoing connection to `peer` alive and write its queue into it.
+async fn run_link(
+    me: u64,
+    cluster_id: u64,
+    peer: u64,
+    addr: String,
+    mut rx: mpsc::Receiver<Outgoing>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut backoff = Duration::from_millis(20);
+    let mut pending: Option<Outgoing> = None;
+    loop {
+        let stream = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                // Whatever waited for this connection is lost; Raft will send it again.
+                if let Some(Outgoing::Snapshot(_)) = pending.take() {
+                    let _ = inbound.try_send(Inbound::SnapshotSent { peer, ok: false });
+                }
+                let _ = inbound.try_send(Inbound::Unreachable { peer });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(20);
+        let _ = stream.set_nodelay(true);
+        let mut w = BufWriter::new(stream);
+        if (Frame::Hello { from: me, cluster_id }).write(&mut w).await.is_err() {
+            continue;
+        }
+        loop {
+            let item = match pending.take() {
+                Some(item) => item,
+                None => match rx.recv().await {
+                    Some(item) => item,
+                    None => return,
+                },
+            };
+            let written = match &item {
+                Outgoing::Frame(f) => f.write(&mut w).await,
+                Outgoing::Snapshot(bytes) => write_snapshot(&mut w, bytes).await,
+            };
+            // Flush when the queue is drained, so bursts share one syscall.
+            let flushed = match written {
+                Ok(()) if rx.is_empty() => w.flush().await,
+                other => other,
+            };
+            let is_snapshot = matches!(item, Outgoing::Snapshot(_));
+            if flushed.is_err() {
+                if is_snapshot {
+                    let _ = inbound.try_send(Inbound::SnapshotSent { peer, ok: false });
+                }
+                let _ = inbound.try_send(Inbound::Unreachable { peer });
+                break;
+            }
+            if is_snapshot {
+                let _ = inbound.try_send(Inbound::SnapshotSent { peer, ok: true });
+            }
+        }
+    }
+}
+
+async fn write_snapshot<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    for chunk in snapshot_chunks(bytes) {
+        chunk.write(w).await?;
+    }
+    w.flush().await
+}
+
+/// `host:port` of an `http://host:port[/...]` URL.
+pub fn host_port(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let hostport = rest.split('/').next()?;
+    let (host, port) = hostport.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| hostport.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_host_and_port() {
+        assert_eq!(host_port("http://127.0.0.1:2380"), Some("127.0.0.1:2380".into()));
+        assert_eq!(host_port("http://m1:2380/x"), Some("m1:2380".into()));
+        assert_eq!(host_port("127.0.0.1:2380"), None);
+        assert_eq!(host_port("http://h:notaport"), None);
+    }
+
+    #[tokio::test]
+    async fn two_transports_exchange_messages_and_forwards_and_snapshots() {
+        let (tx1, mut rx1) = mpsc::channel(64);
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let t1 = PeerTransport::new(1, 5, tx1);
+        let t2 = PeerTransport::new(2, 5, tx2);
+        let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (a1, a2) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
+        t1.serve(l1);
+        t2.serve(l2);
+        t1.set_peer(2, &format!("http://{a2}"));
+        t2.set_peer(1, &format!("http://{a1}"));
+        assert!(t1.send_raft(2, vec![1, 2, 3], false));
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        assert!(t1.send_raft(2, big.clone(), true));
+        assert!(t2.send_frame(1, Frame::Forward { id: 9, request: Request::LeaseLeases }));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            if let Inbound::Raft { from, bytes } = rx2.recv().await.unwrap() {
+                got.push((from, bytes));
+            }
+        }
+        assert_eq!(got, vec![(1, vec![1, 2, 3]), (1, big)]);
+        loop {
+            match rx1.recv().await.unwrap() {
+                Inbound::Forward { from: 2, id: 9, request: Request::LeaseLeases } => break,
+                Inbound::SnapshotSent { peer: 2, ok } => assert!(ok),
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_another_cluster_is_refused() {
+        let (tx1, _rx1) = mpsc::channel(64);
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let t1 = PeerTransport::new(1, 5, tx1);
+        let t2 = PeerTransport::new(2, 6, tx2);
+        let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a2 = l2.local_addr().unwrap();
+        t2.serve(l2);
+        t1.set_peer(2, &format!("http://{a2}"));
+        t1.send_raft(2, vec![1], false);
+        let got = tokio::time::timeout(Duration::from_millis(300), rx2.recv()).await;
+        assert!(got.is_err(), "a foreign cluster's message was delivered");
+    }
+}

@@ -1,0 +1,243 @@
+//! The `keel` command line: etcd's flags and `ETCD_*` environment variables, so Keel can
+//! replace etcd in a deployment, turned into a checked [`ServerConfig`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use keel_core::request::Member;
+
+use crate::ids;
+
+/// etcd-compatible flags. Every flag can also be set through its `ETCD_*` variable.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "keel", version, about = "Keel: a Raft-replicated, etcd-compatible key-value store for coordination")]
+pub struct Flags {
+    /// Human-readable name of this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+    /// Where the member keeps its data [default: <name>.keel].
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URLs to serve clients on (comma-separated).
+    #[arg(long, env = "ETCD_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    pub listen_client_urls: String,
+    /// Client URLs this member tells others about (comma-separated).
+    #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    pub advertise_client_urls: String,
+    /// URL to listen on for peer traffic.
+    #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub listen_peer_urls: String,
+    /// Peer URLs of this member, as the rest of the cluster reaches it (comma-separated).
+    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// The founding members: name=peerURL,... [default: <name>=<initial-advertise-peer-urls>].
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// "new" to found a cluster, "existing" to join one (after `member add`).
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new", value_parser = ["new", "existing"])]
+    pub initial_cluster_state: String,
+    /// Distinguishes clusters founded from the same URLs (feeds the member and cluster ids).
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Milliseconds between leader heartbeats (one Raft tick).
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Milliseconds without a leader before an election.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Applied entries between snapshots.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Storage size limit in bytes (0: etcd's default). Accepted now; enforced with the v3 API's alarms.
+    #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: i64,
+    /// Largest client request in bytes.
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    pub max_request_bytes: usize,
+    /// Most operations in one transaction branch.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// Serve the v2 keys API (Keel serves it by default: it is what `curl` users speak).
+    #[arg(long, env = "ETCD_ENABLE_V2", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_v2: bool,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format: "text" for people, "json" for log pipelines.
+    #[arg(long, env = "KEEL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// A checked configuration: everything the server needs, with ids derived.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub member_id: u64,
+    /// 0 for a member joining an existing cluster: it learns nothing about ids from its flags.
+    pub cluster_id: u64,
+    /// The founding members, when founding a cluster; empty when joining.
+    pub initial_members: Vec<Member>,
+    pub listen_client: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer: String,
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub snapshot_count: u64,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub enable_v2: bool,
+}
+
+/// A configuration mistake, worded for the person who made it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn urls(list: &str, flag: &str) -> Result<Vec<String>, ConfigError> {
+    let out: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if out.is_empty() {
+        return Err(ConfigError(format!("--{flag} must name at least one URL")));
+    }
+    for u in &out {
+        if keel_net::peer::host_port(u).is_none() {
+            return Err(ConfigError(format!("--{flag}: {u:?} is not a URL like http://host:port")));
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `name=url,name=url,...` into (name, urls) in the order given.
+pub fn parse_initial_cluster(spec: &str) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, url)) = part.split_once('=') else {
+            return Err(ConfigError(format!("--initial-cluster: {part:?} is not name=URL")));
+        };
+        let url = urls(url, "initial-cluster")?.remove(0);
+        match members.iter_mut().find(|(n, _)| n == name) {
+            Some((_, list)) => list.push(url),
+            None => members.push((name.to_string(), vec![url])),
+        }
+    }
+    if members.is_empty() {
+        return Err(ConfigError("--initial-cluster is empty".into()));
+    }
+    Ok(members)
+}
+
+impl ServerConfig {
+    /// Check the flags and derive ids, as etcd does.
+    pub fn from_flags(f: &Flags) -> Result<ServerConfig, ConfigError> {
+        if f.heartbeat_interval == 0 {
+            return Err(ConfigError("--heartbeat-interval must be positive".into()));
+        }
+        if f.election_timeout < 5 * f.heartbeat_interval {
+            return Err(ConfigError(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                f.election_timeout, f.heartbeat_interval
+            )));
+        }
+        let advertise_peer = urls(&f.initial_advertise_peer_urls, "initial-advertise-peer-urls")?;
+        let listen_peer = urls(&f.listen_peer_urls, "listen-peer-urls")?.remove(0);
+        let listen_client = urls(&f.listen_client_urls, "listen-client-urls")?;
+        let advertise_client_urls = urls(&f.advertise_client_urls, "advertise-client-urls")?;
+        let spec = f.initial_cluster.clone().unwrap_or_else(|| format!("{}={}", f.name, advertise_peer.join(&format!(",{}=", f.name))));
+        let cluster = parse_initial_cluster(&spec)?;
+        let Some((_, own_urls)) = cluster.iter().find(|(n, _)| *n == f.name) else {
+            return Err(ConfigError(format!("couldn't find local name {:?} in the initial cluster configuration", f.name)));
+        };
+        let mut own = own_urls.clone();
+        own.sort();
+        let mut adv = advertise_peer.clone();
+        adv.sort();
+        if own != adv {
+            return Err(ConfigError(format!(
+                "--initial-cluster has {}={} but --initial-advertise-peer-urls is {}",
+                f.name,
+                own.join(","),
+                adv.join(",")
+            )));
+        }
+        let token = &f.initial_cluster_token;
+        let members: Vec<Member> = cluster
+            .iter()
+            .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
+            .collect();
+        let member_id = ids::member_id(&advertise_peer, token);
+        let founding = f.initial_cluster_state == "new";
+        let cluster_id = if founding { ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>()) } else { 0 };
+        Ok(ServerConfig {
+            name: f.name.clone(),
+            data_dir: f.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.keel", f.name))),
+            member_id,
+            cluster_id,
+            initial_members: if founding { members } else { vec![] },
+            listen_client,
+            advertise_client_urls,
+            listen_peer,
+            tick_ms: f.heartbeat_interval,
+            election_ticks: (f.election_timeout / f.heartbeat_interval) as usize,
+            snapshot_count: f.snapshot_count.max(1),
+            max_request_bytes: f.max_request_bytes,
+            max_txn_ops: f.max_txn_ops,
+            enable_v2: f.enable_v2,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["keel"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).expect("flags parse")
+    }
+
+    #[test]
+    fn no_flags_give_a_single_member_on_loopback_with_default_data_dir() {
+        let c = ServerConfig::from_flags(&flags(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("default.keel"));
+        assert_eq!(c.listen_client, vec!["http://127.0.0.1:2379".to_string()]);
+        assert_eq!(c.initial_members.len(), 1);
+        assert_eq!(c.initial_members[0].id, c.member_id);
+        assert_eq!((c.tick_ms, c.election_ticks), (100, 10));
+    }
+
+    #[test]
+    fn a_three_member_cluster_derives_the_same_cluster_id_on_every_member() {
+        let cluster = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3";
+        let ids: Vec<u64> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let peer = format!("http://127.0.0.1:{}", i + 1);
+                let f = flags(&["--name", n, "--initial-cluster", cluster, "--initial-advertise-peer-urls", &peer]);
+                ServerConfig::from_flags(&f).unwrap().cluster_id
+            })
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let err = |args: &[&str]| ServerConfig::from_flags(&flags(args)).unwrap_err().0;
+        assert!(err(&["--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"]).contains("couldn't find local name"));
+        assert!(err(&["--election-timeout", "200"]).contains("at least as 5 times"));
+        assert!(err(&["--initial-cluster", "default"]).contains("is not name=URL"));
+        assert!(err(&["--listen-client-urls", "nonsense"]).contains("is not a URL"));
+        assert!(Flags::try_parse_from(["keel", "--no-such-flag"]).is_err());
+        assert!(Flags::try_parse_from(["keel", "--initial-cluster-state", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn environment_variables_set_flags_like_etcds() {
+        // clap reads ETCD_* only when the flag is absent; checked through the env attribute.
+        let cmd = <Flags as clap::CommandFactory>::command();
+        let env_of = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned());
+        assert_eq!(env_of("data_dir").as_deref(), Some("ETCD_DATA_DIR"));
+        assert_eq!(env_of("initial_cluster").as_deref(), Some("ETCD_INITIAL_CLUSTER"));
+    }
+}

@@ -1,0 +1,382 @@
+//! The driver: one task that owns the member's [`Node`], feeds it every input (clock ticks,
+//! peer messages, client requests) and carries out its outputs — send messages, make writes
+//! durable (one fsync for everything ready at once: group commit) and only then acknowledge
+//! them, answer clients, deliver watch events. Written against tokio's API only (time, mpsc,
+//! oneshot) so the simulator can run it under madsim.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_core::error::{Error, Result};
+use keel_core::node::{Node, Ready, RequestId};
+use keel_core::request::{MemberChange, Request, Response};
+use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use keel_net::backend::{Backend, MemberStatus, WatchStream};
+use keel_net::metrics::Metrics;
+use keel_net::peer::{Frame, Inbound, PeerTransport};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::storage::{Storage, StorageError};
+
+/// Watch events buffered per watcher; a watcher that falls further behind is cancelled rather
+/// than let it grow the member's memory without bound.
+const WATCH_BUFFER: usize = 4096;
+
+/// Inputs queued by the driver's handles.
+enum Input {
+    Request { request: Request, reply: oneshot::Sender<Result<Response>> },
+    Watch { create: WatchCreate, reply: oneshot::Sender<WatchStream> },
+}
+
+/// Who waits for a request's answer.
+enum Waiter {
+    Client(oneshot::Sender<Result<Response>>),
+    /// A follower forwarded it; the answer goes back over the peer transport.
+    Peer { from: u64, id: u64 },
+    /// The member's own publication of its name and client URLs.
+    Publish,
+}
+
+/// Identity of the member, for status and publication.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+/// Everything around the node that the driver talks to.
+pub struct Wiring {
+    /// The peer transport, and the receiving end of what it delivers.
+    pub transport: PeerTransport,
+    pub peers: mpsc::Receiver<Inbound>,
+    pub identity: Identity,
+    pub metrics: Metrics,
+    /// How often the node's clock ticks (etcd's heartbeat interval).
+    pub tick: Duration,
+    /// How long a client waits for any answer before "request timed out".
+    pub request_timeout: Duration,
+}
+
+/// The member's driver. Build with [`Driver::new`], then `run` it in a task.
+pub struct Driver<S: Storage> {
+    node: Node,
+    storage: S,
+    transport: PeerTransport,
+    identity: Identity,
+    metrics: Metrics,
+    tick: Duration,
+    inputs: mpsc::Receiver<Input>,
+    peers: mpsc::Receiver<Inbound>,
+    status: Arc<Mutex<MemberStatus>>,
+    next_request: RequestId,
+    waiting: HashMap<RequestId, Waiter>,
+    /// Requests forwarded to the leader, by forward id.
+    forwarded: HashMap<u64, oneshot::Sender<Result<Response>>>,
+    watchers: BTreeMap<WatchId, mpsc::Sender<WatchResponse>>,
+    published: bool,
+    publishing: bool,
+    known_members: Vec<(u64, Vec<String>)>,
+    last_leader: u64,
+}
+
+/// A cloneable way in to the driver: what the API handlers call.
+#[derive(Clone)]
+pub struct Handle {
+    inputs: mpsc::Sender<Input>,
+    status: Arc<Mutex<MemberStatus>>,
+    timeout: Duration,
+}
+
+impl<S: Storage> Driver<S> {
+    /// A driver for `node`, persisting to `storage`, wired to the rest of the member by
+    /// `wiring`. Returns it with the handle clients use.
+    pub fn new(node: Node, storage: S, wiring: Wiring) -> (Self, Handle) {
+        let Wiring { transport, peers, identity, metrics, tick, request_timeout } = wiring;
+        let (tx, inputs) = mpsc::channel(16 * 1024);
+        let status = Arc::new(Mutex::new(MemberStatus { id: node.id(), name: identity.name.clone(), ..Default::default() }));
+        let handle = Handle { inputs: tx, status: status.clone(), timeout: request_timeout };
+        let driver = Driver {
+            node,
+            storage,
+            transport,
+            identity,
+            metrics,
+            tick,
+            inputs,
+            peers,
+            status,
+            next_request: 0,
+            waiting: HashMap::new(),
+            forwarded: HashMap::new(),
+            watchers: BTreeMap::new(),
+            published: false,
+            publishing: false,
+            known_members: Vec::new(),
+            last_leader: 0,
+        };
+        (driver, handle)
+    }
+
+    /// Run until the member is removed from the cluster, every handle is gone, or storage
+    /// fails (then nothing more may be acknowledged: the error ends the member).
+    pub async fn run(mut self) -> std::result::Result<(), StorageError> {
+        let start = Instant::now();
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.process()?;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.node.tick(start.elapsed().as_millis() as u64);
+                    self.sweep_abandoned();
+                    self.metrics.db_size.set(self.storage.size_bytes() as f64);
+                }
+                input = self.inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_input(input);
+                    // Take everything already queued: one Raft round and one fsync for all.
+                    for _ in 0..4096 {
+                        match self.inputs.try_recv() {
+                            Ok(input) => self.on_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(inbound) = self.peers.recv() => {
+                    self.on_peer(inbound);
+                    for _ in 0..4096 {
+                        match self.peers.try_recv() {
+                            Ok(inbound) => self.on_peer(inbound),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.process()?;
+            if self.node.is_removed() {
+                tracing::warn!("this member was removed from the cluster; stopping");
+                return Ok(());
+            }
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Request { request, reply } => self.submit(request, Waiter::Client(reply)),
+            Input::Watch { create, reply } => {
+                let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+                let id = self.node.watch(create);
+                self.watchers.insert(id, tx);
+                let _ = reply.send(WatchStream { id, events: rx });
+            }
+        }
+    }
+
+    /// Hand a request to the node, or to the leader when only the leader can answer it.
+    fn submit(&mut self, request: Request, waiter: Waiter) {
+        let leader_only = matches!(
+            request,
+            Request::LeaseKeepAlive(_) | Request::LeaseTimeToLive(_) | Request::LeaseLeases | Request::MoveLeader { .. }
+        );
+        let leader = self.node.leader_id();
+        if leader_only && leader != self.node.id() {
+            match (leader, waiter) {
+                (0, waiter) => self.answer(waiter, Err(Error::NoLeader)),
+                (leader, Waiter::Client(reply)) => {
+                    let id = self.request_id();
+                    if self.transport.send_frame(leader, Frame::Forward { id, request }) {
+                        self.forwarded.insert(id, reply);
+                    } else {
+                        let _ = reply.send(Err(Error::NoLeader));
+                    }
+                }
+                // A forwarded request reached a member that is no longer leader.
+                (_, waiter) => self.answer(waiter, Err(Error::NotLeader)),
+            }
+            return;
+        }
+        let id = self.request_id();
+        self.waiting.insert(id, waiter);
+        self.node.request(id, request);
+    }
+
+    fn on_peer(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Raft { from, bytes } => {
+                if let Err(e) = self.node.step(&bytes) {
+                    tracing::debug!("message from {from:x} rejected: {e}");
+                }
+            }
+            Inbound::Forward { from, id, request } => self.submit(request, Waiter::Peer { from, id }),
+            Inbound::ForwardReply { id, result } => {
+                if let Some(reply) = self.forwarded.remove(&id) {
+                    let _ = reply.send(result);
+                }
+            }
+            Inbound::Unreachable { peer } => self.node.report_unreachable(peer),
+            Inbound::SnapshotSent { peer, ok } => self.node.report_snapshot(peer, ok),
+        }
+    }
+
+    fn answer(&mut self, waiter: Waiter, result: Result<Response>) {
+        if result.is_err() {
+            self.metrics.proposals_failed.inc();
+        }
+        match waiter {
+            Waiter::Client(reply) => {
+                let _ = reply.send(result);
+            }
+            Waiter::Peer { from, id } => {
+                self.transport.send_frame(from, Frame::ForwardReply { id, result });
+            }
+            Waiter::Publish => {
+                self.publishing = false;
+                self.published = result.is_ok();
+            }
+        }
+    }
+
+    /// Carry out everything the node has for us, until it has nothing more.
+    fn process(&mut self) -> std::result::Result<(), StorageError> {
+        loop {
+            let ready = self.node.ready();
+            if ready.is_empty() {
+                break;
+            }
+            self.carry_out(ready)?;
+        }
+        self.after_round();
+        Ok(())
+    }
+
+    fn carry_out(&mut self, ready: Ready) -> std::result::Result<(), StorageError> {
+        for m in ready.messages {
+            self.transport.send_raft(m.to, m.bytes, m.snapshot);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.storage.keep_snapshot(snapshot)?;
+        }
+        if let Some(persist) = ready.persist {
+            self.storage.write(&persist)?;
+            let started = Instant::now();
+            self.storage.sync()?;
+            self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());
+            self.node.persisted(persist.number);
+        }
+        for (id, result) in ready.responses {
+            if let Some(waiter) = self.waiting.remove(&id) {
+                self.answer(waiter, result);
+            }
+        }
+        for resp in ready.watch_responses {
+            let id = resp.watch_id;
+            let delivered = self.watchers.get(&id).map(|tx| tx.try_send(resp).is_ok());
+            if delivered == Some(false) {
+                // Gone (the client left) or hopelessly behind: cancel it.
+                self.watchers.remove(&id);
+                self.node.cancel_watch(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bookkeeping after a round: status, metrics, peer addresses, publication.
+    fn after_round(&mut self) {
+        let leader = self.node.leader_id();
+        if leader != self.last_leader {
+            if leader != 0 {
+                self.metrics.leader_changes.inc();
+            }
+            self.last_leader = leader;
+        }
+        let state = self.node.state();
+        let members: Vec<(u64, Vec<String>)> = state.members().into_iter().map(|m| (m.id, m.peer_urls)).collect();
+        if members != self.known_members {
+            for (id, urls) in &members {
+                if let Some(url) = urls.first() {
+                    self.transport.set_peer(*id, url);
+                }
+            }
+            for (id, _) in &self.known_members {
+                if !members.iter().any(|(m, _)| m == id) {
+                    self.transport.remove_peer(*id);
+                }
+            }
+            self.known_members = members;
+        }
+        {
+            let mut status = lock(&self.status);
+            status.leader = leader;
+            status.term = self.node.term();
+            status.commit_index = self.node.commit_index();
+            status.applied_index = self.node.applied_index();
+            status.revision = state.store().current_revision();
+            status.members = state.members();
+        }
+        self.metrics.has_leader.set(i64::from(leader != 0));
+        self.metrics.raft_term.set(self.node.term() as i64);
+        self.metrics.commit_index.set(self.node.commit_index() as i64);
+        self.metrics.applied_index.set(self.node.applied_index() as i64);
+        self.metrics.proposals_pending.set(self.waiting.len() as i64);
+        self.metrics.watchers.set(self.node.watch_count() as i64);
+        if !self.published && !self.publishing && leader != 0 && state.member(self.node.id()).is_some() {
+            self.publishing = true;
+            let publish = MemberChange::Publish {
+                id: self.node.id(),
+                name: self.identity.name.clone(),
+                client_urls: self.identity.client_urls.clone(),
+            };
+            self.submit(Request::MemberChange(publish), Waiter::Publish);
+        }
+    }
+
+    /// Drop forwarded requests and watchers whose clients went away.
+    fn sweep_abandoned(&mut self) {
+        self.forwarded.retain(|_, reply| !reply.is_closed());
+        let gone: Vec<WatchId> = self.watchers.iter().filter(|(_, tx)| tx.is_closed()).map(|(id, _)| *id).collect();
+        for id in gone {
+            self.watchers.remove(&id);
+            self.node.cancel_watch(id);
+        }
+    }
+}
+
+impl Handle {
+    /// Record the cluster id once known (it is stamped into API headers).
+    pub fn set_cluster_id(&self, cluster_id: u64) {
+        lock(&self.status).cluster_id = cluster_id;
+    }
+}
+
+impl Backend for Handle {
+    async fn call(&self, request: Request) -> Result<Response> {
+        let (reply, rx) = oneshot::channel();
+        self.inputs.send(Input::Request { request, reply }).await.map_err(|_| Error::Stopped)?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    async fn watch(&self, create: WatchCreate) -> Result<WatchStream> {
+        let (reply, rx) = oneshot::channel();
+        self.inputs.send(Input::Watch { create, reply }).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    fn status(&self) -> MemberStatus {
+        lock(&self.status).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

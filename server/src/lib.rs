@@ -1,0 +1,10 @@
+//! # keel-server
+//!
+//! The production shell around `keel-core`: storage (fjall on disk, or in memory for tests and
+//! the simulator), the driver loop that feeds the core and carries out its outputs, and the
+//! etcd-compatible configuration of the `keel` binary.
+
+pub mod storage;
+pub mod config;
+pub mod driver;
+pub mod ids;

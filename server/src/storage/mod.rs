@@ -1,0 +1,93 @@
+//! Durable storage for one member: the Raft log, the hard state and the newest snapshot.
+//!
+//! The core (`keel_core::node::Node`) says *what* must be durable through
+//! [`Persist`] and [`LocalSnapshot`]; a [`Storage`] says *how*. The rules
+//! are those of `keel_core::cluster::Disk` (the core's in-memory reference):
+//!
+//! - a `Persist` applies its `snapshot` first (the stored log restarts after it: every stored
+//!   entry is dropped), then its `entries` (stored entries at `entries[0].index` and after are
+//!   dropped, then these are stored), then its `hard_state`;
+//! - `keep_snapshot` stores a snapshot the member took and drops entries up to `compact_to`;
+//! - `recover` returns the newest snapshot, the hard state and every stored entry in index order.
+//!
+//! Writes are staged by [`Storage::write`] and made durable by one [`Storage::sync`] (group
+//! commit); the driver acknowledges a `Persist` to the core only after the sync that covers it.
+//!
+//! Two implementations: [`FjallStorage`] on disk (production) and [`MemStorage`] in memory (tests
+//! and the simulator, which cannot run fjall's threads), whose [`MemStorage::crash`] models a
+//! power loss by dropping everything written since the last sync.
+
+mod fjall;
+mod memory;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod fjall_tests;
+
+pub use self::fjall::FjallStorage;
+pub use self::memory::MemStorage;
+
+use keel_core::node::{LocalSnapshot, Persist, Recovery};
+
+/// Why a storage operation failed, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The operating system refused or failed an operation (permissions, missing or unusable
+    /// directory, full disk, failed fsync). The message names the path and the cause.
+    #[error("{0}")]
+    Io(String),
+    /// What is stored does not read back as what was written (a checksum mismatch, a truncated or
+    /// overwritten file, an unknown format). The member must not start from it.
+    #[error("{0}")]
+    Corrupt(String),
+    /// Another process (or another handle in this one) holds the data directory.
+    #[error("{0}")]
+    Locked(String),
+}
+
+/// Where a member keeps what Raft needs to survive a restart. See the module documentation for
+/// the rules every implementation follows.
+pub trait Storage: Send + 'static {
+    /// What a restarting member reads back; `None` when the store is new (nothing was ever
+    /// written to it, so it never held a member).
+    fn recover(&mut self) -> Result<Option<Recovery>, StorageError>;
+
+    /// Stage one `Persist`: its snapshot, then its entries, then its hard state, as one atomic
+    /// step. Not durable until the next [`Storage::sync`].
+    fn write(&mut self, persist: &Persist) -> Result<(), StorageError>;
+
+    /// Make everything staged so far durable (fsync). The driver may stage several `Persist`s,
+    /// sync once, then acknowledge the last one's number.
+    fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Keep a snapshot the member took and drop stored entries with index `<= compact_to`, as one
+    /// atomic step (so no crash can leave the entries gone without the snapshot). Not
+    /// necessarily durable before returning; the next `sync` covers it.
+    fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError>;
+
+    /// Approximate bytes the store occupies, for the db-size metric and the space quota.
+    fn size_bytes(&self) -> u64;
+}
+
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn recover(&mut self) -> Result<Option<Recovery>, StorageError> {
+        (**self).recover()
+    }
+
+    fn write(&mut self, persist: &Persist) -> Result<(), StorageError> {
+        (**self).write(persist)
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        (**self).sync()
+    }
+
+    fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {
+        (**self).keep_snapshot(snap)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        (**self).size_bytes()
+    }
+}

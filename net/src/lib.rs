@@ -7,6 +7,9 @@
 //! trait, which the server's driver implements.
 
 pub mod backend;
+pub mod http;
+pub mod members;
 pub mod metrics;
 pub mod peer;
+pub mod stats;
 pub mod v2;

@@ -1,0 +1,210 @@
+//! The client-facing HTTP server: hyper's HTTP/1.1 connection handling (keep-alive) with one
+//! router for the v2 keys API, membership, stats, `/health`, `/version` and `/metrics`.
+//! Connections are driven by plain `tokio::spawn`, so the same code runs under madsim.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::backend::Backend;
+use crate::metrics::Metrics;
+use crate::{members, stats, v2};
+
+/// Largest request body accepted (etcd's default request size limit plus form overhead).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The etcd version Keel answers as: clients check it to choose features.
+pub const ETCD_VERSION: &str = "3.4.0";
+
+/// What the handlers share.
+pub struct Api<B> {
+    pub backend: B,
+    pub metrics: Metrics,
+    /// Requests answered, by kind, for `/v2/stats/store`.
+    pub store_stats: stats::StoreStats,
+    /// Whether the v2 keys API is served (etcd's `--enable-v2`).
+    pub enable_v2: bool,
+}
+
+/// A response before it becomes a hyper one.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A plain-text reply.
+    pub fn text(status: u16, text: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Serve clients on `listener` until the task is dropped.
+pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("client listener: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(to_hyper(route(&api, req).await)) }
+            });
+            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("client connection: {e}");
+            }
+        });
+    }
+}
+
+fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k), hyper::header::HeaderValue::try_from(v)) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+/// Which API a path belongs to (the metrics label).
+fn api_of(path: &str) -> &'static str {
+    match path {
+        p if p == "/v2/keys" || p.starts_with("/v2/keys/") => "v2_keys",
+        p if p.starts_with("/v2/members") => "v2_members",
+        p if p.starts_with("/v2/stats") => "v2_stats",
+        "/health" => "health",
+        "/version" => "version",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
+}
+
+async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let kind = api_of(&path);
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return finish(api, kind, &method, started, Reply::text(413, "request body too large\n")),
+    };
+    let reply = match kind {
+        "v2_keys" if !api.enable_v2 => Reply::text(404, "404 page not found\n"),
+        "v2_keys" => {
+            let key = path.strip_prefix("/v2/keys").unwrap_or("");
+            let request = v2::V2Request {
+                method: method.as_str().to_string(),
+                path: percent_decode(key),
+                query: parse_pairs(query.as_bytes()),
+                form: parse_pairs(&body),
+            };
+            let resp = v2::handle(&api.backend, request).await;
+            api.store_stats.record(method.as_str(), resp.status);
+            Reply { status: resp.status, headers: resp.headers, body: resp.body }
+        }
+        "v2_members" => members::handle(&api.backend, &method, &path, &body).await,
+        "v2_stats" => stats::handle(api, &path),
+        "health" => health(&api.backend),
+        "version" => Reply::json(200, &serde_json::json!({"etcdserver": ETCD_VERSION, "etcdcluster": ETCD_VERSION})),
+        "metrics" => {
+            let mut r = Reply::text(200, &api.metrics.render());
+            r.headers = vec![("Content-Type".into(), "text/plain; version=0.0.4".into())];
+            r
+        }
+        _ => Reply::text(404, "404 page not found\n"),
+    };
+    finish(api, kind, &method, started, reply)
+}
+
+fn finish<B>(api: &Api<B>, kind: &str, method: &Method, started: Instant, reply: Reply) -> Reply {
+    api.metrics.http_requests.with_label_values(&[kind, method.as_str(), &reply.status.to_string()]).inc();
+    api.metrics.http_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+    reply
+}
+
+/// etcd's `/health`: healthy while the member knows a leader.
+fn health<B: Backend>(backend: &B) -> Reply {
+    if backend.status().leader != 0 {
+        Reply::json(200, &serde_json::json!({"health": "true"}))
+    } else {
+        Reply::json(503, &serde_json::json!({"health": "false"}))
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (also the query string's form).
+pub fn parse_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+/// Percent-decode a URL path (invalid escapes are kept as they are; invalid UTF-8 is replaced).
+pub fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_percent_decoded_and_bad_escapes_survive() {
+        assert_eq!(percent_decode("/a%20b/c"), "/a b/c");
+        assert_eq!(percent_decode("/100%"), "/100%");
+        assert_eq!(percent_decode("/x%zz"), "/x%zz");
+        assert_eq!(percent_decode("/%2"), "/%2");
+        assert_eq!(percent_decode("%41"), "A");
+    }
+
+    #[test]
+    fn forms_parse_like_etcds() {
+        assert_eq!(parse_pairs(b"value=a+b&ttl=5"), vec![("value".into(), "a b".into()), ("ttl".into(), "5".into())]);
+        assert!(parse_pairs(b"").is_empty());
+    }
+}

@@ -1,0 +1,54 @@
+//! GET (and HEAD) without `wait`: a file, or a directory's listing.
+//!
+//! One range read over `[path, <path>0)` returns the path's own key and everything under
+//! `<path>/` at one revision (keys that merely share the path as a string prefix, such as
+//! `/foo!`, are read and skipped). `quorum=true` makes it linearizable; by default it is
+//! served from the member's own state (serializable), as etcd v2 serves GETs.
+
+use keel_core::kv::prefix_range_end;
+use keel_core::request::RangeRequest;
+
+use super::error::V2Error;
+use super::json::Event;
+use super::params::KeyRequest;
+use super::put::fill;
+use super::spot;
+use super::store::Store;
+use super::tree;
+use super::{path, Reply};
+use crate::backend::Backend;
+
+pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
+    let p = req.path.as_str();
+    let prefix = path::dir_prefix(p);
+    let r = st
+        .range(RangeRequest {
+            key: p.as_bytes().to_vec(),
+            range_end: prefix_range_end(prefix.as_bytes()),
+            serializable: !req.quorum,
+            ..RangeRequest::default()
+        })
+        .await?;
+    let rev = r.header.revision;
+    let mut exact = None;
+    let mut subtree = Vec::new();
+    for kv in r.kvs {
+        if !path::is_root(p) && kv.key == p.as_bytes() {
+            exact = Some(kv);
+        } else if kv.key.starts_with(prefix.as_bytes()) && kv.key.len() > 1 {
+            subtree.push(kv);
+        }
+    }
+    let node = match tree::classify(p, exact.as_ref(), &subtree) {
+        tree::Entry::File(kv) => tree::file_node(p, &kv),
+        tree::Entry::Dir(_) => tree::dir_listing(p, &subtree, req.recursive),
+        tree::Entry::Absent => return Err(spot::missing(st, p, rev).await),
+    };
+    let mut event = Event::new("get", node, None);
+    fill(st, &mut event).await;
+    Ok(Reply {
+        status: 200,
+        index: rev,
+        event,
+    })
+}

@@ -1,0 +1,137 @@
+//! keel-bench: load a Keel cluster over the v2 HTTP API and print throughput and latency.
+//!
+//! `keel-bench` starts its own 3-member cluster of real `keel` processes on loopback (fsync
+//! on) and runs puts at 1, 16 and 256 concurrent clients; `--endpoints URL,...` loads a
+//! running cluster instead; `--members N`, `--clients 1,16,256`, `--seconds S` and `--keys K`
+//! adjust it. Each client keeps one HTTP/1.1 connection and sends one request at a time.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use keel_tests::{curl, ProcessCluster};
+use tokio::net::TcpStream;
+
+struct Options {
+    endpoints: Vec<String>,
+    members: usize,
+    clients: Vec<usize>,
+    seconds: u64,
+    keys: u64,
+}
+
+fn options() -> Options {
+    let mut o = Options { endpoints: vec![], members: 3, clients: vec![1, 16, 256], seconds: 5, keys: 10_000 };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().cloned().unwrap_or_default();
+        match flag.as_str() {
+            "--endpoints" => o.endpoints = value.split(',').map(String::from).collect(),
+            "--members" => o.members = value.parse().unwrap_or(3),
+            "--clients" => o.clients = value.split(',').filter_map(|c| c.parse().ok()).collect(),
+            "--seconds" => o.seconds = value.parse().unwrap_or(5),
+            "--keys" => o.keys = value.parse().unwrap_or(10_000),
+            other => {
+                eprintln!("keel-bench: unknown flag {other} (see the source's header)");
+                std::process::exit(2);
+            }
+        }
+    }
+    o
+}
+
+/// One client: a connection, then puts until `until`; returns each request's latency.
+async fn client(endpoint: String, id: usize, keys: u64, until: Instant) -> Result<Vec<Duration>, String> {
+    let host = endpoint.trim_start_matches("http://").to_string();
+    let stream = TcpStream::connect(&host).await.map_err(|e| format!("{host}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut latencies = Vec::new();
+    let mut n = id as u64;
+    while Instant::now() < until {
+        n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let req = hyper::Request::put(format!("/v2/keys/bench/{}", n % keys))
+            .header("Host", host.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from_static(b"value=0123456789abcdef0123456789abcdef")))
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if !status.is_success() {
+            return Err(format!("put answered {status}"));
+        }
+        latencies.push(started.elapsed());
+    }
+    Ok(latencies)
+}
+
+fn fsyncs(endpoints: &[String]) -> f64 {
+    endpoints
+        .iter()
+        .filter_map(|e| {
+            let (_, body) = curl(&[&format!("{e}/metrics")]);
+            body.lines().find(|l| l.starts_with("keel_disk_fsync_duration_seconds_count")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .sum()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let o = options();
+    let _cluster;
+    let endpoints = if o.endpoints.is_empty() {
+        let c = ProcessCluster::start(o.members);
+        let urls = (0..o.members).map(|i| c.url(i).to_string()).collect();
+        _cluster = Some(c);
+        urls
+    } else {
+        _cluster = None;
+        o.endpoints.clone()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    println!("keel-bench: v2 PUT, 36-byte values over {} keys, {} member(s), {} s per row", o.keys, endpoints.len(), o.seconds);
+    println!("{:>8} {:>12} {:>10} {:>10} {:>12}", "clients", "puts/s", "p50 ms", "p99 ms", "fsyncs/s");
+    for &clients in &o.clients {
+        let syncs_before = fsyncs(&endpoints);
+        let started = Instant::now();
+        let until = started + Duration::from_secs(o.seconds);
+        let results: Vec<Result<Vec<Duration>, String>> = rt.block_on(async {
+            let tasks: Vec<_> = (0..clients)
+                .map(|i| tokio::spawn(client(endpoints[i % endpoints.len()].clone(), i, o.keys, until)))
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_else(|e| Err(e.to_string())));
+            }
+            out
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let syncs = (fsyncs(&endpoints) - syncs_before) / elapsed;
+        let mut all = Vec::new();
+        for r in results {
+            match r {
+                Ok(l) => all.extend(l),
+                Err(e) => eprintln!("client failed: {e}"),
+            }
+        }
+        all.sort();
+        println!(
+            "{clients:>8} {:>12.0} {:>10.2} {:>10.2} {syncs:>12.0}",
+            all.len() as f64 / elapsed,
+            percentile(&all, 0.5).as_secs_f64() * 1000.0,
+            percentile(&all, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Real `keel` processes on loopback, for end-to-end tests: start 1, 3 or 5 members on free
+//! ports, kill -9 and restart them, and talk to them with the real `curl`.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The `keel` binary built alongside these tests (`KEEL_BIN` overrides).
+pub fn keel_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("KEEL_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/keel
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("keel")).expect("target directory");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build -p keel-server)", bin.display());
+    bin
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One member process and how to reach it.
+pub struct Member {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Member {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(keel_binary())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start keel");
+        self.child = Some(child);
+    }
+
+    /// Whether the process is running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// What the member logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A cluster of member processes sharing one temporary directory.
+pub struct ProcessCluster {
+    pub members: Vec<Member>,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Found an `n`-member cluster and wait until every member answers /health.
+    pub fn start(n: usize) -> ProcessCluster {
+        Self::start_with(n, &[])
+    }
+
+    /// Like [`ProcessCluster::start`], with extra flags for every member.
+    pub fn start_with(n: usize, extra: &[&str]) -> ProcessCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+        let token = format!("test-{}", ports[0].0);
+        let members = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| {
+                let name = format!("m{i}");
+                let client_url = format!("http://127.0.0.1:{c}");
+                let peer_url = format!("http://127.0.0.1:{p}");
+                let data_dir = dir.path().join(format!("{name}.keel"));
+                let mut args: Vec<String> = vec![
+                    "--name".into(), name.clone(),
+                    "--data-dir".into(), data_dir.display().to_string(),
+                    "--listen-client-urls".into(), client_url.clone(),
+                    "--advertise-client-urls".into(), client_url.clone(),
+                    "--listen-peer-urls".into(), peer_url.clone(),
+                    "--initial-advertise-peer-urls".into(), peer_url.clone(),
+                    "--initial-cluster".into(), initial.join(","),
+                    "--initial-cluster-token".into(), token.clone(),
+                ];
+                args.extend(extra.iter().map(|s| s.to_string()));
+                let log = dir.path().join(format!("{name}.log"));
+                Member { name, client_url, peer_url, data_dir, args, log, child: None }
+            })
+            .collect();
+        let mut cluster = ProcessCluster { members, _dir: dir };
+        for m in &mut cluster.members {
+            m.spawn();
+        }
+        cluster.wait_healthy(Duration::from_secs(20));
+        cluster
+    }
+
+    /// The client URL of member `i`.
+    pub fn url(&self, i: usize) -> &str {
+        &self.members[i].client_url
+    }
+
+    /// Wait until every running member reports a leader and lists every member by name (each
+    /// has published itself); panics (with logs) on timeout.
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running: Vec<usize> = (0..self.members.len()).filter(|i| self.members[*i].child.is_some()).collect();
+            let published = |i: usize| {
+                let (code, body) = curl(&[&format!("{}/v2/members", self.url(i))]);
+                code == 200 && !body.contains(r#""name":"""#)
+            };
+            if running.iter().all(|i| curl(&[&format!("{}/health", self.url(*i))]).0 == 200 && published(*i)) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self.members.iter().map(|m| format!("--- {} ---\n{}", m.name, m.log())).collect();
+                panic!("cluster not healthy in {timeout:?}\n{}", logs.join("\n"));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index of the member that leads (from `/v2/stats/self`).
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).filter(|i| self.members[*i].child.is_some()).find(|i| {
+            let (_, body) = curl(&[&format!("{}/v2/stats/self", self.url(*i))]);
+            body.contains("StateLeader")
+        })
+    }
+
+    /// `kill -9` member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start member `i` again with the same flags and data directory.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.members[i].spawn();
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Run `curl -s` with `args`; returns (HTTP status, body). Status 0 when nothing answered.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "15", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    parse_curl(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_curl(out: &str) -> (u16, String) {
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", out));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Start `curl -s` in the background (for `?wait=true` watches); read it with [`finish`].
+pub fn curl_background(args: &[&str]) -> Child {
+    Command::new("curl")
+        .args(["-s", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs")
+}
+
+/// Wait for a background curl and return (status, body).
+pub fn finish(child: Child) -> (u16, String) {
+    let out = child.wait_with_output().expect("curl finishes");
+    parse_curl(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The JSON body of a response.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Write `bytes` to a file in `dir` (for bodies too large for a command line).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::File::create(&path).and_then(|mut f| f.write_all(bytes)).expect("write file");
+    path
+}

@@ -1,0 +1,106 @@
+//! Crashes and bad input against real processes: a leader killed with SIGKILL, every member
+//! restarted, malformed requests, oversized bodies, clients vanishing mid-watch.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use keel_tests::{curl, json, write_file, ProcessCluster};
+
+#[test]
+fn killing_the_leader_loses_no_acknowledged_write_and_the_cluster_carries_on() {
+    let mut c = ProcessCluster::start(3);
+    let leader = c.leader().expect("a leader");
+    for i in 0..20 {
+        let (code, body) = curl(&["-X", "PUT", &format!("{}/v2/keys/k{i}", c.url(i % 3)), "-d", &format!("value={i}")]);
+        assert!(code == 200 || code == 201, "{code} {body}");
+    }
+    c.kill(leader);
+    let other = (leader + 1) % 3;
+    // Writes continue once the survivors elect a leader.
+    let mut wrote = false;
+    for _ in 0..100 {
+        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/after", c.url(other)), "-d", "value=kill"]);
+        if code == 200 || code == 201 {
+            wrote = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(wrote, "no write succeeded after the leader was killed");
+    for i in 0..20 {
+        let (code, body) = curl(&[&format!("{}/v2/keys/k{i}?quorum=true", c.url(other))]);
+        assert_eq!((code, json(&body)["node"]["value"].clone()), (200, serde_json::json!(i.to_string())));
+    }
+    c.restart(leader);
+    c.wait_healthy(Duration::from_secs(20));
+    let (code, body) = curl(&[&format!("{}/v2/keys/after?quorum=true", c.url(leader))]);
+    assert_eq!((code, json(&body)["node"]["value"].clone()), (200, serde_json::json!("kill")));
+}
+
+#[test]
+fn restarting_every_member_keeps_every_acknowledged_write() {
+    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "50"]);
+    for i in 0..120 {
+        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/data/{i:03}", c.url(i % 3)), "-d", &format!("value={i}")]);
+        assert!(code == 200 || code == 201);
+    }
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.restart(i);
+    }
+    c.wait_healthy(Duration::from_secs(30));
+    let (code, body) = curl(&[&format!("{}/v2/keys/data?quorum=true&sorted=true", c.url(1))]);
+    assert_eq!(code, 200, "{body}");
+    let nodes = json(&body)["node"]["nodes"].as_array().cloned().unwrap();
+    assert_eq!(nodes.len(), 120);
+    assert_eq!(nodes[119]["value"], "119");
+}
+
+#[test]
+fn bad_input_gets_etcds_errors_not_crashes() {
+    let mut c = ProcessCluster::start(1);
+    let k = format!("{}/v2/keys/bad", c.url(0));
+    // etcd's codes: 202 "The given TTL in POST form is not a number", 203 for an index.
+    let (code, body) = curl(&["-X", "PUT", &k, "-d", "value=x", "-d", "ttl=soon"]);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(json(&body)["errorCode"], 202);
+    let (code, body) = curl(&["-X", "PUT", &format!("{k}?prevIndex=abc"), "-d", "value=x"]);
+    assert_eq!(code, 400);
+    assert_eq!(json(&body)["errorCode"], 203);
+    let (code, body) = curl(&[&format!("{k}?wait=true&waitIndex=-"), "--max-time", "3"]);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = curl(&[&format!("{}/v2/keys/missing", c.url(0))]);
+    assert_eq!((code, json(&body)["errorCode"].clone()), (404, serde_json::json!(100)));
+    let (code, _) = curl(&[&format!("{}/v2/keys/%zz%", c.url(0))]);
+    assert!(code == 404 || code == 400, "a malformed escape is an error, got {code}");
+    // etcd answers codes outside its short status table (like 107) with 400.
+    let (code, body) = curl(&["-X", "PUT", &format!("{}/v2/keys/", c.url(0)), "-d", "value=x"]);
+    assert_eq!(code, 400);
+    assert_eq!(json(&body)["errorCode"], 107);
+    // A body over the limit is refused, and the member lives on.
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = b"value=".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+    let file = write_file(dir.path(), "big", &big);
+    let (code, _) = curl(&["-X", "PUT", &k, "--data-binary", &format!("@{}", file.display()), "-H", "Content-Type: application/x-www-form-urlencoded"]);
+    assert!(code == 413 || code == 400, "oversized body answered {code}");
+    // A client that opens a watch and vanishes, and one that sends garbage.
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(c.url(0).trim_start_matches("http://")).unwrap();
+        s.write_all(b"GET /v2/keys/bad?wait=true HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        drop(s);
+    }
+    let mut s = TcpStream::connect(c.url(0).trim_start_matches("http://")).unwrap();
+    s.write_all(b"\x00\x01 not http at all\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.read_to_end(&mut buf);
+    assert!(c.members[0].running(), "the member died on bad input:\n{}", c.members[0].log());
+    let (code, _) = curl(&["-X", "PUT", &k, "-d", "value=still-here"]);
+    assert!(code == 200 || code == 201);
+    let (_, metrics) = curl(&[&format!("{}/metrics", c.url(0))]);
+    assert!(metrics.contains("keel_mvcc_watchers 0"), "abandoned watches leaked:\n{}", metrics.lines().filter(|l| l.contains("watchers")).collect::<Vec<_>>().join("\n"));
+}

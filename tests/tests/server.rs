@@ -1,0 +1,73 @@
+//! The `keel` binary as an operator meets it: the README's no-flag start, status endpoints,
+//! membership listing, start-up errors and exit codes.
+
+use std::process::Command;
+use std::time::Duration;
+
+use keel_tests::{curl, free_port, json, keel_binary, ProcessCluster};
+
+#[test]
+fn with_no_flags_keel_serves_on_2379_with_data_in_default_keel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(keel_binary()).current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if curl(&["http://127.0.0.1:2379/health"]) == (200, r#"{"health":"true"}"#.to_string()) {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy, "no healthy member on 127.0.0.1:2379");
+    assert!(dir.path().join("default.keel").is_dir(), "data directory ./default.keel was not created");
+}
+
+#[test]
+fn status_endpoints_answer_like_etcds() {
+    let c = ProcessCluster::start(1);
+    let (code, body) = curl(&[&format!("{}/version", c.url(0))]);
+    assert_eq!((code, json(&body)), (200, serde_json::json!({"etcdserver": "3.4.0", "etcdcluster": "3.4.0"})));
+    let (code, body) = curl(&[&format!("{}/metrics", c.url(0))]);
+    assert_eq!(code, 200);
+    assert!(body.contains("keel_server_has_leader 1"), "{body}");
+    assert!(body.contains("keel_disk_fsync_duration_seconds_count"));
+    let (code, body) = curl(&[&format!("{}/v2/members", c.url(0))]);
+    assert_eq!(code, 200);
+    let members = json(&body)["members"].as_array().cloned().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["name"], "m0");
+    assert_eq!(members[0]["clientURLs"][0], c.url(0));
+    let (code, _) = curl(&[&format!("{}/no/such/path", c.url(0))]);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn start_up_mistakes_exit_with_a_clear_message() {
+    let run = |args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(keel_binary()).args(args).current_dir(dir.path()).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["--no-such-flag"]);
+    assert_eq!(code, Some(2), "unknown flags exit 2 (usage)");
+    assert!(err.contains("--no-such-flag"), "{err}");
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = format!("http://{}", busy.local_addr().unwrap());
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let (code, err) = run(&["--listen-client-urls", &taken, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot listen for clients"), "{err}");
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let under_file = file.path().join("data");
+    let (code, err) = run(&["--data-dir", under_file.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not writable"), "{err}");
+
+    let (code, err) = run(&["--name", "x", "--initial-cluster", "y=http://127.0.0.1:1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("couldn't find local name"), "{err}");
+}

@@ -16,7 +16,7 @@
 //!   or else the newest mod / oldest create revision under it, see [`tree`]). `X-Etcd-Index`
 //!   is the revision the answer reflects.
 //! - A key with `ttl` gets a lease of its own; keys without one inherit their nearest TTL
-//!   directory's lease (see [`put`]).
+//!   directory's lease (see [`ttl`]).
 //! - Conditional writes are transactions guarded by what was read (see [`spot`]).
 //! - `wait=true` is a watch (see [`wait`]); `POST` makes in-order keys named by their
 //!   zero-padded revision.
@@ -24,7 +24,7 @@
 //! Modules: [`params`] (request options and their validation), [`path`] (paths ↔ keys),
 //! [`tree`] (keys → nodes), [`json`] (etcd's JSON bytes), [`error`] (codes, messages,
 //! statuses), [`store`] (backend calls), [`spot`] (reads and guards for writes), and one per
-//! method: [`get`], [`put`], [`delete`], [`wait`].
+//! method: [`get`], [`put`] (with [`ttl`]), [`post`], [`delete`], [`wait`].
 
 pub mod delete;
 pub mod error;
@@ -32,10 +32,12 @@ pub mod get;
 pub mod json;
 pub mod params;
 pub mod path;
+pub mod post;
 pub mod put;
 pub mod spot;
 pub mod store;
 pub mod tree;
+pub mod ttl;
 pub mod wait;
 
 use crate::backend::Backend;
@@ -107,7 +109,7 @@ pub async fn handle<B: Backend>(backend: &B, req: V2Request) -> V2Response {
         Method::Get | Method::Head if kr.wait => wait::wait(&mut st, &kr).await,
         Method::Get | Method::Head => get::get(&mut st, &kr).await,
         Method::Put => put::put(&mut st, &kr).await,
-        Method::Post => put::post(&mut st, &kr).await,
+        Method::Post => post::post(&mut st, &kr).await,
         Method::Delete => delete::delete(&mut st, &kr).await,
     };
     match result {

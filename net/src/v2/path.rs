@@ -89,11 +89,6 @@ pub fn hidden_below(watch_path: &str, key_path: &str) -> bool {
     rest.contains("/_")
 }
 
-/// The zero-padded 20-digit name etcd gives an in-order key created at `revision`.
-pub fn in_order_name(revision: i64) -> String {
-    format!("{revision:020}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +134,5 @@ mod tests {
         assert!(!hidden_below("/a", "/a/b_c"));
         assert!(!hidden_below("/_a", "/_a"));
         assert!(!hidden_below("/_a", "/_a/b"));
-        assert_eq!(in_order_name(42), "00000000000000000042");
     }
 }

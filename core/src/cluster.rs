@@ -14,6 +14,8 @@ use crate::watch::{WatchCreate, WatchId, WatchResponse};
 /// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`].
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
+    /// Writes (in a `LocalCluster`) that changed only the commit index and needed no fsync.
+    pub lazy_writes: u64,
     pub snapshot: Option<SnapshotRecord>,
     pub hard_state: HardState,
     pub entries: Vec<LogEntry>,
@@ -216,6 +218,11 @@ impl LocalCluster {
             if let Some(waiting) = self.stalled.get_mut(&id) {
                 waiting.push(p);
             } else {
+                assert!(
+                    p.must_sync || (p.entries.is_empty() && p.snapshot.is_none()),
+                    "entries or a snapshot were marked as needing no fsync"
+                );
+                disk.lazy_writes += u64::from(!p.must_sync);
                 let number = p.number;
                 disk.write(p);
                 node.persisted(number);

@@ -325,3 +325,15 @@ fn in_order_keys_are_named_by_their_revision_and_increase() {
     }
     assert!(names.windows(2).all(|w| w[0] < w[1]), "in-order keys must sort in creation order");
 }
+
+#[test]
+fn commit_index_only_writes_need_no_fsync_but_entries_always_do() {
+    // Disk::write asserts that entries and snapshots are always marked must_sync.
+    let mut c = LocalCluster::new(3, 51);
+    let leader = c.wait_for_leader();
+    for i in 0..10 {
+        c.call(leader, put(&format!("k{i}"), "v")).unwrap();
+    }
+    let follower = followers(&c, leader)[0];
+    assert!(c.disk(follower).lazy_writes > 0, "commit-only hard states were fsynced");
+}

@@ -265,9 +265,11 @@ impl<S: Storage> Driver<S> {
         }
         if let Some(persist) = ready.persist {
             self.storage.write(&persist)?;
-            let started = Instant::now();
-            self.storage.sync()?;
-            self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());
+            if persist.must_sync {
+                let started = Instant::now();
+                self.storage.sync()?;
+                self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());
+            }
             self.node.persisted(persist.number);
         }
         for (id, result) in ready.responses {

@@ -13,11 +13,12 @@ pub fn keel_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("KEEL_BIN") {
         return PathBuf::from(bin);
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/keel
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("keel")).expect("target directory");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build -p keel-server)", bin.display());
-    bin
+    let exe = std::env::current_exe().expect("executable path");
+    // Tests run from target/<profile>/deps, binaries (keel-bench) from target/<profile>.
+    let dir = exe.parent().expect("executable directory");
+    let candidates = [dir.join("keel"), dir.parent().map(|d| d.join("keel")).unwrap_or_default()];
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    found.unwrap_or_else(|| panic!("no keel binary next to {}: build it first (cargo build -p keel-server)", exe.display()))
 }
 
 /// A port nobody listens on right now.

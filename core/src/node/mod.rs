@@ -134,6 +134,7 @@ impl Node {
         if !bootstrap.is_empty() {
             node.out.persist = Some(Persist {
                 number: 0,
+                must_sync: true,
                 snapshot: None,
                 entries: bootstrap,
                 hard_state: Some(HardState::from_raft(&hs)),
@@ -460,7 +461,7 @@ impl Node {
         let msgs = rd.take_messages();
         self.queue_messages(msgs);
 
-        let mut persist = Persist { number: rd.number(), ..Default::default() };
+        let mut persist = Persist { number: rd.number(), must_sync: rd.must_sync(), ..Default::default() };
         if !rd.snapshot().is_empty() {
             let snapshot = rd.snapshot().clone();
             persist.snapshot = Some(SnapshotRecord::from_raft(&snapshot));

@@ -87,13 +87,18 @@ impl SnapshotRecord {
     }
 }
 
-/// Writes that must be durable (fsynced) before the shell calls `Node::persisted(number)`.
+/// Writes that must be durable (fsynced, when `must_sync`) before the shell calls
+/// `Node::persisted(number)`.
 /// Apply in this order: `snapshot` (the log restarts after it: drop every stored entry), then
 /// `entries` (drop stored entries at `entries[0].index` and after, then store these), then
 /// `hard_state`. One fsync may cover several `Persist`s; acknowledging the last covers all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
     pub number: u64,
+    /// Whether this must be fsynced before it is acknowledged. False when all it changes is
+    /// the commit index (which a restarted member re-learns from the leader): the shell may
+    /// then write it without an fsync, as etcd does.
+    pub must_sync: bool,
     pub snapshot: Option<SnapshotRecord>,
     pub entries: Vec<LogEntry>,
     pub hard_state: Option<HardState>,
@@ -103,6 +108,7 @@ impl Persist {
     /// Fold a later batch into this one, keeping the stored-log rules above true for the sum.
     pub(crate) fn merge(&mut self, later: Persist) {
         self.number = later.number;
+        self.must_sync |= later.must_sync;
         if later.snapshot.is_some() {
             self.snapshot = later.snapshot;
             self.entries.clear();

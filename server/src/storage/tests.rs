@@ -260,6 +260,7 @@ fn one_persist_applies_snapshot_then_entries_then_hard_state<H: Harness>(h: &mut
             Step::Write(append(1, entries(1, 4, 1))),
             Step::Write(Persist {
                 number: 2,
+                must_sync: true,
                 snapshot: Some(snapshot(2, 1)),
                 entries: entries(3, 6, 2),
                 hard_state: Some(hs(2, 2, 3)),
@@ -278,7 +279,7 @@ fn large_values_round_trip<H: Harness>(h: &mut H) {
     let snap = SnapshotRecord { index: 0, term: 0, bytes: big(9, 3_000_000) };
     let (mut s, _) = run(
         h,
-        &[Step::Write(Persist { number: 1, snapshot: Some(snap.clone()), entries: es.clone(), hard_state: None })],
+        &[Step::Write(Persist { number: 1, must_sync: true, snapshot: Some(snap.clone()), entries: es.clone(), hard_state: None })],
     );
     let r = recover(&mut s);
     assert_eq!(r.snapshot, Some(snap));
@@ -314,7 +315,7 @@ pub(crate) fn arb_step() -> impl Strategy<Value = Step> {
     let arb_snapshot = (0u64..30, 1u64..4).prop_map(|(index, term)| snapshot(index, term));
     let arb_hs = (0u64..4, 0u64..4, 0u64..30).prop_map(|(t, v, c)| hs(t, v, c));
     let arb_persist = (1u64..1000, proptest::option::weighted(0.15, arb_snapshot.clone()), arb_entries, proptest::option::of(arb_hs))
-        .prop_map(|(number, snapshot, entries, hard_state)| Step::Write(Persist { number, snapshot, entries, hard_state }));
+        .prop_map(|(number, snapshot, entries, hard_state)| Step::Write(Persist { number, must_sync: true, snapshot, entries, hard_state }));
     prop_oneof![
         6 => arb_persist,
         1 => (arb_snapshot, 0u64..35).prop_map(|(snapshot, compact_to)| Step::KeepSnapshot(LocalSnapshot { snapshot, compact_to })),

@@ -33,6 +33,8 @@ pub struct Api<B> {
     pub store_stats: stats::StoreStats,
     /// Whether the v2 keys API is served (etcd's `--enable-v2`).
     pub enable_v2: bool,
+    /// The cluster token, from which added members' ids are derived (see `ids`).
+    pub cluster_token: String,
 }
 
 /// A response before it becomes a hyper one.
@@ -135,7 +137,7 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply
             api.store_stats.record(method.as_str(), resp.status);
             Reply { status: resp.status, headers: resp.headers, body: resp.body }
         }
-        "v2_members" => members::handle(&api.backend, &method, &path, &body).await,
+        "v2_members" => members::handle(&api.backend, &api.cluster_token, &method, &path, &body).await,
         "v2_stats" => stats::handle(api, &path),
         "health" => health(&api.backend),
         "version" => Reply::json(200, &serde_json::json!({"etcdserver": ETCD_VERSION, "etcdcluster": ETCD_VERSION})),

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod http;
+pub mod ids;
 pub mod members;
 pub mod metrics;
 pub mod peer;

@@ -26,8 +26,10 @@ pub fn member_json(m: &Member) -> serde_json::Value {
     })
 }
 
-/// Route one `/v2/members[/<id>]` request.
-pub async fn handle<B: Backend>(backend: &B, method: &Method, path: &str, body: &[u8]) -> Reply {
+/// Route one `/v2/members[/<id>]` request. An added member's id is derived from its peer
+/// URLs and the cluster `token` — as a founding member's is — so the new member, started with
+/// those URLs and token, knows its id without asking.
+pub async fn handle<B: Backend>(backend: &B, token: &str, method: &Method, path: &str, body: &[u8]) -> Reply {
     let rest = path.strip_prefix("/v2/members").unwrap_or("").trim_matches('/');
     let id = match rest {
         "" => None,
@@ -43,7 +45,8 @@ pub async fn handle<B: Backend>(backend: &B, method: &Method, path: &str, body: 
         }
         (&Method::POST, None) => {
             let Some(urls) = peer_urls(body) else { return error(400, "bad request: expected {\"peerURLs\": [...]}") };
-            let add = MemberChange::Add(MemberAddRequest { id: 0, peer_urls: urls, is_learner: false });
+            let id = crate::ids::member_id(&urls, token);
+            let add = MemberChange::Add(MemberAddRequest { id, peer_urls: urls, is_learner: false });
             match backend.call(Request::MemberChange(add)).await {
                 Ok(Response::Member(r)) => match r.member {
                     Some(m) => Reply::json(201, &member_json(&m)),

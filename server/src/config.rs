@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use keel_core::request::Member;
 
-use crate::ids;
+use keel_net::ids;
 
 /// etcd-compatible flags. Every flag can also be set through its `ETCD_*` variable.
 #[derive(Parser, Debug, Clone)]
@@ -66,6 +66,70 @@ pub struct Flags {
     /// Log format: "text" for people, "json" for log pipelines.
     #[arg(long, env = "KEEL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// A YAML file with etcd's configuration keys (name, data-dir, initial-cluster, ...); as
+    /// with etcd, its keys take precedence over flags.
+    #[arg(long, env = "ETCD_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+/// The keys of etcd's YAML configuration file that Keel understands.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case")]
+struct FileConfig {
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen_client_urls: Option<String>,
+    advertise_client_urls: Option<String>,
+    listen_peer_urls: Option<String>,
+    initial_advertise_peer_urls: Option<String>,
+    initial_cluster: Option<String>,
+    initial_cluster_state: Option<String>,
+    initial_cluster_token: Option<String>,
+    heartbeat_interval: Option<u64>,
+    election_timeout: Option<u64>,
+    snapshot_count: Option<u64>,
+    quota_backend_bytes: Option<i64>,
+    max_request_bytes: Option<usize>,
+    max_txn_ops: Option<usize>,
+    enable_v2: Option<bool>,
+    log_level: Option<String>,
+    /// Everything else: reported, not fatal (etcd configs carry keys Keel has no use for).
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Flags {
+    /// Apply `--config-file`, if given. Returns the flags to use and the file's keys that
+    /// Keel ignored (for a warning).
+    pub fn with_config_file(mut self) -> Result<(Flags, Vec<String>), ConfigError> {
+        let Some(path) = self.config_file.clone() else { return Ok((self, vec![])) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read --config-file {}: {e}", path.display())))?;
+        let file: FileConfig = if text.trim().is_empty() {
+            FileConfig::default()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| ConfigError(format!("--config-file {}: {e}", path.display())))?
+        };
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(v) = file.$field { self.$field = v; } )* };
+        }
+        take!(name, listen_client_urls, advertise_client_urls, listen_peer_urls, initial_advertise_peer_urls,
+              initial_cluster_token, heartbeat_interval, election_timeout, snapshot_count,
+              quota_backend_bytes, max_request_bytes, max_txn_ops, enable_v2, log_level);
+        if let Some(dir) = file.data_dir {
+            self.data_dir = Some(dir);
+        }
+        if let Some(cluster) = file.initial_cluster {
+            self.initial_cluster = Some(cluster);
+        }
+        if let Some(state) = file.initial_cluster_state {
+            if state != "new" && state != "existing" {
+                return Err(ConfigError(format!("--config-file: initial-cluster-state must be new or existing, not {state:?}")));
+            }
+            self.initial_cluster_state = state;
+        }
+        Ok((self, file.other.into_keys().collect()))
+    }
 }
 
 /// A checked configuration: everything the server needs, with ids derived.
@@ -78,6 +142,11 @@ pub struct ServerConfig {
     pub cluster_id: u64,
     /// The founding members, when founding a cluster; empty when joining.
     pub initial_members: Vec<Member>,
+    /// Every member named by `--initial-cluster` (with derived ids): where to find peers
+    /// before the membership is known from the log (a joining member needs this).
+    pub peers: Vec<Member>,
+    /// `--initial-cluster-token`: members added later get ids derived from it too.
+    pub cluster_token: String,
     pub listen_client: Vec<String>,
     pub advertise_client_urls: Vec<String>,
     pub listen_peer: String,
@@ -172,7 +241,9 @@ impl ServerConfig {
             data_dir: f.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.keel", f.name))),
             member_id,
             cluster_id,
-            initial_members: if founding { members } else { vec![] },
+            initial_members: if founding { members.clone() } else { vec![] },
+            peers: members,
+            cluster_token: token.clone(),
             listen_client,
             advertise_client_urls,
             listen_peer,
@@ -230,6 +301,38 @@ mod tests {
         assert!(err(&["--listen-client-urls", "nonsense"]).contains("is not a URL"));
         assert!(Flags::try_parse_from(["keel", "--no-such-flag"]).is_err());
         assert!(Flags::try_parse_from(["keel", "--initial-cluster-state", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn a_config_file_with_etcds_keys_sets_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keel.yaml");
+        std::fs::write(
+            &path,
+            "name: infra1\ndata-dir: /var/lib/keel\nlisten-client-urls: http://127.0.0.1:12379\n\
+             initial-advertise-peer-urls: http://127.0.0.1:12380\nlisten-peer-urls: http://127.0.0.1:12380\n\
+             initial-cluster: infra1=http://127.0.0.1:12380\nheartbeat-interval: 50\nelection-timeout: 500\n\
+             enable-v2: true\nwal-dir: /somewhere\n",
+        )
+        .unwrap();
+        let (f, ignored) = flags(&["--name", "overridden", "--config-file", path.to_str().unwrap()]).with_config_file().unwrap();
+        assert_eq!(ignored, vec!["wal-dir".to_string()]);
+        let c = ServerConfig::from_flags(&f).unwrap();
+        assert_eq!(c.name, "infra1");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/keel"));
+        assert_eq!(c.listen_client, vec!["http://127.0.0.1:12379".to_string()]);
+        assert_eq!((c.tick_ms, c.election_ticks), (50, 10));
+    }
+
+    #[test]
+    fn a_bad_config_file_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "heartbeat-interval: often\n").unwrap();
+        let err = flags(&["--config-file", path.to_str().unwrap()]).with_config_file().unwrap_err().0;
+        assert!(err.contains("heartbeat-interval") || err.contains("invalid type"), "{err}");
+        let missing = flags(&["--config-file", "/no/such/file.yaml"]).with_config_file().unwrap_err().0;
+        assert!(missing.contains("cannot read --config-file"), "{missing}");
     }
 
     #[test]

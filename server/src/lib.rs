@@ -7,4 +7,3 @@
 pub mod storage;
 pub mod config;
 pub mod driver;
-pub mod ids;

@@ -17,8 +17,17 @@ use keel_server::storage::{FjallStorage, Storage};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let (flags, ignored) = match Flags::parse().with_config_file() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(&flags);
+    if !ignored.is_empty() {
+        tracing::warn!("--config-file keys Keel does not use were ignored: {}", ignored.join(", "));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -85,6 +94,11 @@ async fn run(flags: Flags) -> Result<(), String> {
     let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
     let transport = PeerTransport::new(config.member_id, config.cluster_id, peer_tx);
     transport.serve(peer_listener);
+    for peer in &config.peers {
+        if let Some(url) = peer.peer_urls.first() {
+            transport.set_peer(peer.id, url);
+        }
+    }
 
     let metrics = Metrics::new();
     let identity = Identity { name: config.name.clone(), client_urls: config.advertise_client_urls.clone() };
@@ -92,7 +106,7 @@ async fn run(flags: Flags) -> Result<(), String> {
     let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout };
     let (driver, handle) = Driver::new(node, storage, wiring);
     handle.set_cluster_id(config.cluster_id);
-    let api = Arc::new(Api { backend: handle, metrics, store_stats: Default::default(), enable_v2: config.enable_v2 });
+    let api = Arc::new(Api { backend: handle, metrics, store_stats: Default::default(), enable_v2: config.enable_v2, cluster_token: config.cluster_token.clone() });
     for listener in client_listeners {
         tokio::spawn(http::serve(listener, api.clone()));
     }

@@ -63,7 +63,11 @@ impl Member {
 /// A cluster of member processes sharing one temporary directory.
 pub struct ProcessCluster {
     pub members: Vec<Member>,
-    _dir: tempfile::TempDir,
+    /// `--initial-cluster` entries (`name=url`) of every member started so far.
+    initial: Vec<String>,
+    token: String,
+    extra: Vec<String>,
+    dir: tempfile::TempDir,
 }
 
 impl ProcessCluster {
@@ -78,35 +82,59 @@ impl ProcessCluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
         let token = format!("test-{}", ports[0].0);
-        let members = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (c, p))| {
-                let name = format!("m{i}");
-                let client_url = format!("http://127.0.0.1:{c}");
-                let peer_url = format!("http://127.0.0.1:{p}");
-                let data_dir = dir.path().join(format!("{name}.keel"));
-                let mut args: Vec<String> = vec![
-                    "--name".into(), name.clone(),
-                    "--data-dir".into(), data_dir.display().to_string(),
-                    "--listen-client-urls".into(), client_url.clone(),
-                    "--advertise-client-urls".into(), client_url.clone(),
-                    "--listen-peer-urls".into(), peer_url.clone(),
-                    "--initial-advertise-peer-urls".into(), peer_url.clone(),
-                    "--initial-cluster".into(), initial.join(","),
-                    "--initial-cluster-token".into(), token.clone(),
-                ];
-                args.extend(extra.iter().map(|s| s.to_string()));
-                let log = dir.path().join(format!("{name}.log"));
-                Member { name, client_url, peer_url, data_dir, args, log, child: None }
-            })
-            .collect();
-        let mut cluster = ProcessCluster { members, _dir: dir };
+        let mut cluster = ProcessCluster {
+            members: Vec::new(),
+            initial: initial.clone(),
+            token,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        for (i, (c, p)) in ports.into_iter().enumerate() {
+            let member = cluster.member(&format!("m{i}"), c, p, "new");
+            cluster.members.push(member);
+        }
         for m in &mut cluster.members {
             m.spawn();
         }
         cluster.wait_healthy(Duration::from_secs(20));
         cluster
+    }
+
+    /// A member's process description (not yet started).
+    fn member(&self, name: &str, client_port: u16, peer_port: u16, state: &str) -> Member {
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let data_dir = self.dir.path().join(format!("{name}.keel"));
+        let mut args: Vec<String> = vec![
+            "--name".into(), name.into(),
+            "--data-dir".into(), data_dir.display().to_string(),
+            "--listen-client-urls".into(), client_url.clone(),
+            "--advertise-client-urls".into(), client_url.clone(),
+            "--listen-peer-urls".into(), peer_url.clone(),
+            "--initial-advertise-peer-urls".into(), peer_url.clone(),
+            "--initial-cluster".into(), self.initial.join(","),
+            "--initial-cluster-token".into(), self.token.clone(),
+            "--initial-cluster-state".into(), state.into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        let log = self.dir.path().join(format!("{name}.log"));
+        Member { name: name.into(), client_url, peer_url, data_dir, args, log, child: None }
+    }
+
+    /// Add a member the way an operator does: announce it through `/v2/members` on member 0,
+    /// then start it with `--initial-cluster-state existing`. Returns its index.
+    pub fn add_member(&mut self) -> usize {
+        let (c, p) = (free_port(), free_port());
+        let name = format!("m{}", self.members.len());
+        let peer_url = format!("http://127.0.0.1:{p}");
+        let body = format!(r#"{{"peerURLs":["{peer_url}"]}}"#);
+        let (code, answer) = curl(&["-X", "POST", &format!("{}/v2/members", self.url(0)), "-H", "Content-Type: application/json", "-d", &body]);
+        assert_eq!(code, 201, "member add: {answer}");
+        self.initial.push(format!("{name}={peer_url}"));
+        let mut member = self.member(&name, c, p, "existing");
+        member.spawn();
+        self.members.push(member);
+        self.members.len() - 1
     }
 
     /// The client URL of member `i`.

@@ -104,3 +104,34 @@ fn bad_input_gets_etcds_errors_not_crashes() {
     let (_, metrics) = curl(&[&format!("{}/metrics", c.url(0))]);
     assert!(metrics.contains("keel_mvcc_watchers 0"), "abandoned watches leaked:\n{}", metrics.lines().filter(|l| l.contains("watchers")).collect::<Vec<_>>().join("\n"));
 }
+
+#[test]
+fn a_member_added_through_v2_members_joins_catches_up_and_a_removed_one_stops() {
+    let mut c = ProcessCluster::start(3);
+    for i in 0..30 {
+        curl(&["-X", "PUT", &format!("{}/v2/keys/before/{i}", c.url(0)), "-d", "value=v"]);
+    }
+    let new = c.add_member();
+    c.wait_healthy(Duration::from_secs(30));
+    let (code, body) = curl(&[&format!("{}/v2/keys/before?quorum=true", c.url(new))]);
+    assert_eq!(code, 200, "{body}\n{}", c.members[new].log());
+    assert_eq!(json(&body)["node"]["nodes"].as_array().map(|n| n.len()), Some(30));
+    let (_, body) = curl(&[&format!("{}/v2/members", c.url(new))]);
+    let members = json(&body)["members"].as_array().cloned().unwrap();
+    assert_eq!(members.len(), 4);
+    // Remove member 1: it stops by itself; the other three carry on.
+    let id = members.iter().find(|m| m["name"] == "m1").unwrap()["id"].as_str().unwrap().to_string();
+    let (code, body) = curl(&["-X", "DELETE", &format!("{}/v2/members/{id}", c.url(0))]);
+    assert_eq!(code, 204, "{body}");
+    let mut stopped = false;
+    for _ in 0..100 {
+        if !c.members[1].running() {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stopped, "the removed member kept running");
+    let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/after", c.url(new)), "-d", "value=remove"]);
+    assert!(code == 200 || code == 201);
+}

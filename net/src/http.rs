@@ -22,6 +22,10 @@ use crate::{members, stats, v2};
 /// Largest request body accepted (etcd's default request size limit plus form overhead).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// How long a client may take to send a request's headers before the connection is closed
+/// (a slow or stuck client must not hold a connection forever).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The etcd version Keel answers as: clients check it to choose features.
 pub const ETCD_VERSION: &str = "3.4.0";
 
@@ -82,7 +86,9 @@ pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(to_hyper(route(&api, req).await)) }
             });
-            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
+            let mut builder = http1::Builder::new();
+            builder.keep_alive(true).timer(crate::timer::TokioTime).header_read_timeout(HEADER_READ_TIMEOUT);
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("client connection: {e}");
             }
         });

@@ -13,4 +13,5 @@ pub mod members;
 pub mod metrics;
 pub mod peer;
 pub mod stats;
+pub mod timer;
 pub mod v2;

@@ -135,3 +135,18 @@ fn a_member_added_through_v2_members_joins_catches_up_and_a_removed_one_stops() 
     let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/after", c.url(new)), "-d", "value=remove"]);
     assert!(code == 200 || code == 201);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let c = ProcessCluster::start(1);
+    let mut slow = TcpStream::connect(c.url(0).trim_start_matches("http://")).unwrap();
+    slow.write_all(b"GET /v2/keys/x HTTP/1.1\r\nHost: x\r\n").unwrap(); // and never the blank line
+    slow.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "a stuck client held its connection for {waited:?}");
+    let (code, _) = curl(&[&format!("{}/health", c.url(0))]);
+    assert_eq!(code, 200);
+}

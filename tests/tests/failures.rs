@@ -150,3 +150,52 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (code, _) = curl(&[&format!("{}/health", c.url(0))]);
     assert_eq!(code, 200);
 }
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_write() {
+    let mut c = ProcessCluster::start(3);
+    let urls: Vec<String> = (0..3).map(|i| c.url(i).to_string()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let urls = urls.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("load/w{w}-{n}");
+                    let url = &urls[n % 3];
+                    let (code, _) = curl(&["-X", "PUT", &format!("{url}/v2/keys/{key}"), "-d", "value=x", "--max-time", "3"]);
+                    if code == 200 || code == 201 {
+                        acked.push(key);
+                    }
+                    n += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let leader = c.leader().expect("a leader");
+    c.kill(leader);
+    std::thread::sleep(Duration::from_millis(1500));
+    c.restart(leader);
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(acked.len() > 20, "too few writes to mean anything: {}", acked.len());
+    c.wait_healthy(Duration::from_secs(30));
+    for i in 0..3 {
+        let (code, body) = curl(&[&format!("{}/v2/keys/load?quorum=true&recursive=true", c.url(i))]);
+        assert_eq!(code, 200);
+        let present: std::collections::BTreeSet<String> = json(&body)["node"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["key"].as_str().unwrap().trim_start_matches("/load/").to_string())
+            .collect();
+        let lost: Vec<&String> = acked.iter().filter(|k| !present.contains(k.trim_start_matches("load/"))).collect();
+        assert!(lost.is_empty(), "member {i} lost {} acknowledged writes: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    }
+}

@@ -51,6 +51,9 @@ pub struct Flags {
     /// Storage size limit in bytes (0: etcd's default). Accepted now; enforced with the v3 API's alarms.
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: i64,
+    /// Log entries kept behind a snapshot for followers slightly behind (etcd 3.5's flag).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
+    pub experimental_snapshot_catchup_entries: u64,
     /// Largest client request in bytes.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
     pub max_request_bytes: usize,
@@ -88,6 +91,7 @@ struct FileConfig {
     heartbeat_interval: Option<u64>,
     election_timeout: Option<u64>,
     snapshot_count: Option<u64>,
+    experimental_snapshot_catchup_entries: Option<u64>,
     quota_backend_bytes: Option<i64>,
     max_request_bytes: Option<usize>,
     max_txn_ops: Option<usize>,
@@ -115,6 +119,7 @@ impl Flags {
         }
         take!(name, listen_client_urls, advertise_client_urls, listen_peer_urls, initial_advertise_peer_urls,
               initial_cluster_token, heartbeat_interval, election_timeout, snapshot_count,
+              experimental_snapshot_catchup_entries,
               quota_backend_bytes, max_request_bytes, max_txn_ops, enable_v2, log_level);
         if let Some(dir) = file.data_dir {
             self.data_dir = Some(dir);
@@ -153,6 +158,7 @@ pub struct ServerConfig {
     pub tick_ms: u64,
     pub election_ticks: usize,
     pub snapshot_count: u64,
+    pub snapshot_catchup_entries: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub enable_v2: bool,
@@ -250,6 +256,7 @@ impl ServerConfig {
             tick_ms: f.heartbeat_interval,
             election_ticks: (f.election_timeout / f.heartbeat_interval) as usize,
             snapshot_count: f.snapshot_count.max(1),
+            snapshot_catchup_entries: f.experimental_snapshot_catchup_entries,
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
             enable_v2: f.enable_v2,

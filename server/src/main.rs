@@ -73,6 +73,7 @@ async fn run(flags: Flags) -> Result<(), String> {
     node_config.tick_ms = config.tick_ms;
     node_config.election_ticks = config.election_ticks;
     node_config.snapshot_count = config.snapshot_count;
+    node_config.snapshot_catchup_entries = config.snapshot_catchup_entries;
     node_config.max_request_bytes = config.max_request_bytes;
     node_config.max_txn_ops = config.max_txn_ops;
     node_config.seed = seed(config.member_id);

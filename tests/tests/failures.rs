@@ -199,3 +199,23 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
         assert!(lost.is_empty(), "member {i} lost {} acknowledged writes: {:?}", lost.len(), &lost[..lost.len().min(5)]);
     }
 }
+
+#[test]
+fn a_member_far_behind_catches_up_from_a_snapshot_streamed_by_the_leader() {
+    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "5"]);
+    let leader = c.leader().expect("a leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    let big = "v".repeat(2000);
+    for i in 0..200 {
+        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/snap/{i:03}", c.url(leader)), "-d", &format!("value={big}")]);
+        assert!(code == 200 || code == 201);
+    }
+    c.restart(lagging);
+    c.wait_healthy(Duration::from_secs(30));
+    let (code, body) = curl(&[&format!("{}/v2/keys/snap/199?quorum=true", c.url(lagging))]);
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = curl(&[&format!("{}/v2/keys/snap", c.url(lagging))]);
+    assert_eq!(json(&body)["node"]["nodes"].as_array().map(|n| n.len()), Some(200), "serializable read after catch-up");
+    assert!(c.members[lagging].log().contains("snapshot"), "the member did not log a snapshot install:\n{}", c.members[lagging].log());
+}

@@ -111,6 +111,7 @@ impl Node {
         };
         match restored {
             Ok(mut sm) => {
+                tracing::info!(index, "installing a snapshot from the leader (too far behind for its log)");
                 sm.set_applied_index(index);
                 self.sm = sm;
                 let responses = self.watches.resync(self.sm.store());

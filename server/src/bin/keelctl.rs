@@ -1,0 +1,825 @@
+//! `keelctl`: a command-line client for Keel, in the spirit of etcdctl, over the v2 HTTP API.
+//!
+//! `put`, `get`, `del` and `watch` use the v2 keys API (`/v2/keys/...`); `member list|add|remove`
+//! use `/v2/members`; `endpoint health|status` use `/health`, `/version`, `/v2/stats/self` and
+//! the `X-Raft-Term`/`X-Raft-Index` headers of a keys answer. `--endpoints` are tried in order
+//! until one answers; `-w json` prints the server's JSON as it came. Failures print one
+//! `Error: ...` line on stderr (etcd's errors as etcdctl v2 prints them) and exit with status 1.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::HeaderMap;
+use hyper::Method;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+/// How long to wait for a TCP connection to an endpoint.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long to wait for an answer (watches wait as long as it takes).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Parser)]
+#[command(name = "keelctl", version, about = "A command-line client for Keel (etcd's v2 API)")]
+struct Cli {
+    /// Client URLs, comma-separated, tried in order until one answers.
+    #[arg(
+        long,
+        global = true,
+        env = "KEELCTL_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    endpoints: Vec<String>,
+
+    /// Output format: `simple` (etcdctl's lines) or `json` (the server's JSON as it came).
+    #[arg(short = 'w', long, global = true, value_enum, default_value_t = Output::Simple)]
+    write_out: Output,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Simple,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Put a key's value (prints OK).
+    Put {
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Let the key expire after this many seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Get a key (a directory: its keys) as key and value lines.
+    Get {
+        key: String,
+        /// Everything below the key's directory, recursively.
+        #[arg(long)]
+        prefix: bool,
+        /// A linearizable read (quorum=true) instead of the member's local state.
+        #[arg(long)]
+        consistent: bool,
+    },
+    /// Delete a key (prints OK).
+    Del {
+        key: String,
+        /// Delete the key's directory and everything below it.
+        #[arg(long)]
+        prefix: bool,
+    },
+    /// Print each change of a key as ACTION, KEY and VALUE lines until interrupted.
+    Watch {
+        key: String,
+        /// Changes anywhere below the key's directory.
+        #[arg(long)]
+        prefix: bool,
+        /// Start at this revision (replays history from it).
+        #[arg(long)]
+        rev: Option<u64>,
+    },
+    /// List, add and remove cluster members.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Check the health and status of endpoints.
+    Endpoint {
+        #[command(subcommand)]
+        command: EndpointCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// List the members as a table.
+    List,
+    /// Add a member; with NAME, print the settings to start it with.
+    Add {
+        /// The new member's name (only used for the printed settings).
+        name: Option<String>,
+        /// The new member's peer URLs, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+    },
+    /// Remove the member with this (hex) id.
+    Remove { id: String },
+}
+
+#[derive(Subcommand)]
+enum EndpointCommand {
+    /// Whether each endpoint is healthy (it knows a leader).
+    Health(EndpointArgs),
+    /// Each endpoint's id, version, leadership, Raft term and index.
+    Status(EndpointArgs),
+}
+
+#[derive(Args)]
+struct EndpointArgs {
+    /// Check every member's client URLs (from the member list) instead of --endpoints.
+    #[arg(long)]
+    cluster: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------------------------
+
+/// Why a command failed.
+enum Failure {
+    /// No endpoint answered (their URLs).
+    Unreachable(Vec<String>),
+    /// The server answered with an error.
+    Server(Reply),
+    /// Anything else, as a sentence.
+    Other(String),
+}
+
+/// Print a failure on stderr: the server's JSON as is under `-w json`, else one `Error:` line.
+fn report(failure: &Failure, output: Output) {
+    match failure {
+        Failure::Server(reply) if output == Output::Json && !reply.body.is_empty() => {
+            eprint!("{}", with_newline(&reply.text()));
+        }
+        // etcdctl v2 prints `fmt.Fprintln(os.Stderr, "Error: ", err)`: two spaces.
+        Failure::Server(reply) => eprintln!("Error:  {}", server_error(reply)),
+        Failure::Unreachable(urls) => eprintln!("Error: could not connect to {}", urls.join(",")),
+        Failure::Other(message) => eprintln!("Error: {message}"),
+    }
+}
+
+/// A server's error answer as a sentence: etcd's `<code>: <message> (<cause>) [<index>]` for
+/// keys errors, the `message` of other JSON errors, else the status and body.
+fn server_error(reply: &Reply) -> String {
+    let value = reply.json().unwrap_or(Value::Null);
+    if let Some(code) = value.get("errorCode") {
+        let text = |field: &str| value.get(field).and_then(Value::as_str).unwrap_or("").to_string();
+        let index = value.get("index").cloned().unwrap_or(json!(0));
+        return format!("{code}: {} ({}) [{index}]", text("message"), text("cause"));
+    }
+    if let Some(message) = value.get("message").and_then(Value::as_str) {
+        return message.to_string();
+    }
+    match reply.text().trim() {
+        "" => format!("the server answered {}", reply.status),
+        body => format!("the server answered {}: {body}", reply.status),
+    }
+}
+
+/// A successful (2xx) reply, or the error it is.
+fn success(reply: Reply) -> Result<Reply, Failure> {
+    if (200..300).contains(&reply.status) {
+        Ok(reply)
+    } else {
+        Err(Failure::Server(reply))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints and HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// A client URL and the `host:port` to connect to.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    authority: String,
+}
+
+/// Parse `http://host:port` (the scheme may be left out).
+fn parse_endpoint(raw: &str) -> Result<Endpoint, Failure> {
+    let raw = raw.trim().trim_end_matches('/');
+    let url = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+    if !url.starts_with("http://") {
+        return Err(Failure::Other(format!("endpoint {raw}: only http:// endpoints are supported")));
+    }
+    let authority = keel_net::peer::host_port(&url)
+        .ok_or_else(|| Failure::Other(format!("endpoint {raw} is not a URL like http://host:port")))?;
+    Ok(Endpoint { url: format!("http://{authority}"), authority })
+}
+
+/// Parse every endpoint, failing on the first bad one.
+fn parse_endpoints(raw: &[String]) -> Result<Vec<Endpoint>, Failure> {
+    let endpoints: Vec<Endpoint> = raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r)).collect::<Result<_, _>>()?;
+    if endpoints.is_empty() {
+        return Err(Failure::Other("no endpoints given".into()));
+    }
+    Ok(endpoints)
+}
+
+/// One request: method, path with query, and a body with its content type.
+struct Call {
+    method: Method,
+    target: String,
+    body: Option<(&'static str, String)>,
+    /// A long poll (`wait=true`): no answer timeout.
+    wait: bool,
+}
+
+impl Call {
+    /// A request without a body.
+    fn new(method: Method, target: String) -> Call {
+        Call { method, target, body: None, wait: false }
+    }
+
+    /// A request with an `application/x-www-form-urlencoded` body.
+    fn form(method: Method, target: String, pairs: &[(&str, String)]) -> Call {
+        Call { body: Some(("application/x-www-form-urlencoded", encode_pairs(pairs))), ..Call::new(method, target) }
+    }
+
+    /// A request with a JSON body.
+    fn json(method: Method, target: String, value: &Value) -> Call {
+        Call { body: Some(("application/json", value.to_string())), ..Call::new(method, target) }
+    }
+}
+
+/// An answer: status, headers and the whole body.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    /// The body as text (invalid UTF-8 replaced).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON, if it is JSON.
+    fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as JSON, or a failure saying it is not.
+    fn require_json(&self) -> Result<Value, Failure> {
+        self.json().ok_or_else(|| Failure::Other(format!("the server answered with something not JSON: {}", self.text().trim())))
+    }
+
+    /// A header's value as text.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One HTTP/1.1 connection to one endpoint.
+struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl Connection {
+    /// Connect (within [`DIAL_TIMEOUT`]) and hand the connection to a task.
+    async fn open(endpoint: &Endpoint) -> Result<Connection, String> {
+        let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&endpoint.authority))
+            .await
+            .map_err(|_| "dial timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(Connection { sender, authority: endpoint.authority.clone() })
+    }
+
+    /// Send one request and read the whole answer.
+    async fn send(&mut self, call: &Call) -> Result<Reply, String> {
+        let mut builder = hyper::Request::builder().method(call.method.clone()).uri(&call.target).header("Host", &self.authority);
+        let body = match &call.body {
+            Some((content_type, body)) => {
+                builder = builder.header("Content-Type", *content_type);
+                Bytes::from(body.clone())
+            }
+            None => Bytes::new(),
+        };
+        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self.sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply { status, headers, body })
+    }
+
+    /// [`Connection::send`] within [`COMMAND_TIMEOUT`], unless the call is a long poll.
+    async fn send_timed(&mut self, call: &Call) -> Result<Reply, String> {
+        if call.wait {
+            return self.send(call).await;
+        }
+        tokio::time::timeout(COMMAND_TIMEOUT, self.send(call)).await.map_err(|_| "no answer in time".to_string())?
+    }
+}
+
+/// Endpoints tried in order until one answers, keeping the connection that last answered.
+struct Client {
+    endpoints: Vec<Endpoint>,
+    conn: Option<(usize, Connection)>,
+}
+
+impl Client {
+    /// A client over `endpoints` (not connected yet).
+    fn new(endpoints: Vec<Endpoint>) -> Client {
+        Client { endpoints, conn: None }
+    }
+
+    /// Send `call` to the first endpoint that answers, starting with the connected one.
+    async fn call(&mut self, call: &Call) -> Result<Reply, Failure> {
+        let start = self.conn.as_ref().map_or(0, |(i, _)| *i);
+        let n = self.endpoints.len();
+        for i in (start..n).chain(0..start) {
+            if let Ok(reply) = self.call_endpoint(i, call).await {
+                return Ok(reply);
+            }
+        }
+        Err(Failure::Unreachable(self.endpoints.iter().map(|e| e.url.clone()).collect()))
+    }
+
+    /// Send `call` to endpoint `i`: on its open connection, or on a new one if that fails.
+    async fn call_endpoint(&mut self, i: usize, call: &Call) -> Result<Reply, String> {
+        if let Some((j, mut conn)) = self.conn.take() {
+            if j == i {
+                if let Ok(reply) = conn.send_timed(call).await {
+                    self.conn = Some((i, conn));
+                    return Ok(reply);
+                }
+            }
+        }
+        let mut conn = Connection::open(&self.endpoints[i]).await?;
+        let reply = conn.send_timed(call).await?;
+        self.conn = Some((i, conn));
+        Ok(reply)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// URLs and forms
+// ---------------------------------------------------------------------------------------------
+
+/// Percent-encode every byte but unreserved ones and those in `keep`.
+fn escape(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `name=value&...`, percent-encoded (a form body or a query string).
+fn encode_pairs(pairs: &[(&str, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{}={}", escape(k, b""), escape(v, b""))).collect::<Vec<_>>().join("&")
+}
+
+/// The keys API target for `key` (leading `/` optional) with a query.
+fn keys_target(key: &str, query: &[(&str, String)]) -> String {
+    let slash = if key.starts_with('/') { "" } else { "/" };
+    let path = format!("/v2/keys{slash}{}", escape(key, b"/"));
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", encode_pairs(query))
+    }
+}
+
+/// `(name, "true")` for each flag that is set.
+fn flags(flags: &[(&'static str, bool)]) -> Vec<(&'static str, String)> {
+    flags.iter().filter(|(_, on)| *on).map(|(name, _)| (*name, "true".to_string())).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+// ---------------------------------------------------------------------------------------------
+
+/// `text`, ending in a newline.
+fn with_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_string()
+    } else {
+        format!("{text}\n")
+    }
+}
+
+/// Print the reply's body as it came (with a final newline).
+fn print_raw(reply: &Reply) {
+    if !reply.body.is_empty() {
+        print!("{}", with_newline(&reply.text()));
+    }
+}
+
+/// Print the raw body under `-w json`, else `simple`.
+fn print_reply(output: Output, reply: &Reply, simple: &str) {
+    match output {
+        Output::Json => print_raw(reply),
+        Output::Simple => println!("{simple}"),
+    }
+}
+
+/// Every file below (or at) a v2 node, as (key, value), in the order the server listed them.
+fn files(node: &Value, out: &mut Vec<(String, String)>) {
+    if node.get("dir").and_then(Value::as_bool) == Some(true) {
+        for child in node.get("nodes").and_then(Value::as_array).into_iter().flatten() {
+            files(child, out);
+        }
+    } else {
+        out.push((field(node, "key"), field(node, "value")));
+    }
+}
+
+/// A string field of a JSON object ("" if missing).
+fn field(value: &Value, name: &str) -> String {
+    value.get(name).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// A list of strings joined with commas.
+fn joined(value: &Value) -> String {
+    value.as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+}
+
+/// A table with a header row, boxed as etcdctl's `-w table` draws it.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let rule = format!("+{}+\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!(" {c:<w$} ")).collect();
+        format!("|{}|\n", padded.join("|"))
+    };
+    let mut out = rule.clone() + &line(headers.to_vec()) + &rule;
+    for row in rows {
+        out += &line(row.iter().map(String::as_str).collect());
+    }
+    out + &rule
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: put, get, del, watch
+// ---------------------------------------------------------------------------------------------
+
+/// `put KEY VALUE [--ttl N]`: PUT the value.
+async fn put(client: &mut Client, output: Output, key: &str, value: &str, ttl: Option<u64>) -> Result<(), Failure> {
+    let mut form = vec![("value", value.to_string())];
+    form.extend(ttl.map(|t| ("ttl", t.to_string())));
+    let reply = success(client.call(&Call::form(Method::PUT, keys_target(key, &[]), &form)).await?)?;
+    print_reply(output, &reply, "OK");
+    Ok(())
+}
+
+/// `get KEY [--prefix] [--consistent]`: key and value lines for every file in the answer.
+async fn get(client: &mut Client, output: Output, key: &str, prefix: bool, consistent: bool) -> Result<(), Failure> {
+    let query = flags(&[("recursive", prefix), ("sorted", true), ("quorum", consistent)]);
+    let reply = success(client.call(&Call::new(Method::GET, keys_target(key, &query))).await?)?;
+    if output == Output::Json {
+        print_raw(&reply);
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    files(&reply.require_json()?["node"], &mut found);
+    for (key, value) in found {
+        println!("{key}\n{value}");
+    }
+    Ok(())
+}
+
+/// `del KEY [--prefix]`: DELETE the key (the directory, recursively).
+async fn del(client: &mut Client, output: Output, key: &str, prefix: bool) -> Result<(), Failure> {
+    let query = flags(&[("recursive", prefix)]);
+    let reply = success(client.call(&Call::new(Method::DELETE, keys_target(key, &query))).await?)?;
+    print_reply(output, &reply, "OK");
+    Ok(())
+}
+
+/// `watch KEY [--prefix] [--rev N]`: long polls, each from the revision after the last event.
+async fn watch(client: &mut Client, output: Output, key: &str, prefix: bool, rev: Option<u64>) -> Result<(), Failure> {
+    let mut next = rev;
+    loop {
+        let mut query = vec![("wait", "true".to_string())];
+        query.extend(flags(&[("recursive", prefix)]));
+        query.extend(next.map(|index| ("waitIndex", index.to_string())));
+        let call = Call { wait: true, ..Call::new(Method::GET, keys_target(key, &query)) };
+        let reply = success(client.call(&call).await?)?;
+        let event = reply.require_json()?;
+        print_event(output, &reply, &event);
+        next = Some(event_index(&event)? + 1);
+    }
+}
+
+/// Print one watch event: the raw JSON, or etcdctl's `ACTION`, `KEY`, `VALUE` lines.
+fn print_event(output: Output, reply: &Reply, event: &Value) {
+    if output == Output::Json {
+        print_raw(reply);
+        return;
+    }
+    let node = &event["node"];
+    println!("{}\n{}\n{}", event_kind(&field(event, "action")), field(node, "key"), field(node, "value"));
+}
+
+/// etcd v3's name for a v2 action: PUT for writes, DELETE for deletes and expiries.
+fn event_kind(action: &str) -> &'static str {
+    match action {
+        "delete" | "compareAndDelete" | "expire" => "DELETE",
+        _ => "PUT",
+    }
+}
+
+/// The revision of a watch event (its node's `modifiedIndex`).
+fn event_index(event: &Value) -> Result<u64, Failure> {
+    event["node"]["modifiedIndex"]
+        .as_u64()
+        .ok_or_else(|| Failure::Other(format!("a watch event without a modifiedIndex: {event}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members
+// ---------------------------------------------------------------------------------------------
+
+/// GET `/v2/members` and return the reply with its `members` array.
+async fn members(client: &mut Client) -> Result<(Reply, Vec<Value>), Failure> {
+    let reply = success(client.call(&Call::new(Method::GET, "/v2/members".into())).await?)?;
+    let list = reply.require_json()?.get("members").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok((reply, list))
+}
+
+/// `member list`: a table of id, status, name, peer and client URLs.
+async fn member_list(client: &mut Client, output: Output) -> Result<(), Failure> {
+    let (reply, list) = members(client).await?;
+    if output == Output::Json {
+        print_raw(&reply);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list.iter().map(member_row).collect();
+    print!("{}", table(&["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS"], &rows));
+    Ok(())
+}
+
+/// One member as a table row (unnamed members have not started yet).
+fn member_row(m: &Value) -> Vec<String> {
+    let name = field(m, "name");
+    let status = if name.is_empty() { "unstarted" } else { "started" };
+    vec![field(m, "id"), status.into(), name, joined(&m["peerURLs"]), joined(&m["clientURLs"])]
+}
+
+/// `member add [NAME] --peer-urls URL,...`: POST the member; with NAME, print its settings.
+async fn member_add(client: &mut Client, output: Output, name: Option<&str>, peer_urls: &[String]) -> Result<(), Failure> {
+    let call = Call::json(Method::POST, "/v2/members".into(), &json!({ "peerURLs": peer_urls }));
+    let reply = success(client.call(&call).await?)?;
+    if output == Output::Json {
+        print_raw(&reply);
+        return Ok(());
+    }
+    let id = field(&reply.require_json()?, "id");
+    println!("Member {id} added");
+    if let Some(name) = name {
+        let (_, list) = members(client).await?;
+        print!("{}", start_settings(&list, &id, name, peer_urls));
+    }
+    Ok(())
+}
+
+/// The `ETCD_*` settings a new member starts with, as etcdctl prints them.
+fn start_settings(list: &[Value], new_id: &str, name: &str, peer_urls: &[String]) -> String {
+    let mut cluster = Vec::new();
+    for m in list {
+        let member_name = if field(m, "id") == new_id { name.to_string() } else { field(m, "name") };
+        if member_name.is_empty() {
+            continue;
+        }
+        for url in m["peerURLs"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            cluster.push(format!("{member_name}={url}"));
+        }
+    }
+    format!(
+        "\nETCD_NAME=\"{name}\"\nETCD_INITIAL_CLUSTER=\"{}\"\nETCD_INITIAL_ADVERTISE_PEER_URLS=\"{}\"\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
+        cluster.join(","),
+        peer_urls.join(",")
+    )
+}
+
+/// `member remove ID`: DELETE the member.
+async fn member_remove(client: &mut Client, output: Output, id: &str) -> Result<(), Failure> {
+    let target = format!("/v2/members/{}", escape(id, b""));
+    let reply = success(client.call(&Call::new(Method::DELETE, target)).await?)?;
+    print_reply(output, &reply, &format!("Member {id} removed"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints: health, status
+// ---------------------------------------------------------------------------------------------
+
+/// The endpoints to check: `--endpoints`, or with `--cluster` every member's client URLs.
+async fn targets(endpoints: Vec<Endpoint>, cluster: bool) -> Result<Vec<Endpoint>, Failure> {
+    if !cluster {
+        return Ok(endpoints);
+    }
+    let (_, list) = members(&mut Client::new(endpoints)).await?;
+    let urls: Vec<String> = list.iter().flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default()).filter_map(|u| u.as_str().map(String::from)).collect();
+    parse_endpoints(&urls)
+}
+
+/// One endpoint's health check.
+struct Health {
+    url: String,
+    took: Duration,
+    /// `None` when healthy, else why not.
+    error: Option<String>,
+}
+
+/// GET `/health` on one endpoint: healthy when it answers 200 with `"health":"true"`.
+async fn check_health(endpoint: Endpoint) -> Health {
+    let url = endpoint.url.clone();
+    let started = Instant::now();
+    let result = Client::new(vec![endpoint]).call(&Call::new(Method::GET, "/health".into())).await;
+    let error = match result {
+        Ok(r) if r.status == 200 && r.json().is_some_and(|v| v["health"] == "true") => None,
+        Ok(r) => Some(format!("answered {}: {}", r.status, r.text().trim())),
+        Err(_) => Some("could not connect".into()),
+    };
+    Health { url, took: started.elapsed(), error }
+}
+
+/// `endpoint health [--cluster]`: one line per endpoint; fails if any is unhealthy.
+async fn endpoint_health(endpoints: Vec<Endpoint>, output: Output, cluster: bool) -> Result<(), Failure> {
+    let mut checks = Vec::new();
+    for endpoint in targets(endpoints, cluster).await? {
+        checks.push(check_health(endpoint).await);
+    }
+    match output {
+        Output::Json => println!("{}", Value::Array(checks.iter().map(health_json).collect())),
+        Output::Simple => checks.iter().for_each(print_health),
+    }
+    if checks.iter().any(|h| h.error.is_some()) {
+        return Err(Failure::Other("unhealthy cluster".into()));
+    }
+    Ok(())
+}
+
+/// A health check as etcdctl's line: healthy ones on stdout, unhealthy ones on stderr.
+fn print_health(h: &Health) {
+    match &h.error {
+        None => println!("{} is healthy: successfully answered /health: took = {:?}", h.url, h.took),
+        Some(e) => eprintln!("{} is unhealthy: {e}", h.url),
+    }
+}
+
+/// A health check as etcdctl's JSON object.
+fn health_json(h: &Health) -> Value {
+    let mut v = json!({ "endpoint": h.url, "health": h.error.is_none(), "took": format!("{:?}", h.took) });
+    if let Some(e) = &h.error {
+        v["error"] = json!(e);
+    }
+    v
+}
+
+/// One endpoint's status.
+struct Status {
+    url: String,
+    /// `/v2/stats/self` as the member answered it.
+    stats: Value,
+    version: String,
+    term: u64,
+    index: u64,
+}
+
+/// Ask one endpoint for its stats, version, and the Raft headers of a keys answer.
+async fn fetch_status(endpoint: Endpoint) -> Result<Status, Failure> {
+    let url = endpoint.url.clone();
+    let mut client = Client::new(vec![endpoint]);
+    let stats = success(client.call(&Call::new(Method::GET, "/v2/stats/self".into())).await?)?.require_json()?;
+    let version = success(client.call(&Call::new(Method::GET, "/version".into())).await?)?.require_json()?;
+    let keys = client.call(&Call::new(Method::GET, keys_target("/", &[]))).await?;
+    let raft = |name: &str| keys.header(name).and_then(|v| v.parse().ok()).ok_or_else(|| Failure::Server(clone_reply(&keys)));
+    let (term, index) = (raft("X-Raft-Term")?, raft("X-Raft-Index")?);
+    Ok(Status { url, stats, version: field(&version, "etcdserver"), term, index })
+}
+
+/// A copy of a reply (for reporting it while it is borrowed).
+fn clone_reply(reply: &Reply) -> Reply {
+    Reply { status: reply.status, headers: reply.headers.clone(), body: reply.body.clone() }
+}
+
+impl Status {
+    /// Whether the member says it leads.
+    fn leader(&self) -> bool {
+        self.stats["state"] == "StateLeader"
+    }
+
+    /// The status as a table row.
+    fn row(&self) -> Vec<String> {
+        let id = field(&self.stats, "id");
+        vec![self.url.clone(), id, self.version.clone(), self.leader().to_string(), self.term.to_string(), self.index.to_string()]
+    }
+
+    /// The status as JSON (the member's stats included as it answered them).
+    fn to_json(&self) -> Value {
+        json!({
+            "endpoint": self.url, "id": self.stats["id"], "version": self.version, "leader": self.leader(),
+            "raftTerm": self.term, "raftIndex": self.index, "stats": self.stats,
+        })
+    }
+}
+
+/// `endpoint status [--cluster]`: a table row per endpoint; fails if any did not answer.
+async fn endpoint_status(endpoints: Vec<Endpoint>, output: Output, cluster: bool) -> Result<(), Failure> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for endpoint in targets(endpoints, cluster).await? {
+        let url = endpoint.url.clone();
+        match fetch_status(endpoint).await {
+            Ok(status) => found.push(status),
+            Err(e) => {
+                failed = true;
+                eprintln!("Failed to get the status of endpoint {url} ({})", failure_reason(&e));
+            }
+        }
+    }
+    match output {
+        Output::Json => println!("{}", Value::Array(found.iter().map(Status::to_json).collect())),
+        Output::Simple => {
+            let rows: Vec<Vec<String>> = found.iter().map(Status::row).collect();
+            print!("{}", table(&["ENDPOINT", "ID", "VERSION", "IS LEADER", "RAFT TERM", "RAFT INDEX"], &rows));
+        }
+    }
+    if failed {
+        return Err(Failure::Other("could not get the status of every endpoint".into()));
+    }
+    Ok(())
+}
+
+/// A failure as a short phrase (for per-endpoint lines).
+fn failure_reason(failure: &Failure) -> String {
+    match failure {
+        Failure::Unreachable(_) => "could not connect".into(),
+        Failure::Server(reply) => server_error(reply),
+        Failure::Other(message) => message.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------------
+
+/// Run the parsed command.
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let endpoints = parse_endpoints(&cli.endpoints)?;
+    let output = cli.write_out;
+    let mut client = Client::new(endpoints.clone());
+    match cli.command {
+        Command::Put { key, value, ttl } => put(&mut client, output, &key, &value, ttl).await,
+        Command::Get { key, prefix, consistent } => get(&mut client, output, &key, prefix, consistent).await,
+        Command::Del { key, prefix } => del(&mut client, output, &key, prefix).await,
+        Command::Watch { key, prefix, rev } => until_interrupted(watch(&mut client, output, &key, prefix, rev)).await,
+        Command::Member { command: MemberCommand::List } => member_list(&mut client, output).await,
+        Command::Member { command: MemberCommand::Add { name, peer_urls } } => {
+            member_add(&mut client, output, name.as_deref(), &peer_urls).await
+        }
+        Command::Member { command: MemberCommand::Remove { id } } => member_remove(&mut client, output, &id).await,
+        Command::Endpoint { command: EndpointCommand::Health(a) } => endpoint_health(endpoints, output, a.cluster).await,
+        Command::Endpoint { command: EndpointCommand::Status(a) } => endpoint_status(endpoints, output, a.cluster).await,
+    }
+}
+
+/// Run `work` until it ends or Ctrl-C arrives (which ends it successfully).
+async fn until_interrupted(work: impl std::future::Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = cli.write_out;
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(Failure::Other(format!("cannot start the runtime: {e}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report(&failure, output);
+            ExitCode::FAILURE
+        }
+    }
+}

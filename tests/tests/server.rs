@@ -71,3 +71,33 @@ fn start_up_mistakes_exit_with_a_clear_message() {
     assert_eq!(code, Some(1));
     assert!(err.contains("couldn't find local name"), "{err}");
 }
+
+#[test]
+fn sigterm_stops_gracefully_and_json_logs_are_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = (free_port(), free_port());
+    let client = format!("http://127.0.0.1:{c}");
+    let peer = format!("http://127.0.0.1:{p}");
+    let args = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer, "--log-format", "json"];
+    let start = || Command::new(keel_binary()).args(args).current_dir(dir.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let wait_healthy = || (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        curl(&[&format!("{client}/health")]).0 == 200
+    });
+    let child = start();
+    assert!(wait_healthy());
+    assert!(matches!(curl(&["-X", "PUT", &format!("{client}/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "SIGTERM is a clean stop");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let first = logs.lines().next().expect("some log lines");
+    assert!(json(first).is_object(), "not a JSON log line: {first}");
+    let child = start();
+    assert!(wait_healthy());
+    let (_, body) = curl(&[&format!("{client}/v2/keys/kept")]);
+    assert_eq!(json(&body)["node"]["value"], "yes");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait_with_output();
+}

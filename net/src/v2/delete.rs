@@ -12,9 +12,9 @@ use super::error::{self, V2Error};
 use super::json::{Event, Node};
 use super::params::KeyRequest;
 use super::put::{contention, fill, MAX_ATTEMPTS};
-use super::spot::{self, fail};
+use super::spot::{self, fail, Existing};
 use super::store::Store;
-use super::tree::{self, Entry};
+use super::tree;
 use super::{path, Reply};
 use crate::backend::Backend;
 
@@ -41,24 +41,22 @@ pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resu
     }
     let dir = req.dir || req.recursive;
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
-        let (op, frozen, node_dir, created, mut prev) = match spot.entry() {
-            Entry::Absent => fail!(spot, spot::missing(st, p, spot.rev).await),
-            Entry::File(kv) => (
+        let Some((spot, found)) = spot::read_existing(st, p, attempt).await? else {
+            continue;
+        };
+        let (op, frozen, node_dir, created, mut prev) = match found {
+            Existing::File(kv) => (
                 delete_range(p.as_bytes(), vec![]),
                 false,
                 false,
                 kv.create_revision,
                 tree::file_node(p, &kv),
             ),
-            Entry::Dir(_) if !dir => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
-            Entry::Dir(info) if info.has_children && !req.recursive => {
+            Existing::Dir(_) if !dir => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
+            Existing::Dir(info) if info.has_children && !req.recursive => {
                 fail!(spot, V2Error::new(error::DIR_NOT_EMPTY, p, spot.rev))
             }
-            Entry::Dir(info) => {
+            Existing::Dir(info) => {
                 let prefix = spot.prefix().into_bytes();
                 let end = prefix_range_end(&prefix);
                 // A non-recursive delete must find the directory still empty.
@@ -104,18 +102,10 @@ async fn compare_and_delete<B: Backend>(
         return Err(V2Error::new(error::NOT_FILE, "/", st.current_revision()));
     }
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
-        let kv = match spot.entry() {
-            Entry::Absent => fail!(spot, spot::missing(st, p, spot.rev).await),
-            Entry::Dir(_) => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
-            Entry::File(kv) => kv,
+        let read = spot::read_file(st, p, attempt, req.prev_value.as_deref(), req.prev_index);
+        let Some((spot, kv)) = read.await? else {
+            continue;
         };
-        if let Some(cause) = spot::compare_failure(&kv, req.prev_value.as_deref(), req.prev_index) {
-            fail!(spot, V2Error::new(error::TEST_FAILED, cause, spot.rev));
-        }
         let mut before = Event {
             action: "compareAndDelete",
             node: None,

@@ -12,16 +12,13 @@ use super::params::KeyRequest;
 use super::put::{answer, contention, delete_op, put_op};
 use super::spot::{self, fail};
 use super::store::Store;
-use super::ttl::Grant;
+use super::ttl::{with_grant, Grant};
 use super::{path, Reply};
 use crate::backend::Backend;
 
 /// POST: create an in-order key in the directory.
 pub async fn post<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
-    let mut grant = Grant::default();
-    let result = in_order(st, req, &mut grant).await;
-    grant.finish(st).await;
-    result
+    with_grant(st, async |st, grant| in_order(st, req, grant).await).await
 }
 
 /// POST: a key (or directory) named by its creation revision, zero-padded to 20 digits,
@@ -34,10 +31,9 @@ async fn in_order<B: Backend>(
     let p = req.path.as_str();
     let mut found = None;
     for attempt in 0..2 {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
+        let Some(spot) = spot::read_checked(st, p, attempt).await? else {
+            continue;
+        };
         if !path::is_root(p) && spot.exact.is_some() {
             fail!(spot, V2Error::new(error::NOT_DIR, p, spot.rev))
         }

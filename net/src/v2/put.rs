@@ -8,10 +8,10 @@ use keel_core::request::{DeleteRangeRequest, PutRequest, RequestOp};
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
 use super::params::KeyRequest;
-use super::spot::{self, fail, Spot};
+use super::spot::{self, fail, Existing, Spot};
 use super::store::Store;
 use super::tree::{self, Entry};
-use super::ttl::{refresh_file, update_dir, Grant};
+use super::ttl::{refresh_file, update_dir, with_grant, Grant};
 use super::{path, Reply};
 use crate::backend::Backend;
 
@@ -86,20 +86,21 @@ pub async fn fill<B: Backend>(st: &mut Store<'_, B>, event: &mut Event) {
     st.fill_ttls(&mut nodes).await;
 }
 
-/// PUT, dispatched as etcd does: `prevExist` first, then compare fields, else a set.
+/// PUT, dispatched as etcd does: `prevExist` first, then compare fields, else a set. Every
+/// form refuses the root alike, so that is checked once, here.
 pub async fn put<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
-    let mut grant = Grant::default();
-    let result = match req.prev_exist {
-        Some(true) if req.prev_index == 0 && req.prev_value.is_none() => {
-            update(st, req, &mut grant).await
-        }
-        Some(true) => cas(st, req, &mut grant).await,
-        Some(false) => create(st, req, &mut grant).await,
-        None if req.prev_index > 0 || req.prev_value.is_some() => cas(st, req, &mut grant).await,
-        None => set(st, req, &mut grant).await,
-    };
-    grant.finish(st).await;
-    result
+    if path::is_root(&req.path) {
+        return Err(root_read_only(st));
+    }
+    let compares = req.prev_index > 0 || req.prev_value.is_some();
+    with_grant(st, async |st, grant| match req.prev_exist {
+        Some(true) if !compares => update(st, req, grant).await,
+        Some(true) => cas(st, req, grant).await,
+        Some(false) => create(st, req, grant).await,
+        None if compares => cas(st, req, grant).await,
+        None => set(st, req, grant).await,
+    })
+    .await
 }
 
 /// Create or replace a file (or create a directory with `dir=true`).
@@ -109,14 +110,10 @@ async fn set<B: Backend>(
     grant: &mut Grant,
 ) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
-    if path::is_root(p) {
-        return Err(root_read_only(st));
-    }
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
+        let Some(spot) = spot::read_checked(st, p, attempt).await? else {
+            continue;
+        };
         let prev = match spot.entry() {
             Entry::Dir(_) => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
             Entry::Absent if req.refresh => fail!(spot, spot::missing(st, p, spot.rev).await),
@@ -129,38 +126,9 @@ async fn set<B: Backend>(
             Entry::File(kv) => Some(kv),
             Entry::Absent => None,
         };
-        let lease = grant.lease_for(st, req.ttl, spot.inherited_lease()).await?;
-        let mut ops = Vec::new();
-        if req.dir {
-            if prev.is_some() {
-                ops.push(delete_op(p.as_bytes()));
-            }
-            ops.push(put_op(spot.prefix().as_bytes(), b"", lease));
-        } else {
-            ops.push(put_op(p.as_bytes(), req.value.as_bytes(), lease));
+        if let Some(reply) = put_node(st, &spot, prev.as_ref(), req, "set", grant).await? {
+            return Ok(reply);
         }
-        let Some(t) = st.txn(spot.guards(false), ops).await? else {
-            continue;
-        };
-        grant.committed(lease);
-        let rev = t.header.revision;
-        let node = match (&prev, req.dir) {
-            (_, true) => Node::dir(p, rev, rev, lease),
-            (Some(kv), false) => Node::file(p, req.value.clone(), rev, kv.create_revision, lease),
-            (None, false) => Node::file(p, req.value.clone(), rev, rev, lease),
-        };
-        let prev_node = prev.as_ref().map(|kv| tree::file_node(p, kv));
-        let status = if prev.is_some() { 200 } else { 201 };
-        let old = prev.map_or(0, |kv| kv.lease);
-        return Ok(answer(
-            st,
-            status,
-            rev,
-            Event::new("set", node, prev_node),
-            old,
-            lease,
-        )
-        .await);
     }
     Err(contention())
 }
@@ -172,36 +140,64 @@ async fn create<B: Backend>(
     grant: &mut Grant,
 ) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
-    if path::is_root(p) {
-        return Err(root_read_only(st));
-    }
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
+        let Some(spot) = spot::read_checked(st, p, attempt).await? else {
+            continue;
+        };
         if spot.entry() != Entry::Absent {
             fail!(spot, V2Error::new(error::NODE_EXIST, p, spot.rev));
         }
-        let lease = grant.lease_for(st, req.ttl, spot.inherited_lease()).await?;
-        let op = if req.dir {
-            put_op(spot.prefix().as_bytes(), b"", lease)
-        } else {
-            put_op(p.as_bytes(), req.value.as_bytes(), lease)
-        };
-        let Some(t) = st.txn(spot.guards(false), vec![op]).await? else {
-            continue;
-        };
-        grant.committed(lease);
-        let rev = t.header.revision;
-        let node = if req.dir {
-            Node::dir(p, rev, rev, lease)
-        } else {
-            Node::file(p, req.value.clone(), rev, rev, lease)
-        };
-        return Ok(answer(st, 201, rev, Event::new("create", node, None), 0, lease).await);
+        if let Some(reply) = put_node(st, &spot, None, req, "create", grant).await? {
+            return Ok(reply);
+        }
     }
     Err(contention())
+}
+
+/// Put the node asked for (a file with the value, or with `dir` an empty directory) where
+/// `spot` found nothing, or the file `prev`, and answer as `action`: 201 for a new node, else
+/// 200 with the file as `prevNode`. What a set and a create commit alike. `None` when the
+/// guards failed.
+async fn put_node<B: Backend>(
+    st: &mut Store<'_, B>,
+    spot: &Spot,
+    prev: Option<&KeyValue>,
+    req: &KeyRequest,
+    action: &'static str,
+    grant: &mut Grant,
+) -> Result<Option<Reply>, V2Error> {
+    let lease = grant.lease_for(st, req.ttl, spot.inherited_lease()).await?;
+    let p = spot.path.as_str();
+    if !req.dir {
+        if let Some(kv) = prev {
+            return replace_file(st, spot, kv, req.value.as_bytes(), lease, action, grant).await;
+        }
+    }
+    let mut ops = Vec::new();
+    if req.dir {
+        // A directory in place of a file: the file goes in the same revision.
+        if prev.is_some() {
+            ops.push(delete_op(p.as_bytes()));
+        }
+        ops.push(put_op(spot.prefix().as_bytes(), b"", lease));
+    } else {
+        ops.push(put_op(p.as_bytes(), req.value.as_bytes(), lease));
+    }
+    let Some(t) = st.txn(spot.guards(false), ops).await? else {
+        return Ok(None);
+    };
+    grant.committed(lease);
+    let rev = t.header.revision;
+    let node = if req.dir {
+        Node::dir(p, rev, rev, lease)
+    } else {
+        Node::file(p, req.value.clone(), rev, rev, lease)
+    };
+    let prev_node = prev.map(|kv| tree::file_node(p, kv));
+    let status = if prev.is_some() { 200 } else { 201 };
+    let old = prev.map_or(0, |kv| kv.lease);
+    let event = Event::new(action, node, prev_node);
+    Ok(Some(answer(st, status, rev, event, old, lease).await))
 }
 
 /// Change an existing file's value (and TTL), or an existing directory's TTL.
@@ -211,76 +207,46 @@ async fn update<B: Backend>(
     grant: &mut Grant,
 ) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
-    if path::is_root(p) {
-        return Err(root_read_only(st));
-    }
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
-        let kv = match spot.entry() {
-            Entry::Absent => fail!(spot, spot::missing(st, p, spot.rev).await),
-            Entry::Dir(_) if !req.value.is_empty() => {
+        let Some((spot, found)) = spot::read_existing(st, p, attempt).await? else {
+            continue;
+        };
+        let written = match found {
+            Existing::Dir(_) if !req.value.is_empty() => {
                 fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev))
             }
-            Entry::Dir(info) => match update_dir(st, &spot, &info, req, grant).await? {
-                Some(reply) => return Ok(reply),
-                None => continue,
-            },
-            Entry::File(kv) => kv,
+            Existing::Dir(info) => update_dir(st, &spot, &info, req, grant).await?,
+            Existing::File(kv) => change_file(st, &spot, &kv, req, "update", grant).await?,
         };
-        if req.refresh {
-            match refresh_file(st, &spot, &kv, req, "update", grant).await? {
-                Some(reply) => return Ok(reply),
-                None => continue,
-            }
-        }
-        if let Some(reply) = write_file(st, &spot, &kv, req, "update", grant).await? {
+        if let Some(reply) = written {
             return Ok(reply);
         }
     }
     Err(contention())
 }
 
-/// Replace a file's value if it matches `prevValue`/`prevIndex`.
+/// Replace a file's value (or refresh its TTL) if it matches `prevValue`/`prevIndex`.
 async fn cas<B: Backend>(
     st: &mut Store<'_, B>,
     req: &KeyRequest,
     grant: &mut Grant,
 ) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
-    if path::is_root(p) {
-        return Err(root_read_only(st));
-    }
     for attempt in 0..MAX_ATTEMPTS {
-        let spot = spot::read(st, p, spot::linearizable_attempt(attempt)).await?;
-        if let Err(e) = spot.check_parents() {
-            fail!(spot, e)
-        }
-        let kv = match spot.entry() {
-            Entry::Absent => fail!(spot, spot::missing(st, p, spot.rev).await),
-            Entry::Dir(_) => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
-            Entry::File(kv) => kv,
+        let read = spot::read_file(st, p, attempt, req.prev_value.as_deref(), req.prev_index);
+        let Some((spot, kv)) = read.await? else {
+            continue;
         };
-        if let Some(cause) = spot::compare_failure(&kv, req.prev_value.as_deref(), req.prev_index) {
-            fail!(spot, V2Error::new(error::TEST_FAILED, cause, spot.rev));
-        }
-        if req.refresh {
-            match refresh_file(st, &spot, &kv, req, "compareAndSwap", grant).await? {
-                Some(reply) => return Ok(reply),
-                None => continue,
-            }
-        }
-        if let Some(reply) = write_file(st, &spot, &kv, req, "compareAndSwap", grant).await? {
+        if let Some(reply) = change_file(st, &spot, &kv, req, "compareAndSwap", grant).await? {
             return Ok(reply);
         }
     }
     Err(contention())
 }
 
-/// Write a new value (and TTL) to an existing file; `None` when the guards failed.
-async fn write_file<B: Backend>(
+/// Change an existing file as asked: with `refresh`, only its TTL ([`refresh_file`]), else its
+/// value (and TTL). `None` when the guards failed.
+async fn change_file<B: Backend>(
     st: &mut Store<'_, B>,
     spot: &Spot,
     kv: &KeyValue,
@@ -288,15 +254,35 @@ async fn write_file<B: Backend>(
     action: &'static str,
     grant: &mut Grant,
 ) -> Result<Option<Reply>, V2Error> {
-    let p = spot.path.as_str();
+    if req.refresh {
+        return refresh_file(st, spot, kv, req, action, grant).await;
+    }
     let lease = grant.lease_for(st, req.ttl, spot.inherited_lease()).await?;
-    let op = put_op(p.as_bytes(), req.value.as_bytes(), lease);
+    replace_file(st, spot, kv, req.value.as_bytes(), lease, action, grant).await
+}
+
+/// Put `value` with `lease` at the path of `spot`, where the file `kv` is, and answer as
+/// `action` with the old file as `prevNode`: the commit every change of an existing file ends
+/// with, be it a new value or a refresh moving the file to a fresh lease. `None` when the
+/// guards failed.
+pub async fn replace_file<B: Backend>(
+    st: &mut Store<'_, B>,
+    spot: &Spot,
+    kv: &KeyValue,
+    value: &[u8],
+    lease: i64,
+    action: &'static str,
+    grant: &mut Grant,
+) -> Result<Option<Reply>, V2Error> {
+    let p = spot.path.as_str();
+    let op = put_op(p.as_bytes(), value, lease);
     let Some(t) = st.txn(spot.guards(false), vec![op]).await? else {
         return Ok(None);
     };
     grant.committed(lease);
     let rev = t.header.revision;
-    let node = Node::file(p, req.value.clone(), rev, kv.create_revision, lease);
+    let value = String::from_utf8_lossy(value).into_owned();
+    let node = Node::file(p, value, rev, kv.create_revision, lease);
     let event = Event::new(action, node, Some(tree::file_node(p, kv)));
     Ok(Some(answer(st, 200, rev, event, kv.lease, lease).await))
 }

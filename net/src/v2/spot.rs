@@ -15,7 +15,7 @@ use keel_core::request::{Compare, CompareResult, CompareTarget};
 use super::error::{self, V2Error};
 use super::path;
 use super::store::Store;
-use super::tree::{self, Entry};
+use super::tree::{self, DirInfo, Entry};
 use crate::backend::Backend;
 
 /// The deepest path a write accepts: every ancestor costs two guards and a transaction holds
@@ -123,6 +123,72 @@ pub fn linearizable_attempt(attempt: usize) -> bool {
     attempt > 0
 }
 
+/// The read that starts attempt number `attempt` of a write: the spot, once no ancestor is a
+/// file (else 104, from [`Spot::check_parents`]). `Ok(None)` means "read again, linearizably,
+/// and decide again", as [`fail!`] does; every write starts so, hence one place.
+pub async fn read_checked<B: Backend>(
+    st: &Store<'_, B>,
+    p: &str,
+    attempt: usize,
+) -> Result<Option<Spot>, V2Error> {
+    let spot = read(st, p, linearizable_attempt(attempt)).await?;
+    match spot.check_parents() {
+        Ok(()) => Ok(Some(spot)),
+        Err(e) => spot.refuse(e),
+    }
+}
+
+/// What a write that needs its path to exist found there.
+#[derive(Clone, Debug)]
+pub enum Existing {
+    File(KeyValue),
+    Dir(DirInfo),
+}
+
+/// As [`read_checked`], for a write that needs its path to exist (update, delete,
+/// compare-and-swap/delete): the spot and what is there, else the error etcd gives for a
+/// missing path, worded by [`missing`].
+pub async fn read_existing<B: Backend>(
+    st: &Store<'_, B>,
+    p: &str,
+    attempt: usize,
+) -> Result<Option<(Spot, Existing)>, V2Error> {
+    let Some(spot) = read_checked(st, p, attempt).await? else {
+        return Ok(None);
+    };
+    let found = match spot.entry() {
+        Entry::Dir(info) => Existing::Dir(info),
+        Entry::File(kv) => Existing::File(kv),
+        // Checked before `missing` reads anything, as `fail!` evaluates its error lazily.
+        Entry::Absent if !spot.linearizable => return Ok(None),
+        Entry::Absent => return Err(missing(st, p, spot.rev).await),
+    };
+    Ok(Some((spot, found)))
+}
+
+/// As [`read_existing`], for a write that acts on a file only if it matches `prev_value` and
+/// `prev_index` (compare-and-swap/delete): a directory is 102 "Not a file", a mismatch 101
+/// with etcd's cause ([`compare_failure`]).
+pub async fn read_file<B: Backend>(
+    st: &Store<'_, B>,
+    p: &str,
+    attempt: usize,
+    prev_value: Option<&str>,
+    prev_index: u64,
+) -> Result<Option<(Spot, KeyValue)>, V2Error> {
+    let Some((spot, found)) = read_existing(st, p, attempt).await? else {
+        return Ok(None);
+    };
+    let err = match found {
+        Existing::Dir(_) => V2Error::new(error::NOT_FILE, p, spot.rev),
+        Existing::File(kv) => match compare_failure(&kv, prev_value, prev_index) {
+            None => return Ok(Some((spot, kv))),
+            Some(cause) => V2Error::new(error::TEST_FAILED, cause, spot.rev),
+        },
+    };
+    spot.refuse(err)
+}
+
 fn cmp(key: Vec<u8>, range_end: Vec<u8>, result: CompareResult, target: CompareTarget) -> Compare {
     Compare {
         result,
@@ -141,6 +207,16 @@ impl Spot {
     /// The marker key of the path as a directory (`<path>/`).
     pub fn prefix(&self) -> String {
         path::dir_prefix(&self.path)
+    }
+
+    /// [`fail!`] outside a loop: `err` if this spot was read linearizably, else `Ok(None)`
+    /// (read again, linearizably), so no client sees an error decided on a stale read.
+    pub fn refuse<T>(&self, err: V2Error) -> Result<Option<T>, V2Error> {
+        if self.linearizable {
+            Err(err)
+        } else {
+            Ok(None)
+        }
     }
 
     /// 104 "Not a directory" when an ancestor is a file (etcd names the file).

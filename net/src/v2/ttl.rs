@@ -11,7 +11,7 @@ use keel_core::kv::KeyValue;
 use super::error::V2Error;
 use super::json::{Event, Node};
 use super::params::KeyRequest;
-use super::put::{answer, fill, put_op, relabel_op};
+use super::put::{answer, fill, put_op, relabel_op, replace_file};
 use super::spot::Spot;
 use super::store::Store;
 use super::tree::{self, DirInfo};
@@ -57,6 +57,18 @@ impl Grant {
     }
 }
 
+/// Run a write (PUT or POST) with a fresh [`Grant`], then revoke the lease it granted if no
+/// committed write used it, whatever the outcome: one place, so no write path can leak one.
+pub async fn with_grant<B: Backend>(
+    st: &mut Store<'_, B>,
+    write: impl AsyncFnOnce(&mut Store<'_, B>, &mut Grant) -> Result<Reply, V2Error>,
+) -> Result<Reply, V2Error> {
+    let mut grant = Grant::default();
+    let result = write(st, &mut grant).await;
+    grant.finish(st).await;
+    result
+}
+
 /// The TTL asked for, as the core's lease TTL.
 fn ttl_of(req: &KeyRequest) -> i64 {
     req.ttl.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX))
@@ -93,17 +105,7 @@ pub async fn refresh_file<B: Backend>(
         }));
     }
     let lease = grant.lease_for(st, req.ttl, 0).await?;
-    let op = put_op(p.as_bytes(), &kv.value, lease);
-    let Some(t) = st.txn(spot.guards(false), vec![op]).await? else {
-        return Ok(None);
-    };
-    grant.committed(lease);
-    let rev = t.header.revision;
-    let mut node = tree::file_node(p, kv);
-    node.modified_index = rev;
-    node.lease = lease;
-    let event = Event::new(action, node, Some(tree::file_node(p, kv)));
-    Ok(Some(answer(st, 200, rev, event, kv.lease, lease).await))
+    replace_file(st, spot, kv, &kv.value, lease, action, grant).await
 }
 
 /// The keep-alive form of a refresh: when `own` (the node's own lease) was granted with `ttl`,

@@ -10,15 +10,26 @@ use std::time::{Duration, Instant};
 
 /// The `keel` binary built alongside these tests (`KEEL_BIN` overrides).
 pub fn keel_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("KEEL_BIN") {
+    server_binary("keel", "KEEL_BIN")
+}
+
+/// The `keelctl` binary built alongside these tests (`KEELCTL_BIN` overrides).
+pub fn keelctl_binary() -> PathBuf {
+    server_binary("keelctl", "KEELCTL_BIN")
+}
+
+/// A binary of keel-server called `name`, found next to the running executable; the
+/// environment variable `override_var` names one elsewhere.
+fn server_binary(name: &str, override_var: &str) -> PathBuf {
+    if let Ok(bin) = std::env::var(override_var) {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("executable path");
     // Tests run from target/<profile>/deps, binaries (keel-bench) from target/<profile>.
     let dir = exe.parent().expect("executable directory");
-    let candidates = [dir.join("keel"), dir.parent().map(|d| d.join("keel")).unwrap_or_default()];
+    let candidates = [dir.join(name), dir.parent().map(|d| d.join(name)).unwrap_or_default()];
     let found = candidates.iter().find(|p| p.is_file()).cloned();
-    found.unwrap_or_else(|| panic!("no keel binary next to {}: build it first (cargo build -p keel-server)", exe.display()))
+    found.unwrap_or_else(|| panic!("no {name} binary next to {}: build it first (cargo build -p keel-server)", exe.display()))
 }
 
 /// A port nobody listens on right now.

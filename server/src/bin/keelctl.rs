@@ -6,6 +6,7 @@
 //! until one answers; `-w json` prints the server's JSON as it came. Failures print one
 //! `Error: ...` line on stderr (etcd's errors as etcdctl v2 prints them) and exit with status 1.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -60,7 +61,9 @@ enum Output {
 enum Command {
     /// Put a key's value (prints OK).
     Put {
+        /// The key (a v2 path; the leading `/` is optional).
         key: String,
+        /// The value (may start with `-`).
         #[arg(allow_hyphen_values = true)]
         value: String,
         /// Let the key expire after this many seconds.
@@ -69,6 +72,7 @@ enum Command {
     },
     /// Get a key (a directory: its keys) as key and value lines.
     Get {
+        /// The key or directory.
         key: String,
         /// Everything below the key's directory, recursively.
         #[arg(long)]
@@ -79,6 +83,7 @@ enum Command {
     },
     /// Delete a key (prints OK).
     Del {
+        /// The key (with --prefix, the directory).
         key: String,
         /// Delete the key's directory and everything below it.
         #[arg(long)]
@@ -86,6 +91,7 @@ enum Command {
     },
     /// Print each change of a key as ACTION, KEY and VALUE lines until interrupted.
     Watch {
+        /// The key (with --prefix, the directory).
         key: String,
         /// Changes anywhere below the key's directory.
         #[arg(long)]
@@ -119,7 +125,10 @@ enum MemberCommand {
         peer_urls: Vec<String>,
     },
     /// Remove the member with this (hex) id.
-    Remove { id: String },
+    Remove {
+        /// The member's id, in hex as `member list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,21 +155,24 @@ enum Failure {
     /// No endpoint answered (their URLs).
     Unreachable(Vec<String>),
     /// The server answered with an error.
-    Server(Reply),
+    Server(Box<Reply>),
     /// Anything else, as a sentence.
     Other(String),
+    /// Whoever read the output went away (a closed pipe): nothing to tell.
+    OutputClosed,
 }
 
 /// Print a failure on stderr: the server's JSON as is under `-w json`, else one `Error:` line.
 fn report(failure: &Failure, output: Output) {
     match failure {
         Failure::Server(reply) if output == Output::Json && !reply.body.is_empty() => {
-            eprint!("{}", with_newline(&reply.text()));
+            warn(&reply.text());
         }
         // etcdctl v2 prints `fmt.Fprintln(os.Stderr, "Error: ", err)`: two spaces.
-        Failure::Server(reply) => eprintln!("Error:  {}", server_error(reply)),
-        Failure::Unreachable(urls) => eprintln!("Error: could not connect to {}", urls.join(",")),
-        Failure::Other(message) => eprintln!("Error: {message}"),
+        Failure::Server(reply) => warn(&format!("Error:  {}", server_error(reply))),
+        Failure::Unreachable(urls) => warn(&format!("Error: could not connect to {}", urls.join(","))),
+        Failure::Other(message) => warn(&format!("Error: {message}")),
+        Failure::OutputClosed => {}
     }
 }
 
@@ -187,7 +199,7 @@ fn success(reply: Reply) -> Result<Reply, Failure> {
     if (200..300).contains(&reply.status) {
         Ok(reply)
     } else {
-        Err(Failure::Server(reply))
+        Err(Failure::Server(Box::new(reply)))
     }
 }
 
@@ -417,18 +429,36 @@ fn with_newline(text: &str) -> String {
     }
 }
 
-/// Print the reply's body as it came (with a final newline).
-fn print_raw(reply: &Reply) {
-    if !reply.body.is_empty() {
-        print!("{}", with_newline(&reply.text()));
+/// Write `text` and a final newline (if missing) to stdout; a closed stdout is a failure.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(with_newline(text).as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::OutputClosed,
+            _ => Failure::Other(format!("cannot write the output: {e}")),
+        })
+}
+
+/// Write `text` and a final newline (if missing) to stderr, as well as it goes.
+fn warn(text: &str) {
+    let _ = std::io::stderr().lock().write_all(with_newline(text).as_bytes());
+}
+
+/// Print the reply's body as it came (nothing for an empty body).
+fn print_raw(reply: &Reply) -> Result<(), Failure> {
+    if reply.body.is_empty() {
+        return Ok(());
     }
+    emit(&reply.text())
 }
 
 /// Print the raw body under `-w json`, else `simple`.
-fn print_reply(output: Output, reply: &Reply, simple: &str) {
+fn print_reply(output: Output, reply: &Reply, simple: &str) -> Result<(), Failure> {
     match output {
         Output::Json => print_raw(reply),
-        Output::Simple => println!("{simple}"),
+        Output::Simple => emit(simple),
     }
 }
 
@@ -482,8 +512,7 @@ async fn put(client: &mut Client, output: Output, key: &str, value: &str, ttl: O
     let mut form = vec![("value", value.to_string())];
     form.extend(ttl.map(|t| ("ttl", t.to_string())));
     let reply = success(client.call(&Call::form(Method::PUT, keys_target(key, &[]), &form)).await?)?;
-    print_reply(output, &reply, "OK");
-    Ok(())
+    print_reply(output, &reply, "OK")
 }
 
 /// `get KEY [--prefix] [--consistent]`: key and value lines for every file in the answer.
@@ -491,23 +520,21 @@ async fn get(client: &mut Client, output: Output, key: &str, prefix: bool, consi
     let query = flags(&[("recursive", prefix), ("sorted", true), ("quorum", consistent)]);
     let reply = success(client.call(&Call::new(Method::GET, keys_target(key, &query))).await?)?;
     if output == Output::Json {
-        print_raw(&reply);
-        return Ok(());
+        return print_raw(&reply);
     }
     let mut found = Vec::new();
     files(&reply.require_json()?["node"], &mut found);
-    for (key, value) in found {
-        println!("{key}\n{value}");
+    if found.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    emit(&found.iter().map(|(key, value)| format!("{key}\n{value}\n")).collect::<String>())
 }
 
 /// `del KEY [--prefix]`: DELETE the key (the directory, recursively).
 async fn del(client: &mut Client, output: Output, key: &str, prefix: bool) -> Result<(), Failure> {
     let query = flags(&[("recursive", prefix)]);
     let reply = success(client.call(&Call::new(Method::DELETE, keys_target(key, &query))).await?)?;
-    print_reply(output, &reply, "OK");
-    Ok(())
+    print_reply(output, &reply, "OK")
 }
 
 /// `watch KEY [--prefix] [--rev N]`: long polls, each from the revision after the last event.
@@ -520,19 +547,18 @@ async fn watch(client: &mut Client, output: Output, key: &str, prefix: bool, rev
         let call = Call { wait: true, ..Call::new(Method::GET, keys_target(key, &query)) };
         let reply = success(client.call(&call).await?)?;
         let event = reply.require_json()?;
-        print_event(output, &reply, &event);
+        print_event(output, &reply, &event)?;
         next = Some(event_index(&event)? + 1);
     }
 }
 
 /// Print one watch event: the raw JSON, or etcdctl's `ACTION`, `KEY`, `VALUE` lines.
-fn print_event(output: Output, reply: &Reply, event: &Value) {
+fn print_event(output: Output, reply: &Reply, event: &Value) -> Result<(), Failure> {
     if output == Output::Json {
-        print_raw(reply);
-        return;
+        return print_raw(reply);
     }
     let node = &event["node"];
-    println!("{}\n{}\n{}", event_kind(&field(event, "action")), field(node, "key"), field(node, "value"));
+    emit(&format!("{}\n{}\n{}\n", event_kind(&field(event, "action")), field(node, "key"), field(node, "value")))
 }
 
 /// etcd v3's name for a v2 action: PUT for writes, DELETE for deletes and expiries.
@@ -565,12 +591,10 @@ async fn members(client: &mut Client) -> Result<(Reply, Vec<Value>), Failure> {
 async fn member_list(client: &mut Client, output: Output) -> Result<(), Failure> {
     let (reply, list) = members(client).await?;
     if output == Output::Json {
-        print_raw(&reply);
-        return Ok(());
+        return print_raw(&reply);
     }
     let rows: Vec<Vec<String>> = list.iter().map(member_row).collect();
-    print!("{}", table(&["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS"], &rows));
-    Ok(())
+    emit(&table(&["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS"], &rows))
 }
 
 /// One member as a table row (unnamed members have not started yet).
@@ -585,16 +609,14 @@ async fn member_add(client: &mut Client, output: Output, name: Option<&str>, pee
     let call = Call::json(Method::POST, "/v2/members".into(), &json!({ "peerURLs": peer_urls }));
     let reply = success(client.call(&call).await?)?;
     if output == Output::Json {
-        print_raw(&reply);
-        return Ok(());
+        return print_raw(&reply);
     }
     let id = field(&reply.require_json()?, "id");
-    println!("Member {id} added");
-    if let Some(name) = name {
-        let (_, list) = members(client).await?;
-        print!("{}", start_settings(&list, &id, name, peer_urls));
+    emit(&format!("Member {id} added"))?;
+    match name {
+        Some(name) => emit(&start_settings(&members(client).await?.1, &id, name, peer_urls)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The `ETCD_*` settings a new member starts with, as etcdctl prints them.
@@ -620,8 +642,7 @@ fn start_settings(list: &[Value], new_id: &str, name: &str, peer_urls: &[String]
 async fn member_remove(client: &mut Client, output: Output, id: &str) -> Result<(), Failure> {
     let target = format!("/v2/members/{}", escape(id, b""));
     let reply = success(client.call(&Call::new(Method::DELETE, target)).await?)?;
-    print_reply(output, &reply, &format!("Member {id} removed"));
-    Ok(())
+    print_reply(output, &reply, &format!("Member {id} removed"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,8 +687,12 @@ async fn endpoint_health(endpoints: Vec<Endpoint>, output: Output, cluster: bool
         checks.push(check_health(endpoint).await);
     }
     match output {
-        Output::Json => println!("{}", Value::Array(checks.iter().map(health_json).collect())),
-        Output::Simple => checks.iter().for_each(print_health),
+        Output::Json => emit(&Value::Array(checks.iter().map(health_json).collect()).to_string())?,
+        Output::Simple => {
+            for check in &checks {
+                print_health(check)?;
+            }
+        }
     }
     if checks.iter().any(|h| h.error.is_some()) {
         return Err(Failure::Other("unhealthy cluster".into()));
@@ -676,10 +701,13 @@ async fn endpoint_health(endpoints: Vec<Endpoint>, output: Output, cluster: bool
 }
 
 /// A health check as etcdctl's line: healthy ones on stdout, unhealthy ones on stderr.
-fn print_health(h: &Health) {
+fn print_health(h: &Health) -> Result<(), Failure> {
     match &h.error {
-        None => println!("{} is healthy: successfully answered /health: took = {:?}", h.url, h.took),
-        Some(e) => eprintln!("{} is unhealthy: {e}", h.url),
+        None => emit(&format!("{} is healthy: successfully answered /health: took = {:?}", h.url, h.took)),
+        Some(e) => {
+            warn(&format!("{} is unhealthy: {e}", h.url));
+            Ok(())
+        }
     }
 }
 
@@ -709,14 +737,12 @@ async fn fetch_status(endpoint: Endpoint) -> Result<Status, Failure> {
     let stats = success(client.call(&Call::new(Method::GET, "/v2/stats/self".into())).await?)?.require_json()?;
     let version = success(client.call(&Call::new(Method::GET, "/version".into())).await?)?.require_json()?;
     let keys = client.call(&Call::new(Method::GET, keys_target("/", &[]))).await?;
-    let raft = |name: &str| keys.header(name).and_then(|v| v.parse().ok()).ok_or_else(|| Failure::Server(clone_reply(&keys)));
+    let raft = |name: &str| {
+        let missing = || Failure::Other(format!("no {name} header on a keys answer (is the v2 API enabled?)"));
+        keys.header(name).and_then(|v| v.parse().ok()).ok_or_else(missing)
+    };
     let (term, index) = (raft("X-Raft-Term")?, raft("X-Raft-Index")?);
     Ok(Status { url, stats, version: field(&version, "etcdserver"), term, index })
-}
-
-/// A copy of a reply (for reporting it while it is borrowed).
-fn clone_reply(reply: &Reply) -> Reply {
-    Reply { status: reply.status, headers: reply.headers.clone(), body: reply.body.clone() }
 }
 
 impl Status {
@@ -750,15 +776,15 @@ async fn endpoint_status(endpoints: Vec<Endpoint>, output: Output, cluster: bool
             Ok(status) => found.push(status),
             Err(e) => {
                 failed = true;
-                eprintln!("Failed to get the status of endpoint {url} ({})", failure_reason(&e));
+                warn(&format!("Failed to get the status of endpoint {url} ({})", failure_reason(&e)));
             }
         }
     }
     match output {
-        Output::Json => println!("{}", Value::Array(found.iter().map(Status::to_json).collect())),
+        Output::Json => emit(&Value::Array(found.iter().map(Status::to_json).collect()).to_string())?,
         Output::Simple => {
             let rows: Vec<Vec<String>> = found.iter().map(Status::row).collect();
-            print!("{}", table(&["ENDPOINT", "ID", "VERSION", "IS LEADER", "RAFT TERM", "RAFT INDEX"], &rows));
+            emit(&table(&["ENDPOINT", "ID", "VERSION", "IS LEADER", "RAFT TERM", "RAFT INDEX"], &rows))?
         }
     }
     if failed {
@@ -773,6 +799,7 @@ fn failure_reason(failure: &Failure) -> String {
         Failure::Unreachable(_) => "could not connect".into(),
         Failure::Server(reply) => server_error(reply),
         Failure::Other(message) => message.clone(),
+        Failure::OutputClosed => "the output was closed".into(),
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Driver<S: Storage> {
     publishing: bool,
     known_members: Vec<(u64, Vec<String>)>,
     last_leader: u64,
+    /// A peer said this member was removed (it cannot learn so from the log; see `Frame::Removed`).
+    told_removed: bool,
 }
 
 /// A cloneable way in to the driver: what the API handlers call.
@@ -115,6 +117,7 @@ impl<S: Storage> Driver<S> {
             publishing: false,
             known_members: Vec::new(),
             last_leader: 0,
+            told_removed: false,
         };
         (driver, handle)
     }
@@ -155,7 +158,7 @@ impl<S: Storage> Driver<S> {
                 }
             }
             self.process()?;
-            if self.node.is_removed() {
+            if self.node.is_removed() || self.told_removed {
                 tracing::warn!("this member was removed from the cluster; stopping");
                 return Ok(());
             }
@@ -222,6 +225,13 @@ impl<S: Storage> Driver<S> {
             }
             Inbound::Unreachable { peer } => self.node.report_unreachable(peer),
             Inbound::SnapshotSent { peer, ok } => self.node.report_snapshot(peer, ok),
+            Inbound::Removed { from } => {
+                // Only a current member's word counts, and only about a member it has dropped.
+                if self.node.state().member(from).is_some() {
+                    tracing::warn!("member {from:x} reports that this member was removed from the cluster");
+                    self.told_removed = true;
+                }
+            }
         }
     }
 
@@ -307,8 +317,8 @@ impl<S: Storage> Driver<S> {
                 }
             }
             for (id, _) in &self.known_members {
-                if !members.iter().any(|(m, _)| m == id) {
-                    self.transport.remove_peer(*id);
+                if *id != self.node.id() && !members.iter().any(|(m, _)| m == id) {
+                    self.transport.farewell(*id);
                 }
             }
             self.known_members = members;

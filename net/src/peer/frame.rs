@@ -24,6 +24,9 @@ pub enum Frame {
     SnapshotChunk { total: u64, offset: u64, data: Vec<u8> },
     /// A request only the leader can answer, forwarded by a follower.
     Forward { id: u64, request: Request },
+    /// The receiver has been removed from the cluster. Once its removal is applied nobody
+    /// replicates to it any more, so it could never learn of it from the log.
+    Removed,
     /// The leader's answer to a forwarded request.
     ForwardReply { id: u64, result: Result<Response, Error> },
 }

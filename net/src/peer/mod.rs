@@ -34,6 +34,8 @@ pub enum Inbound {
     Unreachable { peer: u64 },
     /// A snapshot to `peer` was sent completely (`true`) or failed.
     SnapshotSent { peer: u64, ok: bool },
+    /// Peer `from` says this member has been removed from the cluster.
+    Removed { from: u64 },
 }
 
 /// One item in a peer's queue.
@@ -120,6 +122,7 @@ impl PeerTransport {
                 },
                 Frame::Forward { id, request } => Inbound::Forward { from, id, request },
                 Frame::ForwardReply { id, result } => Inbound::ForwardReply { id, result },
+                Frame::Removed => Inbound::Removed { from },
                 Frame::Hello { .. } => continue,
             };
             if self.inbound.send(inbound).await.is_err() {
@@ -147,6 +150,16 @@ impl PeerTransport {
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
         let task = tokio::spawn(run_link(self.id, self.cluster_id, id, addr.clone(), rx, self.inbound.clone()));
         links.insert(id, Link { addr, queue, task });
+    }
+
+    /// Tell a departed peer it was removed, then forget it once the link had time to send.
+    pub fn farewell(&self, id: u64) {
+        self.send_frame(id, Frame::Removed);
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            this.remove_peer(id);
+        });
     }
 
     /// Forget a peer (it left the cluster).

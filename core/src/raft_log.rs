@@ -144,11 +144,6 @@ impl LogStore {
         }
         true
     }
-
-    /// The entries currently kept (after the snapshot), for tests and recovery checks.
-    pub fn entries_after_snapshot(&self) -> &[Entry] {
-        &self.entries
-    }
 }
 
 impl Storage for LogStore {

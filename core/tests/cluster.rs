@@ -337,3 +337,21 @@ fn commit_index_only_writes_need_no_fsync_but_entries_always_do() {
     let follower = followers(&c, leader)[0];
     assert!(c.disk(follower).lazy_writes > 0, "commit-only hard states were fsynced");
 }
+
+#[test]
+fn watchers_that_asked_for_progress_get_it_on_request() {
+    let mut c = LocalCluster::new(1, 61);
+    c.wait_for_leader();
+    c.call(1, put("a", "1")).unwrap();
+    let quiet = c.watch(1, WatchCreate { key: b"a".to_vec(), ..Default::default() });
+    let asked = c.watch(1, WatchCreate { key: b"a".to_vec(), progress_notify: true, ..Default::default() });
+    c.take_watch_responses(1);
+    c.node_mut(1).request_progress();
+    c.settle();
+    let out = c.take_watch_responses(1);
+    assert!(out.iter().all(|r| r.watch_id != quiet), "a watcher that did not ask got progress");
+    let progress: Vec<_> = out.iter().filter(|r| r.watch_id == asked).collect();
+    assert_eq!(progress.len(), 1);
+    assert!(progress[0].events.is_empty());
+    assert_eq!(progress[0].revision, c.node(1).state().store().current_revision());
+}

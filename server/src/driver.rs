@@ -270,9 +270,8 @@ impl<S: Storage> Driver<S> {
         for m in ready.messages {
             self.transport.send_raft(m.to, m.bytes, m.snapshot);
         }
-        if let Some(snapshot) = &ready.snapshot {
-            self.storage.keep_snapshot(snapshot)?;
-        }
+        // The log writes first: a snapshot stored ahead of the hard state that committed its
+        // entries would otherwise be possible after a crash between the two.
         if let Some(persist) = ready.persist {
             self.storage.write(&persist)?;
             if persist.must_sync {
@@ -281,6 +280,9 @@ impl<S: Storage> Driver<S> {
                 self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());
             }
             self.node.persisted(persist.number);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.storage.keep_snapshot(snapshot)?;
         }
         for (id, result) in ready.responses {
             if let Some(waiter) = self.waiting.remove(&id) {

@@ -119,20 +119,6 @@ impl MvccStore {
         replay::events_since(self, start, key, range_end)
     }
 
-    /// Every live key attached to a lease, with that lease: what the lessor needs to rebuild its
-    /// lease → keys index after a restore.
-    pub fn live_keys_with_lease(&self) -> Vec<(Vec<u8>, i64)> {
-        self.keys
-            .iter()
-            .filter_map(|(key, history)| {
-                history
-                    .latest_live()
-                    .filter(|(_, l)| l.lease != 0)
-                    .map(|(_, l)| (key.clone(), l.lease))
-            })
-            .collect()
-    }
-
     /// The whole store as serializable data, for Raft snapshots.
     pub fn snapshot(&self) -> MvccSnapshot {
         snapshot::snapshot(self)

@@ -154,8 +154,6 @@ mod tests {
         assert_eq!(restored, s);
         assert_eq!(restored.hash(), s.hash());
         assert_eq!(MvccStore::restore(MvccStore::new().snapshot()), MvccStore::new());
-        assert_eq!(s.live_keys_with_lease(), vec![(b"c".to_vec(), 4)]);
-        assert_eq!(restored.live_keys_with_lease(), vec![(b"c".to_vec(), 4)]);
     }
 
     #[test]

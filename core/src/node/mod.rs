@@ -321,13 +321,6 @@ impl Node {
         self.raw.report_snapshot(peer, status);
     }
 
-    /// Start an election now (used to speed up tests and for operator-triggered elections).
-    pub fn campaign(&mut self) -> Result<()> {
-        let result = self.raw.campaign().map_err(|e| Error::Internal(format!("campaign: {e}")));
-        self.redraw_election_timeout();
-        result
-    }
-
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
     pub fn request(&mut self, id: RequestId, request: Request) {
         if let Err(e) = self.start_request(id, request) {

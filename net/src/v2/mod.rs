@@ -85,16 +85,6 @@ pub struct Reply {
     pub event: Event,
 }
 
-/// The fields of an `application/x-www-form-urlencoded` body.
-pub fn parse_form(bytes: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(bytes).into_owned().collect()
-}
-
-/// The fields of a query string (without the `?`).
-pub fn split_query(q: &str) -> Vec<(String, String)> {
-    parse_form(q.as_bytes())
-}
-
 /// Serve one v2 keys request.
 pub async fn handle<B: Backend>(backend: &B, req: V2Request) -> V2Response {
     let Some(method) = Method::parse(&req.method) else {

@@ -52,8 +52,8 @@ pub async fn req(b: &TestBackend, method: &str, path: &str, query: &str, form: &
         V2Request {
             method: method.into(),
             path: path.into(),
-            query: v2::split_query(query),
-            form: v2::parse_form(form.as_bytes()),
+            query: keel_net::http::parse_pairs(query.as_bytes()),
+            form: keel_net::http::parse_pairs(form.as_bytes()),
         },
     )
     .await;

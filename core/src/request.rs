@@ -310,6 +310,9 @@ pub enum Request {
     MemberList,
     /// Hand leadership to another voter (etcd's MoveLeader); answered on the current leader.
     MoveLeader { target: u64 },
+    /// A digest of this member's replicated state (etcd's Maintenance Hash), answered locally:
+    /// members that applied the same entries give the same hash, which is how divergence shows.
+    Hash,
 }
 
 /// The answer to a [`Request`], in the matching variant.
@@ -328,6 +331,16 @@ pub enum Response {
     LeaseLeases(LeaseLeasesResponse),
     Member(MemberResponse),
     MoveLeader(ResponseHeader),
+    Hash(HashResponse),
+}
+
+/// A member's state digest and the log position it reflects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashResponse {
+    pub header: ResponseHeader,
+    pub hash: u64,
+    /// The last log index applied to the state the hash covers.
+    pub applied_index: u64,
 }
 
 impl Response {
@@ -347,6 +360,7 @@ impl Response {
             Response::LeaseLeases(r) => &mut r.header,
             Response::Member(r) => &mut r.header,
             Response::MoveLeader(h) => h,
+            Response::Hash(r) => &mut r.header,
         }
     }
 }

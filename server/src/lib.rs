@@ -7,3 +7,5 @@
 pub mod storage;
 pub mod config;
 pub mod driver;
+pub mod clock;
+pub mod member;

@@ -2,19 +2,12 @@
 //! http://127.0.0.1:2379 (peers on 2380) with its data in ./default.keel.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
-use keel_core::config::NodeConfig;
-use keel_core::node::Node;
-use keel_net::http::{self, Api};
-use keel_net::metrics::Metrics;
-use keel_net::peer::{host_port, PeerTransport};
+use keel_server::clock::Clock;
 use keel_server::config::{Flags, ServerConfig};
-use keel_server::driver::{Driver, Identity, Wiring};
-use keel_server::storage::{FjallStorage, Storage};
-use tokio::net::TcpListener;
+use keel_server::member;
+use keel_server::storage::FjallStorage;
 
 fn main() -> ExitCode {
     let (flags, ignored) = match Flags::parse().with_config_file() {
@@ -56,71 +49,15 @@ fn init_logging(flags: &Flags) {
     }
 }
 
-async fn bind(url: &str, what: &str) -> Result<TcpListener, String> {
-    let addr = host_port(url).ok_or_else(|| format!("{what} {url:?} is not a URL like http://host:port"))?;
-    TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))
-}
-
 async fn run(flags: Flags) -> Result<(), String> {
     let config = ServerConfig::from_flags(&flags).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data directory {} is not writable: {e}", config.data_dir.display()))?;
-    let mut storage = FjallStorage::open(&config.data_dir).map_err(|e| e.to_string())?;
-    let recovery = storage.recover().map_err(|e| e.to_string())?;
-
-    let mut node_config = NodeConfig::new(config.member_id, config.initial_members.clone());
-    node_config.cluster_id = config.cluster_id;
-    node_config.tick_ms = config.tick_ms;
-    node_config.election_ticks = config.election_ticks;
-    node_config.snapshot_count = config.snapshot_count;
-    node_config.snapshot_catchup_entries = config.snapshot_catchup_entries;
-    node_config.max_request_bytes = config.max_request_bytes;
-    node_config.max_txn_ops = config.max_txn_ops;
-    node_config.seed = seed(config.member_id);
-    let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
-    let node = match recovery {
-        Some(r) => {
-            tracing::info!(member = %format!("{:x}", config.member_id), "restarting from {}", config.data_dir.display());
-            Node::recover(node_config, r)
-        }
-        None => Node::new(node_config),
-    }
-    .map_err(|e| format!("cannot start the member: {e}"))?;
-
-    let peer_listener = bind(&config.listen_peer, "peers").await?;
-    let mut client_listeners = Vec::new();
-    for url in &config.listen_client {
-        client_listeners.push(bind(url, "clients").await?);
-    }
-    let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
-    let transport = PeerTransport::new(config.member_id, config.cluster_id, peer_tx);
-    transport.serve(peer_listener);
-    for peer in &config.peers {
-        if let Some(url) = peer.peer_urls.first() {
-            transport.set_peer(peer.id, url);
-        }
-    }
-
-    let metrics = Metrics::new();
-    let identity = Identity { name: config.name.clone(), client_urls: config.advertise_client_urls.clone() };
-    let tick = Duration::from_millis(config.tick_ms);
-    let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout };
-    let (driver, handle) = Driver::new(node, storage, wiring);
-    handle.set_cluster_id(config.cluster_id);
-    let api = Arc::new(Api { backend: handle, metrics, store_stats: Default::default(), enable_v2: config.enable_v2, cluster_token: config.cluster_token.clone() });
-    for listener in client_listeners {
-        tokio::spawn(http::serve(listener, api.clone()));
-    }
-    tracing::info!(
-        name = %config.name,
-        member = %format!("{:x}", config.member_id),
-        cluster = %format!("{:x}", config.cluster_id),
-        "serving clients on {} and peers on {}",
-        config.listen_client.join(","),
-        config.listen_peer
-    );
+    let storage = FjallStorage::open(&config.data_dir).map_err(|e| e.to_string())?;
+    tracing::info!("data directory {}", config.data_dir.display());
+    let started = member::start(&config, storage, seed(config.member_id), Clock::new()).await?;
     tokio::select! {
-        result = driver.run() => result.map_err(|e| format!("storage failed, stopping: {e}")),
+        result = started.driver.run() => result.map_err(|e| format!("storage failed, stopping: {e}")),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())

@@ -10,6 +10,7 @@ use keel_core::watch::WatchCreate;
 use keel_net::backend::Backend;
 use keel_net::metrics::Metrics;
 use keel_net::peer::PeerTransport;
+use keel_server::clock::Clock;
 use keel_server::driver::{Driver, Handle, Identity, Wiring};
 use keel_server::storage::MemStorage;
 use tokio::net::TcpListener;
@@ -43,6 +44,7 @@ async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
             metrics: Metrics::new(),
             tick: Duration::from_millis(20),
             request_timeout: Duration::from_secs(5),
+            clock: Clock::new(),
         };
         let (driver, handle) = Driver::new(node, MemStorage::new(), wiring);
         let task = tokio::spawn(async move {

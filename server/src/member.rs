@@ -1,0 +1,94 @@
+//! One member, assembled: storage recovered, node built, listeners bound, peer transport and
+//! client API started, driver ready to run. The `keel` binary and the simulator both start
+//! members through [`start`], so the simulator runs exactly what production runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::config::NodeConfig;
+use keel_core::node::Node;
+use keel_net::http::{self, Api};
+use keel_net::metrics::Metrics;
+use keel_net::peer::{host_port, PeerTransport};
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::driver::{Driver, Handle, Identity, Wiring};
+use crate::storage::Storage;
+
+/// A started member: run `driver` to completion; `handle` reaches it in-process.
+pub struct Started<S: Storage> {
+    pub driver: Driver<S>,
+    pub handle: Handle,
+}
+
+/// Start the member `config` describes on `storage`. `seed` feeds its election timeouts (it must
+/// differ between members); `clock` is what its ticks read. Client and peer listeners are bound
+/// and served before this returns, so a port in use is reported here.
+pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64, clock: Clock) -> Result<Started<S>, String> {
+    let recovery = storage.recover().map_err(|e| e.to_string())?;
+    let mut node_config = NodeConfig::new(config.member_id, config.initial_members.clone());
+    node_config.cluster_id = config.cluster_id;
+    node_config.tick_ms = config.tick_ms;
+    node_config.election_ticks = config.election_ticks;
+    node_config.snapshot_count = config.snapshot_count;
+    node_config.snapshot_catchup_entries = config.snapshot_catchup_entries;
+    node_config.max_request_bytes = config.max_request_bytes;
+    node_config.max_txn_ops = config.max_txn_ops;
+    node_config.seed = seed;
+    let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
+    let node = match recovery {
+        Some(r) => {
+            tracing::info!(member = %format!("{:x}", config.member_id), "restarting from stored state");
+            Node::recover(node_config, r)
+        }
+        None => Node::new(node_config),
+    }
+    .map_err(|e| format!("cannot start the member: {e}"))?;
+
+    let peer_listener = bind(&config.listen_peer, "peers").await?;
+    let mut client_listeners = Vec::new();
+    for url in &config.listen_client {
+        client_listeners.push(bind(url, "clients").await?);
+    }
+    let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
+    let transport = PeerTransport::new(config.member_id, config.cluster_id, peer_tx);
+    transport.serve(peer_listener);
+    for peer in &config.peers {
+        if let Some(url) = peer.peer_urls.first() {
+            transport.set_peer(peer.id, url);
+        }
+    }
+
+    let metrics = Metrics::new();
+    let identity = Identity { name: config.name.clone(), client_urls: config.advertise_client_urls.clone() };
+    let tick = Duration::from_millis(config.tick_ms);
+    let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout, clock };
+    let (driver, handle) = Driver::new(node, storage, wiring);
+    handle.set_cluster_id(config.cluster_id);
+    let api = Arc::new(Api {
+        backend: handle.clone(),
+        metrics,
+        store_stats: Default::default(),
+        enable_v2: config.enable_v2,
+        cluster_token: config.cluster_token.clone(),
+    });
+    for listener in client_listeners {
+        tokio::spawn(http::serve(listener, api.clone()));
+    }
+    tracing::info!(
+        name = %config.name,
+        member = %format!("{:x}", config.member_id),
+        cluster = %format!("{:x}", config.cluster_id),
+        "serving clients on {} and peers on {}",
+        config.listen_client.join(","),
+        config.listen_peer
+    );
+    Ok(Started { driver, handle })
+}
+
+async fn bind(url: &str, what: &str) -> Result<TcpListener, String> {
+    let addr = host_port(url).ok_or_else(|| format!("{what} {url:?} is not a URL like http://host:port"))?;
+    TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))
+}

@@ -18,6 +18,7 @@ use keel_net::peer::{Frame, Inbound, PeerTransport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::storage::{Storage, StorageError};
 
 /// Watch events buffered per watcher; a watcher that falls further behind is cancelled rather
@@ -57,6 +58,8 @@ pub struct Wiring {
     pub tick: Duration,
     /// How long a client waits for any answer before "request timed out".
     pub request_timeout: Duration,
+    /// The clock the node's ticks read (lease expiry depends on it).
+    pub clock: Clock,
 }
 
 /// The member's driver. Build with [`Driver::new`], then `run` it in a task.
@@ -67,6 +70,7 @@ pub struct Driver<S: Storage> {
     identity: Identity,
     metrics: Metrics,
     tick: Duration,
+    clock: Clock,
     inputs: mpsc::Receiver<Input>,
     peers: mpsc::Receiver<Inbound>,
     status: Arc<Mutex<MemberStatus>>,
@@ -95,7 +99,7 @@ impl<S: Storage> Driver<S> {
     /// A driver for `node`, persisting to `storage`, wired to the rest of the member by
     /// `wiring`. Returns it with the handle clients use.
     pub fn new(node: Node, storage: S, wiring: Wiring) -> (Self, Handle) {
-        let Wiring { transport, peers, identity, metrics, tick, request_timeout } = wiring;
+        let Wiring { transport, peers, identity, metrics, tick, request_timeout, clock } = wiring;
         let (tx, inputs) = mpsc::channel(16 * 1024);
         let status = Arc::new(Mutex::new(MemberStatus { id: node.id(), name: identity.name.clone(), ..Default::default() }));
         let handle = Handle { inputs: tx, status: status.clone(), timeout: request_timeout };
@@ -106,6 +110,7 @@ impl<S: Storage> Driver<S> {
             identity,
             metrics,
             tick,
+            clock,
             inputs,
             peers,
             status,
@@ -125,42 +130,48 @@ impl<S: Storage> Driver<S> {
     /// Run until the member is removed from the cluster, every handle is gone, or storage
     /// fails (then nothing more may be acknowledged: the error ends the member).
     pub async fn run(mut self) -> std::result::Result<(), StorageError> {
-        let start = Instant::now();
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.process()?;
         loop {
+            // `biased`: tokio's unbiased choice draws from a process-wide counter, which would make
+            // simulation runs depend on what ran before them. Fairness comes from draining both
+            // queues below whichever woke us.
             tokio::select! {
+                biased;
                 _ = ticker.tick() => {
-                    self.node.tick(start.elapsed().as_millis() as u64);
+                    self.node.tick(self.clock.now_ms());
                     self.sweep_abandoned();
                     self.metrics.db_size.set(self.storage.size_bytes() as f64);
                 }
+                Some(inbound) = self.peers.recv() => self.on_peer(inbound),
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input);
-                    // Take everything already queued: one Raft round and one fsync for all.
-                    for _ in 0..4096 {
-                        match self.inputs.try_recv() {
-                            Ok(input) => self.on_input(input),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Some(inbound) = self.peers.recv() => {
-                    self.on_peer(inbound);
-                    for _ in 0..4096 {
-                        match self.peers.try_recv() {
-                            Ok(inbound) => self.on_peer(inbound),
-                            Err(_) => break,
-                        }
-                    }
                 }
             }
+            self.take_queued();
             self.process()?;
             if self.node.is_removed() || self.told_removed {
                 tracing::warn!("this member was removed from the cluster; stopping");
                 return Ok(());
+            }
+        }
+    }
+
+    /// Take what peers and clients already queued (up to a bound each): one Raft round and one
+    /// fsync for all of it.
+    fn take_queued(&mut self) {
+        for _ in 0..4096 {
+            match self.peers.try_recv() {
+                Ok(inbound) => self.on_peer(inbound),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..4096 {
+            match self.inputs.try_recv() {
+                Ok(input) => self.on_input(input),
+                Err(_) => break,
             }
         }
     }
@@ -274,7 +285,8 @@ impl<S: Storage> Driver<S> {
         // entries would otherwise be possible after a crash between the two.
         if let Some(persist) = ready.persist {
             self.storage.write(&persist)?;
-            if persist.must_sync {
+            // Planted bug (simulation only): acknowledging what was never made durable.
+            if persist.must_sync && !keel_core::bugs::enabled(keel_core::bugs::Bug::AckBeforeFsync) {
                 let started = Instant::now();
                 self.storage.sync()?;
                 self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());

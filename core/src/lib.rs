@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod bugs;
 pub mod digest;
 pub mod error;
 pub mod kv;

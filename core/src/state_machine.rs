@@ -247,8 +247,13 @@ impl StateMachine {
 
     /// Serialize the whole applied state for a Raft snapshot.
     pub fn snapshot(&self) -> Vec<u8> {
+        // Planted bug (simulation only): the snapshot claims ten entries less than it holds.
+        let claimed = match crate::bugs::enabled(crate::bugs::Bug::DoubleApplyAfterRestart) {
+            true => self.applied_index.saturating_sub(crate::bugs::UNDERCLAIMED_ENTRIES),
+            false => self.applied_index,
+        };
         let snap = StateSnapshot {
-            applied_index: self.applied_index,
+            applied_index: claimed,
             store: self.store.snapshot(),
             leases: self.lessor.snapshot(),
             members: self.members(),

@@ -258,6 +258,9 @@ fn catch_up(id: WatchId, w: &mut Watcher, history: &dyn EventHistory, out: &mut 
             events.retain(|e| e.kv.mod_revision >= from && e.kv.mod_revision <= current);
             // Stable: keeps the order within a revision.
             events.sort_by_key(|e| e.kv.mod_revision);
+            if crate::bugs::enabled(crate::bugs::Bug::WatchOutOfOrder) {
+                events.reverse();
+            }
             let admitted: Vec<Event> = events.iter().filter_map(|e| w.admit(e)).collect();
             out.extend(pack_by_revision(id, current, admitted));
             w.passed = current;

@@ -137,8 +137,14 @@ impl Node {
         }
         let data = self.sm.snapshot();
         let compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
+        // Planted bug (simulation only): the snapshot labelled older than the state it holds, so
+        // a restart from it applies its last entries a second time.
+        let label = match crate::bugs::enabled(crate::bugs::Bug::DoubleApplyAfterRestart) {
+            true => applied.saturating_sub(crate::bugs::UNDERCLAIMED_ENTRIES).max(compact_to),
+            false => applied,
+        };
         let store = self.raw.mut_store();
-        if store.create_snapshot(applied, data, compact_to) {
+        if store.create_snapshot(label, data, compact_to) {
             self.last_snapshot_index = applied;
             self.out.snapshot = Some(LocalSnapshot {
                 snapshot: SnapshotRecord::from_raft(store.snapshot_ref()),

@@ -16,7 +16,9 @@ impl Node {
     pub(super) fn leader_duties(&mut self) {
         let now = self.now_ms;
         let retry = self.config.election_timeout_ms();
-        for id in self.sm.lessor().expired(now, MAX_REVOKES_PER_TICK) {
+        // Planted bug (simulation only): expiring leases ahead of their time.
+        let early = if crate::bugs::enabled(crate::bugs::Bug::EarlyLeaseExpiry) { 2000 } else { 0 };
+        for id in self.sm.lessor().expired(now + early, MAX_REVOKES_PER_TICK) {
             if self.revoking.get(&id).is_some_and(|again| *again > now) {
                 continue;
             }

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::raft_log::LogStore;
 use crate::request::{
-    LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
+    HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
     ResponseHeader,
 };
 use crate::state_machine::StateMachine;
@@ -332,7 +332,9 @@ impl Node {
         match request {
             Request::Range(req) => {
                 validate::range(&req)?;
-                if req.serializable {
+                // Planted bug (simulation only): a leader skipping ReadIndex for its reads.
+                let local = crate::bugs::enabled(crate::bugs::Bug::LocalLinearizableRead) && self.is_leader();
+                if req.serializable || local {
                     let resp = self.sm.store().range(&req)?;
                     self.respond(id, Ok(Response::Range(resp)));
                 } else {
@@ -400,6 +402,11 @@ impl Node {
                 Ok(())
             }
             Request::MoveLeader { target } => self.move_leader(id, target),
+            Request::Hash => {
+                let resp = HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
+                self.respond(id, Ok(Response::Hash(resp)));
+                Ok(())
+            }
         }
     }
 
@@ -469,7 +476,13 @@ impl Node {
             self.raw.mut_store().append(entries);
         }
         if let Some(hs) = rd.hs() {
-            persist.hard_state = Some(HardState::from_raft(hs));
+            let mut durable = HardState::from_raft(hs);
+            // Planted bug (simulation only): term and vote kept in memory only.
+            if crate::bugs::enabled(crate::bugs::Bug::ForgetTermAndVote) {
+                durable.term = 0;
+                durable.vote = 0;
+            }
+            persist.hard_state = Some(durable);
             self.raw.mut_store().set_hard_state(hs.clone());
         }
         for rs in rd.take_read_states() {

@@ -1,0 +1,275 @@
+//! A Keel cluster inside madsim: each member is a simulated host running the real member
+//! assembly (`keel_server::member::start`) on a [`SimDisk`], reachable over madsim's network.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use keel_core::request::{HashResponse, Request, Response};
+use keel_net::backend::{Backend, MemberStatus};
+use keel_server::clock::Clock;
+use keel_server::config::{Flags, ServerConfig};
+use keel_server::driver::Handle;
+use keel_server::member;
+use madsim::net::NetSim;
+use madsim::runtime::{Handle as SimHandle, NodeHandle};
+
+use crate::storage::SimDisk;
+
+/// Client port on every member host.
+pub const CLIENT_PORT: u16 = 2379;
+/// Peer port on every member host.
+pub const PEER_PORT: u16 = 2380;
+
+/// Timing every member runs with (milliseconds).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub snapshot_count: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { heartbeat_ms: 100, election_ms: 1000, snapshot_count: 100 }
+    }
+}
+
+/// What the sim keeps of a member across its incarnations.
+struct Slot {
+    node: NodeHandle,
+    disk: SimDisk,
+    /// The running incarnation's clock and in-process handle (gone while down).
+    clock: Arc<Mutex<Option<Clock>>>,
+    handle: Arc<Mutex<Option<Handle>>>,
+    /// Set when the incarnation's driver stopped by itself (failed disk, removal).
+    stopped: Arc<AtomicBool>,
+    up: bool,
+    paused: bool,
+}
+
+/// The simulated cluster.
+pub struct SimCluster {
+    slots: Vec<Slot>,
+}
+
+/// The simulated host address of member `i` (0-based).
+pub fn member_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1))
+}
+
+/// Where clients reach member `i`.
+pub fn client_addr(i: usize) -> SocketAddr {
+    SocketAddr::new(member_ip(i), CLIENT_PORT)
+}
+
+fn flags_for(i: usize, n: usize, timing: Timing) -> ServerConfig {
+    let name = format!("m{}", i + 1);
+    let ip = member_ip(i);
+    let cluster: Vec<String> = (0..n).map(|j| format!("m{}=http://{}:{PEER_PORT}", j + 1, member_ip(j))).collect();
+    let args = vec![
+        "keel".to_string(),
+        format!("--name={name}"),
+        format!("--data-dir=/sim/{name}"),
+        format!("--listen-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--initial-cluster={}", cluster.join(",")),
+        "--initial-cluster-token=keel-sim".to_string(),
+        format!("--heartbeat-interval={}", timing.heartbeat_ms),
+        format!("--election-timeout={}", timing.election_ms),
+        format!("--snapshot-count={}", timing.snapshot_count),
+        "--experimental-snapshot-catchup-entries=50".to_string(),
+    ];
+    let flags = Flags::try_parse_from(args).expect("the simulator's member flags are valid");
+    ServerConfig::from_flags(&flags).expect("the simulator's member flags are valid")
+}
+
+impl SimCluster {
+    /// Start `n` founding members, each on its own simulated host.
+    pub fn start(n: usize, timing: Timing) -> SimCluster {
+        let sim = SimHandle::current();
+        let slots = (0..n)
+            .map(|i| {
+                let config = flags_for(i, n, timing);
+                let disk = SimDisk::new();
+                let clock = Arc::new(Mutex::new(None));
+                let handle = Arc::new(Mutex::new(None));
+                let stopped = Arc::new(AtomicBool::new(false));
+                let (d, c, h, s) = (disk.clone(), clock.clone(), handle.clone(), stopped.clone());
+                let node = sim
+                    .create_node()
+                    .name(config.name.clone())
+                    .ip(member_ip(i))
+                    .init(move || incarnation(config.clone(), d.clone(), c.clone(), h.clone(), s.clone()))
+                    .build();
+                Slot { node, disk, clock, handle, stopped, up: true, paused: false }
+            })
+            .collect();
+        SimCluster { slots }
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no members.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// madsim's id of member `i`'s host (for network faults).
+    pub fn node_id(&self, i: usize) -> madsim::task::NodeId {
+        self.slots[i].node.id()
+    }
+
+    /// Whether member `i` runs (not crashed, its driver not stopped).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.slots[i].up && !self.slots[i].stopped.load(Ordering::SeqCst)
+    }
+
+    /// Crash member `i`: its host dies and its disk loses everything not yet synced.
+    pub fn crash(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        SimHandle::current().kill(slot.node.id());
+        slot.disk.crash();
+        *lock(&slot.handle) = None;
+        *lock(&slot.clock) = None;
+        slot.up = false;
+        slot.paused = false;
+    }
+
+    /// Start member `i` again from what its disk kept (nothing to do if it runs).
+    pub fn restart(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.up {
+            return;
+        }
+        slot.stopped.store(false, Ordering::SeqCst);
+        SimHandle::current().restart(slot.node.id());
+        slot.up = true;
+        slot.paused = false;
+    }
+
+    /// Stop scheduling member `i`'s tasks (a GC pause, a stuck disk, SIGSTOP).
+    pub fn pause(&mut self, i: usize) {
+        if self.slots[i].up && !self.slots[i].paused {
+            SimHandle::current().pause(self.slots[i].node.id());
+            self.slots[i].paused = true;
+        }
+    }
+
+    /// Let a paused member run again.
+    pub fn resume(&mut self, i: usize) {
+        if self.slots[i].paused {
+            SimHandle::current().resume(self.slots[i].node.id());
+            self.slots[i].paused = false;
+        }
+    }
+
+    /// Member `i`'s disk.
+    pub fn disk(&self, i: usize) -> &SimDisk {
+        &self.slots[i].disk
+    }
+
+    /// Member `i`'s running clock, if it runs.
+    pub fn clock(&self, i: usize) -> Option<Clock> {
+        lock(&self.slots[i].clock).clone()
+    }
+
+    /// Member `i`'s status, if it runs and is not paused.
+    pub fn status(&self, i: usize) -> Option<MemberStatus> {
+        if self.slots[i].paused {
+            return None;
+        }
+        lock(&self.slots[i].handle).as_ref().map(|h| h.status())
+    }
+
+    /// The member the running members agree leads, if any.
+    pub fn leader(&self) -> Option<usize> {
+        let id = (0..self.len()).filter_map(|i| self.status(i)).map(|s| s.leader).find(|l| *l != 0)?;
+        (0..self.len()).find(|i| self.status(*i).is_some_and(|s| s.id == id))
+    }
+
+    /// Ask member `i` for its state hash (answered locally).
+    pub async fn hash(&self, i: usize) -> Option<HashResponse> {
+        let handle = lock(&self.slots[i].handle).clone()?;
+        match handle.call(Request::Hash).await {
+            Ok(Response::Hash(h)) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Ask member `i` to make member `target` leader.
+    pub async fn move_leader(&self, i: usize, target: usize) {
+        let handle = lock(&self.slots[i].handle).clone();
+        let (Some(handle), Some(target)) = (handle, self.status(target)) else { return };
+        let _ = handle.call(Request::MoveLeader { target: target.id }).await;
+    }
+
+    /// Cut the network between the two groups in both directions (members in neither group
+    /// keep every link: a bridge).
+    pub fn partition(&self, a: &[usize], b: &[usize]) {
+        let net = NetSim::current();
+        for &x in a {
+            for &y in b {
+                net.clog_link(self.node_id(x), self.node_id(y));
+                net.clog_link(self.node_id(y), self.node_id(x));
+            }
+        }
+    }
+
+    /// Drop everything from `from` to `to`, one way only.
+    pub fn cut_one_way(&self, from: usize, to: usize) {
+        NetSim::current().clog_link(self.node_id(from), self.node_id(to));
+    }
+
+    /// Restore every link between members.
+    pub fn heal(&self) {
+        let net = NetSim::current();
+        for x in 0..self.len() {
+            for y in 0..self.len() {
+                if x != y {
+                    net.unclog_link(self.node_id(x), self.node_id(y));
+                }
+            }
+        }
+    }
+}
+
+/// One run of a member's process: start it on its disk and run its driver until it stops.
+async fn incarnation(
+    config: ServerConfig,
+    disk: SimDisk,
+    clock_slot: Arc<Mutex<Option<Clock>>>,
+    handle_slot: Arc<Mutex<Option<Handle>>>,
+    stopped: Arc<AtomicBool>,
+) {
+    let seed: u64 = madsim::rand::random();
+    let clock = Clock::new();
+    *lock(&clock_slot) = Some(clock.clone());
+    match member::start(&config, disk, seed, clock).await {
+        Ok(started) => {
+            *lock(&handle_slot) = Some(started.handle.clone());
+            if let Err(e) = started.driver.run().await {
+                tracing::warn!("{}: {e}", config.name);
+            }
+        }
+        Err(e) => tracing::warn!("{} did not start: {e}", config.name),
+    }
+    // The process would exit here; its host stays silent until the sim restarts it.
+    *lock(&handle_slot) = None;
+    stopped.store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long members get to elect a first leader before a run's workload starts.
+pub const SETTLE: Duration = Duration::from_secs(3);

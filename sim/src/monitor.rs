@@ -1,0 +1,62 @@
+//! Watches the members from inside while the run goes on: a member's raft term must never go
+//! backwards (not even across its restarts: the term is durable), and within one incarnation
+//! neither may its commit index or its key space's revision.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+use crate::checker::Violation;
+use crate::cluster::SimCluster;
+
+/// What was last seen of one member.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    term: u64,
+    commit: u64,
+    revision: i64,
+    /// Whether the last sample found it running (a gap means a new incarnation).
+    running: bool,
+}
+
+/// Samples of every member, and what went wrong in them.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    seen: BTreeMap<usize, Seen>,
+    violations: Vec<Violation>,
+}
+
+impl Monitor {
+    /// Look at every member once.
+    pub fn sample(&mut self, cluster: &SimCluster, start: Instant) {
+        let at = start.elapsed().as_millis();
+        for m in 0..cluster.len() {
+            let before = self.seen.get(&m).copied().unwrap_or_default();
+            let Some(status) = cluster.status(m) else {
+                self.seen.insert(m, Seen { running: false, ..before });
+                continue;
+            };
+            if status.term < before.term {
+                self.flag("terms", format!("at {at} ms m{} is in term {} after term {}", m + 1, status.term, before.term));
+            }
+            if before.running && status.commit_index < before.commit {
+                self.flag("commit index", format!("at {at} ms m{} commit index {} after {}", m + 1, status.commit_index, before.commit));
+            }
+            if before.running && status.revision < before.revision {
+                self.flag("revisions", format!("at {at} ms m{} revision {} after {}", m + 1, status.revision, before.revision));
+            }
+            self.seen.insert(m, Seen { term: status.term, commit: status.commit_index, revision: status.revision, running: true });
+        }
+    }
+
+    fn flag(&mut self, what: &'static str, detail: String) {
+        if self.violations.len() < 20 {
+            self.violations.push(Violation::new(what, detail));
+        }
+    }
+
+    /// Everything that went wrong.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.violations.clone()
+    }
+}

@@ -1,0 +1,206 @@
+//! The nemesis: faults chosen and timed by the seed, several active at once, each undone after
+//! a while. Every start and end goes into the run's timeline.
+
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::rand::{thread_rng, Rng};
+use tokio::time::Instant;
+
+use crate::cluster::SimCluster;
+
+/// One fault, with what it needs to be undone.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// The leader cut off from every other member.
+    IsolateLeader { leader: usize },
+    /// The members split in two groups that cannot talk.
+    Split { a: Vec<usize>, b: Vec<usize> },
+    /// Everything from one member to another dropped; the other way works.
+    OneWay { from: usize, to: usize },
+    /// Two members that cannot talk, both still reaching a third (the bridge).
+    Bridge { a: usize, b: usize },
+    /// A member crashed (its unsynced writes lost), restarted when the fault ends.
+    Crash { member: usize },
+    /// A member's process stopped (SIGSTOP, GC pause, stuck disk), resumed when the fault ends.
+    Pause { member: usize },
+    /// Packets lost at this rate on every link (TCP retransmits: delay and stalls).
+    PacketLoss { rate: f64 },
+    /// Every packet delayed by up to this many milliseconds (also reorders across links).
+    Latency { max_ms: u64 },
+    /// A member's clock runs at this rate (and jumped forward by `jump_ms` at the start).
+    ClockSkew { member: usize, rate: f64, jump_ms: u64 },
+    /// A member's fsyncs fail: it must stop rather than acknowledge; restarted at the end.
+    DiskFailure { member: usize },
+    /// Leadership handed to another member (instantaneous).
+    MoveLeader { to: usize },
+}
+
+/// The timeline of what the nemesis did, in simulated milliseconds since the run began.
+pub type Timeline = Vec<(u64, String)>;
+
+/// Runs faults against a cluster.
+pub struct Nemesis {
+    start: Instant,
+    active: Vec<(Fault, Instant)>,
+    pub timeline: Timeline,
+}
+
+impl Nemesis {
+    /// A nemesis whose timeline counts from `start`.
+    pub fn new(start: Instant) -> Self {
+        Nemesis { start, active: Vec::new(), timeline: Vec::new() }
+    }
+
+    fn log(&mut self, what: String) {
+        self.timeline.push((self.start.elapsed().as_millis() as u64, what));
+    }
+
+    /// Draw a fault that makes sense for the cluster as it is now.
+    pub fn draw(&self, cluster: &SimCluster) -> Fault {
+        let mut rng = thread_rng();
+        let n = cluster.len();
+        let any = |rng: &mut madsim::rand::GlobalRng| rng.gen_range(0..n);
+        let leader = cluster.leader();
+        match rng.gen_range(0..11) {
+            0 => match leader {
+                Some(leader) => Fault::IsolateLeader { leader },
+                None => Fault::Crash { member: any(&mut rng) },
+            },
+            1 => {
+                let mut members: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    members.swap(i, rng.gen_range(0..=i));
+                }
+                let cut = rng.gen_range(1..n);
+                Fault::Split { a: members[..cut].to_vec(), b: members[cut..].to_vec() }
+            }
+            2 => {
+                let from = leader.unwrap_or_else(|| any(&mut rng));
+                let to = (from + rng.gen_range(1..n)) % n;
+                Fault::OneWay { from, to }
+            }
+            3 => {
+                let a = any(&mut rng);
+                Fault::Bridge { a, b: (a + rng.gen_range(1..n)) % n }
+            }
+            4 => Fault::Crash { member: any(&mut rng) },
+            5 => Fault::Pause { member: leader.unwrap_or_else(|| any(&mut rng)) },
+            6 => Fault::PacketLoss { rate: rng.gen_range(0.05..0.3) },
+            7 => Fault::Latency { max_ms: rng.gen_range(20..400) },
+            8 => Fault::ClockSkew { member: any(&mut rng), rate: rng.gen_range(0.95..1.05), jump_ms: rng.gen_range(0..300) },
+            9 => Fault::DiskFailure { member: any(&mut rng) },
+            _ => Fault::MoveLeader { to: any(&mut rng) },
+        }
+    }
+
+    /// Start `fault`; it ends at the next [`Nemesis::expire`] after `hold`.
+    pub async fn inject(&mut self, cluster: &mut SimCluster, fault: Fault, hold: Duration) {
+        self.log(format!("start {fault:?}"));
+        match &fault {
+            Fault::IsolateLeader { .. } | Fault::Split { .. } | Fault::OneWay { .. } | Fault::Bridge { .. } => cut(cluster, &fault),
+            Fault::Crash { member } => cluster.crash(*member),
+            Fault::Pause { member } => cluster.pause(*member),
+            Fault::PacketLoss { rate } => NetSim::current().update_config(|c| c.packet_loss_rate = *rate),
+            Fault::Latency { max_ms } => {
+                NetSim::current().update_config(|c| c.send_latency = Duration::from_millis(1)..Duration::from_millis(*max_ms))
+            }
+            Fault::ClockSkew { member, rate, jump_ms } => {
+                if let Some(clock) = cluster.clock(*member) {
+                    clock.jump(*jump_ms);
+                    clock.set_rate(*rate);
+                }
+            }
+            Fault::DiskFailure { member } => cluster.disk(*member).set_failing(true),
+            Fault::MoveLeader { to } => {
+                if let Some(leader) = cluster.leader() {
+                    cluster.move_leader(leader, *to).await;
+                }
+                return;
+            }
+        }
+        self.active.push((fault, Instant::now() + hold));
+    }
+
+    /// How many faults are active.
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+
+    /// End every fault whose time is up (all of them with `all`).
+    pub fn expire(&mut self, cluster: &mut SimCluster, all: bool) {
+        let now = Instant::now();
+        let (done, keep): (Vec<_>, Vec<_>) = self.active.drain(..).partition(|(_, until)| all || *until <= now);
+        self.active = keep;
+        for (fault, _) in done {
+            self.log(format!("end {fault:?}"));
+            self.undo(cluster, &fault);
+        }
+    }
+
+    fn undo(&mut self, cluster: &mut SimCluster, fault: &Fault) {
+        match fault {
+            Fault::IsolateLeader { .. } | Fault::Split { .. } | Fault::OneWay { .. } | Fault::Bridge { .. } => {
+                // Heal only the links no other active partition still cuts.
+                cluster.heal();
+                let still: Vec<Fault> = self.active.iter().map(|(f, _)| f.clone()).collect();
+                for f in still.iter().filter(|f| is_partition(f)) {
+                    cut(cluster, f);
+                }
+            }
+            Fault::Crash { member } => cluster.restart(*member),
+            Fault::Pause { member } => cluster.resume(*member),
+            Fault::PacketLoss { .. } => NetSim::current().update_config(|c| c.packet_loss_rate = 0.0),
+            Fault::Latency { .. } => NetSim::current().update_config(|c| c.send_latency = default_latency()),
+            Fault::ClockSkew { member, .. } => {
+                if let Some(clock) = cluster.clock(*member) {
+                    clock.set_rate(1.0);
+                }
+            }
+            Fault::DiskFailure { member } => {
+                cluster.disk(*member).set_failing(false);
+                if !cluster.is_up(*member) {
+                    cluster.crash(*member);
+                    cluster.restart(*member);
+                }
+            }
+            Fault::MoveLeader { .. } => {}
+        }
+    }
+
+    /// Restart members whose process stopped by itself (a failed disk): the supervisor's job.
+    pub fn supervise(&mut self, cluster: &mut SimCluster) {
+        for m in 0..cluster.len() {
+            let disk_failing = self.active.iter().any(|(f, _)| *f == Fault::DiskFailure { member: m });
+            let crashed = self.active.iter().any(|(f, _)| *f == Fault::Crash { member: m });
+            if !cluster.is_up(m) && !disk_failing && !crashed {
+                self.log(format!("supervisor restarts m{}", m + 1));
+                cluster.crash(m);
+                cluster.restart(m);
+            }
+        }
+    }
+}
+
+fn is_partition(f: &Fault) -> bool {
+    matches!(f, Fault::IsolateLeader { .. } | Fault::Split { .. } | Fault::OneWay { .. } | Fault::Bridge { .. })
+}
+
+/// Cut the links a partition fault cuts.
+fn cut(cluster: &SimCluster, f: &Fault) {
+    match f {
+        Fault::IsolateLeader { leader } => {
+            let rest: Vec<usize> = (0..cluster.len()).filter(|m| m != leader).collect();
+            cluster.partition(&[*leader], &rest);
+        }
+        Fault::Split { a, b } => cluster.partition(a, b),
+        Fault::OneWay { from, to } => cluster.cut_one_way(*from, *to),
+        Fault::Bridge { a, b } => cluster.partition(&[*a], &[*b]),
+        _ => {}
+    }
+}
+
+/// madsim's default packet latency.
+pub fn default_latency() -> std::ops::Range<Duration> {
+    Duration::from_millis(1)..Duration::from_millis(10)
+}

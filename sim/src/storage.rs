@@ -1,0 +1,69 @@
+//! The simulated disk: the in-memory store shared between a member's incarnations (so a crash
+//! loses only what was not synced), with switches for disk faults.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keel_core::node::{LocalSnapshot, Persist, Recovery};
+use keel_server::storage::{MemStorage, Storage, StorageError};
+
+/// A member's disk, shared by the sim (which crashes it) and the member (which writes it).
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    store: Arc<Mutex<MemStorage>>,
+    /// While set, every sync fails (a dying disk); the member must stop, not acknowledge.
+    failing: Arc<AtomicBool>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl SimDisk {
+    /// A new, empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Power loss: everything written since the last sync is gone.
+    pub fn crash(&self) {
+        lock(&self.store).crash();
+    }
+
+    /// Make syncs fail (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Syncs carried out so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
+    }
+}
+
+impl Storage for SimDisk {
+    fn recover(&mut self) -> Result<Option<Recovery>, StorageError> {
+        lock(&self.store).recover()
+    }
+
+    fn write(&mut self, persist: &Persist) -> Result<(), StorageError> {
+        lock(&self.store).write(persist)
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StorageError::Io("simulated fsync failure".into()));
+        }
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        lock(&self.store).sync()
+    }
+
+    fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {
+        lock(&self.store).keep_snapshot(snap)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        lock(&self.store).size_bytes()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -230,6 +230,9 @@ impl Node {
     /// heartbeats, lease expiry on the leader and request deadlines.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        if self.removed {
+            return;
+        }
         self.raw.tick();
         self.redraw_election_timeout();
         self.expire_requests();
@@ -249,6 +252,9 @@ impl Node {
     /// or claiming a commit beyond our log) is refused with an error rather than stepped, and so
     /// is a snapshot whose state does not decode.
     pub fn step(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.removed {
+            return Err(Error::Stopped);
+        }
         let msg = Message::parse_from_bytes(bytes)
             .map_err(|e| Error::Internal(format!("bad peer message: {e}")))?;
         self.check_peer_message(&msg)?;
@@ -296,6 +302,11 @@ impl Node {
     /// acknowledging it sooner would tell raft-rs (which counts acknowledgements cumulatively)
     /// that unsynced entries were safe.
     fn release_durable(&mut self) {
+        // A member removed from the configuration drives Raft no further: raft-rs panics
+        // looking up its own progress when a leader that removed itself is told of a write.
+        if self.removed {
+            return;
+        }
         let Some(number) = self.durability.releasable() else { return };
         self.raw.on_persist_ready(number);
         self.report_applied();
@@ -323,6 +334,10 @@ impl Node {
 
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
     pub fn request(&mut self, id: RequestId, request: Request) {
+        if self.removed {
+            self.respond(id, Err(Error::Stopped));
+            return;
+        }
         if let Err(e) = self.start_request(id, request) {
             self.respond(id, Err(e));
         }

@@ -132,7 +132,8 @@ impl Node {
     /// Every `snapshot_count` applied entries, snapshot the state and compact the log behind it.
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.sm.applied_index();
-        if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
+        let wanted = self.raw.store().take_snapshot_wanted() && applied > self.last_snapshot_index;
+        if !wanted && applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
             return;
         }
         let data = self.sm.snapshot();

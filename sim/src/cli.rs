@@ -109,6 +109,10 @@ fn describe(report: &RunReport) -> String {
 /// Entry point.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    // Members' logs, when asked for (RUST_LOG=info, say): they go to stderr with simulated time.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    }
     if let Some(seed) = args.seed {
         return match run_seed(&args, seed) {
             Ok(report) => {

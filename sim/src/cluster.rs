@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use keel_core::request::{HashResponse, Request, Response};
+use keel_core::request::{HashResponse, MemberAddRequest, MemberChange, Request, Response};
 use keel_net::backend::{Backend, MemberStatus};
 use keel_server::clock::Clock;
 use keel_server::config::{Flags, ServerConfig};
@@ -48,11 +48,24 @@ struct Slot {
     stopped: Arc<AtomicBool>,
     up: bool,
     paused: bool,
+    /// What the member is in the cluster's configuration.
+    role: Role,
+    member_id: u64,
+}
+
+/// A member's place in the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Voter,
+    Learner,
+    /// Removed: its host is gone for good.
+    Removed,
 }
 
 /// The simulated cluster.
 pub struct SimCluster {
     slots: Vec<Slot>,
+    timing: Timing,
 }
 
 /// The simulated host address of member `i` (0-based).
@@ -65,10 +78,12 @@ pub fn client_addr(i: usize) -> SocketAddr {
     SocketAddr::new(member_ip(i), CLIENT_PORT)
 }
 
-fn flags_for(i: usize, n: usize, timing: Timing) -> ServerConfig {
+/// The configuration of member `i` in a cluster of `members` (which includes `i`); `joining`
+/// for a member added to a running cluster.
+fn flags_for(i: usize, members: &[usize], joining: bool, timing: Timing) -> ServerConfig {
     let name = format!("m{}", i + 1);
     let ip = member_ip(i);
-    let cluster: Vec<String> = (0..n).map(|j| format!("m{}=http://{}:{PEER_PORT}", j + 1, member_ip(j))).collect();
+    let cluster: Vec<String> = members.iter().map(|j| format!("m{}=http://{}:{PEER_PORT}", j + 1, member_ip(*j))).collect();
     let args = vec![
         "keel".to_string(),
         format!("--name={name}"),
@@ -83,6 +98,7 @@ fn flags_for(i: usize, n: usize, timing: Timing) -> ServerConfig {
         format!("--election-timeout={}", timing.election_ms),
         format!("--snapshot-count={}", timing.snapshot_count),
         "--experimental-snapshot-catchup-entries=50".to_string(),
+        format!("--initial-cluster-state={}", if joining { "existing" } else { "new" }),
     ];
     let flags = Flags::try_parse_from(args).expect("the simulator's member flags are valid");
     ServerConfig::from_flags(&flags).expect("the simulator's member flags are valid")
@@ -91,25 +107,86 @@ fn flags_for(i: usize, n: usize, timing: Timing) -> ServerConfig {
 impl SimCluster {
     /// Start `n` founding members, each on its own simulated host.
     pub fn start(n: usize, timing: Timing) -> SimCluster {
-        let sim = SimHandle::current();
-        let slots = (0..n)
-            .map(|i| {
-                let config = flags_for(i, n, timing);
-                let disk = SimDisk::new();
-                let clock = Arc::new(Mutex::new(None));
-                let handle = Arc::new(Mutex::new(None));
-                let stopped = Arc::new(AtomicBool::new(false));
-                let (d, c, h, s) = (disk.clone(), clock.clone(), handle.clone(), stopped.clone());
-                let node = sim
-                    .create_node()
-                    .name(config.name.clone())
-                    .ip(member_ip(i))
-                    .init(move || incarnation(config.clone(), d.clone(), c.clone(), h.clone(), s.clone()))
-                    .build();
-                Slot { node, disk, clock, handle, stopped, up: true, paused: false }
-            })
-            .collect();
-        SimCluster { slots }
+        let founders: Vec<usize> = (0..n).collect();
+        let slots = founders.iter().map(|&i| host(i, flags_for(i, &founders, false, timing), Role::Voter)).collect();
+        SimCluster { slots, timing }
+    }
+
+    /// Indexes of the members in the configuration (voters and learners).
+    pub fn members(&self) -> Vec<usize> {
+        (0..self.len()).filter(|i| self.slots[*i].role != Role::Removed).collect()
+    }
+
+    /// Member `i`'s role.
+    pub fn role(&self, i: usize) -> Role {
+        self.slots[i].role
+    }
+
+    /// A running member's handle, to make a membership change through.
+    fn any_handle(&self) -> Option<Handle> {
+        self.members().into_iter().filter(|i| !self.slots[*i].paused).find_map(|i| lock(&self.slots[i].handle).clone())
+    }
+
+    async fn change(&self, change: MemberChange) -> bool {
+        let Some(handle) = self.any_handle() else { return false };
+        matches!(handle.call(Request::MemberChange(change)).await, Ok(Response::Member(_)))
+    }
+
+    /// Add a learner on a new host (etcd's `member add --learner`, then start it with
+    /// `--initial-cluster-state existing`). Returns its index once the cluster accepted it.
+    pub async fn add_learner(&mut self) -> Option<usize> {
+        let i = self.len();
+        let mut members = self.members();
+        members.push(i);
+        let config = flags_for(i, &members, true, self.timing);
+        let peer_urls = vec![format!("http://{}:{PEER_PORT}", member_ip(i))];
+        if !self.change(MemberChange::Add(MemberAddRequest { id: config.member_id, peer_urls, is_learner: true })).await {
+            return None;
+        }
+        self.slots.push(host(i, config, Role::Learner));
+        Some(i)
+    }
+
+    /// Promote learner `i` to voter.
+    pub async fn promote(&mut self, i: usize) -> bool {
+        let Some(id) = self.member_id(i) else { return false };
+        let promoted = self.change(MemberChange::Promote { id }).await;
+        if promoted {
+            self.slots[i].role = Role::Voter;
+        }
+        promoted
+    }
+
+    /// Remove member `i` from the configuration; its host goes away for good.
+    pub async fn remove(&mut self, i: usize) -> bool {
+        let Some(id) = self.member_id(i) else { return false };
+        let removed = self.change(MemberChange::Remove { id }).await;
+        if removed {
+            self.crash(i);
+            self.slots[i].role = Role::Removed;
+        }
+        removed
+    }
+
+    /// Bring roles up to date with the leader's member list (a change whose answer was lost may
+    /// still have happened); members it no longer lists are gone for good.
+    pub async fn reconcile(&mut self) {
+        let Some(leader) = self.leader() else { return };
+        let Some(handle) = lock(&self.slots[leader].handle).clone() else { return };
+        let Ok(Response::Member(list)) = handle.call(Request::MemberList).await else { return };
+        for i in self.members() {
+            match list.members.iter().find(|m| m.id == self.slots[i].member_id) {
+                Some(m) => self.slots[i].role = if m.is_learner { Role::Learner } else { Role::Voter },
+                None => {
+                    self.crash(i);
+                    self.slots[i].role = Role::Removed;
+                }
+            }
+        }
+    }
+
+    fn member_id(&self, i: usize) -> Option<u64> {
+        (self.slots[i].role != Role::Removed).then(|| self.slots[i].member_id)
     }
 
     /// How many members.
@@ -146,7 +223,7 @@ impl SimCluster {
     /// Start member `i` again from what its disk kept (nothing to do if it runs).
     pub fn restart(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        if slot.up {
+        if slot.up || slot.role == Role::Removed {
             return;
         }
         slot.stopped.store(false, Ordering::SeqCst);
@@ -191,8 +268,8 @@ impl SimCluster {
 
     /// The member the running members agree leads, if any.
     pub fn leader(&self) -> Option<usize> {
-        let id = (0..self.len()).filter_map(|i| self.status(i)).map(|s| s.leader).find(|l| *l != 0)?;
-        (0..self.len()).find(|i| self.status(*i).is_some_and(|s| s.id == id))
+        let id = self.members().into_iter().filter_map(|i| self.status(i)).map(|s| s.leader).find(|l| *l != 0)?;
+        self.members().into_iter().find(|i| self.status(*i).is_some_and(|s| s.id == id))
     }
 
     /// Ask member `i` for its state hash (answered locally).
@@ -239,6 +316,23 @@ impl SimCluster {
             }
         }
     }
+}
+
+/// A new simulated host for member `i`, running it from now on.
+fn host(i: usize, config: ServerConfig, role: Role) -> Slot {
+    let disk = SimDisk::new();
+    let clock = Arc::new(Mutex::new(None));
+    let handle = Arc::new(Mutex::new(None));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let member_id = config.member_id;
+    let (d, c, h, s) = (disk.clone(), clock.clone(), handle.clone(), stopped.clone());
+    let node = SimHandle::current()
+        .create_node()
+        .name(config.name.clone())
+        .ip(member_ip(i))
+        .init(move || incarnation(config.clone(), d.clone(), c.clone(), h.clone(), s.clone()))
+        .build();
+    Slot { node, disk, clock, handle, stopped, up: true, paused: false, role, member_id }
 }
 
 /// One run of a member's process: start it on its disk and run its driver until it stops.

@@ -7,7 +7,7 @@ use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use tokio::time::Instant;
 
-use crate::cluster::SimCluster;
+use crate::cluster::{Role, SimCluster};
 
 /// One fault, with what it needs to be undone.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +34,16 @@ pub enum Fault {
     DiskFailure { member: usize },
     /// Leadership handed to another member (instantaneous).
     MoveLeader { to: usize },
+    /// A new member added as a learner on a new host (instantaneous; faults go on around it).
+    AddLearner,
+    /// A learner promoted to voter.
+    Promote { member: usize },
+    /// A voter removed from the cluster for good.
+    Remove { member: usize },
 }
+
+/// Most hosts a run creates (founders plus added members).
+const MAX_HOSTS: usize = 10;
 
 /// The timeline of what the nemesis did, in simulated milliseconds since the run began.
 pub type Timeline = Vec<(u64, String)>;
@@ -59,30 +68,34 @@ impl Nemesis {
     /// Draw a fault that makes sense for the cluster as it is now.
     pub fn draw(&self, cluster: &SimCluster) -> Fault {
         let mut rng = thread_rng();
-        let n = cluster.len();
-        let any = |rng: &mut madsim::rand::GlobalRng| rng.gen_range(0..n);
+        let members = cluster.members();
+        let n = members.len();
+        let any = |rng: &mut madsim::rand::GlobalRng| members[rng.gen_range(0..n)];
+        let other = |rng: &mut madsim::rand::GlobalRng, m: usize| {
+            let at = members.iter().position(|x| *x == m).unwrap_or(0);
+            members[(at + rng.gen_range(1..n)) % n]
+        };
         let leader = cluster.leader();
-        match rng.gen_range(0..11) {
+        match rng.gen_range(0..12) {
             0 => match leader {
                 Some(leader) => Fault::IsolateLeader { leader },
                 None => Fault::Crash { member: any(&mut rng) },
             },
             1 => {
-                let mut members: Vec<usize> = (0..n).collect();
+                let mut shuffled = members.clone();
                 for i in (1..n).rev() {
-                    members.swap(i, rng.gen_range(0..=i));
+                    shuffled.swap(i, rng.gen_range(0..=i));
                 }
                 let cut = rng.gen_range(1..n);
-                Fault::Split { a: members[..cut].to_vec(), b: members[cut..].to_vec() }
+                Fault::Split { a: shuffled[..cut].to_vec(), b: shuffled[cut..].to_vec() }
             }
             2 => {
                 let from = leader.unwrap_or_else(|| any(&mut rng));
-                let to = (from + rng.gen_range(1..n)) % n;
-                Fault::OneWay { from, to }
+                Fault::OneWay { from, to: other(&mut rng, from) }
             }
             3 => {
                 let a = any(&mut rng);
-                Fault::Bridge { a, b: (a + rng.gen_range(1..n)) % n }
+                Fault::Bridge { a, b: other(&mut rng, a) }
             }
             4 => Fault::Crash { member: any(&mut rng) },
             5 => Fault::Pause { member: leader.unwrap_or_else(|| any(&mut rng)) },
@@ -90,8 +103,26 @@ impl Nemesis {
             7 => Fault::Latency { max_ms: rng.gen_range(20..400) },
             8 => Fault::ClockSkew { member: any(&mut rng), rate: rng.gen_range(0.95..1.05), jump_ms: rng.gen_range(0..300) },
             9 => Fault::DiskFailure { member: any(&mut rng) },
-            _ => Fault::MoveLeader { to: any(&mut rng) },
+            10 => Fault::MoveLeader { to: any(&mut rng) },
+            _ => self.draw_membership(cluster),
         }
+    }
+
+    /// The next step of a membership cycle: add a learner, promote it, remove a voter, so
+    /// voters never drop below the founders' count.
+    fn draw_membership(&self, cluster: &SimCluster) -> Fault {
+        let members = cluster.members();
+        let voters: Vec<usize> = members.iter().copied().filter(|m| cluster.role(*m) == Role::Voter).collect();
+        if let Some(learner) = members.iter().copied().find(|m| cluster.role(*m) == Role::Learner) {
+            return Fault::Promote { member: learner };
+        }
+        if voters.len() > 3 {
+            return Fault::Remove { member: voters[thread_rng().gen_range(0..voters.len())] };
+        }
+        if cluster.len() < MAX_HOSTS {
+            return Fault::AddLearner;
+        }
+        Fault::MoveLeader { to: voters[0] }
     }
 
     /// Start `fault`; it ends at the next [`Nemesis::expire`] after `hold`.
@@ -116,6 +147,21 @@ impl Nemesis {
                 if let Some(leader) = cluster.leader() {
                     cluster.move_leader(leader, *to).await;
                 }
+                return;
+            }
+            Fault::AddLearner => {
+                let added = cluster.add_learner().await;
+                self.log(format!("added learner {:?}", added.map(|m| format!("m{}", m + 1))));
+                return;
+            }
+            Fault::Promote { member } => {
+                let promoted = cluster.promote(*member).await;
+                self.log(format!("promoted m{}: {promoted}", member + 1));
+                return;
+            }
+            Fault::Remove { member } => {
+                let removed = cluster.remove(*member).await;
+                self.log(format!("removed m{}: {removed}", member + 1));
                 return;
             }
         }
@@ -164,13 +210,13 @@ impl Nemesis {
                     cluster.restart(*member);
                 }
             }
-            Fault::MoveLeader { .. } => {}
+            Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } => {}
         }
     }
 
     /// Restart members whose process stopped by itself (a failed disk): the supervisor's job.
     pub fn supervise(&mut self, cluster: &mut SimCluster) {
-        for m in 0..cluster.len() {
+        for m in cluster.members() {
             let disk_failing = self.active.iter().any(|(f, _)| *f == Fault::DiskFailure { member: m });
             let crashed = self.active.iter().any(|(f, _)| *f == Fault::Crash { member: m });
             if !cluster.is_up(m) && !disk_failing && !crashed {

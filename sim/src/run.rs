@@ -151,11 +151,12 @@ async fn simulate(options: RunOptions) -> RunReport {
         history.watches.extend(w.await.unwrap_or_default());
     }
     let mut violations = Vec::new();
-    let converged = converge(&cluster, &mut monitor, start).await;
+    let converged = converge(&mut cluster, &mut monitor, start).await;
     if let Err(v) = converged {
         violations.push(v);
     }
-    history.ops.extend(final_reads(&env, cluster.len()).await);
+    let founders: Vec<usize> = cluster.members().into_iter().filter(|m| *m < options.members).collect();
+    history.ops.extend(final_reads(&env, &founders).await);
     violations.extend(monitor.violations());
     violations.extend(checker::check_all(&history));
 
@@ -166,13 +167,14 @@ async fn simulate(options: RunOptions) -> RunReport {
 }
 
 /// After healing: every member must catch up to the same applied index and state hash.
-async fn converge(cluster: &SimCluster, monitor: &mut Monitor, start: Instant) -> Result<(), Violation> {
+async fn converge(cluster: &mut SimCluster, monitor: &mut Monitor, start: Instant) -> Result<(), Violation> {
     let mut last = Vec::new();
     for _ in 0..300 {
         sleep(Duration::from_millis(100)).await;
         monitor.sample(cluster, start);
+        cluster.reconcile().await;
         let mut hashes = Vec::new();
-        for m in 0..cluster.len() {
+        for m in cluster.members() {
             hashes.push(cluster.hash(m).await.map(|h| (h.applied_index, h.hash)));
         }
         if hashes.iter().all(|h| h.is_some() && *h == hashes[0]) && cluster.leader().is_some() {
@@ -185,9 +187,9 @@ async fn converge(cluster: &SimCluster, monitor: &mut Monitor, start: Instant) -
 
 /// Linearizable reads of every register key through every member, and the queue's remains,
 /// after all faults healed: an acknowledged write lost shows up as a violation.
-async fn final_reads(env: &Env, members: usize) -> Vec<Op> {
+async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
     let mut ops = Vec::new();
-    for m in 0..members {
+    for &m in members {
         for k in 0..REGISTER_KEYS {
             for _ in 0..10 {
                 let call = Call::Get { key: register_key(k) };
@@ -199,8 +201,9 @@ async fn final_reads(env: &Env, members: usize) -> Vec<Op> {
         }
     }
     for _ in 0..10 {
+        let Some(&m) = members.first() else { break };
         let call = Call::ListQueue { queue: workload::QUEUE_DIR.into() };
-        if let Outcome::Ok(_) = workload::record(env, 1000, 0, call, &mut ops).await {
+        if let Outcome::Ok(_) = workload::record(env, 1000, m, call, &mut ops).await {
             break;
         }
         sleep(Duration::from_millis(500)).await;

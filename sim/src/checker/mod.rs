@@ -8,6 +8,9 @@ pub mod register;
 pub mod revisions;
 pub mod watch;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 use std::fmt;
 
 use crate::history::History;

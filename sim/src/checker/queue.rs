@@ -63,3 +63,116 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
     out.truncate(10);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::checker::testing::{failed, op, refused, unknown, value, written};
+    use crate::history::{Call, Op, Outcome, Return};
+
+    const QUEUE: &str = "/q";
+
+    fn enqueue(item: &str, outcome: Outcome) -> Op {
+        op(1, Call::Enqueue { queue: QUEUE.into(), value: item.into() }, (0, 10), outcome)
+    }
+
+    /// A dequeue that ended in `outcome`; `took(item)` for one that took `item`.
+    fn dequeue(outcome: Outcome) -> Op {
+        op(2, Call::Dequeue { queue: QUEUE.into() }, (20, 30), outcome)
+    }
+
+    fn took(item: &str) -> Op {
+        dequeue(value(Some(item), 7))
+    }
+
+    fn left(items: &[&str]) -> Op {
+        op(3, Call::ListQueue { queue: QUEUE.into() }, (40, 50), Outcome::Ok(Return::Items(items.iter().map(|i| i.to_string()).collect())))
+    }
+
+    /// Each violation's detail; every one must be a "queue" violation.
+    fn judge(ops: &[Op]) -> Vec<String> {
+        let found = check(ops);
+        assert!(found.iter().all(|v| v.property == "queue"), "{found:?}");
+        found.into_iter().map(|v| v.detail).collect()
+    }
+
+    fn assert_one(ops: &[Op], says: &str) {
+        let details = judge(ops);
+        assert!(details.len() == 1 && details[0].contains(says), "expected one \"{says}\", got {details:?}");
+    }
+
+    #[test]
+    fn every_item_taken_once_or_left_passes() {
+        let ops = [
+            enqueue("a", written(5)),
+            enqueue("b", written(6)),
+            enqueue("c", written(7)),
+            enqueue("maybe", unknown()),
+            enqueue("never", failed()),
+            took("a"),
+            took("b"),
+            dequeue(value(None, 8)),
+            dequeue(refused()),
+            left(&["c"]),
+        ];
+        assert_eq!(judge(&ops), Vec::<String>::new());
+    }
+
+    #[test]
+    fn item_enqueued_with_unknown_outcome_may_be_taken_or_left() {
+        let ops = [enqueue("u1", unknown()), enqueue("u2", unknown()), took("u1"), left(&["u2"])];
+        assert_eq!(judge(&ops), Vec::<String>::new());
+    }
+
+    #[test]
+    fn item_taken_twice() {
+        assert_one(&[enqueue("a", written(5)), took("a"), took("a")], "taken twice");
+    }
+
+    #[test]
+    fn item_taken_but_never_enqueued() {
+        assert_one(&[took("ghost")], "taken but never enqueued");
+        // An enqueue that certainly failed enqueued nothing.
+        assert_one(&[enqueue("a", failed()), took("a")], "taken but never enqueued");
+    }
+
+    #[test]
+    fn item_in_the_queue_twice() {
+        assert_one(&[enqueue("a", written(5)), left(&["a", "a"])], "in the queue twice");
+    }
+
+    #[test]
+    fn item_in_the_queue_but_never_enqueued() {
+        assert_one(&[enqueue("a", failed()), left(&["a"])], "in the queue but was never enqueued");
+    }
+
+    #[test]
+    fn item_still_in_the_queue_after_it_was_taken() {
+        assert_one(&[enqueue("a", written(5)), took("a"), left(&["a"])], "still in the queue after it was taken");
+    }
+
+    #[test]
+    fn acknowledged_item_lost() {
+        assert_one(&[enqueue("a", written(5)), enqueue("b", written(6)), took("b"), left(&[])], "acknowledged item a is neither taken nor in the queue");
+    }
+
+    #[test]
+    fn dequeue_with_lost_answer_excuses_one_missing_item() {
+        let one = [enqueue("a", written(5)), enqueue("b", written(6)), dequeue(unknown()), left(&["b"])];
+        assert_eq!(judge(&one), Vec::<String>::new());
+        let two = [enqueue("a", written(5)), enqueue("b", written(6)), dequeue(unknown()), left(&[])];
+        let details = judge(&two);
+        assert_eq!(details.len(), 2, "{details:?}");
+        assert!(details.iter().all(|d| d.contains("neither taken nor in the queue")), "{details:?}");
+    }
+
+    #[test]
+    fn dequeues_that_failed_or_were_refused_excuse_nothing() {
+        assert_one(&[enqueue("a", written(5)), dequeue(failed()), dequeue(refused()), left(&[])], "neither taken nor in the queue");
+    }
+
+    #[test]
+    fn losses_are_judged_only_against_a_final_listing() {
+        assert_eq!(judge(&[enqueue("a", written(5)), enqueue("b", written(6))]), Vec::<String>::new());
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -191,7 +191,6 @@ fn sweep(args: &Args) -> ExitCode {
     let failures = Mutex::new(Vec::new());
     let sim_ms = AtomicU64::new(0);
     let started = Instant::now();
-    let args = Arc::new(args);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {

@@ -194,11 +194,6 @@ impl SimCluster {
         self.slots.len()
     }
 
-    /// Whether the cluster has no members.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// madsim's id of member `i`'s host (for network faults).
     pub fn node_id(&self, i: usize) -> madsim::task::NodeId {
         self.slots[i].node.id()

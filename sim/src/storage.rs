@@ -1,7 +1,7 @@
 //! The simulated disk: the in-memory store shared between a member's incarnations (so a crash
 //! loses only what was not synced), with switches for disk faults.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
@@ -13,7 +13,6 @@ pub struct SimDisk {
     store: Arc<Mutex<MemStorage>>,
     /// While set, every sync fails (a dying disk); the member must stop, not acknowledge.
     failing: Arc<AtomicBool>,
-    syncs: Arc<AtomicU64>,
 }
 
 impl SimDisk {
@@ -31,11 +30,6 @@ impl SimDisk {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
-
-    /// Syncs carried out so far.
-    pub fn syncs(&self) -> u64 {
-        self.syncs.load(Ordering::SeqCst)
-    }
 }
 
 impl Storage for SimDisk {
@@ -51,7 +45,6 @@ impl Storage for SimDisk {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError::Io("simulated fsync failure".into()));
         }
-        self.syncs.fetch_add(1, Ordering::SeqCst);
         lock(&self.store).sync()
     }
 

@@ -85,8 +85,7 @@ async fn send(member: usize, call: &Call) -> Reply {
         }
         Call::LockRefresh { lock, prev_index, .. } => {
             ttl = TTL_S.to_string();
-            let path = format!("/v2/keys{lock}?prevIndex={prev_index}");
-            return request(addr, "PUT", &path, &[("refresh", "true"), ("ttl", &ttl)], CLIENT_TIMEOUT).await;
+            ("PUT", format!("/v2/keys{lock}?prevIndex={prev_index}"), vec![("refresh", "true"), ("ttl", &ttl)])
         }
         Call::LockRelease { lock, prev_index, .. } => ("DELETE", format!("/v2/keys{lock}?prevIndex={prev_index}"), vec![]),
         Call::Register { key, ttl: t } => {
@@ -101,9 +100,6 @@ async fn send(member: usize, call: &Call) -> Reply {
         // Two requests each: see `dequeue` and `list_queue`.
         Call::Dequeue { .. } | Call::ListQueue { .. } => return Reply::NotSent("not a single request".into()),
     };
-    if method == "DELETE" || method == "GET" {
-        return request(addr, method, &path, &[], CLIENT_TIMEOUT).await;
-    }
     request(addr, method, &path, &form, CLIENT_TIMEOUT).await
 }
 

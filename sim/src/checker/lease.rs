@@ -38,6 +38,11 @@ fn saw_gone(op: &Op) -> bool {
     matches!((&op.call, op.ok()), (Call::Lookup { .. }, Some(Return::Value { value: None, .. })) | (Call::Heartbeat { .. }, Some(Return::Refused)))
 }
 
+/// Whether a registration or heartbeat may have (re)started the key's countdown.
+fn may_have_kept_alive(op: &Op) -> bool {
+    matches!(op.outcome, Outcome::Ok(Return::Written { .. }) | Outcome::Unknown(_))
+}
+
 fn saw_present(op: &Op) -> bool {
     matches!((&op.call, op.ok()), (Call::Lookup { .. }, Some(Return::Value { value: Some(_), .. })))
 }
@@ -57,8 +62,7 @@ fn check_key(key: &str, ops: &[&Op], out: &mut Vec<Violation>) {
             }
         }
         if saw_present(o) {
-            let may_have_kept = |h: &&&Op| matches!(h.outcome, Outcome::Ok(Return::Written { .. }) | Outcome::Unknown(_));
-            let refreshes = ops.iter().filter(|h| ttl_ms(&h.call).is_some() && may_have_kept(h) && h.invoke_ms < o.complete_ms);
+            let refreshes = ops.iter().filter(|h| ttl_ms(&h.call).is_some() && may_have_kept_alive(h) && h.invoke_ms < o.complete_ms);
             if let Some(h) = refreshes.max_by_key(|h| h.invoke_ms) {
                 let deadline = h.complete_ms + ttl_ms(&h.call).unwrap_or(0) + OUTLIVE_TOLERANCE_MS;
                 if o.invoke_ms > deadline {

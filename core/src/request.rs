@@ -313,6 +313,12 @@ pub enum Request {
     /// A digest of this member's replicated state (etcd's Maintenance Hash), answered locally:
     /// members that applied the same entries give the same hash, which is how divergence shows.
     Hash,
+    /// A digest of the key space's versions up to `revision` (0: the current one), etcd's
+    /// HashKV: members agree on it at one revision whatever they applied since.
+    HashKv { revision: i64 },
+    /// This member's whole replicated state as bytes (etcd's Maintenance Snapshot), answered
+    /// locally: the backup `etcdctl snapshot save` writes.
+    Snapshot,
 }
 
 /// The answer to a [`Request`], in the matching variant.
@@ -332,6 +338,8 @@ pub enum Response {
     Member(MemberResponse),
     MoveLeader(ResponseHeader),
     Hash(HashResponse),
+    HashKv(HashKvResponse),
+    Snapshot(SnapshotResponse),
 }
 
 /// A member's state digest and the log position it reflects.
@@ -340,6 +348,23 @@ pub struct HashResponse {
     pub header: ResponseHeader,
     pub hash: u64,
     /// The last log index applied to the state the hash covers.
+    pub applied_index: u64,
+}
+
+/// The key space's digest at a revision, and the revision history is compacted to (the digest
+/// covers only what compaction kept, so members compare it at equal compaction).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashKvResponse {
+    pub header: ResponseHeader,
+    pub hash: u32,
+    pub compact_revision: i64,
+}
+
+/// A member's state, encoded as a Raft snapshot is, and the log index it reflects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    pub header: ResponseHeader,
+    pub data: Vec<u8>,
     pub applied_index: u64,
 }
 
@@ -361,6 +386,8 @@ impl Response {
             Response::Member(r) => &mut r.header,
             Response::MoveLeader(h) => h,
             Response::Hash(r) => &mut r.header,
+            Response::HashKv(r) => &mut r.header,
+            Response::Snapshot(r) => &mut r.header,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct MemberStatus {
     /// The key space's current revision.
     pub revision: i64,
     pub members: Vec<Member>,
+    /// Bytes of storage the member uses (etcd's `dbSize`), refreshed every tick.
+    pub db_size: u64,
 }
 
 /// A member, as the API handlers see it. Requests that only the leader can answer are

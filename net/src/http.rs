@@ -1,6 +1,9 @@
-//! The client-facing HTTP server: hyper's HTTP/1.1 connection handling (keep-alive) with one
-//! router for the v2 keys API, membership, stats, `/health`, `/version` and `/metrics`.
-//! Connections are driven by plain `tokio::spawn`, so the same code runs under madsim.
+//! The client-facing server on the client URL: hyper connections speaking HTTP/1.1
+//! (keep-alive) or HTTP/2 (what gRPC clients open), told apart by the connection preface.
+//! gRPC calls (by content type) go to the v3 services; everything else to one router for the
+//! v3 JSON gateway, the v2 keys API, membership, stats, `/health`, `/version` and `/metrics`.
+//! Connections and HTTP/2 streams are driven by plain `tokio::spawn`, so the same code runs
+//! under madsim.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,15 +12,17 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tonic::body::Body;
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
-use crate::{members, stats, v2};
+use crate::v3::router::{is_grpc, GrpcRouter};
+use crate::{members, stats, v2, v3};
 
 /// Largest request body accepted (etcd's default request size limit plus form overhead).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -30,7 +35,7 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 pub const ETCD_VERSION: &str = "3.4.0";
 
 /// What the handlers share.
-pub struct Api<B> {
+pub struct Api<B: Backend> {
     pub backend: B,
     pub metrics: Metrics,
     /// Requests answered, by kind, for `/v2/stats/store`.
@@ -39,6 +44,31 @@ pub struct Api<B> {
     pub enable_v2: bool,
     /// The cluster token, from which added members' ids are derived (see `ids`).
     pub cluster_token: String,
+    /// The v3 gRPC services (also behind the JSON gateway).
+    pub grpc: GrpcRouter<B>,
+}
+
+impl<B: Backend> Api<B> {
+    /// Every client API over one member.
+    pub fn new(backend: B, metrics: Metrics, enable_v2: bool, cluster_token: String) -> Self {
+        let grpc = GrpcRouter::new(backend.clone(), cluster_token.clone());
+        Api { backend, metrics, store_stats: Default::default(), enable_v2, cluster_token, grpc }
+    }
+}
+
+/// hyper's executor for HTTP/2 streams: `tokio::spawn` (hyper-util's `TokioExecutor` does not
+/// run under madsim).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioSpawn;
+
+impl<F> hyper::rt::Executor<F> for TokioSpawn
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future);
+    }
 }
 
 /// A response before it becomes a hyper one.
@@ -82,12 +112,16 @@ pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
         let _ = stream.set_nodelay(true);
         let api = api.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let api = api.clone();
-                async move { Ok::<_, Infallible>(to_hyper(route(&api, req).await)) }
+                async move {
+                    let response = if is_grpc(&req) { grpc(&api, req).await } else { route(&api, req).await };
+                    Ok::<_, Infallible>(response)
+                }
             });
-            let mut builder = http1::Builder::new();
-            builder.keep_alive(true).timer(crate::timer::TokioTime).header_read_timeout(HEADER_READ_TIMEOUT);
+            let mut builder = auto::Builder::new(TokioSpawn);
+            builder.http1().keep_alive(true).timer(crate::timer::TokioTime).header_read_timeout(HEADER_READ_TIMEOUT);
+            builder.http2().timer(crate::timer::TokioTime);
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("client connection: {e}");
             }
@@ -95,8 +129,17 @@ pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
     }
 }
 
-fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+/// One gRPC call, counted in the metrics.
+async fn grpc<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let response = api.grpc.call(req).await;
+    record(api, "v3_grpc", &method, started, response.status().as_u16());
+    response
+}
+
+fn to_hyper(reply: Reply) -> hyper::Response<Body> {
+    let mut resp = hyper::Response::new(Body::new(Full::new(Bytes::from(reply.body))));
     *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k), hyper::header::HeaderValue::try_from(v)) {
@@ -119,7 +162,21 @@ fn api_of(path: &str) -> &'static str {
     }
 }
 
-async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply {
+async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    let Some(name) = v3::gateway::call_name(req.uri().path()).map(str::to_string) else {
+        return to_hyper(route_reply(api, req).await);
+    };
+    let started = Instant::now();
+    let method = req.method().clone();
+    let response = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(body) => v3::gateway::handle(&api.backend, &api.cluster_token, &name, &body.to_bytes()).await,
+        Err(_) => to_hyper(Reply::text(413, "request body too large\n")),
+    };
+    record(api, "v3_gateway", &method, started, response.status().as_u16());
+    response
+}
+
+async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -157,10 +214,15 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply
     finish(api, kind, &method, started, reply)
 }
 
-fn finish<B>(api: &Api<B>, kind: &str, method: &Method, started: Instant, reply: Reply) -> Reply {
-    api.metrics.http_requests.with_label_values(&[kind, method.as_str(), &reply.status.to_string()]).inc();
-    api.metrics.http_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+fn finish<B: Backend>(api: &Api<B>, kind: &str, method: &Method, started: Instant, reply: Reply) -> Reply {
+    record(api, kind, method, started, reply.status);
     reply
+}
+
+/// Count a request and its latency under its API (`kind`).
+fn record<B: Backend>(api: &Api<B>, kind: &str, method: &Method, started: Instant, status: u16) {
+    api.metrics.http_requests.with_label_values(&[kind, method.as_str(), &status.to_string()]).inc();
+    api.metrics.http_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
 }
 
 /// etcd's `/health`: healthy while the member knows a leader.

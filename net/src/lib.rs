@@ -15,3 +15,4 @@ pub mod peer;
 pub mod stats;
 pub mod timer;
 pub mod v2;
+pub mod v3;

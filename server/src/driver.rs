@@ -142,7 +142,9 @@ impl<S: Storage> Driver<S> {
                 _ = ticker.tick() => {
                     self.node.tick(self.clock.now_ms());
                     self.sweep_abandoned();
-                    self.metrics.db_size.set(self.storage.size_bytes() as f64);
+                    let db_size = self.storage.size_bytes();
+                    self.metrics.db_size.set(db_size as f64);
+                    lock(&self.status).db_size = db_size;
                 }
                 Some(inbound) = self.peers.recv() => self.on_peer(inbound),
                 input = self.inputs.recv() => {

@@ -67,13 +67,7 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout, clock };
     let (driver, handle) = Driver::new(node, storage, wiring);
     handle.set_cluster_id(config.cluster_id);
-    let api = Arc::new(Api {
-        backend: handle.clone(),
-        metrics,
-        store_stats: Default::default(),
-        enable_v2: config.enable_v2,
-        cluster_token: config.cluster_token.clone(),
-    });
+    let api = Arc::new(Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone()));
     for listener in client_listeners {
         tokio::spawn(http::serve(listener, api.clone()));
     }

@@ -24,7 +24,7 @@ pub use snapshot::MvccSnapshot;
 use crate::error::Result;
 use crate::kv::Event;
 use crate::request::{
-    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    CompactionResponse, DeleteRangeRequest, HashKvResponse, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use range::KeySpace;
@@ -133,6 +133,20 @@ impl MvccStore {
     /// that applied the same log agree on it, so a mismatch reveals divergence.
     pub fn hash(&self) -> u64 {
         snapshot::hash(self)
+    }
+
+    /// etcd's HashKV: a digest of every version at or below `revision` (0: the current one)
+    /// that compaction kept. Errors as a Range at that revision would.
+    pub fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
+        let revision = if revision <= 0 { self.current_revision } else { revision };
+        if revision > self.current_revision {
+            return Err(crate::error::Error::FutureRevision);
+        }
+        if revision < self.compact_revision {
+            return Err(crate::error::Error::Compacted);
+        }
+        let hash = snapshot::hash_up_to(self, revision);
+        Ok(HashKvResponse { hash, compact_revision: self.compact_revision, ..Default::default() })
     }
 
     /// Runs one write operation as a write transaction: commit on success (stamping the header

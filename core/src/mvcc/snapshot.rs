@@ -104,10 +104,30 @@ pub(crate) fn hash(store: &MvccStore) -> u64 {
     let mut h = Fnv64::new();
     h.int(store.current_revision);
     h.int(store.compact_revision);
+    hash_changes(&mut h, store, i64::MAX);
+    h.finish()
+}
+
+/// Digest of the versions at or below `revision` only (etcd's HashKV), folded to 32 bits as
+/// etcd's is: later writes do not change it, so members compare it while writes go on.
+pub(crate) fn hash_up_to(store: &MvccStore, revision: i64) -> u32 {
+    let mut h = Fnv64::new();
+    h.int(store.compact_revision);
+    hash_changes(&mut h, store, revision);
+    let full = h.finish();
+    (full ^ (full >> 32)) as u32
+}
+
+/// Feeds every retained change at or below `revision`, in key and revision order, into `h`.
+fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) {
     for (key, history) in &store.keys {
+        let changes: Vec<_> = history.changes.iter().filter(|c| c.rev.main <= revision).collect();
+        if changes.is_empty() {
+            continue;
+        }
         h.field(key);
-        h.int(i64::try_from(history.changes.len()).unwrap_or(i64::MAX));
-        for c in &history.changes {
+        h.int(i64::try_from(changes.len()).unwrap_or(i64::MAX));
+        for c in changes {
             h.int(c.rev.main);
             h.int(c.rev.sub);
             match &c.live {
@@ -122,7 +142,6 @@ pub(crate) fn hash(store: &MvccStore) -> u64 {
             }
         }
     }
-    h.finish()
 }
 
 #[cfg(test)]
@@ -183,6 +202,25 @@ mod tests {
         put(&mut no_lease, "k", "v");
         assert_ne!(lease.hash(), no_lease.hash());
         assert_eq!(MvccStore::new().hash(), MvccStore::new().hash());
+    }
+
+    #[test]
+    fn hash_kv_ignores_later_writes_and_sees_earlier_differences() {
+        let s = busy_store();
+        let at = s.current_revision();
+        let before = s.hash_kv(at).unwrap().hash;
+        let mut later = s.clone();
+        put(&mut later, "d", "2");
+        assert_eq!(later.hash_kv(at).unwrap().hash, before, "a later write leaves the digest at `at` alone");
+        assert_ne!(later.hash_kv(0).unwrap().hash, before, "0 means the current revision");
+        let mut other = MvccStore::new();
+        put(&mut other, "d", "3");
+        assert_ne!(other.hash_kv(other.current_revision()).unwrap().hash, MvccStore::new().hash_kv(0).unwrap().hash);
+        assert_eq!(s.hash_kv(at + 1), Err(crate::error::Error::FutureRevision));
+        let mut compacted = s.clone();
+        compacted.compact(at).unwrap();
+        assert_eq!(compacted.hash_kv(at - 1), Err(crate::error::Error::Compacted));
+        assert_eq!(compacted.hash_kv(at).unwrap().compact_revision, at);
     }
 
     #[test]

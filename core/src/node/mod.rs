@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::raft_log::LogStore;
 use crate::request::{
-    HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
+    HashResponse, LeaseKeepAliveResponse, SnapshotResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
     ResponseHeader,
 };
 use crate::state_machine::StateMachine;
@@ -420,6 +420,16 @@ impl Node {
             Request::Hash => {
                 let resp = HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
                 self.respond(id, Ok(Response::Hash(resp)));
+                Ok(())
+            }
+            Request::HashKv { revision } => {
+                let resp = self.sm.store().hash_kv(revision)?;
+                self.respond(id, Ok(Response::HashKv(resp)));
+                Ok(())
+            }
+            Request::Snapshot => {
+                let resp = SnapshotResponse { data: self.sm.snapshot(), applied_index: self.sm.applied_index(), ..Default::default() };
+                self.respond(id, Ok(Response::Snapshot(resp)));
                 Ok(())
             }
         }

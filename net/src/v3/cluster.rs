@@ -1,0 +1,69 @@
+//! The Cluster service: list, add (voter or learner), remove, update and promote members.
+//! Membership changes are replicated Raft configuration changes made by the core.
+
+use keel_core::request::{MemberAddRequest, MemberChange, MemberResponse, Request, Response};
+use tonic::{Request as Call, Response as Reply, Status};
+
+use super::pb::etcdserverpb as pb;
+use super::{call, convert, local_header};
+use crate::backend::Backend;
+
+/// etcd's `Cluster` service over a member; `token` is the cluster token from which an added
+/// member's id is derived, as a founding member's is (see [`crate::ids`]).
+pub struct ClusterService<B> {
+    pub backend: B,
+    pub token: String,
+}
+
+impl<B: Backend> ClusterService<B> {
+    async fn change(&self, change: MemberChange) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
+        let r: MemberResponse = call(&self.backend, Request::MemberChange(change), pick!(Response::Member)).await?;
+        Ok((convert::header(&r.header), convert::members(r.members)))
+    }
+}
+
+/// Peer URLs must be present and each a `scheme://host:port` URL.
+fn check_urls(urls: &[String]) -> Result<(), Status> {
+    if urls.is_empty() || urls.iter().any(|u| crate::peer::host_port(u).is_none()) {
+        return Err(Status::invalid_argument(format!("etcdserver: invalid peer URLs {urls:?}")));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
+    async fn member_add(&self, req: Call<pb::MemberAddRequest>) -> Result<Reply<pb::MemberAddResponse>, Status> {
+        let req = req.into_inner();
+        check_urls(&req.peer_ur_ls)?;
+        let id = crate::ids::member_id(&req.peer_ur_ls, &self.token);
+        let add = MemberChange::Add(MemberAddRequest { id, peer_urls: req.peer_ur_ls, is_learner: req.is_learner });
+        let r = call(&self.backend, Request::MemberChange(add), pick!(Response::Member)).await?;
+        Ok(Reply::new(pb::MemberAddResponse {
+            header: convert::header(&r.header),
+            member: r.member.map(convert::member),
+            members: convert::members(r.members),
+        }))
+    }
+
+    async fn member_remove(&self, req: Call<pb::MemberRemoveRequest>) -> Result<Reply<pb::MemberRemoveResponse>, Status> {
+        let (header, members) = self.change(MemberChange::Remove { id: req.into_inner().id }).await?;
+        Ok(Reply::new(pb::MemberRemoveResponse { header, members }))
+    }
+
+    async fn member_update(&self, req: Call<pb::MemberUpdateRequest>) -> Result<Reply<pb::MemberUpdateResponse>, Status> {
+        let req = req.into_inner();
+        check_urls(&req.peer_ur_ls)?;
+        let (header, members) = self.change(MemberChange::Update { id: req.id, peer_urls: req.peer_ur_ls }).await?;
+        Ok(Reply::new(pb::MemberUpdateResponse { header, members }))
+    }
+
+    async fn member_list(&self, _req: Call<pb::MemberListRequest>) -> Result<Reply<pb::MemberListResponse>, Status> {
+        let s = self.backend.status();
+        Ok(Reply::new(pb::MemberListResponse { header: convert::header(&local_header(&s)), members: convert::members(s.members) }))
+    }
+
+    async fn member_promote(&self, req: Call<pb::MemberPromoteRequest>) -> Result<Reply<pb::MemberPromoteResponse>, Status> {
+        let (header, members) = self.change(MemberChange::Promote { id: req.into_inner().id }).await?;
+        Ok(Reply::new(pb::MemberPromoteResponse { header, members }))
+    }
+}

@@ -1,0 +1,205 @@
+//! The v3 JSON gateway (`/v3/...`, also `/v3beta/...`), as etcd's grpc-gateway serves it: a
+//! POST body is the request message in proto3 JSON (proto field names, int64 as strings, bytes
+//! as base64), the answer is the response message likewise; streaming calls answer with one
+//! `{"result": ...}` object per line. Errors are `{"error", "code", "message"}` with the HTTP
+//! status grpc-gateway gives each gRPC code. Each call runs the same service code as gRPC.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tonic::body::Body;
+use tonic::{Code, Status};
+
+use super::cluster::ClusterService;
+use super::election::ElectionService;
+use super::kv::KvService;
+use super::lease::{keep_alive_stream, LeaseService};
+use super::lock::LockService;
+use super::maintenance::MaintenanceService;
+use super::pb::etcdserverpb::cluster_server::Cluster;
+use super::pb::etcdserverpb::kv_server::Kv;
+use super::pb::etcdserverpb::lease_server::Lease;
+use super::pb::etcdserverpb::maintenance_server::Maintenance;
+use super::pb::v3electionpb::election_server::Election;
+use super::pb::v3lockpb::lock_server::Lock;
+use super::{channel_stream, watch, ReplyStream};
+use crate::backend::Backend;
+
+/// Whether `path` is a gateway path; the rest of it names the call.
+pub fn call_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/v3/").or_else(|| path.strip_prefix("/v3beta/"))
+}
+
+/// Answer one gateway call (`name` is the path after `/v3/`).
+pub async fn handle<B: Backend>(backend: &B, token: &str, name: &str, body: &[u8]) -> hyper::Response<Body> {
+    let kv = KvService { backend: backend.clone() };
+    let lease = LeaseService { backend: backend.clone() };
+    let cluster = ClusterService { backend: backend.clone(), token: token.to_string() };
+    let maintenance = MaintenanceService { backend: backend.clone() };
+    let lock = LockService { backend: backend.clone() };
+    let election = ElectionService { backend: backend.clone() };
+    match name {
+        "kv/range" => unary(body, |r| kv.range(r)).await,
+        "kv/put" => unary(body, |r| kv.put(r)).await,
+        "kv/deleterange" => unary(body, |r| kv.delete_range(r)).await,
+        "kv/txn" => unary(body, |r| kv.txn(r)).await,
+        "kv/compaction" => unary(body, |r| kv.compact(r)).await,
+        "watch" => match requests(body) {
+            Ok(incoming) => {
+                let (tx, rx) = mpsc::channel(64);
+                tokio::spawn(watch::serve_stream(backend.clone(), incoming, tx));
+                streamed(channel_stream(rx))
+            }
+            Err(e) => error(e),
+        },
+        "lease/grant" => unary(body, |r| lease.lease_grant(r)).await,
+        "lease/revoke" | "kv/lease/revoke" => unary(body, |r| lease.lease_revoke(r)).await,
+        "lease/keepalive" => match requests(body) {
+            Ok(incoming) => {
+                let (tx, rx) = mpsc::channel(16);
+                tokio::spawn(keep_alive_stream(backend.clone(), incoming, tx));
+                streamed(channel_stream(rx))
+            }
+            Err(e) => error(e),
+        },
+        "lease/timetolive" | "kv/lease/timetolive" => unary(body, |r| lease.lease_time_to_live(r)).await,
+        "lease/leases" | "kv/lease/leases" => unary(body, |r| lease.lease_leases(r)).await,
+        "cluster/member/add" => unary(body, |r| cluster.member_add(r)).await,
+        "cluster/member/remove" => unary(body, |r| cluster.member_remove(r)).await,
+        "cluster/member/update" => unary(body, |r| cluster.member_update(r)).await,
+        "cluster/member/list" => unary(body, |r| cluster.member_list(r)).await,
+        "cluster/member/promote" => unary(body, |r| cluster.member_promote(r)).await,
+        "maintenance/alarm" => unary(body, |r| maintenance.alarm(r)).await,
+        "maintenance/status" => unary(body, |r| maintenance.status(r)).await,
+        "maintenance/defragment" => unary(body, |r| maintenance.defragment(r)).await,
+        // etcd registers Hash and HashKV on this one path, and the later (HashKV) wins.
+        "maintenance/hash" => unary(body, |r| maintenance.hash_kv(r)).await,
+        "maintenance/snapshot" => server_streamed(body, |r| maintenance.snapshot(r)).await,
+        "maintenance/transfer-leadership" => unary(body, |r| maintenance.move_leader(r)).await,
+        "lock/lock" => unary(body, |r| lock.lock(r)).await,
+        "lock/unlock" => unary(body, |r| lock.unlock(r)).await,
+        "election/campaign" => unary(body, |r| election.campaign(r)).await,
+        "election/proclaim" => unary(body, |r| election.proclaim(r)).await,
+        "election/leader" => unary(body, |r| election.leader(r)).await,
+        "election/observe" => server_streamed(body, |r| election.observe(r)).await,
+        "election/resign" => unary(body, |r| election.resign(r)).await,
+        other if other.starts_with("auth/") => error(Status::unimplemented("etcdserver: authentication is not implemented")),
+        _ => not_found(),
+    }
+}
+
+/// Decode the request message (an empty body is the empty message, as grpc-gateway reads it).
+fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The request messages of a client-streaming call: the JSON objects of the body, one after
+/// another; the stream then stays open (ending it would end the call) until the client leaves.
+fn requests<T: DeserializeOwned + Send + 'static>(body: &[u8]) -> Result<impl Stream<Item = Result<T, Status>> + Unpin + Send, Status> {
+    let messages: Result<Vec<T>, _> = serde_json::Deserializer::from_slice(body).into_iter().collect();
+    let messages = messages.map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(stream::iter(messages.into_iter().map(Ok)).chain(stream::pending()))
+}
+
+async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> hyper::Response<Body>
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let request = match decode(body) {
+        Ok(r) => r,
+        Err(e) => return error(e),
+    };
+    match call(tonic::Request::new(request)).await {
+        Ok(reply) => json(200, serde_json::to_vec(reply.get_ref()).unwrap_or_default()),
+        Err(e) => error(e),
+    }
+}
+
+async fn server_streamed<Req, Resp, F, Fut>(body: &[u8], call: F) -> hyper::Response<Body>
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize + Send + 'static,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<ReplyStream<Resp>>, Status>>,
+{
+    let request = match decode(body) {
+        Ok(r) => r,
+        Err(e) => return error(e),
+    };
+    match call(tonic::Request::new(request)).await {
+        Ok(reply) => streamed(reply.into_inner()),
+        Err(e) => error(e),
+    }
+}
+
+/// A streamed answer: one JSON object per line, `{"result": message}` or, when the call fails,
+/// `{"error": {...}}` as its last line.
+fn streamed<Resp: Serialize + Send + 'static>(messages: ReplyStream<Resp>) -> hyper::Response<Body> {
+    let lines = messages.map(|item| {
+        let value = match item {
+            Ok(message) => serde_json::json!({ "result": message }),
+            Err(e) => serde_json::json!({ "error": {
+                "grpc_code": e.code() as i32,
+                "http_code": http_status(e.code()),
+                "message": e.message(),
+                "http_status": hyper::StatusCode::from_u16(http_status(e.code())).map(|s| s.to_string()).unwrap_or_default(),
+            }}),
+        };
+        let mut line = serde_json::to_vec(&value).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+    });
+    let mut response = hyper::Response::new(Body::new(StreamBody::new(lines)));
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The HTTP status grpc-gateway answers each gRPC code with.
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::Cancelled => 408,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::Unauthenticated => 401,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+    }
+}
+
+/// grpc-gateway's error body.
+fn error(e: Status) -> hyper::Response<Body> {
+    let body = serde_json::json!({ "error": e.message(), "code": e.code() as i32, "message": e.message() });
+    json(http_status(e.code()), serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn not_found() -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(Body::new(http_body_util::Full::new(Bytes::from_static(b"Not Found\n"))));
+    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+    response
+}
+
+fn json(status: u16, body: Vec<u8>) -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(Body::new(http_body_util::Full::new(Bytes::from(body))));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,52 @@
+//! The KV service: Range, Put, DeleteRange, Txn and Compact, each one core request.
+
+use keel_core::request::{Request, Response};
+use tonic::{Request as Call, Response as Reply, Status};
+
+use super::pb::etcdserverpb as pb;
+use super::{call, convert};
+use crate::backend::Backend;
+
+/// etcd's `KV` service over a member.
+pub struct KvService<B> {
+    pub backend: B,
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::kv_server::Kv for KvService<B> {
+    async fn range(&self, req: Call<pb::RangeRequest>) -> Result<Reply<pb::RangeResponse>, Status> {
+        let request = Request::Range(convert::range_request(req.into_inner()));
+        let r = call(&self.backend, request, pick!(Response::Range));
+        Ok(Reply::new(convert::range_response(r.await?)))
+    }
+
+    async fn put(&self, req: Call<pb::PutRequest>) -> Result<Reply<pb::PutResponse>, Status> {
+        let request = Request::Put(convert::put_request(req.into_inner()));
+        let r = call(&self.backend, request, pick!(Response::Put));
+        Ok(Reply::new(convert::put_response(r.await?)))
+    }
+
+    async fn delete_range(&self, req: Call<pb::DeleteRangeRequest>) -> Result<Reply<pb::DeleteRangeResponse>, Status> {
+        let request = Request::DeleteRange(convert::delete_request(req.into_inner()));
+        let r = call(&self.backend, request, pick!(Response::DeleteRange));
+        Ok(Reply::new(convert::delete_response(r.await?)))
+    }
+
+    async fn txn(&self, req: Call<pb::TxnRequest>) -> Result<Reply<pb::TxnResponse>, Status> {
+        let txn = req.into_inner();
+        let empty_op = txn.success.iter().chain(&txn.failure).any(|op| op.request.is_none());
+        if empty_op {
+            return Err(Status::invalid_argument("etcdserver: request is empty"));
+        }
+        let request = Request::Txn(convert::txn_request(txn));
+        let r = call(&self.backend, request, pick!(Response::Txn));
+        Ok(Reply::new(convert::txn_response(r.await?)))
+    }
+
+    async fn compact(&self, req: Call<pb::CompactionRequest>) -> Result<Reply<pb::CompactionResponse>, Status> {
+        let req = req.into_inner();
+        let request = Request::Compact(keel_core::request::CompactionRequest { revision: req.revision, physical: req.physical });
+        let r = call(&self.backend, request, pick!(Response::Compact));
+        Ok(Reply::new(pb::CompactionResponse { header: convert::header(&r.await?.header) }))
+    }
+}

@@ -1,0 +1,132 @@
+//! The Maintenance service: status, hashes, snapshot, leader transfer; alarms and
+//! defragmentation as etcd answers them when there is nothing to do.
+
+use keel_core::request::{Request, Response};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tonic::{Request as Call, Response as Reply, Status};
+
+use super::pb::etcdserverpb as pb;
+use super::{call, channel_stream, convert, local_header, ReplyStream};
+use crate::backend::Backend;
+
+/// Size of the pieces a snapshot is streamed in (etcd's).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+/// etcd's `Maintenance` service over a member.
+pub struct MaintenanceService<B> {
+    pub backend: B,
+}
+
+impl<B: Backend> MaintenanceService<B> {
+    fn header(&self) -> Option<pb::ResponseHeader> {
+        convert::header(&local_header(&self.backend.status()))
+    }
+}
+
+/// etcd's snapshots are whole database pages of this size; clients check that a snapshot is a
+/// multiple of it plus the SHA-256 that follows.
+pub const SNAPSHOT_PAGE_BYTES: usize = 512;
+
+/// A snapshot as streamed: the state zero-padded to whole pages, then the SHA-256 of those
+/// pages (as etcd appends one, so `etcdctl snapshot save` can tell a complete snapshot from a
+/// cut one), in chunks that each say how much is still to come. The state's encoding is
+/// self-delimiting, so the zero padding after it adds nothing to it.
+pub fn snapshot_chunks(header: Option<pb::ResponseHeader>, mut data: Vec<u8>) -> Vec<pb::SnapshotResponse> {
+    data.resize(data.len().div_ceil(SNAPSHOT_PAGE_BYTES) * SNAPSHOT_PAGE_BYTES, 0);
+    let digest = Sha256::digest(&data);
+    data.extend_from_slice(&digest);
+    let total = data.len();
+    let mut sent = 0;
+    data.chunks(SNAPSHOT_CHUNK_BYTES)
+        .map(|chunk| {
+            sent += chunk.len();
+            pb::SnapshotResponse { header: header.clone(), remaining_bytes: (total - sent) as u64, blob: chunk.to_vec() }
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
+    type SnapshotStream = ReplyStream<pb::SnapshotResponse>;
+
+    /// Keel raises no alarms yet (no space quota), so the list is always empty; activating or
+    /// deactivating one is accepted and changes nothing.
+    async fn alarm(&self, _req: Call<pb::AlarmRequest>) -> Result<Reply<pb::AlarmResponse>, Status> {
+        Ok(Reply::new(pb::AlarmResponse { header: self.header(), alarms: vec![] }))
+    }
+
+    async fn status(&self, _req: Call<pb::StatusRequest>) -> Result<Reply<pb::StatusResponse>, Status> {
+        let s = self.backend.status();
+        let is_learner = s.members.iter().any(|m| m.id == s.id && m.is_learner);
+        Ok(Reply::new(pb::StatusResponse {
+            header: convert::header(&local_header(&s)),
+            version: crate::http::ETCD_VERSION.to_string(),
+            db_size: s.db_size as i64,
+            leader: s.leader,
+            raft_index: s.commit_index,
+            raft_term: s.term,
+            raft_applied_index: s.applied_index,
+            errors: vec![],
+            db_size_in_use: s.db_size as i64,
+            is_learner,
+        }))
+    }
+
+    /// The LSM store compacts itself; there is nothing for a client to trigger.
+    async fn defragment(&self, _req: Call<pb::DefragmentRequest>) -> Result<Reply<pb::DefragmentResponse>, Status> {
+        Ok(Reply::new(pb::DefragmentResponse { header: self.header() }))
+    }
+
+    async fn hash(&self, _req: Call<pb::HashRequest>) -> Result<Reply<pb::HashResponse>, Status> {
+        let r = call(&self.backend, Request::Hash, pick!(Response::Hash)).await?;
+        let hash = (r.hash ^ (r.hash >> 32)) as u32;
+        Ok(Reply::new(pb::HashResponse { header: convert::header(&r.header), hash }))
+    }
+
+    async fn hash_kv(&self, req: Call<pb::HashKvRequest>) -> Result<Reply<pb::HashKvResponse>, Status> {
+        let request = Request::HashKv { revision: req.into_inner().revision };
+        let r = call(&self.backend, request, pick!(Response::HashKv)).await?;
+        Ok(Reply::new(pb::HashKvResponse { header: convert::header(&r.header), hash: r.hash, compact_revision: r.compact_revision }))
+    }
+
+    async fn snapshot(&self, _req: Call<pb::SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {
+        let r = call(&self.backend, Request::Snapshot, pick!(Response::Snapshot)).await?;
+        let chunks = snapshot_chunks(convert::header(&r.header), r.data);
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            for chunk in chunks {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Reply::new(channel_stream(rx)))
+    }
+
+    async fn move_leader(&self, req: Call<pb::MoveLeaderRequest>) -> Result<Reply<pb::MoveLeaderResponse>, Status> {
+        let request = Request::MoveLeader { target: req.into_inner().target_id };
+        let header = call(&self.backend, request, pick!(Response::MoveLeader)).await?;
+        Ok(Reply::new(pb::MoveLeaderResponse { header: convert::header(&header) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_are_whole_pages_then_their_digest_in_counted_chunks() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let chunks = snapshot_chunks(None, data.clone());
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.blob.clone()).collect();
+        assert_eq!(all.len() % SNAPSHOT_PAGE_BYTES, 32, "what etcdctl checks before saving");
+        let (pages, digest) = all.split_at(all.len() - 32);
+        assert_eq!(&pages[..data.len()], &data[..]);
+        assert!(pages[data.len()..].iter().all(|b| *b == 0));
+        assert_eq!(digest, &Sha256::digest(pages)[..]);
+        assert_eq!(chunks.last().unwrap().remaining_bytes, 0);
+        assert_eq!(chunks[0].remaining_bytes as usize, all.len() - chunks[0].blob.len());
+        assert!(chunks.iter().all(|c| c.blob.len() <= SNAPSHOT_CHUNK_BYTES));
+    }
+}

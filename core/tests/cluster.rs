@@ -180,6 +180,10 @@ fn members_are_added_as_learners_promoted_removed_and_leadership_moves() {
     // A learner cannot be made leader; a promoted one can.
     assert_eq!(c.call(leader, Request::MoveLeader { target: 4 }), Err(Error::BadLeaderTransferee));
     let promote = Request::MemberChange(MemberChange::Promote { id: 4 });
+    // Only the leader knows whether the learner caught up: a follower must not propose it
+    // unchecked (found by etcdctl's `member promote` against a follower).
+    let follower = followers(&c, leader)[0];
+    assert_eq!(c.call(follower, promote.clone()), Err(Error::NotLeader));
     c.call(leader, promote.clone()).unwrap();
     assert_eq!(c.call(leader, promote), Err(Error::MemberNotLearner));
     c.call(leader, Request::MoveLeader { target: 4 }).unwrap();

@@ -199,7 +199,11 @@ impl<S: Storage> Driver<S> {
     fn submit(&mut self, request: Request, waiter: Waiter) {
         let leader_only = matches!(
             request,
-            Request::LeaseKeepAlive(_) | Request::LeaseTimeToLive(_) | Request::LeaseLeases | Request::MoveLeader { .. }
+            Request::LeaseKeepAlive(_)
+                | Request::LeaseTimeToLive(_)
+                | Request::LeaseLeases
+                | Request::MoveLeader { .. }
+                | Request::MemberChange(MemberChange::Promote { .. })
         );
         let leader = self.node.leader_id();
         if leader_only && leader != self.node.id() {

@@ -205,6 +205,99 @@ impl Drop for ProcessCluster {
     }
 }
 
+/// What one client command run left behind.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a prepared command to its end.
+pub fn run(command: &mut Command) -> Run {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether `program` is on the PATH; when not, explain that `scripts/deps` installs it.
+pub fn require_program(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{program} is not installed: run ./scripts/deps (Debian's etcd-client and etcd-server)");
+}
+
+/// The real `etcdctl` (3.4) against `endpoints` (comma-separated URLs), with `input` on stdin.
+pub fn etcdctl(endpoints: &str, args: &[&str], input: &str) -> Run {
+    require_program("etcdctl");
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoints)
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("etcdctl finishes");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A single-member etcd 3.4 (Debian's etcd-server), the reference Keel's answers are compared
+/// with; killed on drop.
+pub struct ReferenceEtcd {
+    pub client_url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ReferenceEtcd {
+    /// Start etcd on free ports and wait until it is healthy.
+    pub fn start() -> ReferenceEtcd {
+        require_program("etcd");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (c, p) = (free_port(), free_port());
+        let client_url = format!("http://127.0.0.1:{c}");
+        let peer_url = format!("http://127.0.0.1:{p}");
+        let child = Command::new("etcd")
+            .args(["--name", "ref", "--data-dir"])
+            .arg(dir.path().join("etcd"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("ref={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let etcd = ReferenceEtcd { client_url, child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while curl(&[&format!("{}/health", etcd.client_url)]).0 != 200 {
+            assert!(Instant::now() < deadline, "reference etcd did not become healthy");
+            sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+}
+
+impl Drop for ReferenceEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Run `curl -s` with `args`; returns (HTTP status, body). Status 0 when nothing answered.
 pub fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")

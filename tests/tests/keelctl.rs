@@ -8,28 +8,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use keel_tests::{curl, free_port, json, keelctl_binary, ProcessCluster};
-
-/// What one `keelctl` run left behind.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use keel_tests::{curl, free_port, json, keelctl_binary, run, ProcessCluster, Run};
 
 /// Run `keelctl --endpoints <endpoints> <args>` (with `KEELCTL_ENDPOINTS` cleared).
 fn keelctl(endpoints: &str, args: &[&str]) -> Run {
     run(Command::new(keelctl_binary()).env_remove("KEELCTL_ENDPOINTS").arg("--endpoints").arg(endpoints).args(args))
-}
-
-/// Run a prepared `keelctl` command to its end.
-fn run(command: &mut Command) -> Run {
-    let out = command.output().expect("keelctl runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Run `keelctl` and insist that it succeeded; returns its stdout.

@@ -699,10 +699,12 @@ impl Node {
         Ok(())
     }
 
-    /// etcd promotes a learner only when it has caught up to 90% of the leader's log.
+    /// etcd promotes a learner only when it has caught up to 90% of the leader's log. Only the
+    /// leader knows how far a learner is, so elsewhere the promotion is refused (the server
+    /// forwards promotions to the leader; a follower proposing it would skip the check).
     fn check_learner_ready(&self, learner: u64) -> Result<()> {
         if !self.is_leader() {
-            return Ok(());
+            return Err(Error::NotLeader);
         }
         let last = self.raw.raft.raft_log.last_index();
         match self.raw.raft.prs().get(learner) {

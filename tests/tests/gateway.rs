@@ -1,0 +1,88 @@
+//! The v3 JSON gateway driven with curl, as etcd's documentation shows it: base64 keys and
+//! values, int64 as strings, grpc-gateway's error bodies, and a streamed watch.
+
+use keel_tests::{curl, curl_background, finish, json, ProcessCluster};
+
+fn post(url: &str, call: &str, body: &str) -> (u16, serde_json::Value) {
+    let (code, answer) = curl(&["-X", "POST", &format!("{url}/v3/{call}"), "-d", body]);
+    (code, json(&answer))
+}
+
+#[test]
+fn kv_calls_speak_proto3_json() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0);
+    // etcd's documented example: key "foo", value "bar".
+    let (code, put) = post(u, "kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#);
+    assert_eq!(code, 200);
+    assert_eq!(put["header"]["revision"], "2", "int64 as a string: {put}");
+    let (_, got) = post(u, "kv/range", r#"{"key":"Zm9v"}"#);
+    assert_eq!(got["kvs"][0]["value"], "YmFy");
+    assert_eq!(got["kvs"][0]["create_revision"], "2");
+    assert_eq!(got["count"], "1");
+    // Every key, counted only (range_end "\0" is all keys).
+    let (_, counted) = post(u, "kv/range", r#"{"key":"AA==","range_end":"AA==","count_only":true}"#);
+    assert_eq!(counted["count"], "1");
+    assert!(counted.get("kvs").is_none(), "{counted}");
+    let (_, txn) = post(
+        u,
+        "kv/txn",
+        r#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"YmFy"}],"success":[{"request_put":{"key":"Zm9v","value":"YmF6"}}]}"#,
+    );
+    assert_eq!(txn["succeeded"], true, "{txn}");
+    let (_, deleted) = post(u, "kv/deleterange", r#"{"key":"Zm9v","prev_kv":true}"#);
+    assert_eq!(deleted["deleted"], "1");
+    assert_eq!(deleted["prev_kvs"][0]["value"], "YmF6");
+    // The beta prefix serves the same calls.
+    let (code, _) = post(u, "../v3beta/kv/range", r#"{"key":"Zm9v"}"#);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn errors_carry_grpc_codes_and_etcds_texts() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0);
+    let (code, err) = post(u, "kv/range", r#"{"key":"Zm9v","revision":"99"}"#);
+    assert_eq!(code, 400);
+    assert_eq!(err["code"], 11, "OUT_OF_RANGE: {err}");
+    assert_eq!(err["error"], "etcdserver: mvcc: required revision is a future revision");
+    let (code, err) = post(u, "kv/put", r#"{"key":"","value":"eA=="}"#);
+    assert_eq!((code, err["error"].as_str()), (400, Some("etcdserver: key is not provided")));
+    let (code, err) = post(u, "lease/revoke", r#"{"ID":"5"}"#);
+    assert_eq!((code, err["error"].as_str()), (404, Some("etcdserver: requested lease not found")));
+    let (code, err) = post(u, "kv/range", "{not json");
+    assert_eq!((code, err["code"].as_i64()), (400, Some(3)));
+    let (code, _) = curl(&["-X", "POST", &format!("{u}/v3/no/such/call"), "-d", "{}"]);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn watch_streams_results_while_another_client_writes() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0).to_string();
+    let watch = curl_background(&["-N", "--max-time", "3", "-X", "POST", &format!("{u}/v3/watch"), "-d", r#"{"create_request":{"key":"Zm9v"}}"#]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    post(&u, "kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#);
+    let (_, body) = finish(watch);
+    let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(lines[0]["result"]["created"], true, "{body}");
+    let event = &lines[1]["result"]["events"][0];
+    assert_eq!(event["kv"]["key"], "Zm9v");
+    assert_eq!(event["kv"]["value"], "YmFy");
+}
+
+#[test]
+fn leases_and_maintenance_answer_over_json() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0);
+    let (_, grant) = post(u, "lease/grant", r#"{"TTL":"30"}"#);
+    let id = grant["ID"].as_str().expect("lease id as string").to_string();
+    assert_eq!(grant["TTL"], "30");
+    let (_, ttl) = post(u, "kv/lease/timetolive", &format!(r#"{{"ID":"{id}"}}"#));
+    assert_eq!(ttl["grantedTTL"], "30");
+    let (_, status) = post(u, "maintenance/status", "");
+    assert_eq!(status["version"], "3.4.0");
+    assert_eq!(status["leader"], status["header"]["member_id"]);
+    let (_, members) = post(u, "cluster/member/list", "{}");
+    assert_eq!(members["members"][0]["clientURLs"][0], u);
+}

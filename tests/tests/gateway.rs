@@ -86,3 +86,37 @@ fn leases_and_maintenance_answer_over_json() {
     let (_, members) = post(u, "cluster/member/list", "{}");
     assert_eq!(members["members"][0]["clientURLs"][0], u);
 }
+
+#[test]
+fn lock_and_election_services_queue_contenders_in_creation_order() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0).to_string();
+    let lease = |u: &str| post(u, "lease/grant", r#"{"TTL":"30"}"#).1["ID"].as_str().unwrap().to_string();
+    let (a, b) = (lease(&u), lease(&u));
+    // "job" in base64 is "am9i".
+    let (_, held) = post(&u, "lock/lock", &format!(r#"{{"name":"am9i","lease":"{a}"}}"#));
+    let key_a = held["key"].as_str().expect("lock key").to_string();
+    let waiter = curl_background(&["--max-time", "10", "-X", "POST", &format!("{u}/v3/lock/lock"), "-d", &format!(r#"{{"name":"am9i","lease":"{b}"}}"#)]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (code, _) = post(&u, "lock/unlock", &format!(r#"{{"key":"{key_a}"}}"#));
+    assert_eq!(code, 200);
+    let (code, body) = finish(waiter);
+    assert_eq!(code, 200, "{body}");
+    let key_b = json(&body)["key"].as_str().unwrap().to_string();
+    assert_ne!(key_a, key_b);
+
+    // Elections: "ldr" is "bGRy"; values "a" = "YQ==", "b" = "Yg==".
+    let (_, won) = post(&u, "election/campaign", &format!(r#"{{"name":"bGRy","lease":"{a}","value":"YQ=="}}"#));
+    let leader = won["leader"].clone();
+    let (_, now) = post(&u, "election/leader", r#"{"name":"bGRy"}"#);
+    assert_eq!(now["kv"]["value"], "YQ==");
+    let proclaim = serde_json::json!({"leader": leader, "value": "Yg=="}).to_string();
+    assert_eq!(post(&u, "election/proclaim", &proclaim).0, 200);
+    assert_eq!(post(&u, "election/leader", r#"{"name":"bGRy"}"#).1["kv"]["value"], "Yg==");
+    let resign = serde_json::json!({"leader": leader}).to_string();
+    assert_eq!(post(&u, "election/resign", &resign).0, 200);
+    let (code, err) = post(&u, "election/leader", r#"{"name":"bGRy"}"#);
+    assert_eq!((code, err["error"].as_str()), (404, Some("election: no leader")));
+    let (code, err) = post(&u, "election/proclaim", &proclaim);
+    assert_eq!((code, err["error"].as_str()), (400, Some("election: not leader")));
+}

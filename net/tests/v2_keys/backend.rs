@@ -161,6 +161,7 @@ impl Backend for TestBackend {
             applied_index: n.applied_index(),
             revision: n.state().store().current_revision(),
             members: vec![],
+            db_size: 0,
         }
     }
 }

@@ -40,6 +40,11 @@ impl Fnv64 {
     }
 }
 
+/// A 64-bit digest folded to the 32 bits etcd's hash fields carry (both halves count).
+pub fn fold32(digest: u64) -> u32 {
+    (digest ^ (digest >> 32)) as u32
+}
+
 impl Default for Fnv64 {
     fn default() -> Self {
         Self::new()

@@ -21,7 +21,7 @@ use tonic::body::Body;
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
-use crate::v3::router::{is_grpc, GrpcRouter};
+use crate::v3::router::{is_grpc, Services};
 use crate::{members, stats, v2, v3};
 
 /// Largest request body accepted (etcd's default request size limit plus form overhead).
@@ -44,15 +44,15 @@ pub struct Api<B: Backend> {
     pub enable_v2: bool,
     /// The cluster token, from which added members' ids are derived (see `ids`).
     pub cluster_token: String,
-    /// The v3 gRPC services (also behind the JSON gateway).
-    pub grpc: GrpcRouter<B>,
+    /// The v3 services, behind both gRPC and the JSON gateway.
+    pub v3: Services<B>,
 }
 
 impl<B: Backend> Api<B> {
     /// Every client API over one member.
     pub fn new(backend: B, metrics: Metrics, enable_v2: bool, cluster_token: String) -> Self {
-        let grpc = GrpcRouter::new(backend.clone(), cluster_token.clone());
-        Api { backend, metrics, store_stats: Default::default(), enable_v2, cluster_token, grpc }
+        let v3 = Services::new(backend.clone(), cluster_token.clone());
+        Api { backend, metrics, store_stats: Default::default(), enable_v2, cluster_token, v3 }
     }
 }
 
@@ -133,7 +133,7 @@ pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
 async fn grpc<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let response = api.grpc.call(req).await;
+    let response = api.v3.call(req).await;
     record(api, "v3_grpc", &method, started, response.status().as_u16());
     response
 }
@@ -168,12 +168,20 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
     };
     let started = Instant::now();
     let method = req.method().clone();
-    let response = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(body) => v3::gateway::handle(&api.backend, &api.cluster_token, &name, &body.to_bytes()).await,
-        Err(_) => to_hyper(Reply::text(413, "request body too large\n")),
+    let response = match read_body(req.into_body()).await {
+        Ok(body) => v3::gateway::handle(&api.v3, &name, &body).await,
+        Err(too_large) => to_hyper(too_large),
     };
     record(api, "v3_gateway", &method, started, response.status().as_u16());
     response
+}
+
+/// A request's whole body, or the 413 reply when it exceeds [`MAX_BODY_BYTES`].
+async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Reply::text(413, "request body too large\n")),
+    }
 }
 
 async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply {
@@ -182,9 +190,9 @@ async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) ->
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let kind = api_of(&path);
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return finish(api, kind, &method, started, Reply::text(413, "request body too large\n")),
+    let body = match read_body(req.into_body()).await {
+        Ok(body) => body,
+        Err(too_large) => return finish(api, kind, &method, started, too_large),
     };
     let reply = match kind {
         "v2_keys" if !api.enable_v2 => Reply::text(404, "404 page not found\n"),

@@ -215,10 +215,16 @@ pub struct Run {
 /// Run a prepared command to its end.
 pub fn run(command: &mut Command) -> Run {
     let out = command.output().unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Run::from(out)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -230,13 +236,17 @@ pub fn require_program(program: &str) {
     assert!(found, "{program} is not installed: run ./scripts/deps (Debian's etcd-client and etcd-server)");
 }
 
-/// The real `etcdctl` (3.4) against `endpoints` (comma-separated URLs), with `input` on stdin.
-pub fn etcdctl(endpoints: &str, args: &[&str], input: &str) -> Run {
+/// A command line of the real `etcdctl` (3.4, v3 API) against `endpoints` (comma-separated).
+pub fn etcdctl_command(endpoints: &str) -> Command {
     require_program("etcdctl");
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoints)
+    let mut command = Command::new("etcdctl");
+    command.env("ETCDCTL_API", "3").arg("--endpoints").arg(endpoints);
+    command
+}
+
+/// Run etcdctl against `endpoints` to its end, with `input` on stdin.
+pub fn etcdctl(endpoints: &str, args: &[&str], input: &str) -> Run {
+    let mut child = etcdctl_command(endpoints)
         .arg("--command-timeout=10s")
         .args(args)
         .stdin(Stdio::piped())
@@ -247,12 +257,7 @@ pub fn etcdctl(endpoints: &str, args: &[&str], input: &str) -> Run {
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().expect("etcdctl finishes");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(child.wait_with_output().expect("etcdctl finishes"))
 }
 
 /// A single-member etcd 3.4 (Debian's etcd-server), the reference Keel's answers are compared

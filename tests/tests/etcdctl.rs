@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use keel_tests::{etcdctl, json, require_program, ProcessCluster, ReferenceEtcd, Run};
+use keel_tests::{etcdctl, etcdctl_command, json, ProcessCluster, ReferenceEtcd, Run};
 
 /// Run etcdctl and insist that it succeeded; returns its stdout.
 fn ok(endpoints: &str, args: &[&str]) -> String {
@@ -19,7 +19,7 @@ fn ok(endpoints: &str, args: &[&str]) -> String {
 
 /// Run etcdctl and insist that it failed; returns its stderr.
 fn fails(endpoints: &str, args: &[&str]) -> String {
-    let r: Run = etcdctl(endpoints, args, "");
+    let r = etcdctl(endpoints, args, "");
     assert_ne!(r.code, 0, "etcdctl {args:?} should fail: {}", r.stdout);
     r.stderr
 }
@@ -40,11 +40,7 @@ struct Background {
 
 impl Background {
     fn start(endpoints: &str, args: &[&str]) -> Background {
-        require_program("etcdctl");
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg("--endpoints")
-            .arg(endpoints)
+        let mut child = etcdctl_command(endpoints)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -50,6 +50,11 @@ fn errors_carry_grpc_codes_and_etcds_texts() {
     assert_eq!((code, err["error"].as_str()), (400, Some("etcdserver: key is not provided")));
     let (code, err) = post(u, "lease/revoke", r#"{"ID":"5"}"#);
     assert_eq!((code, err["error"].as_str()), (404, Some("etcdserver: requested lease not found")));
+    // An empty operation, at any depth of a txn, is refused as etcd refuses it.
+    for txn in [r#"{"success":[{}]}"#, r#"{"success":[{"request_txn":{"failure":[{}]}}]}"#] {
+        let (code, err) = post(u, "kv/txn", txn);
+        assert_eq!((code, err["error"].as_str(), err["code"].as_i64()), (400, Some("etcdserver: key not found"), Some(3)), "{txn}");
+    }
     let (code, err) = post(u, "kv/range", "{not json");
     assert_eq!((code, err["code"].as_i64()), (400, Some(3)));
     let (code, _) = curl(&["-X", "POST", &format!("{u}/v3/no/such/call"), "-d", "{}"]);
@@ -60,12 +65,16 @@ fn errors_carry_grpc_codes_and_etcds_texts() {
 fn watch_streams_results_while_another_client_writes() {
     let c = ProcessCluster::start(1);
     let u = c.url(0).to_string();
-    let watch = curl_background(&["-N", "--max-time", "3", "-X", "POST", &format!("{u}/v3/watch"), "-d", r#"{"create_request":{"key":"Zm9v"}}"#]);
+    let requests = r#"{"create_request":{"key":"Zm9v"}} {"cancel_request":{"watch_id":"7"}}"#;
+    let watch = curl_background(&["-N", "--max-time", "3", "-X", "POST", &format!("{u}/v3/watch"), "-d", requests]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     post(&u, "kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#);
     let (_, body) = finish(watch);
+    // Canceling a watcher the stream does not have answers nothing (as etcd): only two lines.
+
     let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
     assert_eq!(lines[0]["result"]["created"], true, "{body}");
+    assert_eq!(lines.len(), 2, "{body}");
     let event = &lines[1]["result"]["events"][0];
     assert_eq!(event["kv"]["key"], "Zm9v");
     assert_eq!(event["kv"]["value"], "YmFy");

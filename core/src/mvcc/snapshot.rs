@@ -114,14 +114,14 @@ pub(crate) fn hash_up_to(store: &MvccStore, revision: i64) -> u32 {
     let mut h = Fnv64::new();
     h.int(store.compact_revision);
     hash_changes(&mut h, store, revision);
-    let full = h.finish();
-    (full ^ (full >> 32)) as u32
+    crate::digest::fold32(h.finish())
 }
 
 /// Feeds every retained change at or below `revision`, in key and revision order, into `h`.
 fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) {
     for (key, history) in &store.keys {
-        let changes: Vec<_> = history.changes.iter().filter(|c| c.rev.main <= revision).collect();
+        // A history is in revision order, so the changes up to `revision` are a prefix.
+        let changes = &history.changes[..history.changes.partition_point(|c| c.rev.main <= revision)];
         if changes.is_empty() {
             continue;
         }

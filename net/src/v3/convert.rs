@@ -2,6 +2,7 @@
 //! responses. Enum values outside etcd's ranges fall back to etcd's defaults, as etcd's own
 //! server treats unknown values.
 
+use keel_core::error::Error;
 use keel_core::kv::{Event as CoreEvent, EventType, KeyValue as CoreKv};
 use keel_core::request as core;
 use keel_core::watch::{WatchCreate, WatchFilter, WatchResponse as CoreWatchResponse};
@@ -122,24 +123,24 @@ fn compare(c: pb::Compare) -> core::Compare {
     core::Compare { result, target, key: c.key, range_end: c.range_end }
 }
 
-/// A transaction branch's operation; an empty `RequestOp` (no operation set) is refused by the
-/// caller's validation as etcd does, so it maps to `None` here.
-fn request_op(op: pb::RequestOp) -> Option<core::RequestOp> {
+/// A transaction branch's operation. An empty `RequestOp` (no operation set), at any depth, is
+/// refused with etcd's answer to it: "key not found", as an invalid argument.
+fn request_op(op: pb::RequestOp) -> Result<core::RequestOp, Error> {
     use pb::request_op::Request;
-    Some(match op.request? {
+    Ok(match op.request.ok_or(Error::KeyNotFound)? {
         Request::RequestRange(r) => core::RequestOp::Range(range_request(r)),
         Request::RequestPut(r) => core::RequestOp::Put(put_request(r)),
         Request::RequestDeleteRange(r) => core::RequestOp::DeleteRange(delete_request(r)),
-        Request::RequestTxn(r) => core::RequestOp::Txn(txn_request(r)),
+        Request::RequestTxn(r) => core::RequestOp::Txn(txn_request(r)?),
     })
 }
 
-pub fn txn_request(r: pb::TxnRequest) -> core::TxnRequest {
-    core::TxnRequest {
+pub fn txn_request(r: pb::TxnRequest) -> Result<core::TxnRequest, Error> {
+    Ok(core::TxnRequest {
         compare: r.compare.into_iter().map(compare).collect(),
-        success: r.success.into_iter().filter_map(request_op).collect(),
-        failure: r.failure.into_iter().filter_map(request_op).collect(),
-    }
+        success: r.success.into_iter().map(request_op).collect::<Result<_, _>>()?,
+        failure: r.failure.into_iter().map(request_op).collect::<Result<_, _>>()?,
+    })
 }
 
 pub fn txn_response(r: core::TxnResponse) -> pb::TxnResponse {

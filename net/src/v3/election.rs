@@ -26,8 +26,7 @@ fn not_leader() -> Status {
 
 impl<B: Backend> ElectionService<B> {
     /// Run `op` only if `leader`'s key still exists with the same create revision.
-    async fn as_leader(&self, leader: Option<pb::LeaderKey>, op: RequestOp) -> Result<Option<super::pb::etcdserverpb::ResponseHeader>, Status> {
-        let leader = leader.ok_or_else(not_leader)?;
+    async fn as_leader(&self, leader: pb::LeaderKey, op: RequestOp) -> Result<Option<super::pb::etcdserverpb::ResponseHeader>, Status> {
         let txn = TxnRequest {
             compare: vec![Compare {
                 result: CompareResult::Equal,
@@ -61,7 +60,7 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
         let req = req.into_inner();
         let Some(leader) = req.leader else { return Err(not_leader()) };
         let put = PutRequest { key: leader.key.clone(), value: req.value, lease: leader.lease, ..Default::default() };
-        let header = self.as_leader(Some(leader), RequestOp::Put(put)).await?;
+        let header = self.as_leader(leader, RequestOp::Put(put)).await?;
         Ok(Reply::new(pb::ProclaimResponse { header }))
     }
 
@@ -84,9 +83,9 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
     }
 
     async fn resign(&self, req: Call<pb::ResignRequest>) -> Result<Reply<pb::ResignResponse>, Status> {
-        let leader = req.into_inner().leader;
-        let key = leader.as_ref().map(|l| l.key.clone()).unwrap_or_default();
-        let header = self.as_leader(leader, RequestOp::DeleteRange(DeleteRangeRequest { key, ..Default::default() })).await?;
+        let Some(leader) = req.into_inner().leader else { return Err(not_leader()) };
+        let delete = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
+        let header = self.as_leader(leader, RequestOp::DeleteRange(delete)).await?;
         Ok(Reply::new(pb::ResignResponse { header }))
     }
 }

@@ -17,18 +17,14 @@ use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
-use super::cluster::ClusterService;
-use super::election::ElectionService;
-use super::kv::KvService;
-use super::lease::{keep_alive_stream, LeaseService};
-use super::lock::LockService;
-use super::maintenance::MaintenanceService;
+use super::lease::keep_alive_stream;
 use super::pb::etcdserverpb::cluster_server::Cluster;
 use super::pb::etcdserverpb::kv_server::Kv;
 use super::pb::etcdserverpb::lease_server::Lease;
 use super::pb::etcdserverpb::maintenance_server::Maintenance;
 use super::pb::v3electionpb::election_server::Election;
 use super::pb::v3lockpb::lock_server::Lock;
+use super::router::Services;
 use super::{channel_stream, watch, ReplyStream};
 use crate::backend::Backend;
 
@@ -37,14 +33,9 @@ pub fn call_name(path: &str) -> Option<&str> {
     path.strip_prefix("/v3/").or_else(|| path.strip_prefix("/v3beta/"))
 }
 
-/// Answer one gateway call (`name` is the path after `/v3/`).
-pub async fn handle<B: Backend>(backend: &B, token: &str, name: &str, body: &[u8]) -> hyper::Response<Body> {
-    let kv = KvService { backend: backend.clone() };
-    let lease = LeaseService { backend: backend.clone() };
-    let cluster = ClusterService { backend: backend.clone(), token: token.to_string() };
-    let maintenance = MaintenanceService { backend: backend.clone() };
-    let lock = LockService { backend: backend.clone() };
-    let election = ElectionService { backend: backend.clone() };
+/// Answer one gateway call (`name` is the path after `/v3/`) with the member's services.
+pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8]) -> hyper::Response<Body> {
+    let Services { kv, watch, lease, cluster, maintenance, lock, election } = services;
     match name {
         "kv/range" => unary(body, |r| kv.range(r)).await,
         "kv/put" => unary(body, |r| kv.put(r)).await,
@@ -54,7 +45,7 @@ pub async fn handle<B: Backend>(backend: &B, token: &str, name: &str, body: &[u8
         "watch" => match requests(body) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(64);
-                tokio::spawn(watch::serve_stream(backend.clone(), incoming, tx));
+                tokio::spawn(watch::serve_stream(watch.backend.clone(), incoming, tx));
                 streamed(channel_stream(rx))
             }
             Err(e) => error(e),
@@ -64,7 +55,7 @@ pub async fn handle<B: Backend>(backend: &B, token: &str, name: &str, body: &[u8
         "lease/keepalive" => match requests(body) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(16);
-                tokio::spawn(keep_alive_stream(backend.clone(), incoming, tx));
+                tokio::spawn(keep_alive_stream(lease.backend.clone(), incoming, tx));
                 streamed(channel_stream(rx))
             }
             Err(e) => error(e),

@@ -4,7 +4,7 @@ use keel_core::request::{Request, Response};
 use tonic::{Request as Call, Response as Reply, Status};
 
 use super::pb::etcdserverpb as pb;
-use super::{call, convert};
+use super::{call, convert, status};
 use crate::backend::Backend;
 
 /// etcd's `KV` service over a member.
@@ -33,12 +33,7 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
     }
 
     async fn txn(&self, req: Call<pb::TxnRequest>) -> Result<Reply<pb::TxnResponse>, Status> {
-        let txn = req.into_inner();
-        let empty_op = txn.success.iter().chain(&txn.failure).any(|op| op.request.is_none());
-        if empty_op {
-            return Err(Status::invalid_argument("etcdserver: request is empty"));
-        }
-        let request = Request::Txn(convert::txn_request(txn));
+        let request = Request::Txn(convert::txn_request(req.into_inner()).map_err(status)?);
         let r = call(&self.backend, request, pick!(Response::Txn));
         Ok(Reply::new(convert::txn_response(r.await?)))
     }

@@ -3,11 +3,10 @@
 
 use keel_core::request::{Request, Response};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use tonic::{Request as Call, Response as Reply, Status};
 
 use super::pb::etcdserverpb as pb;
-use super::{call, channel_stream, convert, local_header, ReplyStream};
+use super::{call, convert, local_header, ReplyStream};
 use crate::backend::Backend;
 
 /// Size of the pieces a snapshot is streamed in (etcd's).
@@ -80,7 +79,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
 
     async fn hash(&self, _req: Call<pb::HashRequest>) -> Result<Reply<pb::HashResponse>, Status> {
         let r = call(&self.backend, Request::Hash, pick!(Response::Hash)).await?;
-        let hash = (r.hash ^ (r.hash >> 32)) as u32;
+        let hash = keel_core::digest::fold32(r.hash);
         Ok(Reply::new(pb::HashResponse { header: convert::header(&r.header), hash }))
     }
 
@@ -93,15 +92,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     async fn snapshot(&self, _req: Call<pb::SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {
         let r = call(&self.backend, Request::Snapshot, pick!(Response::Snapshot)).await?;
         let chunks = snapshot_chunks(convert::header(&r.header), r.data);
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            for chunk in chunks {
-                if tx.send(Ok(chunk)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Reply::new(channel_stream(rx)))
+        Ok(Reply::new(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))))
     }
 
     async fn move_leader(&self, req: Call<pb::MoveLeaderRequest>) -> Result<Reply<pb::MoveLeaderResponse>, Status> {

@@ -55,9 +55,8 @@ pub async fn acquire<B: Backend>(backend: &B, name: &[u8], lease: i64, value: &[
             _ => r.header.revision,
         }
     };
-    let guard = DeleteOnDrop { backend: backend.clone(), key: Some(key.clone()) };
+    let mut guard = DeleteOnDrop { backend: backend.clone(), key: Some(key.clone()) };
     wait_for_earlier(backend, name, create_revision).await?;
-    let mut guard = guard;
     guard.key = None;
     Ok(Entry { key, create_revision, header: r.header })
 }

@@ -1,6 +1,9 @@
-//! Routes gRPC calls (`POST /<package>.<Service>/<Method>`) to the generated servers. Keel
-//! serves them on its own hyper connections instead of tonic's transport, so gRPC and the
-//! HTTP APIs share the client port (as etcd's do) and the same code runs under madsim.
+//! One member's v3 services, and the routing of gRPC calls (`POST /<package>.<Service>/<Method>`)
+//! to their generated servers. Keel serves them on its own hyper connections instead of
+//! tonic's transport, so gRPC and the HTTP APIs share the client port (as etcd's do) and the
+//! same code runs under madsim. The JSON gateway calls the same service objects.
+
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use tonic::body::Body;
@@ -24,42 +27,47 @@ pub fn is_grpc<T>(req: &hyper::Request<T>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-/// Every v3 service of one member.
-pub struct GrpcRouter<B: Backend> {
-    kv: pb::kv_server::KvServer<KvService<B>>,
-    watch: pb::watch_server::WatchServer<WatchService<B>>,
-    lease: pb::lease_server::LeaseServer<LeaseService<B>>,
-    cluster: pb::cluster_server::ClusterServer<ClusterService<B>>,
-    maintenance: pb::maintenance_server::MaintenanceServer<MaintenanceService<B>>,
-    lock: v3lockpb::lock_server::LockServer<LockService<B>>,
-    election: v3electionpb::election_server::ElectionServer<ElectionService<B>>,
+/// Every v3 service of one member, shared by the gRPC router and the JSON gateway.
+pub struct Services<B: Backend> {
+    pub kv: Arc<KvService<B>>,
+    pub watch: Arc<WatchService<B>>,
+    pub lease: Arc<LeaseService<B>>,
+    pub cluster: Arc<ClusterService<B>>,
+    pub maintenance: Arc<MaintenanceService<B>>,
+    pub lock: Arc<LockService<B>>,
+    pub election: Arc<ElectionService<B>>,
 }
 
-impl<B: Backend> GrpcRouter<B> {
+impl<B: Backend> Services<B> {
     /// The services over `backend`; `token` is the cluster token (for added members' ids).
     pub fn new(backend: B, token: String) -> Self {
-        GrpcRouter {
-            kv: pb::kv_server::KvServer::new(KvService { backend: backend.clone() }),
-            watch: pb::watch_server::WatchServer::new(WatchService { backend: backend.clone() }),
-            lease: pb::lease_server::LeaseServer::new(LeaseService { backend: backend.clone() }),
-            cluster: pb::cluster_server::ClusterServer::new(ClusterService { backend: backend.clone(), token }),
-            maintenance: pb::maintenance_server::MaintenanceServer::new(MaintenanceService { backend: backend.clone() }),
-            lock: v3lockpb::lock_server::LockServer::new(LockService { backend: backend.clone() }),
-            election: v3electionpb::election_server::ElectionServer::new(ElectionService { backend }),
+        Services {
+            kv: Arc::new(KvService { backend: backend.clone() }),
+            watch: Arc::new(WatchService { backend: backend.clone() }),
+            lease: Arc::new(LeaseService { backend: backend.clone() }),
+            cluster: Arc::new(ClusterService { backend: backend.clone(), token }),
+            maintenance: Arc::new(MaintenanceService { backend: backend.clone() }),
+            lock: Arc::new(LockService { backend: backend.clone() }),
+            election: Arc::new(ElectionService { backend }),
         }
     }
 
-    /// Answer one gRPC call. Unknown services (Auth among them, for now) get `Unimplemented`.
+    /// Answer one gRPC call through the service's generated server (a thin wrapper around the
+    /// shared service). Unknown services (Auth among them, for now) get `Unimplemented`.
     pub async fn call(&self, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
         let service = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("").to_string();
         let result = match service.as_str() {
-            "etcdserverpb.KV" => self.kv.clone().call(req).await,
-            "etcdserverpb.Watch" => self.watch.clone().call(req).await,
-            "etcdserverpb.Lease" => self.lease.clone().call(req).await,
-            "etcdserverpb.Cluster" => self.cluster.clone().call(req).await,
-            "etcdserverpb.Maintenance" => self.maintenance.clone().call(req).await,
-            "v3lockpb.Lock" => self.lock.clone().call(req).await,
-            "v3electionpb.Election" => self.election.clone().call(req).await,
+            "etcdserverpb.KV" => pb::kv_server::KvServer::from_arc(self.kv.clone()).call(req).await,
+            "etcdserverpb.Watch" => pb::watch_server::WatchServer::from_arc(self.watch.clone()).call(req).await,
+            "etcdserverpb.Lease" => pb::lease_server::LeaseServer::from_arc(self.lease.clone()).call(req).await,
+            "etcdserverpb.Cluster" => pb::cluster_server::ClusterServer::from_arc(self.cluster.clone()).call(req).await,
+            "etcdserverpb.Maintenance" => {
+                pb::maintenance_server::MaintenanceServer::from_arc(self.maintenance.clone()).call(req).await
+            }
+            "v3lockpb.Lock" => v3lockpb::lock_server::LockServer::from_arc(self.lock.clone()).call(req).await,
+            "v3electionpb.Election" => {
+                v3electionpb::election_server::ElectionServer::from_arc(self.election.clone()).call(req).await
+            }
             _ => Ok(tonic::Status::unimplemented(format!("unknown service {service}")).into_http()),
         };
         result.unwrap_or_else(|never| match never {})

@@ -85,7 +85,10 @@ where
                 }
             }
             Some(RequestUnion::CancelRequest(cancel)) => {
-                watchers.remove(&cancel.watch_id);
+                // Canceling a watcher this stream does not have is answered with nothing, as on etcd.
+                if watchers.remove(&cancel.watch_id).is_none() {
+                    continue;
+                }
                 pb::WatchResponse { header: convert::header(&header), watch_id: cancel.watch_id, canceled: true, ..Default::default() }
             }
             Some(RequestUnion::ProgressRequest(_)) => {

@@ -175,6 +175,9 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     bad_snapshot.mut_snapshot().mut_metadata().index = 1000;
     bad_snapshot.mut_snapshot().set_data(b"not a state machine".to_vec().into());
     assert!(c.node_mut(f).step(&bad_snapshot.write_to_bytes().unwrap()).is_err());
+    // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
+    let empty_proposal = message(MessageType::MsgPropose, f, leader, term);
+    assert!(c.node_mut(leader).step(&empty_proposal.write_to_bytes().unwrap()).is_err());
     c.call(leader, put("alive", "yes")).unwrap();
     assert!(c.tick_until(10, |c| c.node(f).applied_index() == c.node(leader).applied_index()));
 }

@@ -287,6 +287,8 @@ impl Node {
                 bad("heartbeat commits beyond our log")
             }
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
+            // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).
+            MessageType::MsgPropose if msg.entries.is_empty() => bad("proposal without entries"),
             _ => Ok(()),
         }
     }

@@ -163,37 +163,29 @@ fn api_of(path: &str) -> &'static str {
 }
 
 async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
-    let Some(name) = v3::gateway::call_name(req.uri().path()).map(str::to_string) else {
-        return to_hyper(route_reply(api, req).await);
-    };
     let started = Instant::now();
-    let method = req.method().clone();
-    let response = match read_body(req.into_body()).await {
-        Ok(body) => v3::gateway::handle(&api.v3, &name, &body).await,
-        Err(too_large) => to_hyper(too_large),
-    };
-    record(api, "v3_gateway", &method, started, response.status().as_u16());
-    response
-}
-
-/// A request's whole body, or the 413 reply when it exceeds [`MAX_BODY_BYTES`].
-async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(Reply::text(413, "request body too large\n")),
+    let (parts, body) = req.into_parts();
+    match read_body(body).await {
+        Ok(body) => answer(api, &parts.method, &parts.uri, body).await,
+        Err(too_large) => {
+            let kind = if v3::gateway::call_name(parts.uri.path()).is_some() { "v3_gateway" } else { api_of(parts.uri.path()) };
+            to_hyper(finish(api, kind, &parts.method, started, too_large))
+        }
     }
 }
 
-async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> Reply {
+/// Answer one HTTP request that is not a gRPC call, its body already read: the v3 JSON gateway,
+/// the v2 keys API, membership, stats, `/health`, `/version`, `/metrics`. The fuzzers call this
+/// directly, without a connection.
+pub async fn answer<B: Backend>(api: &Api<B>, method: &Method, uri: &hyper::Uri, body: Bytes) -> hyper::Response<Body> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let kind = api_of(&path);
-    let body = match read_body(req.into_body()).await {
-        Ok(body) => body,
-        Err(too_large) => return finish(api, kind, &method, started, too_large),
-    };
+    if let Some(name) = v3::gateway::call_name(uri.path()) {
+        let response = v3::gateway::handle(&api.v3, name, &body).await;
+        record(api, "v3_gateway", method, started, response.status().as_u16());
+        return response;
+    }
+    let path = uri.path();
+    let kind = api_of(path);
     let reply = match kind {
         "v2_keys" if !api.enable_v2 => Reply::text(404, "404 page not found\n"),
         "v2_keys" => {
@@ -201,15 +193,15 @@ async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) ->
             let request = v2::V2Request {
                 method: method.as_str().to_string(),
                 path: percent_decode(key),
-                query: parse_pairs(query.as_bytes()),
+                query: parse_pairs(uri.query().unwrap_or("").as_bytes()),
                 form: parse_pairs(&body),
             };
             let resp = v2::handle(&api.backend, request).await;
             api.store_stats.record(method.as_str(), resp.status);
             Reply { status: resp.status, headers: resp.headers, body: resp.body }
         }
-        "v2_members" => members::handle(&api.backend, &api.cluster_token, &method, &path, &body).await,
-        "v2_stats" => stats::handle(api, &path),
+        "v2_members" => members::handle(&api.backend, &api.cluster_token, method, path, &body).await,
+        "v2_stats" => stats::handle(api, path),
         "health" => health(&api.backend),
         "version" => Reply::json(200, &serde_json::json!({"etcdserver": ETCD_VERSION, "etcdcluster": ETCD_VERSION})),
         "metrics" => {
@@ -219,7 +211,15 @@ async fn route_reply<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) ->
         }
         _ => Reply::text(404, "404 page not found\n"),
     };
-    finish(api, kind, &method, started, reply)
+    to_hyper(finish(api, kind, method, started, reply))
+}
+
+/// A request's whole body, or the 413 reply when it exceeds [`MAX_BODY_BYTES`].
+async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Reply::text(413, "request body too large\n")),
+    }
 }
 
 fn finish<B: Backend>(api: &Api<B>, kind: &str, method: &Method, started: Instant, reply: Reply) -> Reply {

@@ -4,11 +4,13 @@
 //! hyper-util's), so the simulator can run the same code under madsim: the client APIs (v2
 //! keys over HTTP/JSON, `/health`, `/version`, `/metrics`) and the peer transport that carries
 //! Raft messages between members. Handlers reach the member through the [`backend::Backend`]
-//! trait, which the server's driver implements.
+//! trait, which the server's driver implements; [`local::LocalBackend`] implements it over an
+//! in-process member for tests and fuzzing.
 
 pub mod backend;
 pub mod http;
 pub mod ids;
+pub mod local;
 pub mod members;
 pub mod metrics;
 pub mod peer;

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use tonic::body::Body;
 use tonic::codegen::Service;
 
@@ -53,8 +52,13 @@ impl<B: Backend> Services<B> {
     }
 
     /// Answer one gRPC call through the service's generated server (a thin wrapper around the
-    /// shared service). Unknown services (Auth among them, for now) get `Unimplemented`.
-    pub async fn call(&self, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    /// shared service). Unknown services (Auth among them, for now) get `Unimplemented`. Any
+    /// body will do: hyper's from a connection, or a whole one from the fuzzers.
+    pub async fn call<In>(&self, req: hyper::Request<In>) -> hyper::Response<Body>
+    where
+        In: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        In::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
         let service = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("").to_string();
         let result = match service.as_str() {
             "etcdserverpb.KV" => pb::kv_server::KvServer::from_arc(self.kv.clone()).call(req).await,

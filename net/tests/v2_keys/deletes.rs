@@ -2,11 +2,11 @@
 
 use keel_core::request::{RangeRequest, Request, Response};
 
-use crate::{delete, expect, get, put, TestBackend};
+use crate::{delete, expect, get, put, LocalBackend};
 
 #[tokio::test]
 async fn delete_a_file() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/f", "value=1").await; // 2
     let r = delete(&b, "/f", "").await;
     expect(&r, 200, "{\"action\":\"delete\",\"node\":{\"key\":\"/f\",\"modifiedIndex\":3,\"createdIndex\":2},\"prevNode\":{\"key\":\"/f\",\"value\":\"1\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
@@ -20,7 +20,7 @@ async fn delete_a_file() {
 
 #[tokio::test]
 async fn directory_rules() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/d/x", "value=1").await; // 2
     put(&b, "/d/y/z", "value=2").await; // 3
     expect(
@@ -64,7 +64,7 @@ async fn directory_rules() {
 
 #[tokio::test]
 async fn compare_and_delete() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/c", "value=v").await; // 2
     expect(
         &delete(&b, "/c", "prevValue=w").await,

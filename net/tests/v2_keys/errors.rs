@@ -1,10 +1,10 @@
 //! Malformed requests: etcd's codes and texts, and no panic on anything.
 
-use crate::{expect, get, put, req, TestBackend};
+use crate::{expect, get, put, req, LocalBackend};
 
 #[tokio::test]
 async fn bad_numbers_and_fields() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     expect(&get(&b, "/k", "wait=true&waitIndex=abc").await, 400, "{\"errorCode\":203,\"message\":\"The given index in POST form is not a number\",\"cause\":\"invalid value for \\\"waitIndex\\\"\",\"index\":0}\n");
     assert_eq!(put(&b, "/k", "value=1&prevIndex=-1").await.code(), 203);
     assert_eq!(
@@ -31,7 +31,7 @@ async fn bad_numbers_and_fields() {
 
 #[tokio::test]
 async fn odd_input_never_panics() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let paths = [
         "",
         "/",

@@ -1,7 +1,6 @@
 //! The v2 keys API against a real (in-process, one-member) Keel cluster: shapes, codes,
 //! headers, TTLs and watches, compared with what etcd v2 answers.
 
-mod backend;
 mod deletes;
 mod errors;
 mod reads;
@@ -9,7 +8,7 @@ mod ttl;
 mod watch;
 mod writes;
 
-pub use backend::TestBackend;
+pub use keel_net::local::LocalBackend;
 use keel_net::v2::{self, V2Request};
 use serde_json::Value;
 
@@ -46,7 +45,7 @@ impl Resp {
 }
 
 /// Send one request: `query` and `form` are url-encoded strings.
-pub async fn req(b: &TestBackend, method: &str, path: &str, query: &str, form: &str) -> Resp {
+pub async fn req(b: &LocalBackend, method: &str, path: &str, query: &str, form: &str) -> Resp {
     let r = v2::handle(
         b,
         V2Request {
@@ -67,19 +66,19 @@ pub async fn req(b: &TestBackend, method: &str, path: &str, query: &str, form: &
     }
 }
 
-pub async fn get(b: &TestBackend, path: &str, query: &str) -> Resp {
+pub async fn get(b: &LocalBackend, path: &str, query: &str) -> Resp {
     req(b, "GET", path, query, "").await
 }
 
-pub async fn put(b: &TestBackend, path: &str, form: &str) -> Resp {
+pub async fn put(b: &LocalBackend, path: &str, form: &str) -> Resp {
     req(b, "PUT", path, "", form).await
 }
 
-pub async fn post(b: &TestBackend, path: &str, form: &str) -> Resp {
+pub async fn post(b: &LocalBackend, path: &str, form: &str) -> Resp {
     req(b, "POST", path, "", form).await
 }
 
-pub async fn delete(b: &TestBackend, path: &str, query: &str) -> Resp {
+pub async fn delete(b: &LocalBackend, path: &str, query: &str) -> Resp {
     req(b, "DELETE", path, query, "").await
 }
 

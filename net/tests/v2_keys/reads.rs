@@ -2,12 +2,12 @@
 
 use keel_core::request::{PutRequest, RangeRequest, Request, Response};
 
-use crate::backend::CLUSTER_ID;
-use crate::{expect, get, put, TestBackend};
+use keel_net::local::CLUSTER_ID;
+use crate::{expect, get, put, LocalBackend};
 
 #[tokio::test]
 async fn set_then_get_exact_bytes_and_headers() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/foo", "value=bar").await;
     expect(&r, 201, "{\"action\":\"set\",\"node\":{\"key\":\"/foo\",\"value\":\"bar\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     assert_eq!(r.header("Content-Type"), "application/json");
@@ -39,7 +39,7 @@ async fn set_then_get_exact_bytes_and_headers() {
 
 #[tokio::test]
 async fn listings_hidden_markers_and_the_root() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/dir/a", "value=1").await; // 2
     put(&b, "/dir/b/c", "value=2").await; // 3
     put(&b, "/dir/_h", "value=3").await; // 4
@@ -72,7 +72,7 @@ async fn listings_hidden_markers_and_the_root() {
 
 #[tokio::test]
 async fn empty_root_and_siblings_sharing_a_prefix() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     expect(
         &get(&b, "/", "").await,
         200,
@@ -95,7 +95,7 @@ async fn empty_root_and_siblings_sharing_a_prefix() {
 
 #[tokio::test]
 async fn v2_and_v3_see_one_key_space() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     b.core(Request::Put(PutRequest {
         key: b"/v3/k".to_vec(),
         value: b"from v3".to_vec(),
@@ -156,7 +156,7 @@ async fn v2_and_v3_see_one_key_space() {
 
 #[tokio::test]
 async fn paths_are_normalized() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "//a///b/", "value=1").await;
     assert_eq!(r.json["node"]["key"], "/a/b");
     assert_eq!(get(&b, "/a/./b", "").await.json["node"]["value"], "1");
@@ -168,7 +168,7 @@ async fn paths_are_normalized() {
 
 #[tokio::test]
 async fn missing_keys_and_files_in_the_way() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     expect(
         &get(&b, "/nope", "").await,
         404,

@@ -2,9 +2,9 @@
 
 use keel_core::request::{Request, Response};
 
-use crate::{get, put, req, TestBackend};
+use crate::{get, put, req, LocalBackend};
 
-fn leases(b: &TestBackend) -> Vec<i64> {
+fn leases(b: &LocalBackend) -> Vec<i64> {
     match b.core(Request::LeaseLeases).unwrap() {
         Response::LeaseLeases(l) => l.leases,
         other => panic!("{other:?}"),
@@ -23,7 +23,7 @@ fn assert_expiration(v: &serde_json::Value) {
 
 #[tokio::test]
 async fn ttl_fields_and_expiry() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/t", "value=x&ttl=5").await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json["node"]["ttl"], 5);
@@ -51,7 +51,7 @@ async fn ttl_fields_and_expiry() {
 
 #[tokio::test]
 async fn bad_ttls() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/t", "value=x&ttl=abc").await;
     crate::expect(&r, 400, "{\"errorCode\":202,\"message\":\"The given TTL in POST form is not a number\",\"cause\":\"invalid value for \\\"ttl\\\"\",\"index\":0}\n");
     assert_eq!(put(&b, "/t", "value=x&ttl=-1").await.code(), 202);
@@ -65,7 +65,7 @@ async fn bad_ttls() {
 
 #[tokio::test]
 async fn refresh_keeps_value_and_index() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/r", "value=v&ttl=5").await; // 2
     b.tick(30);
     assert_eq!(get(&b, "/r", "").await.json["node"]["ttl"], 2);
@@ -118,7 +118,7 @@ async fn refresh_keeps_value_and_index() {
 
 #[tokio::test]
 async fn empty_ttl_clears_it() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/c", "value=1&ttl=5").await;
     let r = req(&b, "PUT", "/c", "ttl=", "value=2").await;
     assert_eq!(r.status, 200);
@@ -135,7 +135,7 @@ async fn empty_ttl_clears_it() {
 
 #[tokio::test]
 async fn ttl_directories_take_their_contents_along() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/d", "dir=true&ttl=5").await;
     assert_eq!(r.json["node"]["ttl"], 5);
     put(&b, "/d/x", "value=1").await;

@@ -4,17 +4,17 @@ use std::time::Duration;
 
 use keel_core::request::{CompactionRequest, Request};
 
-use crate::{delete, expect, get, put, TestBackend};
+use crate::{delete, expect, get, put, LocalBackend};
 
 /// Start a wait in the background.
-fn spawn_wait(b: &TestBackend, path: &str, query: &str) -> tokio::task::JoinHandle<crate::Resp> {
+fn spawn_wait(b: &LocalBackend, path: &str, query: &str) -> tokio::task::JoinHandle<crate::Resp> {
     let (b, path, query) = (b.clone(), path.to_string(), query.to_string());
     tokio::spawn(async move { get(&b, &path, &query).await })
 }
 
 /// Wait until the member has exactly `n` watches (spawned waits registered, finished ones
 /// cancelled).
-async fn watches(b: &TestBackend, n: usize) {
+async fn watches(b: &LocalBackend, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while b.watch_count() != n {
         assert!(
@@ -40,7 +40,7 @@ async fn answer(h: tokio::task::JoinHandle<crate::Resp>) -> crate::Resp {
 
 #[tokio::test]
 async fn wait_index_in_the_past() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/w", "value=1").await; // 2
     put(&b, "/w", "value=2").await; // 3
     let r = get(&b, "/w", "wait=true&waitIndex=2").await;
@@ -56,7 +56,7 @@ async fn wait_index_in_the_past() {
 
 #[tokio::test]
 async fn wait_for_a_future_change() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/w", "value=1").await; // 2
     let h = spawn_wait(&b, "/w", "wait=true");
     watches(&b, 1).await;
@@ -78,7 +78,7 @@ async fn wait_for_a_future_change() {
 
 #[tokio::test]
 async fn recursive_waits_and_hidden_keys() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let dir_only = spawn_wait(&b, "/dir", "wait=true");
     let rec = spawn_wait(&b, "/dir", "wait=true&recursive=true");
     let root = spawn_wait(&b, "/", "wait=true&recursive=true");
@@ -112,7 +112,7 @@ async fn recursive_waits_and_hidden_keys() {
 
 #[tokio::test]
 async fn expiry_is_reported_as_expire() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/t", "value=x&ttl=3").await; // 2
     put(&b, "/u", "value=x&ttl=30").await; // 3
     let h = spawn_wait(&b, "/t", "wait=true");
@@ -129,7 +129,7 @@ async fn expiry_is_reported_as_expire() {
 
 #[tokio::test]
 async fn compacted_wait_index_is_401() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     for i in 0..4 {
         put(&b, "/c", &format!("value={i}")).await; // 2..=5
     }
@@ -148,7 +148,7 @@ async fn compacted_wait_index_is_401() {
 
 #[tokio::test]
 async fn dropping_a_wait_cancels_its_watch() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let waited =
         tokio::time::timeout(Duration::from_millis(30), get(&b, "/never", "wait=true")).await;
     assert!(waited.is_err());

@@ -2,7 +2,7 @@
 
 use keel_core::request::Request;
 
-use crate::{expect, get, post, put, req, TestBackend};
+use crate::{expect, get, post, put, req, LocalBackend};
 
 /// Whether a logged request is a linearizable read.
 fn linearizable_read(r: &Request) -> bool {
@@ -11,7 +11,7 @@ fn linearizable_read(r: &Request) -> bool {
 
 #[tokio::test]
 async fn create_only_if_absent() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/lock", "value=me&prevExist=false").await;
     expect(&r, 201, "{\"action\":\"create\",\"node\":{\"key\":\"/lock\",\"value\":\"me\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     let r = put(&b, "/lock", "value=you&prevExist=false").await;
@@ -40,7 +40,7 @@ async fn create_only_if_absent() {
 
 #[tokio::test]
 async fn concurrent_creates_have_one_winner() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let b = b.clone();
@@ -68,7 +68,7 @@ async fn concurrent_creates_have_one_winner() {
 
 #[tokio::test]
 async fn update_requires_existence() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = put(&b, "/u", "value=1&prevExist=true").await;
     expect(
         &r,
@@ -95,7 +95,7 @@ async fn update_requires_existence() {
 
 #[tokio::test]
 async fn compare_and_swap() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/k", "value=one").await; // 2
     let r = put(&b, "/k", "value=x&prevValue=two").await;
     expect(&r, 412, "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[two != one]\",\"index\":2}\n");
@@ -124,7 +124,7 @@ async fn compare_and_swap() {
 
 #[tokio::test]
 async fn no_value_on_success_leaves_out_the_nodes() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     expect(
         &put(&b, "/n", "value=1&noValueOnSuccess=true").await,
         201,
@@ -150,7 +150,7 @@ async fn no_value_on_success_leaves_out_the_nodes() {
 
 #[tokio::test]
 async fn in_order_keys_are_named_by_revision() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     let r = post(&b, "/queue", "value=a").await;
     expect(&r, 201, "{\"action\":\"create\",\"node\":{\"key\":\"/queue/00000000000000000002\",\"value\":\"a\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     put(&b, "/other", "value=x").await; // 3
@@ -179,7 +179,7 @@ async fn in_order_keys_are_named_by_revision() {
 
 #[tokio::test]
 async fn set_dir_replaces_a_file_and_methods_are_checked() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/x", "value=1").await; // 2
     let r = put(&b, "/x", "dir=true").await;
     assert_eq!(
@@ -204,7 +204,7 @@ async fn set_dir_replaces_a_file_and_methods_are_checked() {
 
 #[tokio::test]
 async fn errors_are_decided_on_linearizable_reads_only() {
-    let b = TestBackend::new();
+    let b = LocalBackend::new();
     put(&b, "/k", "value=1").await;
     let log = b.take_log();
     assert!(

@@ -168,11 +168,11 @@ impl FjallStorage {
         ))
     }
 
-    /// Write out memtables as table files, so tests can damage those too.
-    #[cfg(test)]
-    pub(crate) fn flush_to_tables(&self) {
-        self.log.rotate_memtable_and_wait().unwrap();
-        self.meta.rotate_memtable_and_wait().unwrap();
+    /// Write the memtables out as table files now. fjall does this by itself as memtables fill;
+    /// damage tests and the storage fuzzer call it so that a small store has table files too.
+    pub fn flush_to_tables(&self) -> Result<(), StorageError> {
+        self.log.rotate_memtable_and_wait().map_err(|e| self.err("writing tables", e))?;
+        self.meta.rotate_memtable_and_wait().map_err(|e| self.err("writing tables", e))
     }
 
     /// Store a raw value, bypassing the encoding, so tests can plant bad records.

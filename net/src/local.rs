@@ -1,10 +1,11 @@
-//! A [`Backend`] over the core's in-process cluster (one member), for the v2 handler tests.
+//! A [`Backend`] over the core's in-process cluster (one member): the API layers run against a
+//! real member without sockets, disks or clocks, in their tests and under the fuzzers.
 //!
 //! `call` submits the request and ticks until it is answered. Watches are registered with the
 //! member and their responses are handed to the watch's channel whenever the cluster has been
 //! run (after every call, every tick, and by a small pump task per watch, which also cancels
 //! the watch once its receiver is dropped). The pump does not advance the simulated clock:
-//! tests move time explicitly with [`TestBackend::tick`], so TTLs behave deterministically.
+//! tests move time explicitly with [`LocalBackend::tick`], so TTLs behave deterministically.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,7 +16,7 @@ use keel_core::cluster::LocalCluster;
 use keel_core::error::Result;
 use keel_core::request::{Request, Response};
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
-use keel_net::backend::{Backend, MemberStatus, WatchStream};
+use crate::backend::{Backend, MemberStatus, WatchStream};
 use tokio::sync::mpsc;
 
 /// The cluster id `LocalCluster` gives its members.
@@ -28,23 +29,24 @@ struct Inner {
     log: Vec<Request>,
 }
 
+/// The in-process member (cheap to clone: clones share it).
 #[derive(Clone)]
-pub struct TestBackend {
+pub struct LocalBackend {
     inner: Arc<Mutex<Inner>>,
 }
 
-impl Default for TestBackend {
+impl Default for LocalBackend {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TestBackend {
+impl LocalBackend {
     /// A one-member cluster with an elected leader.
-    pub fn new() -> TestBackend {
+    pub fn new() -> LocalBackend {
         let mut cluster = LocalCluster::new(1, 7);
         cluster.wait_for_leader();
-        TestBackend {
+        LocalBackend {
             inner: Arc::new(Mutex::new(Inner {
                 cluster,
                 watchers: HashMap::new(),
@@ -108,7 +110,7 @@ fn dispatch(g: &mut Inner) {
     }
 }
 
-impl Backend for TestBackend {
+impl Backend for LocalBackend {
     fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
         let this = self.clone();
         async move {

@@ -175,6 +175,11 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     bad_snapshot.mut_snapshot().mut_metadata().index = 1000;
     bad_snapshot.mut_snapshot().set_data(b"not a state machine".to_vec().into());
     assert!(c.node_mut(f).step(&bad_snapshot.write_to_bytes().unwrap()).is_err());
+    // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/term-zero-heartbeat):
+    // raft-rs steps a term-0 message as a local one, without any term check.
+    let mut term_zero = message(MessageType::MsgHeartbeat, leader, f, 0);
+    term_zero.commit = 1_000_000;
+    assert!(c.node_mut(f).step(&term_zero.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
     let empty_proposal = message(MessageType::MsgPropose, f, leader, term);
     assert!(c.node_mut(leader).step(&empty_proposal.write_to_bytes().unwrap()).is_err());

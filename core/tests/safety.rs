@@ -180,6 +180,13 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     let mut term_zero = message(MessageType::MsgHeartbeat, leader, f, 0);
     term_zero.commit = 1_000_000;
     assert!(c.node_mut(f).step(&term_zero.write_to_bytes().unwrap()).is_err());
+    // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/transfer-to-follower):
+    // a follower forwards these to the leader, and raft-rs panics sending one with a term.
+    for kind in [MessageType::MsgTransferLeader, MessageType::MsgPropose, MessageType::MsgReadIndex] {
+        let mut forwarded = message(kind, leader, f, term);
+        forwarded.mut_entries().push(Default::default());
+        assert!(c.node_mut(f).step(&forwarded.write_to_bytes().unwrap()).is_err(), "{kind:?}");
+    }
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
     let empty_proposal = message(MessageType::MsgPropose, f, leader, term);
     assert!(c.node_mut(leader).step(&empty_proposal.write_to_bytes().unwrap()).is_err());

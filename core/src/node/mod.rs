@@ -287,6 +287,11 @@ impl Node {
             // send term 0 only when forwarding proposals and read requests (found by the
             // raft_messages fuzzer: a term-0 heartbeat committed beyond the log).
             kind if msg.term == 0 && !matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) => bad("no term"),
+            // A follower forwards these to the leader, and raft-rs panics sending one with a
+            // term; Keel forwards leadership transfers as requests, never as Raft messages
+            // (found by the raft_messages fuzzer).
+            MessageType::MsgPropose | MessageType::MsgReadIndex if msg.term != 0 => bad("forwarded with a term"),
+            MessageType::MsgTransferLeader => bad("leadership transfer from a peer"),
             MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => bad("heartbeat commits beyond our log"),
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
             // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).

@@ -187,6 +187,28 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
         forwarded.mut_entries().push(Default::default());
         assert!(c.node_mut(f).step(&forwarded.write_to_bytes().unwrap()).is_err(), "{kind:?}");
     }
+    // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/append-out-of-sequence):
+    // raft-rs commits up to the message's index plus its entry count, whatever their indexes,
+    // and takes term 0 as a match for any index past its log.
+    let mut gap = message(MessageType::MsgAppend, leader, f, term);
+    gap.index = c.node(f).commit_index();
+    gap.log_term = term;
+    gap.commit = gap.index + 2;
+    let mut far = raft::eraftpb::Entry::default();
+    far.index = gap.index + 50;
+    far.term = term;
+    gap.mut_entries().push(far.clone());
+    far.index = gap.index + 2;
+    gap.mut_entries().push(far);
+    assert!(c.node_mut(f).step(&gap.write_to_bytes().unwrap()).is_err());
+    let mut past_the_log = message(MessageType::MsgAppend, leader, f, term);
+    past_the_log.index = 1_000;
+    past_the_log.commit = 1_001;
+    let mut next = raft::eraftpb::Entry::default();
+    next.index = 1_001;
+    next.term = term;
+    past_the_log.mut_entries().push(next);
+    assert!(c.node_mut(f).step(&past_the_log.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
     let empty_proposal = message(MessageType::MsgPropose, f, leader, term);
     assert!(c.node_mut(leader).step(&empty_proposal.write_to_bytes().unwrap()).is_err());

@@ -292,6 +292,9 @@ impl Node {
             // (found by the raft_messages fuzzer).
             MessageType::MsgPropose | MessageType::MsgReadIndex if msg.term != 0 => bad("forwarded with a term"),
             MessageType::MsgTransferLeader => bad("leadership transfer from a peer"),
+            // raft-rs assumes an append's entries follow its index one by one, with terms that
+            // never go down or past the message's (found by the raft_messages fuzzer).
+            MessageType::MsgAppend if !entries_in_sequence(&msg) => bad("entries out of sequence"),
             MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => bad("heartbeat commits beyond our log"),
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
             // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).
@@ -876,4 +879,17 @@ mod tests {
         assert_eq!(d.releasable(), Some(10), "nothing unsynced: at once");
         assert_eq!(d.releasable(), None);
     }
+}
+
+/// Whether an append is what a leader sends: a term for the entry before (raft-rs takes term 0
+/// for any index past its log as a match), and entries whose indexes follow the message's one
+/// by one, with terms never going down, from the previous entry's up to the message's.
+fn entries_in_sequence(msg: &Message) -> bool {
+    let mut term = msg.log_term;
+    (msg.index == 0 || msg.log_term > 0)
+        && msg.entries.iter().enumerate().all(|(i, e)| {
+            let ok = e.index == msg.index.saturating_add(1 + i as u64) && e.term > 0 && e.term >= term && e.term <= msg.term;
+            term = e.term;
+            ok
+        })
 }

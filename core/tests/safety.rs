@@ -209,6 +209,12 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     next.term = term;
     past_the_log.mut_entries().push(next);
     assert!(c.node_mut(f).step(&past_the_log.write_to_bytes().unwrap()).is_err());
+    // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/snapshot-without-term).
+    let mut termless = message(MessageType::MsgSnapshot, leader, f, term);
+    termless.mut_snapshot().mut_metadata().index = 1_000;
+    termless.mut_snapshot().mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    termless.mut_snapshot().set_data(c.node(f).state().snapshot().into());
+    assert!(c.node_mut(f).step(&termless.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
     let empty_proposal = message(MessageType::MsgPropose, f, leader, term);
     assert!(c.node_mut(leader).step(&empty_proposal.write_to_bytes().unwrap()).is_err());

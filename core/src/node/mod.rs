@@ -297,6 +297,9 @@ impl Node {
             MessageType::MsgAppend if !entries_in_sequence(&msg) => bad("entries out of sequence"),
             MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => bad("heartbeat commits beyond our log"),
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
+            // raft-rs takes term 0 as a match for any index past its log and commits up to the
+            // snapshot's index (found by the raft_messages fuzzer).
+            MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().term == 0 => bad("snapshot without a term"),
             // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).
             MessageType::MsgPropose if msg.entries.is_empty() => bad("proposal without entries"),
             _ => Ok(()),

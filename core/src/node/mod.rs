@@ -300,6 +300,11 @@ impl Node {
             // raft-rs takes term 0 as a match for any index past its log and commits up to the
             // snapshot's index (found by the raft_messages fuzzer).
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().term == 0 => bad("snapshot without a term"),
+            // raft-rs panics restoring a configuration it could not have made (found by the
+            // raft_messages fuzzer: a voter listed twice).
+            MessageType::MsgSnapshot if !conf_state_valid(msg.get_snapshot().get_metadata().get_conf_state()) => {
+                bad("snapshot with an impossible configuration")
+            }
             // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).
             MessageType::MsgPropose if msg.entries.is_empty() => bad("proposal without entries"),
             _ => Ok(()),
@@ -895,4 +900,19 @@ fn entries_in_sequence(msg: &Message) -> bool {
             term = e.term;
             ok
         })
+}
+
+/// Whether a snapshot's configuration is one raft-rs can restore: voters, no id twice or zero,
+/// learners apart from voters (in the configuration and in the one being left).
+fn conf_state_valid(cs: &raft::eraftpb::ConfState) -> bool {
+    let distinct = |ids: &[u64]| {
+        let set: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        set.len() == ids.len() && !set.contains(&0)
+    };
+    let disjoint = |a: &[u64], b: &[u64]| a.iter().all(|id| !b.contains(id));
+    !cs.voters.is_empty()
+        && [&cs.voters, &cs.learners, &cs.voters_outgoing, &cs.learners_next].iter().all(|ids| distinct(ids))
+        && disjoint(&cs.voters, &cs.learners)
+        && disjoint(&cs.voters_outgoing, &cs.learners)
+        && disjoint(&cs.learners_next, &cs.voters)
 }

@@ -145,7 +145,7 @@ pub enum Outcome {
 /// but a [`StorageError::Corrupt`] naming the directory or a state of the history other than
 /// the new store's.
 pub fn judge(dir: &Path, history: &[Option<Disk>], what: &str) -> Outcome {
-    match FjallStorage::open(dir).and_then(|mut s| s.recover()) {
+    match open_quietly(dir) {
         Err(StorageError::Corrupt(msg)) => {
             assert!(msg.contains(&dir.display().to_string()), "{what}: the message names the directory: {msg}");
             Outcome::Corrupt
@@ -159,6 +159,17 @@ pub fn judge(dir: &Path, history: &[Option<Disk>], what: &str) -> Outcome {
             Outcome::Recovered(hit)
         }
     }
+}
+
+/// Open and recover the store. fjall panics on some damage (an assertion while decoding a
+/// journal entry); `FjallStorage` catches that and answers `Corrupt`, as it must. The panic hook
+/// is silenced meanwhile, because libFuzzer's aborts the process on any panic, caught or not.
+fn open_quietly(dir: &Path) -> Result<Option<Recovery>, StorageError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = FjallStorage::open(dir).and_then(|mut s| s.recover());
+    std::panic::set_hook(hook);
+    result
 }
 
 fn same(a: &Option<Recovery>, b: Option<&Disk>) -> bool {

@@ -201,16 +201,25 @@ pub fn parse_initial_cluster(spec: &str) -> Result<Vec<(String, Vec<String>)>, C
     Ok(members)
 }
 
+/// etcd's upper bound on `--election-timeout` (ms): longer ones are refused, as etcd does.
+pub const MAX_ELECTION_MS: u64 = 50_000;
+
 impl ServerConfig {
     /// Check the flags and derive ids, as etcd does.
     pub fn from_flags(f: &Flags) -> Result<ServerConfig, ConfigError> {
         if f.heartbeat_interval == 0 {
             return Err(ConfigError("--heartbeat-interval must be positive".into()));
         }
-        if f.election_timeout < 5 * f.heartbeat_interval {
+        if f.election_timeout < f.heartbeat_interval.saturating_mul(5) {
             return Err(ConfigError(format!(
                 "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
                 f.election_timeout, f.heartbeat_interval
+            )));
+        }
+        if f.election_timeout > MAX_ELECTION_MS {
+            return Err(ConfigError(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than {MAX_ELECTION_MS}ms",
+                f.election_timeout
             )));
         }
         let advertise_peer = urls(&f.initial_advertise_peer_urls, "initial-advertise-peer-urls")?;
@@ -301,6 +310,15 @@ mod tests {
 
     #[test]
     fn mistakes_are_explained() {
+        // Found reviewing the config fuzz target (fuzz/regressions/config/huge-heartbeat): five
+        // heartbeats overflowed.
+        let huge = flags(&["--heartbeat-interval", "4000000000000000000"]);
+        assert!(ServerConfig::from_flags(&huge).unwrap_err().0.contains("at least as 5 times"));
+        let long = flags(&["--heartbeat-interval", "100", "--election-timeout", "60000"]);
+        assert_eq!(
+            ServerConfig::from_flags(&long).unwrap_err().0,
+            "--election-timeout[60000ms] is too long, and should be set less than 50000ms"
+        );
         let err = |args: &[&str]| ServerConfig::from_flags(&flags(args)).unwrap_err().0;
         assert!(err(&["--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"]).contains("couldn't find local name"));
         assert!(err(&["--election-timeout", "200"]).contains("at least as 5 times"));

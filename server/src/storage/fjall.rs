@@ -6,10 +6,18 @@
 //! Two keyspaces:
 //!
 //! - `raft_log`: one record per stored entry; key = the index as a big-endian `u64` (so key order
-//!   is index order), value = `[1][term: u64 LE][entry bytes][crc32]`.
+//!   is index order), value = `[1][write][term: u64 LE][entry bytes][crc32]`.
 //! - `raft_meta`: `format` = `[4]["keel-raft-log"][version: u32 LE][crc32]` (present once anything
 //!   was written: it tells a member's store from a new one), `hard_state` =
-//!   `[2][term][vote][commit][crc32]`, `snapshot` = `[3][index][term][snapshot bytes][crc32]`.
+//!   `[2][write][term][vote][commit][crc32]`, `snapshot` =
+//!   `[3][write][index][term][snapshot bytes][crc32]`, and `last_write` = `[5][write][crc32]`.
+//!
+//! Every batch is a numbered *write*; each record carries the number of the write that stored it
+//! (`write`, a `u64` LE; log records are `[1][write][term][entry bytes][crc32]`), and every batch
+//! also stores its number as `last_write`. fjall does not checksum a batch's sequence number, so
+//! a damaged one can make an old batch replay as the newest, resurrecting old values beside newer
+//! ones (the storage_recovery fuzzer found this); then some record carries a write number above
+//! `last_write`, and the store reads as [`StorageError::Corrupt`].
 //!
 //! Beside fjall's files, `keel-store` (a marker outside fjall, written and fsynced once, after the
 //! first sync that made a write durable) records that the store has held a member. fjall reads a
@@ -45,14 +53,16 @@ const META_KEYSPACE: &str = "raft_meta";
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_HARD_STATE: &[u8] = b"hard_state";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+const KEY_LAST_WRITE: &[u8] = b"last_write";
 
 const TAG_ENTRY: u8 = 1;
 const TAG_HARD_STATE: u8 = 2;
 const TAG_SNAPSHOT: u8 = 3;
 const TAG_FORMAT: u8 = 4;
+const TAG_LAST_WRITE: u8 = 5;
 
 const FORMAT_MAGIC: &[u8] = b"keel-raft-log";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// The file (beside fjall's) that says this store has durably held a member.
 const MARKER: &str = "keel-store";
@@ -71,6 +81,8 @@ pub struct FjallStorage {
     written: bool,
     /// Whether the `keel-store` marker exists.
     marked: bool,
+    /// The number of the last write (batch) stored: the next one gets this plus one.
+    last_write: u64,
 }
 
 impl FjallStorage {
@@ -92,7 +104,7 @@ impl FjallStorage {
             Ok((db, log, meta))
         })?;
         let (db, log, meta) = opened;
-        let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, bounds: None, written: false, marked: false };
+        let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, bounds: None, written: false, marked: false, last_write: 0 };
         catch_panic(dir, "reading", || store.load_bounds())?;
         Ok(store)
     }
@@ -111,6 +123,10 @@ impl FjallStorage {
                 true
             }
             None => false,
+        };
+        self.last_write = match self.meta.get(KEY_LAST_WRITE).map_err(|e| self.err("reading the last write's number", e))? {
+            Some(v) => decode_last_write(&v).map_err(|m| self.corrupt("the last write's number", m))?,
+            None => 0,
         };
         let first = self.edge_key(true)?;
         let last = self.edge_key(false)?;
@@ -191,19 +207,40 @@ impl Storage for FjallStorage {
             if !self.written {
                 return Ok(None);
             }
+            // The newest write any record comes from: never past the last write stored.
+            let mut newest = 0;
             let hard_state = match self.meta.get(KEY_HARD_STATE).map_err(|e| self.err("reading the hard state", e))? {
-                Some(v) => decode_hard_state(&v).map_err(|m| self.corrupt("the hard state", m))?,
+                Some(v) => {
+                    let (hs, write) = decode_hard_state(&v).map_err(|m| self.corrupt("the hard state", m))?;
+                    newest = newest.max(write);
+                    hs
+                }
                 None => HardState::default(),
             };
             let snapshot = match self.meta.get(KEY_SNAPSHOT).map_err(|e| self.err("reading the snapshot", e))? {
-                Some(v) => Some(decode_snapshot(&v).map_err(|m| self.corrupt("the snapshot", m))?),
+                Some(v) => {
+                    let (snapshot, write) = decode_snapshot(&v).map_err(|m| self.corrupt("the snapshot", m))?;
+                    newest = newest.max(write);
+                    Some(snapshot)
+                }
                 None => None,
             };
             let mut entries = Vec::new();
             for g in self.log.iter() {
                 let (key, value) = g.into_inner().map_err(|e| self.err("reading the log", e))?;
-                let entry = decode_entry(&key, &value).map_err(|m| self.corrupt("the log", m))?;
+                let (entry, write) = decode_entry(&key, &value).map_err(|m| self.corrupt("the log", m))?;
+                newest = newest.max(write);
                 entries.push(entry);
+            }
+            if newest > self.last_write {
+                return Err(self.corrupt(
+                    "the store",
+                    format!(
+                        "a record of write {newest} survives but the last write stored is {}: the journal \
+                         replayed its batches out of order",
+                        self.last_write
+                    ),
+                ));
             }
             Ok(Some(Recovery { snapshot, hard_state, entries }))
         })
@@ -215,9 +252,11 @@ impl Storage for FjallStorage {
             "a Persist's entries are in ascending index order"
         );
         let mut batch = self.db.batch();
+        let write = self.last_write + 1;
         if !self.written {
             batch.insert(&self.meta, KEY_FORMAT, format_record());
         }
+        batch.insert(&self.meta, KEY_LAST_WRITE, encode_last_write(write));
         // Stored entries from this index on are dropped (all of them under a snapshot).
         let drop_from = match (&persist.snapshot, persist.entries.first()) {
             (Some(_), _) => Some(0),
@@ -238,17 +277,18 @@ impl Storage for FjallStorage {
             }
         }
         if let Some(s) = &persist.snapshot {
-            batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(s));
+            batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(s, write));
         }
         for e in &persist.entries {
-            batch.insert(&self.log, e.index.to_be_bytes(), encode_entry(e));
+            batch.insert(&self.log, e.index.to_be_bytes(), encode_entry(e, write));
         }
         if let Some(hs) = &persist.hard_state {
-            batch.insert(&self.meta, KEY_HARD_STATE, encode_hard_state(hs));
+            batch.insert(&self.meta, KEY_HARD_STATE, encode_hard_state(hs, write));
         }
         batch.commit().map_err(|e| self.err("writing to the log", e))?;
 
         self.written = true;
+        self.last_write = write;
         if persist.snapshot.is_some() {
             self.bounds = None;
         }
@@ -274,10 +314,12 @@ impl Storage for FjallStorage {
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {
         // The snapshot and the removals go in one batch: no crash can keep one without the other.
         let mut batch = self.db.batch();
+        let write = self.last_write + 1;
         if !self.written {
             batch.insert(&self.meta, KEY_FORMAT, format_record());
         }
-        batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(&snap.snapshot));
+        batch.insert(&self.meta, KEY_LAST_WRITE, encode_last_write(write));
+        batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(&snap.snapshot, write));
         let mut bounds = self.bounds;
         if let Some((lo, hi)) = self.bounds {
             if lo <= snap.compact_to {
@@ -294,6 +336,7 @@ impl Storage for FjallStorage {
         }
         batch.commit().map_err(|e| self.err("storing a snapshot", e))?;
         self.written = true;
+        self.last_write = write;
         self.bounds = bounds;
         Ok(())
     }
@@ -556,35 +599,49 @@ fn decode_index(key: &[u8]) -> Result<u64, String> {
         .map_err(|_| format!("a log key is {} bytes long instead of 8", key.len()))
 }
 
-pub(super) fn encode_entry(e: &LogEntry) -> Vec<u8> {
-    seal(&e.index.to_be_bytes(), header(TAG_ENTRY, &[e.term], &e.bytes))
+/// A log record of write `write`.
+pub(super) fn encode_entry(e: &LogEntry, write: u64) -> Vec<u8> {
+    seal(&e.index.to_be_bytes(), header(TAG_ENTRY, &[write, e.term], &e.bytes))
 }
 
-pub(super) fn decode_entry(key: &[u8], value: &[u8]) -> Result<LogEntry, String> {
+/// A log record and the number of the write that stored it.
+pub(super) fn decode_entry(key: &[u8], value: &[u8]) -> Result<(LogEntry, u64), String> {
     let index = decode_index(key)?;
-    let ([term], bytes) = fields::<1>(unseal(key, value)?, TAG_ENTRY)?;
-    Ok(LogEntry { index, term, bytes: bytes.to_vec() })
+    let ([write, term], bytes) = fields::<2>(unseal(key, value)?, TAG_ENTRY)?;
+    Ok((LogEntry { index, term, bytes: bytes.to_vec() }, write))
 }
 
-pub(super) fn encode_hard_state(hs: &HardState) -> Vec<u8> {
-    seal(KEY_HARD_STATE, header(TAG_HARD_STATE, &[hs.term, hs.vote, hs.commit], &[]))
+pub(super) fn encode_hard_state(hs: &HardState, write: u64) -> Vec<u8> {
+    seal(KEY_HARD_STATE, header(TAG_HARD_STATE, &[write, hs.term, hs.vote, hs.commit], &[]))
 }
 
-pub(super) fn decode_hard_state(value: &[u8]) -> Result<HardState, String> {
-    let ([term, vote, commit], rest) = fields::<3>(unseal(KEY_HARD_STATE, value)?, TAG_HARD_STATE)?;
+pub(super) fn decode_hard_state(value: &[u8]) -> Result<(HardState, u64), String> {
+    let ([write, term, vote, commit], rest) = fields::<4>(unseal(KEY_HARD_STATE, value)?, TAG_HARD_STATE)?;
     if !rest.is_empty() {
         return Err(format!("hard state record has {} stray bytes", rest.len()));
     }
-    Ok(HardState { term, vote, commit })
+    Ok((HardState { term, vote, commit }, write))
 }
 
-pub(super) fn encode_snapshot(s: &SnapshotRecord) -> Vec<u8> {
-    seal(KEY_SNAPSHOT, header(TAG_SNAPSHOT, &[s.index, s.term], &s.bytes))
+pub(super) fn encode_snapshot(s: &SnapshotRecord, write: u64) -> Vec<u8> {
+    seal(KEY_SNAPSHOT, header(TAG_SNAPSHOT, &[write, s.index, s.term], &s.bytes))
 }
 
-pub(super) fn decode_snapshot(value: &[u8]) -> Result<SnapshotRecord, String> {
-    let ([index, term], bytes) = fields::<2>(unseal(KEY_SNAPSHOT, value)?, TAG_SNAPSHOT)?;
-    Ok(SnapshotRecord { index, term, bytes: bytes.to_vec() })
+pub(super) fn decode_snapshot(value: &[u8]) -> Result<(SnapshotRecord, u64), String> {
+    let ([write, index, term], bytes) = fields::<3>(unseal(KEY_SNAPSHOT, value)?, TAG_SNAPSHOT)?;
+    Ok((SnapshotRecord { index, term, bytes: bytes.to_vec() }, write))
+}
+
+fn encode_last_write(write: u64) -> Vec<u8> {
+    seal(KEY_LAST_WRITE, header(TAG_LAST_WRITE, &[write], &[]))
+}
+
+fn decode_last_write(value: &[u8]) -> Result<u64, String> {
+    let ([write], rest) = fields::<1>(unseal(KEY_LAST_WRITE, value)?, TAG_LAST_WRITE)?;
+    if !rest.is_empty() {
+        return Err(format!("last write record has {} stray bytes", rest.len()));
+    }
+    Ok(write)
 }
 
 fn format_record() -> Vec<u8> {

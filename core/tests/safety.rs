@@ -194,9 +194,7 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     gap.index = c.node(f).commit_index();
     gap.log_term = term;
     gap.commit = gap.index + 2;
-    let mut far = raft::eraftpb::Entry::default();
-    far.index = gap.index + 50;
-    far.term = term;
+    let mut far = raft::eraftpb::Entry { index: gap.index + 50, term, ..Default::default() };
     gap.mut_entries().push(far.clone());
     far.index = gap.index + 2;
     gap.mut_entries().push(far);
@@ -204,10 +202,7 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     let mut past_the_log = message(MessageType::MsgAppend, leader, f, term);
     past_the_log.index = 1_000;
     past_the_log.commit = 1_001;
-    let mut next = raft::eraftpb::Entry::default();
-    next.index = 1_001;
-    next.term = term;
-    past_the_log.mut_entries().push(next);
+    past_the_log.mut_entries().push(raft::eraftpb::Entry { index: 1_001, term, ..Default::default() });
     assert!(c.node_mut(f).step(&past_the_log.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/snapshot-without-term).
     let mut termless = message(MessageType::MsgSnapshot, leader, f, term);

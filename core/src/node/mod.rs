@@ -294,7 +294,7 @@ impl Node {
             MessageType::MsgTransferLeader => bad("leadership transfer from a peer"),
             // raft-rs assumes an append's entries follow its index one by one, with terms that
             // never go down or past the message's (found by the raft_messages fuzzer).
-            MessageType::MsgAppend if !entries_in_sequence(&msg) => bad("entries out of sequence"),
+            MessageType::MsgAppend if !entries_in_sequence(msg) => bad("entries out of sequence"),
             MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => bad("heartbeat commits beyond our log"),
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
             // raft-rs takes term 0 as a match for any index past its log and commits up to the
@@ -867,28 +867,6 @@ fn conf_change(kind: ConfChangeType, node: u64, context: Vec<u8>) -> ConfChangeV
     cc
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Durability;
-
-    #[test]
-    fn an_empty_ready_is_durable_only_after_every_earlier_write() {
-        let mut d = Durability::default();
-        d.wrote(5);
-        d.wrote_nothing(6);
-        assert_eq!(d.releasable(), None, "6 must wait for 5's fsync");
-        d.wrote(8);
-        d.wrote_nothing(9);
-        d.acked(5);
-        assert_eq!(d.releasable(), Some(6), "5 synced: 6 is durable, 9 still waits for 8");
-        d.acked(8);
-        assert_eq!(d.releasable(), Some(9));
-        d.wrote_nothing(10);
-        assert_eq!(d.releasable(), Some(10), "nothing unsynced: at once");
-        assert_eq!(d.releasable(), None);
-    }
-}
-
 /// Whether an append is what a leader sends: a term for the entry before (raft-rs takes term 0
 /// for any index past its log as a match), and entries whose indexes follow the message's one
 /// by one, with terms never going down, from the previous entry's up to the message's.
@@ -915,4 +893,26 @@ fn conf_state_valid(cs: &raft::eraftpb::ConfState) -> bool {
         && disjoint(&cs.voters, &cs.learners)
         && disjoint(&cs.voters_outgoing, &cs.learners)
         && disjoint(&cs.learners_next, &cs.voters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Durability;
+
+    #[test]
+    fn an_empty_ready_is_durable_only_after_every_earlier_write() {
+        let mut d = Durability::default();
+        d.wrote(5);
+        d.wrote_nothing(6);
+        assert_eq!(d.releasable(), None, "6 must wait for 5's fsync");
+        d.wrote(8);
+        d.wrote_nothing(9);
+        d.acked(5);
+        assert_eq!(d.releasable(), Some(6), "5 synced: 6 is durable, 9 still waits for 8");
+        d.acked(8);
+        assert_eq!(d.releasable(), Some(9));
+        d.wrote_nothing(10);
+        assert_eq!(d.releasable(), Some(10), "nothing unsynced: at once");
+        assert_eq!(d.releasable(), None);
+    }
 }

@@ -18,9 +18,12 @@ pub mod storage_recovery;
 pub mod v2_http;
 pub mod v3_api;
 
+/// A target's body: it panics exactly when the input finds a bug.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the cargo-fuzz binary, and its folders under `fuzz/corpus/` and
 /// `fuzz/regressions/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("config", config::run),
     ("peer_frames", peer_frames::run),
     ("raft_messages", raft_messages::run),

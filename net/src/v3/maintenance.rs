@@ -40,7 +40,7 @@ pub fn snapshot_chunks(header: Option<pb::ResponseHeader>, mut data: Vec<u8>) ->
     data.chunks(SNAPSHOT_CHUNK_BYTES)
         .map(|chunk| {
             sent += chunk.len();
-            pb::SnapshotResponse { header: header.clone(), remaining_bytes: (total - sent) as u64, blob: chunk.to_vec() }
+            pb::SnapshotResponse { header, remaining_bytes: (total - sent) as u64, blob: chunk.to_vec() }
         })
         .collect()
 }

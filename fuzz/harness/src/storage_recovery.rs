@@ -162,12 +162,18 @@ pub fn judge(dir: &Path, history: &[Option<Disk>], what: &str) -> Outcome {
 }
 
 /// Open and recover the store. fjall panics on some damage (an assertion while decoding a
-/// journal entry); `FjallStorage` catches that and answers `Corrupt`, as it must. The panic hook
-/// is silenced meanwhile, because libFuzzer's aborts the process on any panic, caught or not.
+/// journal entry); `FjallStorage` catches that and answers `Corrupt`, as it must. Under
+/// cargo-fuzz (`cfg(fuzzing)`) the panic hook is silenced meanwhile, because libFuzzer's aborts
+/// the process on any panic, caught or not; plain tests keep the process's hook alone.
 fn open_quietly(dir: &Path) -> Result<Option<Recovery>, StorageError> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    #[cfg(fuzzing)]
+    let hook = {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        hook
+    };
     let result = FjallStorage::open(dir).and_then(|mut s| s.recover());
+    #[cfg(fuzzing)]
     std::panic::set_hook(hook);
     result
 }

@@ -63,7 +63,7 @@ pub fn run(data: &[u8]) {
 }
 
 /// One message in gRPC's framing: uncompressed flag, big-endian length, message.
-pub fn frame(message: &[u8]) -> Vec<u8> {
+fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = vec![0];
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
     out.extend_from_slice(message);

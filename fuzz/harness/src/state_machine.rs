@@ -114,6 +114,9 @@ struct WatchModel {
     start: i64,
     /// Whether the member must cancel it as compacted (with this compact revision).
     compacted: Option<i64>,
+    /// Started exactly at the compact revision: compaction removed that revision's deletions,
+    /// so (as on etcd) only its puts are reported.
+    starts_at_compaction: bool,
     /// Cancelled by the client: events after `until` are not expected.
     until: Option<i64>,
     received: Vec<Event>,
@@ -261,7 +264,8 @@ impl Run {
         let req = WatchCreate { key: key.clone(), range_end: range_end.clone(), start_revision: start, ..Default::default() };
         let id = self.cluster.watch(1, req);
         let start = if start <= 0 { self.model.current() + 1 } else { start };
-        self.model.watches.push(WatchModel { id, key, range_end, start, compacted, until: None, received: vec![], cancelled: None });
+        let starts_at_compaction = start == self.model.compacted;
+        self.model.watches.push(WatchModel { id, key, range_end, start, compacted, starts_at_compaction, until: None, received: vec![], cancelled: None });
     }
 
     fn apply(&mut self, op: &Op) {
@@ -550,6 +554,7 @@ impl Run {
             .iter()
             .filter(|e| e.kv.mod_revision >= w.start && w.until.is_none_or(|u| e.kv.mod_revision <= u))
             .filter(|e| in_range(&e.kv.key, &w.key, &w.range_end))
+            .filter(|e| !(w.starts_at_compaction && e.kv.mod_revision == w.start && e.kind == EventType::Delete))
             .cloned()
             .collect()
     }

@@ -62,6 +62,24 @@ fn errors_carry_grpc_codes_and_etcds_texts() {
 }
 
 #[test]
+fn keep_alive_answers_each_request_and_ends() {
+    let c = ProcessCluster::start(1);
+    let u = c.url(0);
+    let (_, granted) = post(u, "lease/grant", r#"{"TTL":30}"#);
+    let id = granted["ID"].as_str().expect("lease id").to_string();
+    // As on etcd, the call ends once the body's keep-alives are answered (one result line per
+    // request), well before curl's --max-time would end it.
+    let started = std::time::Instant::now();
+    let (code, body) = curl(&["--max-time", "20", "-X", "POST", &format!("{u}/v3/lease/keepalive"), "-d", &format!(r#"{{"ID":"{id}"}} {{"ID":"{id}"}}"#)]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(19), "the keep-alive call stayed open");
+    assert_eq!(code, 200);
+    let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(lines[1]["result"]["ID"], id.as_str());
+    assert_eq!(lines[1]["result"]["TTL"], "30");
+}
+
+#[test]
 fn watch_streams_results_while_another_client_writes() {
     let c = ProcessCluster::start(1);
     let u = c.url(0).to_string();

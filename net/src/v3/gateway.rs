@@ -42,7 +42,7 @@ pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8])
         "kv/deleterange" => unary(body, |r| kv.delete_range(r)).await,
         "kv/txn" => unary(body, |r| kv.txn(r)).await,
         "kv/compaction" => unary(body, |r| kv.compact(r)).await,
-        "watch" => match requests(body) {
+        "watch" => match requests(body, StaysOpen::UntilClientLeaves) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(64);
                 tokio::spawn(watch::serve_stream(watch.backend.clone(), incoming, tx));
@@ -52,7 +52,7 @@ pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8])
         },
         "lease/grant" => unary(body, |r| lease.lease_grant(r)).await,
         "lease/revoke" | "kv/lease/revoke" => unary(body, |r| lease.lease_revoke(r)).await,
-        "lease/keepalive" => match requests(body) {
+        "lease/keepalive" => match requests(body, StaysOpen::UntilAnswered) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(16);
                 tokio::spawn(keep_alive_stream(lease.backend.clone(), incoming, tx));
@@ -94,12 +94,22 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(body).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// How long a gateway call's request stream lasts once the body's messages are read. etcd's
+/// watch keeps streaming events until the client leaves, while its lease keep-alive ends the
+/// call once every keep-alive in the body is answered (so `curl` returns, as on etcd).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StaysOpen {
+    UntilClientLeaves,
+    UntilAnswered,
+}
+
 /// The request messages of a client-streaming call: the JSON objects of the body, one after
-/// another; the stream then stays open (ending it would end the call) until the client leaves.
-fn requests<T: DeserializeOwned + Send + 'static>(body: &[u8]) -> Result<impl Stream<Item = Result<T, Status>> + Unpin + Send, Status> {
+/// another, then (for a watch) a stream that never ends, since ending it would end the call.
+fn requests<T: DeserializeOwned + Send + 'static>(body: &[u8], open: StaysOpen) -> Result<impl Stream<Item = Result<T, Status>> + Unpin + Send, Status> {
     let messages: Result<Vec<T>, _> = serde_json::Deserializer::from_slice(body).into_iter().collect();
     let messages = messages.map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok(stream::iter(messages.into_iter().map(Ok)).chain(stream::pending()))
+    let rest = if open == StaysOpen::UntilClientLeaves { stream::pending().left_stream() } else { stream::empty().right_stream() };
+    Ok(stream::iter(messages.into_iter().map(Ok)).chain(rest))
 }
 
 async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> hyper::Response<Body>

@@ -3,6 +3,7 @@
 //! watch responses under the stream's own `watch_id`s (assigned from 0 as etcd does, or chosen
 //! by the client).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use futures_util::{Stream, StreamExt};
@@ -69,18 +70,19 @@ where
                     }
                     next_id
                 };
-                if watchers.contains_key(&id) {
-                    refused(&header, id, "mvcc: duplicate watch ID provided on the WatchStream")
-                } else {
-                    let fragment = create.fragment;
-                    match backend.watch(convert::watch_create(create)).await {
-                        Ok(stream) => {
-                            let (cancel, canceled) = oneshot::channel();
-                            watchers.insert(id, cancel);
-                            tokio::spawn(forward(stream, id, fragment, header, canceled, tx.clone()));
-                            continue;
+                match watchers.entry(id) {
+                    Entry::Occupied(_) => refused(&header, id, "mvcc: duplicate watch ID provided on the WatchStream"),
+                    Entry::Vacant(slot) => {
+                        let fragment = create.fragment;
+                        match backend.watch(convert::watch_create(create)).await {
+                            Ok(stream) => {
+                                let (cancel, canceled) = oneshot::channel();
+                                slot.insert(cancel);
+                                tokio::spawn(forward(stream, id, fragment, header, canceled, tx.clone()));
+                                continue;
+                            }
+                            Err(e) => refused(&header, id, &e.to_string()),
                         }
-                        Err(e) => refused(&header, id, &e.to_string()),
                     }
                 }
             }

@@ -244,7 +244,7 @@ impl Budget {
     /// Count one unit of work; true once the deadline has passed.
     fn exhausted(&mut self) -> bool {
         self.steps = self.steps.wrapping_add(1);
-        self.steps % STEPS_PER_CLOCK_CHECK == 0
+        self.steps.is_multiple_of(STEPS_PER_CLOCK_CHECK)
             && self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
@@ -909,7 +909,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// `horizon` (all of them if there is none).
     fn floating_candidates(&self, horizon: Option<u64>, consumed: &Bitset) -> Vec<usize> {
         (0..self.floating.len())
-            .take_while(|&x| horizon.map_or(true, |t| self.floating[x].invoke <= t))
+            .take_while(|&x| horizon.is_none_or(|t| self.floating[x].invoke <= t))
             .filter(|&x| !consumed.contains(x))
             .collect()
     }

@@ -27,7 +27,7 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
     for (op, index) in indexed {
         while done < by_complete.len() && by_complete[done].0.complete_ms < op.invoke_ms {
             let (prev, prev_index) = by_complete[done];
-            if highest.map_or(true, |(_, h)| prev_index > h) {
+            if highest.is_none_or(|(_, h)| prev_index > h) {
                 highest = Some((prev, prev_index));
             }
             done += 1;

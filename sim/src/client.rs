@@ -1,5 +1,6 @@
-//! A v2 HTTP client over madsim's network: what the simulated clients use to reach members,
-//! through the same hyper server and handlers users reach with curl.
+//! A v2 HTTP client: what the workloads use to reach members, through the same hyper server and
+//! handlers users reach with curl. Over madsim's network in the simulation, over real sockets
+//! in the partition suite.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,8 +23,19 @@ pub enum Reply {
     Lost(String),
 }
 
-/// One HTTP request with a deadline.
+/// One v2 HTTP request (a form body) with a deadline.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, form: &[(&str, &str)], timeout: Duration) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    exchange(addr, method, path, "application/x-www-form-urlencoded", body, timeout).await
+}
+
+/// One v3 gateway call (`call` is the path after `/v3/`, the body a JSON request message)
+/// with a deadline.
+pub async fn post_json(addr: SocketAddr, call: &str, body: &Value, timeout: Duration) -> Reply {
+    exchange(addr, "POST", &format!("/v3/{call}"), "application/json", body.to_string(), timeout).await
+}
+
+async fn exchange(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: String, timeout: Duration) -> Reply {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Reply::NotSent(e.to_string()),
@@ -36,12 +48,11 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, form: &[(&str, 
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)));
     let Ok(req) = req else { return Reply::NotSent(format!("bad request {method} {path}")) };
     let exchange = async {

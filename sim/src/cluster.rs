@@ -51,6 +51,9 @@ struct Slot {
     /// What the member is in the cluster's configuration.
     role: Role,
     member_id: u64,
+    /// Counts crashes and restarts: a crash and restart between two looks at the member
+    /// must still read as a new incarnation.
+    incarnation: u64,
 }
 
 /// A member's place in the configuration.
@@ -213,6 +216,7 @@ impl SimCluster {
         *lock(&slot.clock) = None;
         slot.up = false;
         slot.paused = false;
+        slot.incarnation += 1;
     }
 
     /// Start member `i` again from what its disk kept (nothing to do if it runs).
@@ -225,6 +229,12 @@ impl SimCluster {
         SimHandle::current().restart(slot.node.id());
         slot.up = true;
         slot.paused = false;
+        slot.incarnation += 1;
+    }
+
+    /// Which incarnation of member `i` runs (or last ran): changes with every crash and restart.
+    pub fn incarnation(&self, i: usize) -> u64 {
+        self.slots[i].incarnation
     }
 
     /// Stop scheduling member `i`'s tasks (a GC pause, a stuck disk, SIGSTOP).
@@ -327,7 +337,7 @@ fn host(i: usize, config: ServerConfig, role: Role) -> Slot {
         .ip(member_ip(i))
         .init(move || incarnation(config.clone(), d.clone(), c.clone(), h.clone(), s.clone()))
         .build();
-    Slot { node, disk, clock, handle, stopped, up: true, paused: false, role, member_id }
+    Slot { node, disk, clock, handle, stopped, up: true, paused: false, role, member_id, incarnation: 0 }
 }
 
 /// One run of a member's process: start it on its disk and run its driver until it stops.

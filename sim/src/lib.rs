@@ -3,13 +3,16 @@
 //! Deterministic simulation of whole Keel clusters. Built with `RUSTFLAGS="--cfg madsim"`, the
 //! production shells (driver, peer transport, HTTP API) run on madsim's simulated network, clock
 //! and disk, under faults a seed chooses; clients record histories that the [`checker`]s judge.
-//! The history types and checkers build without madsim too, so real-process tests reuse them.
+//! The history types, checkers, v2 client and workloads build without madsim too, so
+//! real-process tests (keel-tests' partition suite) reuse them on real tokio.
 
 pub mod checker;
-pub mod history;
-
-#[cfg(madsim)]
 pub mod client;
+pub mod history;
+pub mod rng;
+pub mod workload;
+pub mod workload_v3;
+
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
@@ -20,5 +23,3 @@ pub mod nemesis;
 pub mod run;
 #[cfg(madsim)]
 pub mod storage;
-#[cfg(madsim)]
-pub mod workload;

@@ -15,8 +15,8 @@ struct Seen {
     term: u64,
     commit: u64,
     revision: i64,
-    /// Whether the last sample found it running (a gap means a new incarnation).
-    running: bool,
+    /// The incarnation the last sample found running (None: it was down).
+    incarnation: Option<u64>,
 }
 
 /// Samples of every member, and what went wrong in them.
@@ -33,19 +33,20 @@ impl Monitor {
         for m in 0..cluster.len() {
             let before = self.seen.get(&m).copied().unwrap_or_default();
             let Some(status) = cluster.status(m) else {
-                self.seen.insert(m, Seen { running: false, ..before });
+                self.seen.insert(m, Seen { incarnation: None, ..before });
                 continue;
             };
             if status.term < before.term {
                 self.flag("terms", format!("at {at} ms m{} is in term {} after term {}", m + 1, status.term, before.term));
             }
-            if before.running && status.commit_index < before.commit {
+            let same = before.incarnation == Some(cluster.incarnation(m));
+            if same && status.commit_index < before.commit {
                 self.flag("commit index", format!("at {at} ms m{} commit index {} after {}", m + 1, status.commit_index, before.commit));
             }
-            if before.running && status.revision < before.revision {
+            if same && status.revision < before.revision {
                 self.flag("revisions", format!("at {at} ms m{} revision {} after {}", m + 1, status.revision, before.revision));
             }
-            self.seen.insert(m, Seen { term: status.term, commit: status.commit_index, revision: status.revision, running: true });
+            self.seen.insert(m, Seen { term: status.term, commit: status.commit_index, revision: status.revision, incarnation: Some(cluster.incarnation(m)) });
         }
     }
 

@@ -12,11 +12,12 @@ use madsim::runtime::Handle as SimHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::checker::{self, Violation};
-use crate::cluster::{SimCluster, Timing, SETTLE};
-use crate::history::{Call, History, Op, Outcome};
+use crate::cluster::{client_addr, SimCluster, Timing, SETTLE};
+use crate::history::History;
 use crate::monitor::Monitor;
 use crate::nemesis::{Nemesis, Timeline};
-use crate::workload::{self, register_key, Env, REGISTER_KEYS};
+use crate::workload::{self, Env};
+use crate::workload_v3;
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -103,14 +104,23 @@ async fn simulate(options: RunOptions) -> RunReport {
     let start = Instant::now();
     let mut cluster = SimCluster::start(options.members, Timing::default());
     sleep(SETTLE).await;
-    let env = Env { start, members: options.members, stop: Arc::new(AtomicBool::new(false)) };
+    let addrs = (0..options.members).map(client_addr).collect();
+    let env = Env { start, members: Arc::new(addrs), stop: Arc::new(AtomicBool::new(false)) };
 
     let mut clients = Vec::new();
-    for c in 0..4u64 {
+    // v2 and v3 clients share the register keys and the lock checker (v3 locks have their own
+    // lock name).
+    for c in 0..3u64 {
         clients.push(client_host(c).spawn(workload::register_client(env.clone(), c)));
     }
-    for c in 10..13u64 {
+    for c in 3..5u64 {
+        clients.push(client_host(c).spawn(workload_v3::register_client(env.clone(), c)));
+    }
+    for c in 10..12u64 {
         clients.push(client_host(c).spawn(workload::lock_client(env.clone(), c)));
+    }
+    for c in 12..14u64 {
+        clients.push(client_host(c).spawn(workload_v3::lock_client(env.clone(), c)));
     }
     for c in 20..22u64 {
         clients.push(client_host(c).spawn(workload::service_client(env.clone(), c)));
@@ -156,7 +166,7 @@ async fn simulate(options: RunOptions) -> RunReport {
         violations.push(v);
     }
     let founders: Vec<usize> = cluster.members().into_iter().filter(|m| *m < options.members).collect();
-    history.ops.extend(final_reads(&env, &founders).await);
+    history.ops.extend(workload::final_reads(&env, &founders).await);
     violations.extend(monitor.violations());
     violations.extend(checker::check_all(&history));
 
@@ -183,30 +193,4 @@ async fn converge(cluster: &mut SimCluster, monitor: &mut Monitor, start: Instan
         last = hashes;
     }
     Err(Violation::new("convergence", format!("members did not converge within 30 s of healing: (applied index, hash) per member {last:?}")))
-}
-
-/// Linearizable reads of every register key through every member, and the queue's remains,
-/// after all faults healed: an acknowledged write lost shows up as a violation.
-async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
-    let mut ops = Vec::new();
-    for &m in members {
-        for k in 0..REGISTER_KEYS {
-            for _ in 0..10 {
-                let call = Call::Get { key: register_key(k) };
-                if let Outcome::Ok(_) = workload::record(env, 1000 + m as u64, m, call, &mut ops).await {
-                    break;
-                }
-                sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-    for _ in 0..10 {
-        let Some(&m) = members.first() else { break };
-        let call = Call::ListQueue { queue: workload::QUEUE_DIR.into() };
-        if let Outcome::Ok(_) = workload::record(env, 1000, m, call, &mut ops).await {
-            break;
-        }
-        sleep(Duration::from_millis(500)).await;
-    }
-    ops
 }

@@ -1,17 +1,20 @@
-//! The simulated clients. Each runs on its own simulated host, talks to members over the v2
-//! HTTP API exactly as curl would, and records every operation with its invoke and complete
-//! times. Which member, which key and when are drawn from madsim's seeded RNG.
+//! The clients. Each talks to members over the v2 HTTP API exactly as curl would, and records
+//! every operation with its invoke and complete times. Which member, which key and when are
+//! drawn from [`crate::rng`]. In the simulation each runs on its own simulated host; the
+//! partition suite runs the same clients against real processes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use madsim::rand::{thread_rng, Rng};
+use std::net::SocketAddr;
+
+use rand::Rng;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{request, Reply};
-use crate::cluster::client_addr;
+use crate::rng::rng;
 use crate::history::{Call, Op, Outcome, Return, SeenEvent, WatchLog};
 
 /// Register keys live under this directory (watchers watch it).
@@ -25,26 +28,31 @@ pub const TTL_S: u64 = 3;
 /// How long a client waits for an answer before it records the operation as unknown.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// What every client shares: the run's start (times are relative to it), the member count and
-/// the stop signal.
+/// What every client shares: the run's start (times are relative to it), where each member
+/// serves clients, and the stop signal.
 #[derive(Clone)]
 pub struct Env {
     pub start: Instant,
-    pub members: usize,
+    /// Member `i`'s client address.
+    pub members: Arc<Vec<SocketAddr>>,
     pub stop: Arc<AtomicBool>,
 }
 
 impl Env {
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn pick_member(&self) -> usize {
-        thread_rng().gen_range(0..self.members)
+    pub(crate) fn pick_member(&self) -> usize {
+        rng().gen_range(0..self.members.len())
+    }
+
+    pub(crate) fn addr(&self, member: usize) -> SocketAddr {
+        self.members[member]
     }
 }
 
@@ -53,26 +61,35 @@ pub fn register_key(i: usize) -> String {
     format!("{REGISTER_DIR}/k{i}")
 }
 
-async fn pause_ms(lo: u64, hi: u64) {
-    let ms = thread_rng().gen_range(lo..hi);
+pub(crate) async fn pause_ms(lo: u64, hi: u64) {
+    let ms = rng().gen_range(lo..hi);
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// One v2 call: send it to `member`, record it in `ops`, and return how it ended.
 pub async fn record(env: &Env, client: u64, member: usize, call: Call, ops: &mut Vec<Op>) -> Outcome {
-    let invoke_ms = env.now_ms();
-    let outcome = match &call {
-        Call::Dequeue { queue } => dequeue(member, queue).await,
-        Call::ListQueue { queue } => list_queue(member, queue).await,
-        _ => interpret(&call, send(member, &call).await),
+    let addr = env.addr(member);
+    let run = async {
+        match &call {
+            Call::Dequeue { queue } => dequeue(addr, queue).await,
+            Call::ListQueue { queue } => list_queue(addr, queue).await,
+            _ => interpret(&call, send(addr, &call).await),
+        }
     };
+    record_outcome(env, client, member, call.clone(), ops, run).await
+}
+
+/// Record `call`, sent to `member`, as ending with what `run` (the requests that carry it out,
+/// through whichever API) returns, timed from invocation to completion.
+pub async fn record_outcome(env: &Env, client: u64, member: usize, call: Call, ops: &mut Vec<Op>, run: impl std::future::Future<Output = Outcome>) -> Outcome {
+    let invoke_ms = env.now_ms();
+    let outcome = run.await;
     ops.push(Op { client, member, call, invoke_ms, complete_ms: env.now_ms(), outcome: outcome.clone() });
     outcome
 }
 
 /// The v2 request that carries out `call`.
-async fn send(member: usize, call: &Call) -> Reply {
-    let addr = client_addr(member);
+async fn send(addr: SocketAddr, call: &Call) -> Reply {
     let ttl;
     let (method, path, form): (&str, String, Vec<(&str, &str)>) = match call {
         Call::Get { key } | Call::Lookup { key } => ("GET", format!("/v2/keys{key}?quorum=true"), vec![]),
@@ -142,11 +159,11 @@ pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
     let mut seq = 0u64;
     let mut last_seen: Vec<Option<String>> = vec![None; REGISTER_KEYS];
     while !env.stopped() {
-        let k = thread_rng().gen_range(0..REGISTER_KEYS);
+        let k = rng().gen_range(0..REGISTER_KEYS);
         let key = register_key(k);
         seq += 1;
         let value = format!("c{client}-{seq}");
-        let call = match thread_rng().gen_range(0..10) {
+        let call = match rng().gen_range(0..10) {
             0..=3 => Call::Get { key },
             4..=6 => Call::Put { key, value },
             _ => Call::Cas { key, expected: last_seen[k].clone(), value },
@@ -173,7 +190,7 @@ pub async fn lock_client(env: Env, client: u64) -> Vec<Op> {
             continue;
         };
         let mut prev_index = token;
-        let rounds = thread_rng().gen_range(0..4);
+        let rounds = rng().gen_range(0..4);
         let mut held = true;
         for _ in 0..rounds {
             pause_ms(200, 900).await;
@@ -206,7 +223,7 @@ pub async fn service_client(env: Env, client: u64) -> Vec<Op> {
             pause_ms(200, 600).await;
             continue;
         }
-        let beats = thread_rng().gen_range(2..10);
+        let beats = rng().gen_range(2..10);
         for _ in 0..beats {
             pause_ms(300, 900).await;
             let beat = record(&env, client, env.pick_member(), Call::Heartbeat { key: key.clone(), ttl: TTL_S }, &mut ops).await;
@@ -236,7 +253,7 @@ pub async fn watch_client(env: Env, watcher: u64) -> Vec<WatchLog> {
         let Some(current) = log.as_mut() else {
             // Start from the directory's current index.
             let path = format!("/v2/keys{REGISTER_DIR}?quorum=true");
-            if let Reply::Answered { index, .. } = request(client_addr(member), "GET", &path, &[], CLIENT_TIMEOUT).await {
+            if let Reply::Answered { index, .. } = request(env.addr(member), "GET", &path, &[], CLIENT_TIMEOUT).await {
                 if index > 0 {
                     log = Some(WatchLog { watcher, prefix: REGISTER_DIR.into(), start_index: index + 1, events: vec![] });
                 }
@@ -246,7 +263,7 @@ pub async fn watch_client(env: Env, watcher: u64) -> Vec<WatchLog> {
         };
         let next = current.events.last().map_or(current.start_index, |e| e.index + 1);
         let path = format!("/v2/keys{REGISTER_DIR}?wait=true&recursive=true&waitIndex={next}");
-        match request(client_addr(member), "GET", &path, &[], CLIENT_TIMEOUT).await {
+        match request(env.addr(member), "GET", &path, &[], CLIENT_TIMEOUT).await {
             Reply::Answered { status: 200, body, .. } => {
                 let node = &body["node"];
                 let event = SeenEvent {
@@ -312,8 +329,8 @@ fn queue_items(body: &Value) -> Vec<(String, String, u64)> {
 
 /// A dequeue: a sorted linearizable listing, then a delete of the oldest item guarded by its
 /// index, so two consumers can never both take it.
-async fn dequeue(member: usize, queue: &str) -> Outcome {
-    let listing = request(client_addr(member), "GET", &format!("/v2/keys{queue}?sorted=true&quorum=true"), &[], CLIENT_TIMEOUT).await;
+async fn dequeue(addr: SocketAddr, queue: &str) -> Outcome {
+    let listing = request(addr, "GET", &format!("/v2/keys{queue}?sorted=true&quorum=true"), &[], CLIENT_TIMEOUT).await;
     let (index, body) = match listing {
         Reply::Answered { status: 200, index, body } => (index, body),
         Reply::Answered { status: 404, index, .. } => return Outcome::Ok(Return::Value { value: None, index }),
@@ -324,7 +341,7 @@ async fn dequeue(member: usize, queue: &str) -> Outcome {
         return Outcome::Ok(Return::Value { value: None, index });
     };
     let path = format!("/v2/keys{key}?prevIndex={modified}");
-    match request(client_addr(member), "DELETE", &path, &[], CLIENT_TIMEOUT).await {
+    match request(addr, "DELETE", &path, &[], CLIENT_TIMEOUT).await {
         Reply::Answered { status: 200, index, .. } => Outcome::Ok(Return::Value { value: Some(value), index }),
         Reply::Answered { status: 404 | 412, ref body, .. } if refused(body) => Outcome::Ok(Return::Refused),
         Reply::Answered { status, body, .. } => Outcome::Unknown(format!("{status} {body}")),
@@ -334,11 +351,37 @@ async fn dequeue(member: usize, queue: &str) -> Outcome {
 }
 
 /// Every item left in `queue`.
-async fn list_queue(member: usize, queue: &str) -> Outcome {
-    match request(client_addr(member), "GET", &format!("/v2/keys{queue}?sorted=true&quorum=true"), &[], CLIENT_TIMEOUT).await {
+async fn list_queue(addr: SocketAddr, queue: &str) -> Outcome {
+    match request(addr, "GET", &format!("/v2/keys{queue}?sorted=true&quorum=true"), &[], CLIENT_TIMEOUT).await {
         Reply::Answered { status: 200, body, .. } => Outcome::Ok(Return::Items(queue_items(&body).into_iter().map(|(_, v, _)| v).collect())),
         Reply::Answered { status: 404, .. } => Outcome::Ok(Return::Items(vec![])),
         Reply::Answered { status, body, .. } => Outcome::Failed(format!("{status} {body}")),
         Reply::NotSent(e) | Reply::Lost(e) => Outcome::Failed(e),
     }
+}
+
+/// Linearizable reads of every register key through every member, and the queue's remains,
+/// after all faults healed: an acknowledged write lost shows up as a violation.
+pub async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for &m in members {
+        for k in 0..REGISTER_KEYS {
+            for _ in 0..10 {
+                let call = Call::Get { key: register_key(k) };
+                if let Outcome::Ok(_) = record(env, 1000 + m as u64, m, call, &mut ops).await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    for _ in 0..10 {
+        let Some(&m) = members.first() else { break };
+        let call = Call::ListQueue { queue: QUEUE_DIR.into() };
+        if let Outcome::Ok(_) = record(env, 1000, m, call, &mut ops).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ops
 }

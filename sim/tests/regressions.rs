@@ -52,3 +52,13 @@ fn seed_73_a_learner_added_after_a_snapshot_catches_up() {
     let report = run(RunOptions::standard(73));
     assert!(report.passed(), "{:?}", report.violations);
 }
+
+/// Seed 216 crashed a member and restarted it within one monitor sample; the restarted member
+/// rightly came back with the commit index and revision it had made durable, lower than the
+/// ones it had reached in memory, and the monitor, which saw no gap, called that going
+/// backwards. The monitor now tells incarnations apart by the cluster's count of them.
+#[test]
+fn seed_216_a_crash_between_samples_is_a_new_incarnation() {
+    let report = run(RunOptions::standard(216));
+    assert!(report.passed(), "{:?}", report.violations);
+}

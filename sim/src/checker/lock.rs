@@ -13,6 +13,8 @@ use crate::history::{Call, Op, Return};
 /// One acquisition and what it provably held.
 #[derive(Debug)]
 struct Holding<'a> {
+    /// Which lock (clients of different locks may hold theirs at once).
+    lock: &'a str,
     acquired: &'a Op,
     token: u64,
     /// Invocation time of the last successful refresh or release (the proof it still held).
@@ -20,14 +22,14 @@ struct Holding<'a> {
 }
 
 fn holdings(ops: &[Op]) -> Vec<Holding<'_>> {
-    let mut out: BTreeMap<(u64, u64), Holding<'_>> = BTreeMap::new();
+    let mut out: BTreeMap<(&str, u64, u64), Holding<'_>> = BTreeMap::new();
     for op in ops {
         match (&op.call, op.ok()) {
-            (Call::LockAcquire { .. }, Some(Return::Acquired { token })) => {
-                out.insert((op.client, *token), Holding { acquired: op, token: *token, held_until: None });
+            (Call::LockAcquire { lock, .. }, Some(Return::Acquired { token })) => {
+                out.insert((lock.as_str(), op.client, *token), Holding { lock, acquired: op, token: *token, held_until: None });
             }
-            (Call::LockRefresh { token, .. } | Call::LockRelease { token, .. }, Some(Return::Written { .. })) => {
-                if let Some(h) = out.get_mut(&(op.client, *token)) {
+            (Call::LockRefresh { lock, token, .. } | Call::LockRelease { lock, token, .. }, Some(Return::Written { .. })) => {
+                if let Some(h) = out.get_mut(&(lock.as_str(), op.client, *token)) {
                     h.held_until = Some(h.held_until.unwrap_or(0).max(op.invoke_ms));
                 }
             }
@@ -37,12 +39,22 @@ fn holdings(ops: &[Op]) -> Vec<Holding<'_>> {
     out.into_values().collect()
 }
 
-/// Check mutual exclusion and fencing order.
+/// Check mutual exclusion and fencing order, lock by lock.
 pub fn check(ops: &[Op]) -> Vec<Violation> {
-    let all = holdings(ops);
+    let mut by_lock: BTreeMap<&str, Vec<Holding<'_>>> = BTreeMap::new();
+    for h in holdings(ops) {
+        by_lock.entry(h.lock).or_default().push(h);
+    }
+    let mut out: Vec<Violation> = by_lock.values().flat_map(|all| check_lock(all)).collect();
+    out.truncate(10);
+    out
+}
+
+/// Mutual exclusion and fencing order among the holders of one lock.
+fn check_lock(all: &[Holding<'_>]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut tokens = BTreeMap::new();
-    for h in &all {
+    for h in all {
         if let Some(other) = tokens.insert(h.token, h.acquired.client) {
             out.push(Violation::new("lock fencing", format!("token {} handed to clients {other} and {}", h.token, h.acquired.client)));
         }
@@ -115,6 +127,18 @@ mod tests {
             release(2, 9, (800, 810), written(10)),
         ];
         assert_eq!(properties(&check(&ops)), ["lock exclusion"]);
+    }
+
+    #[test]
+    fn holders_of_different_locks_may_overlap() {
+        let other = |op: Op| Op { call: Call::LockAcquire { lock: "/locks/other".into(), ttl: 3 }, ..op };
+        let ops = vec![
+            acquire(1, (0, 10), 5),
+            release(1, 5, (1000, 1010), written(6)),
+            other(acquire(2, (400, 500), 9)),
+            Op { call: Call::LockRelease { lock: "/locks/other".into(), token: 9, prev_index: 9 }, ..release(2, 9, (800, 810), written(10)) },
+        ];
+        assert_eq!(properties(&check(&ops)), Vec::<&str>::new());
     }
 
     #[test]

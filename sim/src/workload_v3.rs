@@ -1,0 +1,199 @@
+//! The v3 clients: the register and lock workloads again, through the v3 JSON gateway (etcd's
+//! grpc-gateway) instead of the v2 API. Keel keeps one key space and one revision counter for
+//! both APIs, so v3 operations land in the same history, on the same register keys, as v2 ones,
+//! and the same checkers judge them together.
+
+use std::net::SocketAddr;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::client::{post_json, Reply};
+use crate::history::{Call, Op, Outcome, Return};
+use crate::rng::rng;
+use crate::workload::{pause_ms, record_outcome, register_key, Env, CLIENT_TIMEOUT, REGISTER_KEYS, TTL_S};
+
+/// The lock v3 lock clients contend for, through etcd's Lock service.
+pub const LOCK_V3: &str = "/locks/v3";
+
+fn b64(s: &str) -> String {
+    B64.encode(s)
+}
+
+fn int(v: &Value) -> u64 {
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()).unwrap_or(0)
+}
+
+/// A gateway answer: the body of a 200, or how the call failed (`Err(true)`: it may still
+/// have happened).
+async fn call(addr: SocketAddr, name: &str, body: Value) -> Result<Value, (bool, String)> {
+    match post_json(addr, name, &body, CLIENT_TIMEOUT).await {
+        Reply::Answered { status: 200, body, .. } => Ok(body),
+        Reply::Answered { status, body, .. } => Err((true, format!("{status} {body}"))),
+        Reply::NotSent(e) => Err((false, e)),
+        Reply::Lost(e) => Err((true, e)),
+    }
+}
+
+/// How a failed call ends the operation: a read that failed changed nothing, a write that
+/// failed for an unknown reason may still commit.
+fn failure(reading: bool, (maybe, e): (bool, String)) -> Outcome {
+    if maybe && !reading {
+        Outcome::Unknown(e)
+    } else {
+        Outcome::Failed(e)
+    }
+}
+
+/// A register operation (get, put, compare-and-swap) through the gateway.
+async fn register_op(addr: SocketAddr, call: &Call) -> Outcome {
+    let (reading, name, body) = match call {
+        Call::Get { key } => (true, "kv/range", json!({ "key": b64(key) })),
+        Call::Put { key, value } => (false, "kv/put", json!({ "key": b64(key), "value": b64(value) })),
+        Call::Cas { key, expected, value } => {
+            let compare = match expected {
+                Some(prev) => json!({ "key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(prev) }),
+                None => json!({ "key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0" }),
+            };
+            let put = json!({ "request_put": { "key": b64(key), "value": b64(value) } });
+            (false, "kv/txn", json!({ "compare": [compare], "success": [put] }))
+        }
+        _ => return Outcome::Failed(format!("not a register operation: {call:?}")),
+    };
+    let body = match self::call(addr, name, body).await {
+        Ok(body) => body,
+        Err(e) => return failure(reading, e),
+    };
+    let revision = int(&body["header"]["revision"]);
+    match call {
+        Call::Get { .. } => {
+            let value = body["kvs"][0]["value"].as_str().and_then(|v| B64.decode(v).ok()).map(|v| String::from_utf8_lossy(&v).into_owned());
+            Outcome::Ok(Return::Value { value, index: revision })
+        }
+        Call::Cas { .. } if body["succeeded"] != true => Outcome::Ok(Return::Refused),
+        _ => Outcome::Ok(Return::Written { index: revision }),
+    }
+}
+
+/// A v3 register client: linearizable ranges, puts and txn compare-and-swaps on the same keys
+/// the v2 register clients use.
+pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut seq = 0u64;
+    let mut last_seen: Vec<Option<String>> = vec![None; REGISTER_KEYS];
+    while !env.stopped() {
+        let k = rng().gen_range(0..REGISTER_KEYS);
+        let key = register_key(k);
+        seq += 1;
+        let value = format!("c{client}-{seq}");
+        let call = match rng().gen_range(0..10) {
+            0..=3 => Call::Get { key },
+            4..=6 => Call::Put { key, value },
+            _ => Call::Cas { key, expected: last_seen[k].clone(), value },
+        };
+        let member = env.pick_member();
+        let addr = env.addr(member);
+        let outcome = record_outcome(&env, client, member, call.clone(), &mut ops, register_op(addr, &call)).await;
+        if let Outcome::Ok(Return::Value { value, .. }) = outcome {
+            last_seen[k] = value;
+        }
+        pause_ms(0, 60).await;
+    }
+    ops
+}
+
+/// What a v3 lock holder needs to keep and release its lock.
+struct Held {
+    lease: String,
+    key: String,
+    token: u64,
+}
+
+/// Take the lock: grant a lease, wait in etcd's Lock service, then read the owner key's create
+/// revision — the fencing token, which orders holders as the lock queue does.
+async fn acquire(addr: SocketAddr, ttl: u64) -> (Outcome, Option<Held>) {
+    let lease = match call(addr, "lease/grant", json!({ "TTL": ttl.to_string() })).await {
+        Ok(body) => body["ID"].as_str().unwrap_or_default().to_string(),
+        Err(e) => return (failure(true, e), None),
+    };
+    let key = match call(addr, "lock/lock", json!({ "name": b64(LOCK_V3), "lease": lease })).await {
+        Ok(body) => body["key"].as_str().unwrap_or_default().to_string(),
+        Err(e) => return (failure(false, e), None),
+    };
+    match call(addr, "kv/range", json!({ "key": key })).await {
+        Ok(body) if body["kvs"][0]["create_revision"].is_string() => {
+            let token = int(&body["kvs"][0]["create_revision"]);
+            (Outcome::Ok(Return::Acquired { token }), Some(Held { lease, key, token }))
+        }
+        // Acquired, but the key is already gone (the lease expired): nothing is held.
+        Ok(_) => (Outcome::Unknown("the owner key vanished".into()), None),
+        Err(e) => (failure(false, e), None),
+    }
+}
+
+/// Keep the lock: a keep-alive of its lease. A live lease proves the owner key (attached to
+/// it) still exists; TTL 0 means the lease, and with it the lock, is gone.
+async fn refresh(addr: SocketAddr, held: &Held) -> Outcome {
+    match call(addr, "lease/keepalive", json!({ "ID": held.lease })).await {
+        Ok(body) if int(&body["result"]["TTL"]) > 0 => Outcome::Ok(Return::Written { index: int(&body["result"]["header"]["revision"]) }),
+        Ok(body) if body["result"].is_object() => Outcome::Ok(Return::Refused),
+        Ok(body) => Outcome::Failed(format!("no keep-alive answer: {body}")),
+        Err(e) => failure(true, e),
+    }
+}
+
+/// Release the lock only if the owner key is still ours (same create revision): a txn, so a
+/// release after the lease expired cannot pass for proof that we still held it.
+async fn release(addr: SocketAddr, held: &Held) -> Outcome {
+    let compare = json!({ "key": held.key, "result": "EQUAL", "target": "CREATE", "create_revision": held.token.to_string() });
+    let delete = json!({ "request_delete_range": { "key": held.key } });
+    let outcome = match call(addr, "kv/txn", json!({ "compare": [compare], "success": [delete] })).await {
+        Ok(body) if body["succeeded"] == true => Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) }),
+        Ok(_) => Outcome::Ok(Return::Refused),
+        Err(e) => failure(false, e),
+    };
+    // Done with the lease either way; if this fails it expires on its own.
+    let _ = call(addr, "lease/revoke", json!({ "ID": held.lease })).await;
+    outcome
+}
+
+/// A v3 lock client: etcd's Lock service with a lease it keeps alive, releases fenced by the
+/// owner key's create revision. The lock checker judges it as it judges the v2 lock clients.
+pub async fn lock_client(env: Env, client: u64) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let lock = LOCK_V3.to_string();
+    while !env.stopped() {
+        let member = env.pick_member();
+        let (addr, call) = (env.addr(member), Call::LockAcquire { lock: lock.clone(), ttl: TTL_S });
+        let mut held = None;
+        let run = async {
+            let (outcome, h) = acquire(addr, TTL_S).await;
+            held = h;
+            outcome
+        };
+        record_outcome(&env, client, member, call, &mut ops, run).await;
+        let Some(held) = held else {
+            pause_ms(100, 500).await;
+            continue;
+        };
+        let mut holding = true;
+        for _ in 0..rng().gen_range(0..4) {
+            pause_ms(200, 900).await;
+            let member = env.pick_member();
+            let call = Call::LockRefresh { lock: lock.clone(), token: held.token, prev_index: 0 };
+            if !matches!(record_outcome(&env, client, member, call, &mut ops, refresh(env.addr(member), &held)).await, Outcome::Ok(Return::Written { .. })) {
+                holding = false;
+                break;
+            }
+        }
+        if holding {
+            let member = env.pick_member();
+            let call = Call::LockRelease { lock: lock.clone(), token: held.token, prev_index: 0 };
+            record_outcome(&env, client, member, call, &mut ops, release(env.addr(member), &held)).await;
+        }
+        pause_ms(50, 400).await;
+    }
+    ops
+}

@@ -7,6 +7,20 @@ use sha1::{Digest, Sha1};
 
 /// A founding member's id from its peer URLs and the `--initial-cluster-token`.
 pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
+    first_u64(&member_digest(peer_urls, token).finalize())
+}
+
+/// The id `member add` gives a new member: its peer URLs and the token as for a founder, and
+/// the raft index the cluster had applied when it was added (etcd mixes in the time). So a
+/// member removed and added back at the same address gets a new id, and the old one — which
+/// the log says was removed — cannot stop it.
+pub fn added_member_id(peer_urls: &[String], token: &str, applied_index: u64) -> u64 {
+    let mut hasher = member_digest(peer_urls, token);
+    hasher.update(applied_index.to_be_bytes());
+    first_u64(&hasher.finalize())
+}
+
+fn member_digest(peer_urls: &[String], token: &str) -> Sha1 {
     let mut urls = peer_urls.to_vec();
     urls.sort();
     let mut hasher = Sha1::new();
@@ -14,7 +28,7 @@ pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
         hasher.update(u.as_bytes());
     }
     hasher.update(token.as_bytes());
-    first_u64(&hasher.finalize())
+    hasher
 }
 
 /// The cluster id of a cluster founded by these members.
@@ -53,5 +67,14 @@ mod tests {
         let b = member_id(&["http://a:2380".into(), "http://b:2380".into()], "t");
         assert_eq!(a, b);
         assert_ne!(a, member_id(&["http://a:2380".into(), "http://b:2380".into()], "u"));
+    }
+
+    #[test]
+    fn a_member_added_back_at_the_same_address_gets_a_new_id() {
+        let urls = vec!["http://10.0.0.3:2380".to_string()];
+        let first = added_member_id(&urls, "t", 40);
+        assert_ne!(first, added_member_id(&urls, "t", 97));
+        assert_ne!(first, member_id(&urls, "t"));
+        assert_eq!(first, added_member_id(&urls, "t", 40));
     }
 }

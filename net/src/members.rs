@@ -45,7 +45,7 @@ pub async fn handle<B: Backend>(backend: &B, token: &str, method: &Method, path:
         }
         (&Method::POST, None) => {
             let Some(urls) = peer_urls(body) else { return error(400, "bad request: expected {\"peerURLs\": [...]}") };
-            let id = crate::ids::member_id(&urls, token);
+            let id = crate::ids::added_member_id(&urls, token, backend.status().applied_index);
             let add = MemberChange::Add(MemberAddRequest { id, peer_urls: urls, is_learner: false });
             match backend.call(Request::MemberChange(add)).await {
                 Ok(Response::Member(r)) => match r.member {

@@ -142,15 +142,20 @@ impl Flags {
 pub struct ServerConfig {
     pub name: String,
     pub data_dir: PathBuf,
+    /// Derived from the peer URLs and token: right for founders; a joining member learns the id
+    /// `member add` gave it from the cluster instead (see `member::start`).
     pub member_id: u64,
-    /// 0 for a member joining an existing cluster: it learns nothing about ids from its flags.
+    /// 0 for a member joining an existing cluster: it learns the cluster's id when it joins.
     pub cluster_id: u64,
+    /// `--initial-advertise-peer-urls`: how a joining member tells the cluster who it is.
+    pub advertise_peer_urls: Vec<String>,
     /// The founding members, when founding a cluster; empty when joining.
     pub initial_members: Vec<Member>,
     /// Every member named by `--initial-cluster` (with derived ids): where to find peers
     /// before the membership is known from the log (a joining member needs this).
     pub peers: Vec<Member>,
-    /// `--initial-cluster-token`: members added later get ids derived from it too.
+    /// `--initial-cluster-token`: members added later get ids derived from it too (and from
+    /// the moment of the addition).
     pub cluster_token: String,
     pub listen_client: Vec<String>,
     pub advertise_client_urls: Vec<String>,
@@ -256,6 +261,7 @@ impl ServerConfig {
             data_dir: f.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.keel", f.name))),
             member_id,
             cluster_id,
+            advertise_peer_urls: advertise_peer.clone(),
             initial_members: if founding { members.clone() } else { vec![] },
             peers: members,
             cluster_token: token.clone(),

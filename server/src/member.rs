@@ -9,13 +9,16 @@ use keel_core::config::NodeConfig;
 use keel_core::node::Node;
 use keel_net::http::{self, Api};
 use keel_net::metrics::Metrics;
-use keel_net::peer::{host_port, PeerTransport};
+use keel_net::peer::{self, host_port, PeerTransport};
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::driver::{Driver, Handle, Identity, Wiring};
 use crate::storage::Storage;
+
+/// How long a joining member keeps asking the cluster for its id before giving up.
+const JOIN_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A started member: run `driver` to completion; `handle` reaches it in-process.
 pub struct Started<S: Storage> {
@@ -28,8 +31,19 @@ pub struct Started<S: Storage> {
 /// and served before this returns, so a port in use is reported here.
 pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64, clock: Clock) -> Result<Started<S>, String> {
     let recovery = storage.recover().map_err(|e| e.to_string())?;
-    let mut node_config = NodeConfig::new(config.member_id, config.initial_members.clone());
-    node_config.cluster_id = config.cluster_id;
+    // A member joining a running cluster (no founding members, nothing stored) has the id
+    // `member add` gave it, which it learns from the cluster.
+    let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
+    let (member_id, cluster_id) = if recovery.is_none() && config.initial_members.is_empty() {
+        let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
+        let found = peer::discover_identity(&urls, &config.advertise_peer_urls, JOIN_PATIENCE).await?;
+        peers = found.members;
+        (found.id, found.cluster_id)
+    } else {
+        (config.member_id, config.cluster_id)
+    };
+    let mut node_config = NodeConfig::new(member_id, config.initial_members.clone());
+    node_config.cluster_id = cluster_id;
     node_config.tick_ms = config.tick_ms;
     node_config.election_ticks = config.election_ticks;
     node_config.snapshot_count = config.snapshot_count;
@@ -40,7 +54,7 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
     let node = match recovery {
         Some(r) => {
-            tracing::info!(member = %format!("{:x}", config.member_id), "restarting from stored state");
+            tracing::info!(member = %format!("{member_id:x}"), "restarting from stored state");
             Node::recover(node_config, r)
         }
         None => Node::new(node_config),
@@ -53,11 +67,11 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
         client_listeners.push(bind(url, "clients").await?);
     }
     let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
-    let transport = PeerTransport::new(config.member_id, config.cluster_id, peer_tx);
+    let transport = PeerTransport::new(member_id, cluster_id, peer_tx);
     transport.serve(peer_listener);
-    for peer in &config.peers {
-        if let Some(url) = peer.peer_urls.first() {
-            transport.set_peer(peer.id, url);
+    for (id, urls) in &peers {
+        if let Some(url) = urls.first() {
+            transport.set_peer(*id, url);
         }
     }
 
@@ -66,15 +80,15 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let tick = Duration::from_millis(config.tick_ms);
     let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout, clock };
     let (driver, handle) = Driver::new(node, storage, wiring);
-    handle.set_cluster_id(config.cluster_id);
+    handle.set_cluster_id(cluster_id);
     let api = Arc::new(Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone()));
     for listener in client_listeners {
         tokio::spawn(http::serve(listener, api.clone()));
     }
     tracing::info!(
         name = %config.name,
-        member = %format!("{:x}", config.member_id),
-        cluster = %format!("{:x}", config.cluster_id),
+        member = %format!("{member_id:x}"),
+        cluster = %format!("{cluster_id:x}"),
         "serving clients on {} and peers on {}",
         config.listen_client.join(","),
         config.listen_peer

@@ -182,6 +182,22 @@ impl ProcessCluster {
         })
     }
 
+    /// Add member `i` back after it was removed, the way an operator does: announce its peer
+    /// URL again through `/v2/members`, wipe its data directory and start it with
+    /// `--initial-cluster-state existing`.
+    pub fn add_back(&mut self, i: usize) {
+        self.kill(i);
+        let body = format!(r#"{{"peerURLs":["{}"]}}"#, self.members[i].peer_url);
+        let survivor = (0..self.members.len()).find(|j| *j != i && self.members[*j].child.is_some()).expect("a running member");
+        let (code, answer) = curl(&["-X", "POST", &format!("{}/v2/members", self.url(survivor)), "-H", "Content-Type: application/json", "-d", &body]);
+        assert_eq!(code, 201, "member add: {answer}");
+        let member = &mut self.members[i];
+        let _ = std::fs::remove_dir_all(&member.data_dir);
+        let state = member.args.iter().position(|a| a == "--initial-cluster-state").expect("state flag") + 1;
+        member.args[state] = "existing".into();
+        member.spawn();
+    }
+
     /// `kill -9` member `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

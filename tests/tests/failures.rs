@@ -141,6 +141,35 @@ fn a_member_added_through_v2_members_joins_catches_up_and_a_removed_one_stops() 
     assert!(wrote, "the remaining members never accepted a write\n{}", c.members[new].log());
 }
 
+/// Found by the partition suite (`keel-jepsen --scenario membership --seed 1`): a member
+/// removed and added back at the same peer URL used to get the same id, replayed its own
+/// removal from the leader's log and stopped for good.
+#[test]
+fn a_removed_member_added_back_at_its_old_address_serves_again() {
+    let mut c = ProcessCluster::start(3);
+    let (_, body) = curl(&[&format!("{}/v2/members", c.url(0))]);
+    let members = json(&body)["members"].as_array().cloned().unwrap();
+    let id = members.iter().find(|m| m["name"] == "m2").unwrap()["id"].as_str().unwrap().to_string();
+    let (code, body) = curl(&["-X", "DELETE", &format!("{}/v2/members/{id}", c.url(0))]);
+    assert_eq!(code, 204, "{body}");
+    let wrote = (0..50).any(|_| {
+        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/while-out", c.url(0)), "-d", "value=x", "--max-time", "3"]);
+        std::thread::sleep(Duration::from_millis(100));
+        code == 200 || code == 201
+    });
+    assert!(wrote, "the remaining members never accepted a write");
+    c.add_back(2);
+    c.wait_healthy(Duration::from_secs(30));
+    let (code, body) = curl(&[&format!("{}/v2/keys/while-out?quorum=true", c.url(2))]);
+    assert_eq!(code, 200, "{body}\n{}", c.members[2].log());
+    let (_, body) = curl(&[&format!("{}/v2/members", c.url(2))]);
+    let ids: Vec<String> = json(&body)["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 3, "{body}");
+    assert!(!ids.contains(&id), "the member came back with its old id {id}: {body}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(c.members[2].running(), "the member added back stopped\n{}", c.members[2].log());
+}
+
 #[test]
 fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let c = ProcessCluster::start(1);

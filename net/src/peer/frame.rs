@@ -29,6 +29,13 @@ pub enum Frame {
     Removed,
     /// The leader's answer to a forwarded request.
     ForwardReply { id: u64, result: Result<Response, Error> },
+    /// A member joining a running cluster, with no state yet, asks which id `member add`
+    /// gave the member with these peer URLs (ids of added members are not derivable).
+    WhoAmI { peer_urls: Vec<String> },
+    /// The answer to [`Frame::WhoAmI`]: the member's id (0: no such member yet), the
+    /// cluster's, and every member's id and peer URLs (a joiner must answer members whose ids
+    /// it cannot derive either, before its log tells it of them).
+    YouAre { id: u64, cluster_id: u64, members: Vec<(u64, Vec<String>)> },
 }
 
 /// Why a connection's byte stream was rejected.
@@ -148,6 +155,8 @@ mod tests {
             Frame::Raft(vec![1, 2, 3]),
             Frame::Forward { id: 1, request: Request::LeaseLeases },
             Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },
+            Frame::WhoAmI { peer_urls: vec!["http://10.0.0.4:2380".into()] },
+            Frame::YouAre { id: 4, cluster_id: 9, members: vec![(4, vec!["http://10.0.0.4:2380".into()])] },
         ];
         let mut wire = Vec::new();
         for f in &frames {

@@ -57,12 +57,25 @@ pub struct PeerTransport {
     cluster_id: u64,
     links: Arc<Mutex<BTreeMap<u64, Link>>>,
     inbound: mpsc::Sender<Inbound>,
+    /// The cluster's members (id, sorted peer URLs), to tell joiners who they are.
+    directory: Arc<Mutex<Directory>>,
 }
 
 impl PeerTransport {
     /// A transport for member `id` of cluster `cluster_id`, delivering what arrives to `inbound`.
     pub fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>) -> Self {
-        PeerTransport { id, cluster_id, links: Arc::new(Mutex::new(BTreeMap::new())), inbound }
+        PeerTransport { id, cluster_id, links: Arc::new(Mutex::new(BTreeMap::new())), inbound, directory: Arc::default() }
+    }
+
+    /// The cluster's members as of now, each with its peer URLs: who a joiner may be.
+    pub fn set_directory(&self, members: &[(u64, Vec<String>)]) {
+        *lock(&self.directory) = members.iter().map(|(id, urls)| (*id, sorted(urls))).collect();
+    }
+
+    /// The id of the member with these peer URLs (0 if there is none).
+    fn identify(&self, peer_urls: &[String]) -> u64 {
+        let wanted = sorted(peer_urls);
+        lock(&self.directory).iter().find(|(_, urls)| *urls == wanted).map_or(0, |(id, _)| *id)
     }
 
     /// Accept peers' connections on `listener` (in a background task).
@@ -123,7 +136,17 @@ impl PeerTransport {
                 Frame::Forward { id, request } => Inbound::Forward { from, id, request },
                 Frame::ForwardReply { id, result } => Inbound::ForwardReply { id, result },
                 Frame::Removed => Inbound::Removed { from },
-                Frame::Hello { .. } => continue,
+                Frame::WhoAmI { peer_urls } => {
+                    let members = lock(&self.directory).clone();
+                    let answer = Frame::YouAre { id: self.identify(&peer_urls), cluster_id: self.cluster_id, members };
+                    // Flushed: simulated streams (madsim) send only on flush.
+                    let stream = stream.get_mut();
+                    if answer.write(stream).await.is_err() || stream.flush().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Frame::Hello { .. } | Frame::YouAre { .. } => continue,
             };
             if self.inbound.send(inbound).await.is_err() {
                 return;
@@ -191,6 +214,62 @@ impl PeerTransport {
             let _ = self.inbound.try_send(Inbound::Unreachable { peer: to });
         }
         queued
+    }
+}
+
+/// Every member's id and (sorted) peer URLs.
+type Directory = Vec<(u64, Vec<String>)>;
+
+fn sorted(urls: &[String]) -> Vec<String> {
+    let mut urls = urls.to_vec();
+    urls.sort();
+    urls
+}
+
+/// Who a joining member is, as the cluster told it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub id: u64,
+    pub cluster_id: u64,
+    /// Every member's id and peer URLs when it asked.
+    pub members: Vec<(u64, Vec<String>)>,
+}
+
+/// A member joining a running cluster learns its id, the cluster's and the members' from the
+/// members at `peers` (peer URLs, its own among them or not): it asks each in turn which member
+/// has `own_urls`, until one knows or `patience` runs out (the operator has not run `member
+/// add` yet, or no member is reachable).
+pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: Duration) -> Result<Identity, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let own = sorted(own_urls);
+    let others: Vec<String> = peers.iter().filter(|u| !own.contains(u)).filter_map(|u| host_port(u)).collect();
+    if others.is_empty() {
+        return Err("--initial-cluster names no other member to join through".into());
+    }
+    loop {
+        for addr in &others {
+            let ask = async {
+                let mut stream = TcpStream::connect(addr).await.ok()?;
+                (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
+                (Frame::WhoAmI { peer_urls: own.clone() }).write(&mut stream).await.ok()?;
+                stream.flush().await.ok()?;
+                match Frame::read(&mut stream).await {
+                    Ok(Some(Frame::YouAre { id, cluster_id, members })) if id != 0 => Some(Identity { id, cluster_id, members }),
+                    _ => None,
+                }
+            };
+            if let Ok(Some(found)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+                return Ok(found);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "no member at {} knows a member with peer URLs {}: add it first (etcdctl member add)",
+                others.join(","),
+                own.join(",")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -335,4 +414,24 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_millis(300), rx2.recv()).await;
         assert!(got.is_err(), "a foreign cluster's message was delivered");
     }
+
+    #[tokio::test]
+    async fn a_joiner_learns_its_id_once_it_has_been_added() {
+        let (tx, _rx) = mpsc::channel(64);
+        let member = PeerTransport::new(1, 5, tx);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer_url = format!("http://{}", listener.local_addr().unwrap());
+        member.serve(listener);
+        let joiner = vec!["http://127.0.0.1:1".to_string()];
+        let peers = vec![peer_url.clone(), joiner[0].clone()];
+        let early = discover_identity(&peers, &joiner, Duration::from_millis(400)).await;
+        assert!(early.unwrap_err().contains("member add"));
+        let members = vec![(1, vec![peer_url]), (0xabc, joiner.clone())];
+        member.set_directory(&members);
+        let found = discover_identity(&peers, &joiner, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(found, Identity { id: 0xabc, cluster_id: 5, members });
+        let alone = discover_identity(&joiner, &joiner, Duration::from_secs(1)).await;
+        assert!(alone.unwrap_err().contains("no other member"));
+    }
 }
+

@@ -35,7 +35,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
     async fn member_add(&self, req: Call<pb::MemberAddRequest>) -> Result<Reply<pb::MemberAddResponse>, Status> {
         let req = req.into_inner();
         check_urls(&req.peer_ur_ls)?;
-        let id = crate::ids::member_id(&req.peer_ur_ls, &self.token);
+        let id = crate::ids::added_member_id(&req.peer_ur_ls, &self.token, self.backend.status().applied_index);
         let add = MemberChange::Add(MemberAddRequest { id, peer_urls: req.peer_ur_ls, is_learner: req.is_learner });
         let r = call(&self.backend, Request::MemberChange(add), pick!(Response::Member)).await?;
         Ok(Reply::new(pb::MemberAddResponse {

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::driver::{Driver, Handle, Identity, Wiring};
-use crate::storage::Storage;
+use crate::storage::{MemberIdentity, Storage};
 
 /// How long a joining member keeps asking the cluster for its id before giving up.
 const JOIN_PATIENCE: Duration = Duration::from_secs(60);
@@ -31,16 +31,20 @@ pub struct Started<S: Storage> {
 /// and served before this returns, so a port in use is reported here.
 pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64, clock: Clock) -> Result<Started<S>, String> {
     let recovery = storage.recover().map_err(|e| e.to_string())?;
-    // A member joining a running cluster (no founding members, nothing stored) has the id
-    // `member add` gave it, which it learns from the cluster.
+    // A member joining a running cluster has the id `member add` gave it: it learns it from
+    // the cluster when it first starts (nothing stored, no founding members) and keeps it.
     let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
-    let (member_id, cluster_id) = if recovery.is_none() && config.initial_members.is_empty() {
-        let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
-        let found = peer::discover_identity(&urls, &config.advertise_peer_urls, JOIN_PATIENCE).await?;
-        peers = found.members;
-        (found.id, found.cluster_id)
-    } else {
-        (config.member_id, config.cluster_id)
+    let stored = storage.identity().map_err(|e| e.to_string())?;
+    let (member_id, cluster_id) = match stored {
+        Some(kept) => (kept.member_id, kept.cluster_id),
+        None if recovery.is_none() && config.initial_members.is_empty() => {
+            let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
+            let found = peer::discover_identity(&urls, &config.advertise_peer_urls, JOIN_PATIENCE).await?;
+            storage.keep_identity(MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }).map_err(|e| e.to_string())?;
+            peers = found.members;
+            (found.id, found.cluster_id)
+        }
+        None => (config.member_id, config.cluster_id),
     };
     let mut node_config = NodeConfig::new(member_id, config.initial_members.clone());
     node_config.cluster_id = cluster_id;

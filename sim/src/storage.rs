@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
-use keel_server::storage::{MemStorage, Storage, StorageError};
+use keel_server::storage::{MemStorage, MemberIdentity, Storage, StorageError};
 
 /// A member's disk, shared by the sim (which crashes it) and the member (which writes it).
 #[derive(Clone, Default)]
@@ -54,6 +54,14 @@ impl Storage for SimDisk {
 
     fn size_bytes(&self) -> u64 {
         lock(&self.store).size_bytes()
+    }
+
+    fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
+        lock(&self.store).identity()
+    }
+
+    fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
+        lock(&self.store).keep_identity(identity)
     }
 }
 

@@ -141,9 +141,10 @@ fn a_member_added_through_v2_members_joins_catches_up_and_a_removed_one_stops() 
     assert!(wrote, "the remaining members never accepted a write\n{}", c.members[new].log());
 }
 
-/// Found by the partition suite (`keel-jepsen --scenario membership --seed 1`): a member
+/// Found by the partition suite (`scripts/jepsen --scenario membership --seed 1`): a member
 /// removed and added back at the same peer URL used to get the same id, replayed its own
-/// removal from the leader's log and stopped for good.
+/// removal from the leader's log and stopped for good; and once it had a new id, it forgot it
+/// on its next restart.
 #[test]
 fn a_removed_member_added_back_at_its_old_address_serves_again() {
     let mut c = ProcessCluster::start(3);
@@ -168,6 +169,10 @@ fn a_removed_member_added_back_at_its_old_address_serves_again() {
     assert!(!ids.contains(&id), "the member came back with its old id {id}: {body}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(c.members[2].running(), "the member added back stopped\n{}", c.members[2].log());
+    c.restart(2);
+    c.wait_healthy(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(c.members[2].running(), "the member added back stopped after a restart\n{}", c.members[2].log());
 }
 
 #[test]

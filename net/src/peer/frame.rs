@@ -24,9 +24,10 @@ pub enum Frame {
     SnapshotChunk { total: u64, offset: u64, data: Vec<u8> },
     /// A request only the leader can answer, forwarded by a follower.
     Forward { id: u64, request: Request },
-    /// The receiver has been removed from the cluster. Once its removal is applied nobody
-    /// replicates to it any more, so it could never learn of it from the log.
-    Removed,
+    /// Member `member` has been removed from the cluster. Once its removal is applied nobody
+    /// replicates to it any more, so it could never learn of it from the log. The id is named
+    /// because whoever listens at a removed member's address may be a new member added there.
+    Removed { member: u64 },
     /// The leader's answer to a forwarded request.
     ForwardReply { id: u64, result: Result<Response, Error> },
     /// A member joining a running cluster, with no state yet, asks which id `member add`

@@ -135,7 +135,9 @@ impl PeerTransport {
                 },
                 Frame::Forward { id, request } => Inbound::Forward { from, id, request },
                 Frame::ForwardReply { id, result } => Inbound::ForwardReply { id, result },
-                Frame::Removed => Inbound::Removed { from },
+                Frame::Removed { member } if member == self.id => Inbound::Removed { from },
+                // Meant for a removed member that listened at this address before us.
+                Frame::Removed { .. } => continue,
                 Frame::WhoAmI { peer_urls } => {
                     let members = lock(&self.directory).clone();
                     let answer = Frame::YouAre { id: self.identify(&peer_urls), cluster_id: self.cluster_id, members };
@@ -177,7 +179,7 @@ impl PeerTransport {
 
     /// Tell a departed peer it was removed, then forget it once the link had time to send.
     pub fn farewell(&self, id: u64) {
-        self.send_frame(id, Frame::Removed);
+        self.send_frame(id, Frame::Removed { member: id });
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -432,6 +434,25 @@ mod tests {
         assert_eq!(found, Identity { id: 0xabc, cluster_id: 5, members });
         let alone = discover_identity(&joiner, &joiner, Duration::from_secs(1)).await;
         assert!(alone.unwrap_err().contains("no other member"));
+    }
+
+    #[tokio::test]
+    async fn word_of_a_removal_reaches_only_the_member_removed() {
+        let (tx1, _rx1) = mpsc::channel(64);
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let t1 = PeerTransport::new(1, 5, tx1);
+        let t2 = PeerTransport::new(2, 5, tx2);
+        let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a2 = l2.local_addr().unwrap();
+        t2.serve(l2);
+        // Member 3 listened at member 2's address before it was removed.
+        t1.set_peer(3, &format!("http://{a2}"));
+        t1.farewell(3);
+        let got = tokio::time::timeout(Duration::from_millis(300), rx2.recv()).await;
+        assert!(got.is_err(), "member 2 took member 3's removal for its own: {got:?}");
+        t1.set_peer(2, &format!("http://{a2}"));
+        t1.farewell(2);
+        assert!(matches!(rx2.recv().await, Some(Inbound::Removed { from: 1 })));
     }
 }
 

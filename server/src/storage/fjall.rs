@@ -25,6 +25,10 @@
 //! leave a store that once held a member looking new (a member that forgot it ever voted), the
 //! marker turns it into [`StorageError::Corrupt`] instead.
 //!
+//! A member that joined a running cluster keeps the ids `member add` gave it in `keel-member`,
+//! another file beside fjall's (`member <hex>` and `cluster <hex>` lines, written like the
+//! marker), apart from the log so that a store holding only them still recovers as new.
+//!
 //! Every value ends in a CRC-32 of its key followed by the rest of the value, so a flipped byte,
 //! a truncated value or a value under the wrong key reads back as [`StorageError::Corrupt`]. fjall
 //! checks its journal batches and table blocks with its own checksums as well.
@@ -45,7 +49,7 @@ use std::path::{Path, PathBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 
-use super::{Storage, StorageError};
+use super::{MemberIdentity, Storage, StorageError};
 
 const LOG_KEYSPACE: &str = "raft_log";
 const META_KEYSPACE: &str = "raft_meta";
@@ -66,6 +70,8 @@ const FORMAT_VERSION: u32 = 2;
 
 /// The file (beside fjall's) that says this store has durably held a member.
 const MARKER: &str = "keel-store";
+/// The file (beside fjall's) with a joined member's ids: `member <hex>` and `cluster <hex>` lines.
+const IDENTITY: &str = "keel-member";
 
 /// The Raft log, hard state and snapshot of one member in a fjall database on disk: the
 /// production [`Storage`]. See the module documentation for the layout and the guarantees.
@@ -345,6 +351,31 @@ impl Storage for FjallStorage {
         // Space the files take on disk (fjall preallocates its journal, sparsely).
         disk_usage(&self.dir)
     }
+
+    fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
+        let path = self.dir.join(IDENTITY);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&self.dir, "reading the member's identity", &e)),
+        };
+        parse_identity(&text).map(Some).ok_or_else(|| self.corrupt("the member's identity (keel-member)", format!("{text:?} is not two lines `member <hex>` and `cluster <hex>`")))
+    }
+
+    fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
+        let text = format!("member {:x}\ncluster {:x}\n", identity.member_id, identity.cluster_id);
+        write_durably(&self.dir, IDENTITY, text.as_bytes(), "writing the member's identity")
+    }
+}
+
+fn parse_identity(text: &str) -> Option<MemberIdentity> {
+    let mut lines = text.lines();
+    let mut field = |name: &str| {
+        let value = lines.next()?.strip_prefix(name)?.strip_prefix(' ')?;
+        u64::from_str_radix(value, 16).ok()
+    };
+    let identity = MemberIdentity { member_id: field("member")?, cluster_id: field("cluster")? };
+    lines.next().is_none().then_some(identity)
 }
 
 impl std::fmt::Debug for FjallStorage {
@@ -376,17 +407,22 @@ fn check_dir(dir: &Path) -> Result<(), StorageError> {
     }
 }
 
-/// Durably create the `keel-store` marker (write a temporary file, fsync, rename, fsync the
-/// directory), so it exists only once it is complete.
+/// Durably create the `keel-store` marker, so it exists only once it is complete.
 fn write_marker(dir: &Path) -> Result<(), StorageError> {
+    write_durably(dir, MARKER, b"keel raft store: this directory holds a member's durable state\n", "writing the store marker")
+}
+
+/// Durably create file `name` in `dir` (write a temporary file, fsync, rename, fsync the
+/// directory), so it exists only once it is complete.
+fn write_durably(dir: &Path, name: &str, contents: &[u8], doing: &str) -> Result<(), StorageError> {
     use std::io::Write as _;
-    let io = |e: std::io::Error| io_error(dir, "writing the store marker", &e);
-    let tmp = dir.join(format!("{MARKER}.tmp"));
+    let io = |e: std::io::Error| io_error(dir, doing, &e);
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(b"keel raft store: this directory holds a member's durable state\n").map_err(io)?;
+    f.write_all(contents).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
-    std::fs::rename(&tmp, dir.join(MARKER)).map_err(io)?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io)?;
     #[cfg(unix)]
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())

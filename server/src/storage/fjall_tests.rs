@@ -289,3 +289,13 @@ fn size_grows_with_the_data() {
     s.flush_to_tables().unwrap();
     assert!(s.size_bytes() > empty, "{} > {empty}", s.size_bytes());
 }
+
+#[test]
+fn a_damaged_identity_is_corrupt_not_a_new_id() {
+    let mut h = Fjall::default();
+    let mut s = h.fresh();
+    s.keep_identity(super::MemberIdentity { member_id: 0xabc, cluster_id: 0xdef }).unwrap();
+    assert_eq!(fs::read_to_string(s.dir().join("keel-member")).unwrap(), "member abc\ncluster def\n");
+    fs::write(s.dir().join("keel-member"), "member zz\n").unwrap();
+    assert!(matches!(s.identity(), Err(StorageError::Corrupt(m)) if m.contains("keel-member")));
+}

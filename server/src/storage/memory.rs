@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 
-use super::{Storage, StorageError};
+use super::{MemberIdentity, Storage, StorageError};
 
 /// One copy of everything a store holds.
 #[derive(Clone, Debug, Default)]
@@ -72,6 +72,8 @@ pub struct MemStorage {
     durable: State,
     /// Writes since the last sync, in order; a sync replays them onto `durable`.
     pending: Vec<Op>,
+    /// Kept durably at once, so a crash keeps it.
+    identity: Option<MemberIdentity>,
 }
 
 impl MemStorage {
@@ -125,6 +127,15 @@ impl Storage for MemStorage {
         let entries: u64 = self.current.log.values().map(|e| e.bytes.len() as u64 + 20).sum();
         let snapshot = self.current.snapshot.as_ref().map_or(0, |s| s.bytes.len() as u64 + 20);
         entries + snapshot + 28
+    }
+
+    fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
+        Ok(self.identity)
+    }
+
+    fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
+        self.identity = Some(identity);
+        Ok(())
     }
 }
 

@@ -46,6 +46,14 @@ pub enum StorageError {
     Locked(String),
 }
 
+/// The ids of a member that joined a running cluster: `member add` chose them, so they cannot
+/// be derived from the member's flags, and a restart must not forget them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberIdentity {
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
 /// Where a member keeps what Raft needs to survive a restart. See the module documentation for
 /// the rules every implementation follows.
 pub trait Storage: Send + 'static {
@@ -68,6 +76,14 @@ pub trait Storage: Send + 'static {
 
     /// Approximate bytes the store occupies, for the db-size metric and the space quota.
     fn size_bytes(&self) -> u64;
+
+    /// The identity kept by [`Storage::keep_identity`], if any (founding members keep none:
+    /// their ids follow from their flags).
+    fn identity(&self) -> Result<Option<MemberIdentity>, StorageError>;
+
+    /// Keep a joining member's identity, durably before returning. Kept apart from the log: a
+    /// store holding only an identity still recovers as new.
+    fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError>;
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -89,5 +105,13 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
 
     fn size_bytes(&self) -> u64 {
         (**self).size_bytes()
+    }
+
+    fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
+        (**self).identity()
+    }
+
+    fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
+        (**self).keep_identity(identity)
     }
 }

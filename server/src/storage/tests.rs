@@ -5,7 +5,7 @@ use keel_core::cluster::Disk;
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 use proptest::prelude::*;
 
-use super::Storage;
+use super::{MemberIdentity, Storage};
 
 /// How a test gets stores of one kind.
 pub(crate) trait Harness {
@@ -101,6 +101,17 @@ pub(crate) fn check_all<H: Harness>(h: &mut H) {
     one_persist_applies_snapshot_then_entries_then_hard_state(h);
     large_values_round_trip(h);
     writes_after_restart_follow_the_rules(h);
+    identity_survives_a_restart_apart_from_the_log(h);
+}
+
+fn identity_survives_a_restart_apart_from_the_log<H: Harness>(h: &mut H) {
+    let mut s = h.fresh();
+    assert_eq!(s.identity().unwrap(), None);
+    let kept = MemberIdentity { member_id: 0x1234_5678_9abc_def0, cluster_id: 7 };
+    s.keep_identity(kept).unwrap();
+    let mut s = h.restart(s);
+    assert_eq!(s.identity().unwrap(), Some(kept));
+    assert!(s.recover().unwrap().is_none(), "an identity alone does not make a store hold a member");
 }
 
 fn empty_store_recovers_to_none<H: Harness>(h: &mut H) {

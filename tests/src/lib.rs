@@ -1,5 +1,8 @@
 //! Real `keel` processes on loopback, for end-to-end tests: start 1, 3 or 5 members on free
-//! ports, kill -9 and restart them, and talk to them with the real `curl`.
+//! ports, kill -9 and restart them, and talk to them with the real `curl`. The partition suite
+//! ([`jepsen`]) runs them in network namespaces instead.
+
+pub mod jepsen;
 
 use std::io::Write;
 use std::net::TcpListener;

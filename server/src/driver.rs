@@ -331,7 +331,7 @@ impl<S: Storage> Driver<S> {
         let state = self.node.state();
         let members: Vec<(u64, Vec<String>)> = state.members().into_iter().map(|m| (m.id, m.peer_urls)).collect();
         if members != self.known_members {
-            self.transport.set_directory(&members);
+            self.transport.set_directory(&members, self.node.applied_index());
             for (id, urls) in &members {
                 if let Some(url) = urls.first() {
                     self.transport.set_peer(*id, url);

@@ -57,7 +57,7 @@ pub struct PeerTransport {
     cluster_id: u64,
     links: Arc<Mutex<BTreeMap<u64, Link>>>,
     inbound: mpsc::Sender<Inbound>,
-    /// The cluster's members (id, sorted peer URLs), to tell joiners who they are.
+    /// The cluster's members as this member last saw them, to tell joiners who they are.
     directory: Arc<Mutex<Directory>>,
 }
 
@@ -67,15 +67,18 @@ impl PeerTransport {
         PeerTransport { id, cluster_id, links: Arc::new(Mutex::new(BTreeMap::new())), inbound, directory: Arc::default() }
     }
 
-    /// The cluster's members as of now, each with its peer URLs: who a joiner may be.
-    pub fn set_directory(&self, members: &[(u64, Vec<String>)]) {
-        *lock(&self.directory) = members.iter().map(|(id, urls)| (*id, sorted(urls))).collect();
+    /// The cluster's members, each with its peer URLs, as of raft index `applied`: who a joiner
+    /// may be.
+    pub fn set_directory(&self, members: &[(u64, Vec<String>)], applied: u64) {
+        *lock(&self.directory) = Directory { applied, members: members.iter().map(|(id, urls)| (*id, sorted(urls))).collect() };
     }
 
-    /// The id of the member with these peer URLs (0 if there is none).
-    fn identify(&self, peer_urls: &[String]) -> u64 {
+    /// The answer to a joiner with these peer URLs (id 0 if no member has them).
+    fn identify(&self, peer_urls: &[String]) -> Frame {
         let wanted = sorted(peer_urls);
-        lock(&self.directory).iter().find(|(_, urls)| *urls == wanted).map_or(0, |(id, _)| *id)
+        let directory = lock(&self.directory).clone();
+        let id = directory.members.iter().find(|(_, urls)| *urls == wanted).map_or(0, |(id, _)| *id);
+        Frame::YouAre { id, cluster_id: self.cluster_id, members: directory.members, as_of: directory.applied }
     }
 
     /// Accept peers' connections on `listener` (in a background task).
@@ -139,8 +142,7 @@ impl PeerTransport {
                 // Meant for a removed member that listened at this address before us.
                 Frame::Removed { .. } => continue,
                 Frame::WhoAmI { peer_urls } => {
-                    let members = lock(&self.directory).clone();
-                    let answer = Frame::YouAre { id: self.identify(&peer_urls), cluster_id: self.cluster_id, members };
+                    let answer = self.identify(&peer_urls);
                     // Flushed: simulated streams (madsim) send only on flush.
                     let stream = stream.get_mut();
                     if answer.write(stream).await.is_err() || stream.flush().await.is_err() {
@@ -219,8 +221,12 @@ impl PeerTransport {
     }
 }
 
-/// Every member's id and (sorted) peer URLs.
-type Directory = Vec<(u64, Vec<String>)>;
+/// Every member's id and (sorted) peer URLs, as of a raft index.
+#[derive(Clone, Debug, Default)]
+struct Directory {
+    applied: u64,
+    members: Vec<(u64, Vec<String>)>,
+}
 
 fn sorted(urls: &[String]) -> Vec<String> {
     let mut urls = urls.to_vec();
@@ -230,18 +236,21 @@ fn sorted(urls: &[String]) -> Vec<String> {
 
 /// Who a joining member is, as the cluster told it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
+pub struct JoinerIdentity {
+    /// The id `member add` gave it.
     pub id: u64,
+    /// The cluster's id.
     pub cluster_id: u64,
     /// Every member's id and peer URLs when it asked.
     pub members: Vec<(u64, Vec<String>)>,
 }
 
 /// A member joining a running cluster learns its id, the cluster's and the members' from the
-/// members at `peers` (peer URLs, its own among them or not): it asks each in turn which member
-/// has `own_urls`, until one knows or `patience` runs out (the operator has not run `member
-/// add` yet, or no member is reachable).
-pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: Duration) -> Result<Identity, String> {
+/// members at `peers` (peer URLs, its own among them or not): it asks all of them which member
+/// has `own_urls`, and believes whoever has seen the newest membership (one that has not yet
+/// applied a removal may still name a removed member at the same URLs), until one knows or
+/// `patience` runs out (the operator has not run `member add` yet, or no member is reachable).
+pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: Duration) -> Result<JoinerIdentity, String> {
     let deadline = tokio::time::Instant::now() + patience;
     let own = sorted(own_urls);
     let others: Vec<String> = peers.iter().filter(|u| !own.contains(u)).filter_map(|u| host_port(u)).collect();
@@ -249,20 +258,9 @@ pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: 
         return Err("--initial-cluster names no other member to join through".into());
     }
     loop {
-        for addr in &others {
-            let ask = async {
-                let mut stream = TcpStream::connect(addr).await.ok()?;
-                (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
-                (Frame::WhoAmI { peer_urls: own.clone() }).write(&mut stream).await.ok()?;
-                stream.flush().await.ok()?;
-                match Frame::read(&mut stream).await {
-                    Ok(Some(Frame::YouAre { id, cluster_id, members })) if id != 0 => Some(Identity { id, cluster_id, members }),
-                    _ => None,
-                }
-            };
-            if let Ok(Some(found)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
-                return Ok(found);
-            }
+        let answers = futures_util::future::join_all(others.iter().map(|addr| ask_who_am_i(addr, &own))).await;
+        if let Some((_, found)) = answers.into_iter().flatten().max_by_key(|(as_of, _)| *as_of) {
+            return Ok(found);
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(
@@ -273,6 +271,22 @@ pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: 
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Ask the member at `addr` who has peer URLs `own`: its answer and the raft index its
+/// membership is as of, if it knows (and answers within 2 s).
+async fn ask_who_am_i(addr: &str, own: &[String]) -> Option<(u64, JoinerIdentity)> {
+    let ask = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
+        (Frame::WhoAmI { peer_urls: own.to_vec() }).write(&mut stream).await.ok()?;
+        stream.flush().await.ok()?;
+        match Frame::read(&mut stream).await {
+            Ok(Some(Frame::YouAre { id, cluster_id, members, as_of })) if id != 0 => Some((as_of, JoinerIdentity { id, cluster_id, members })),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten()
 }
 
 /// Keep one outgoing connection to `peer` alive and write its queue into it.
@@ -429,9 +443,9 @@ mod tests {
         let early = discover_identity(&peers, &joiner, Duration::from_millis(400)).await;
         assert!(early.unwrap_err().contains("member add"));
         let members = vec![(1, vec![peer_url]), (0xabc, joiner.clone())];
-        member.set_directory(&members);
+        member.set_directory(&members, 10);
         let found = discover_identity(&peers, &joiner, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(found, Identity { id: 0xabc, cluster_id: 5, members });
+        assert_eq!(found, JoinerIdentity { id: 0xabc, cluster_id: 5, members });
         let alone = discover_identity(&joiner, &joiner, Duration::from_secs(1)).await;
         assert!(alone.unwrap_err().contains("no other member"));
     }
@@ -453,6 +467,27 @@ mod tests {
         t1.set_peer(2, &format!("http://{a2}"));
         t1.farewell(2);
         assert!(matches!(rx2.recv().await, Some(Inbound::Removed { from: 1 })));
+    }
+
+    #[tokio::test]
+    async fn a_joiner_believes_the_member_that_saw_the_newest_membership() {
+        let mut peers = Vec::new();
+        let mut transports = Vec::new();
+        for id in [1, 2] {
+            let (tx, rx) = mpsc::channel(64);
+            let t = PeerTransport::new(id, 5, tx);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            peers.push(format!("http://{}", listener.local_addr().unwrap()));
+            t.serve(listener);
+            transports.push((t, rx));
+        }
+        let joiner = vec!["http://127.0.0.1:1".to_string()];
+        // Member 1 has not yet applied the removal of 0x01d, the old member at these URLs;
+        // member 2 has applied the add of 0x0e2 at the same URLs.
+        transports[0].0.set_directory(&[(1, vec![peers[0].clone()]), (0x01d, joiner.clone())], 20);
+        transports[1].0.set_directory(&[(2, vec![peers[1].clone()]), (0x0e2, joiner.clone())], 25);
+        let found = discover_identity(&peers, &joiner, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(found.id, 0x0e2);
     }
 }
 

@@ -52,7 +52,7 @@ pub fn unavailable() -> Option<String> {
     }
     for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
         if Command::new(tool).arg("-V").output().is_err() {
-            return Some(format!("`{tool}` is missing: install Debian's {package} (scripts/deps --jepsen does)"));
+            return Some(format!("`{tool}` is missing: install Debian's {package} (scripts/deps does)"));
         }
     }
     None
@@ -70,6 +70,10 @@ impl Hosts {
         let hosts = Hosts { count };
         let cidr = format!("{CLIENT_IP}/24");
         sh("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+        // Where br_netfilter is loaded (Docker hosts), bridged packets would also pass the host's
+        // iptables, whose FORWARD policy may drop them: keep this bridge out of it (older
+        // kernels lack the option; there the host's rules decide).
+        let _ = sh("ip", &["link", "set", BRIDGE, "type", "bridge", "nf_call_iptables", "0"]);
         sh("ip", &["addr", "add", &cidr, "dev", BRIDGE])?;
         sh("ip", &["link", "set", BRIDGE, "up"])?;
         for i in 0..count {
@@ -117,12 +121,19 @@ impl Drop for Hosts {
     }
 }
 
-/// Remove this suite's namespaces, veths and bridge, whoever made them.
+/// Remove this suite's namespaces, veths and bridge, whoever made them, and the processes a
+/// killed run left in them (some perhaps stopped with SIGSTOP).
 fn remove_leftovers() {
     if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
             if name.starts_with(&format!("{PREFIX}-")) {
+                if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
+                    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                        let _ = sh("kill", &["-CONT", pid]);
+                        let _ = sh("kill", &["-KILL", pid]);
+                    }
+                }
                 let _ = sh("ip", &["netns", "del", name]);
             }
         }

@@ -44,7 +44,8 @@ fn parse(answer: &str) -> Value {
     serde_json::from_str(answer).unwrap_or(Value::Null)
 }
 
-fn name(i: usize) -> String {
+/// Member `i`'s name (`m1`, `m2`, ...), as logs and timelines show it.
+pub(crate) fn name(i: usize) -> String {
     format!("m{}", i + 1)
 }
 
@@ -56,6 +57,8 @@ struct Member {
     paused: bool,
     /// Seconds its clocks are shifted by (libfaketime), 0 for none.
     clock_offset_s: i64,
+    /// `--initial-cluster-state`: `new` for a founder, `existing` once it was added back.
+    state: &'static str,
 }
 
 /// Every member of a run.
@@ -71,11 +74,11 @@ impl Members {
     /// Found a cluster of `count` members (data and logs under `dir`) and wait until it serves.
     pub fn start(count: usize, dir: &Path, election_ms: u64) -> Result<Members, String> {
         let members = (0..count)
-            .map(|i| Member { data_dir: dir.join(format!("{}.keel", name(i))), log: dir.join(format!("{}.log", name(i))), child: None, paused: false, clock_offset_s: 0 })
+            .map(|i| Member { data_dir: dir.join(format!("{}.keel", name(i))), log: dir.join(format!("{}.log", name(i))), child: None, paused: false, clock_offset_s: 0, state: "new" })
             .collect();
         let mut all = Members { members, configured: (0..count).collect(), token: format!("keelj-{}", std::process::id()), election_ms };
         for i in 0..count {
-            all.spawn(i, "new")?;
+            all.spawn(i)?;
         }
         all.wait_serving(Duration::from_secs(30))?;
         Ok(all)
@@ -86,7 +89,7 @@ impl Members {
         self.members.len()
     }
 
-    fn spawn(&mut self, i: usize, state: &str) -> Result<(), String> {
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
         let initial: Vec<String> = self.configured.iter().map(|&j| format!("{}={}", name(j), peer_url(j))).collect();
         let heartbeat = (self.election_ms / 10).max(10);
         let m = &mut self.members[i];
@@ -96,7 +99,7 @@ impl Members {
         cmd.args(["--name", &name(i), "--data-dir", &m.data_dir.display().to_string()]);
         cmd.args(["--listen-client-urls", &client_url(i), "--advertise-client-urls", &client_url(i)]);
         cmd.args(["--listen-peer-urls", &peer_url(i), "--initial-advertise-peer-urls", &peer_url(i)]);
-        cmd.args(["--initial-cluster", &initial.join(","), "--initial-cluster-token", &self.token, "--initial-cluster-state", state]);
+        cmd.args(["--initial-cluster", &initial.join(","), "--initial-cluster-token", &self.token, "--initial-cluster-state", m.state]);
         cmd.args(["--heartbeat-interval", &heartbeat.to_string(), "--election-timeout", &self.election_ms.to_string()]);
         if m.clock_offset_s != 0 {
             cmd.env("LD_PRELOAD", libfaketime()).env("FAKETIME", format!("{:+}s", m.clock_offset_s));
@@ -108,7 +111,7 @@ impl Members {
     }
 
     /// Whether member `i` is running (even if paused).
-    pub fn running(&mut self, i: usize) -> bool {
+    fn running(&mut self, i: usize) -> bool {
         self.members[i].child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
@@ -148,7 +151,7 @@ impl Members {
     pub fn restart(&mut self, i: usize, clock_offset_s: i64) -> Result<(), String> {
         self.kill(i);
         self.members[i].clock_offset_s = clock_offset_s;
-        self.spawn(i, "new")
+        self.spawn(i)
     }
 
     /// Signal member `i`'s process (quietly: it may have stopped by itself, e.g. when removed).
@@ -198,15 +201,23 @@ impl Members {
     /// learner with empty storage, and promote it once it has caught up. Returns what happened.
     pub fn remove_and_rejoin(&mut self, i: usize) -> Result<String, String> {
         let id = self.id_of(i)?;
-        self.cluster_call("member/remove", &json!({ "ID": id }))?;
+        // A change can take effect although its answer was lost; the member list tells.
+        if let Err(e) = self.cluster_call("member/remove", &json!({ "ID": id })) {
+            if self.id_of(i).is_ok() {
+                return Err(e);
+            }
+        }
         self.configured.retain(|&j| j != i);
         self.kill(i);
         let _ = std::fs::remove_dir_all(&self.members[i].data_dir);
-        let added = self.cluster_call("member/add", &json!({ "peerURLs": [peer_url(i)], "isLearner": true }))?;
-        let new_id = added["member"]["ID"].as_str().unwrap_or_default().to_string();
+        let new_id = match self.cluster_call("member/add", &json!({ "peerURLs": [peer_url(i)], "isLearner": true })) {
+            Ok(added) => added["member"]["ID"].as_str().unwrap_or_default().to_string(),
+            Err(e) => self.id_of(i).map_err(|_| e)?,
+        };
         self.configured.push(i);
         self.configured.sort_unstable();
-        self.spawn(i, "existing")?;
+        self.members[i].state = "existing";
+        self.spawn(i)?;
         // A learner can be promoted once its log is close to the leader's: retry until then.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

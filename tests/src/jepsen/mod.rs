@@ -147,8 +147,14 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     while Instant::now() < deadline && fault_error.is_none() {
         fault_error = nemesis.strike(&hosts, &mut members).err();
     }
-    hosts.heal()?;
-    members.restore()?;
+    let mut violations = Vec::new();
+    if let Some(e) = fault_error {
+        violations.push(Violation::new("nemesis", format!("a fault could not be carried out: {e}")));
+    }
+    // A failure to heal is a finding too: the history, timeline and logs still get written.
+    if let Err(e) = hosts.heal().and_then(|()| members.restore()) {
+        violations.push(Violation::new("healing", e));
+    }
     // Let clients see the healed cluster a little before they stop.
     sleep(Duration::from_secs(2));
     env.stop.store(true, Ordering::SeqCst);
@@ -156,16 +162,18 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     let mut history = History::default();
     runtime.block_on(async {
         for c in clients {
-            history.ops.extend(c.await.unwrap_or_default());
+            match c.await {
+                Ok(ops) => history.ops.extend(ops),
+                Err(e) => violations.push(Violation::new("client", format!("a client stopped: {e}"))),
+            }
         }
         for w in watchers {
-            history.watches.extend(w.await.unwrap_or_default());
+            match w.await {
+                Ok(watch) => history.watches.extend(watch),
+                Err(e) => violations.push(Violation::new("client", format!("a watcher stopped: {e}"))),
+            }
         }
     });
-    let mut violations = Vec::new();
-    if let Some(e) = fault_error {
-        violations.push(Violation::new("nemesis", format!("a fault could not be carried out: {e}")));
-    }
     if let Err(v) = converge(&members) {
         violations.push(v);
     }

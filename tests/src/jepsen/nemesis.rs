@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::hosts::Hosts;
-use super::members::Members;
+use super::members::{name, Members};
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,19 +34,16 @@ pub enum FaultKind {
     Membership,
 }
 
-impl FaultKind {
-    /// Whether this fault takes the leader out of reach (the unavailability it causes is
-    /// measured).
-    pub fn stops_leader(self) -> bool {
-        matches!(self, FaultKind::IsolateLeader | FaultKind::Kill | FaultKind::Pause)
-    }
-}
-
 /// One fault as it happened.
 #[derive(Clone, Debug)]
 pub struct Window {
+    /// What kind of fault.
     pub kind: FaultKind,
+    /// When the nemesis began injecting it, ms into the run.
     pub start_ms: u64,
+    /// When it had taken hold (write stalls are measured from here).
+    pub effect_ms: u64,
+    /// When it was healed.
     pub end_ms: u64,
     /// Whom it hit, and how.
     pub detail: String,
@@ -68,11 +65,8 @@ pub struct Nemesis {
     /// even a short run injects each.
     deck: Vec<FaultKind>,
     start: Instant,
+    /// Every fault so far, in order.
     pub timeline: Vec<Window>,
-}
-
-fn name(i: usize) -> String {
-    format!("m{}", i + 1)
 }
 
 fn names(group: &[usize]) -> String {
@@ -108,10 +102,13 @@ impl Nemesis {
             _ => order[0],
         };
         let start_ms = self.now_ms();
+        // When the fault took hold (injecting one takes a few nft or kill commands).
+        let effect_ms;
         let (detail, hit_leader) = match kind {
             FaultKind::PartitionHalves => {
                 let (minority, majority) = order.split_at(n / 2);
                 hosts.partition(minority, majority)?;
+                effect_ms = self.now_ms();
                 sleep(hold);
                 (format!("{{{}}} | {{{}}}", names(minority), names(majority)), leader.is_some_and(|l| minority.contains(&l)))
             }
@@ -119,6 +116,7 @@ impl Nemesis {
                 let l = leader.unwrap_or(order[0]);
                 let rest: Vec<usize> = (0..n).filter(|&i| i != l).collect();
                 hosts.partition(&[l], &rest)?;
+                effect_ms = self.now_ms();
                 sleep(hold);
                 (format!("{} cut off from {}", name(l), names(&rest)), leader.is_some())
             }
@@ -126,23 +124,27 @@ impl Nemesis {
                 let bridge = order[0];
                 let (a, b) = order[1..].split_at((n - 1) / 2);
                 hosts.partition(a, b)?;
+                effect_ms = self.now_ms();
                 sleep(hold);
                 (format!("{{{}}} | {{{}}}, {} reaches both", names(a), names(b), name(bridge)), leader.is_some_and(|l| l != bridge))
             }
             FaultKind::OneWayLoss => {
                 let (from, to) = (target, order.iter().copied().find(|&i| i != target).unwrap_or(0));
                 hosts.drop_packets(from, to)?;
+                effect_ms = self.now_ms();
                 sleep(hold);
                 (format!("packets {} -> {} dropped", name(from), name(to)), leader == Some(from))
             }
             FaultKind::Kill => {
                 members.kill(target);
+                effect_ms = self.now_ms();
                 sleep(hold);
                 members.restart(target, 0)?;
                 (format!("kill -9 {}, restarted", name(target)), leader == Some(target))
             }
             FaultKind::Pause => {
                 members.pause(target);
+                effect_ms = self.now_ms();
                 sleep(hold);
                 members.resume(target);
                 (format!("SIGSTOP {}, SIGCONT", name(target)), leader == Some(target))
@@ -150,6 +152,7 @@ impl Nemesis {
             FaultKind::ClockOffset => {
                 let offset = self.rng.gen_range(5..120) * if self.rng.gen_bool(0.5) { 1 } else { -1 };
                 members.restart(target, offset)?;
+                effect_ms = self.now_ms();
                 sleep(hold);
                 (format!("{} restarted with its clocks {offset:+} s off (libfaketime); stays so until the run heals", name(target)), leader == Some(target))
             }
@@ -162,6 +165,7 @@ impl Nemesis {
                 if cut {
                     hosts.partition(&[other], &rest)?;
                 }
+                effect_ms = self.now_ms();
                 let done = members.remove_and_rejoin(target);
                 hosts.heal()?;
                 let during = if cut { format!("{} cut off while: ", name(other)) } else { String::new() };
@@ -170,7 +174,7 @@ impl Nemesis {
         };
         hosts.heal()?;
         let end_ms = self.now_ms();
-        self.timeline.push(Window { kind, start_ms, end_ms, detail, hit_leader });
+        self.timeline.push(Window { kind, start_ms, effect_ms, end_ms, detail, hit_leader });
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ const HEIGHT: u32 = 500;
 const MAX_LATENCY_MS: f64 = 10_000.0;
 
 /// The shade of each kind of fault.
-pub fn shade(kind: FaultKind) -> RGBColor {
+fn shade(kind: FaultKind) -> RGBColor {
     match kind {
         FaultKind::PartitionHalves => RGBColor(255, 205, 150),
         FaultKind::IsolateLeader => RGBColor(255, 170, 170),

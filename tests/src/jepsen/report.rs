@@ -9,19 +9,19 @@ use keel_sim::history::{Call, Op, Outcome as OpOutcome, Return};
 use super::nemesis::Window;
 use super::{plot, Options, Outcome};
 
-/// How long writes stalled after a fault took the leader out: from the fault's start to the
-/// first successful write invoked after it (`None`: none succeeded before the run ended).
-pub fn write_stall_ms(window: &Window, ops: &[Op]) -> Option<u64> {
+/// How long writes stalled after a fault hit the leader: from the moment it took hold to the
+/// first successful write invoked after that (`None`: none succeeded before the run ended).
+fn write_stall_ms(window: &Window, ops: &[Op]) -> Option<u64> {
     ops.iter()
         .filter(|op| matches!(op.call, Call::Put { .. } | Call::Cas { .. }) && matches!(op.outcome, OpOutcome::Ok(Return::Written { .. })))
-        .filter(|op| op.invoke_ms >= window.start_ms)
-        .map(|op| op.complete_ms - window.start_ms)
+        .filter(|op| op.invoke_ms >= window.effect_ms)
+        .map(|op| op.complete_ms - window.effect_ms)
         .min()
 }
 
-/// The faults that took the leader out, with how long writes stalled after each.
-pub fn stalls(outcome: &Outcome) -> Vec<(&Window, Option<u64>)> {
-    outcome.timeline.iter().filter(|w| w.hit_leader && w.kind.stops_leader()).map(|w| (w, write_stall_ms(w, &outcome.history.ops))).collect()
+/// The faults that hit the leader of the moment, with how long writes stalled after each.
+fn stalls(outcome: &Outcome) -> Vec<(&Window, Option<u64>)> {
+    outcome.timeline.iter().filter(|w| w.hit_leader).map(|w| (w, write_stall_ms(w, &outcome.history.ops))).collect()
 }
 
 /// The verdict as text: what ran, what was checked, what broke.

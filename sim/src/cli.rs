@@ -198,7 +198,7 @@ fn sweep(args: &Args) -> ExitCode {
                 if seed >= end {
                     break;
                 }
-                match run_seed(&args, seed) {
+                match run_seed(args, seed) {
                     Ok(report) => {
                         sim_ms.fetch_add(report.sim_ms, Ordering::SeqCst);
                         println!("{}", describe(&report));

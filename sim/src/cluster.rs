@@ -18,6 +18,9 @@ use madsim::runtime::{Handle as SimHandle, NodeHandle};
 
 use crate::storage::SimDisk;
 
+/// Every member's `--initial-cluster-token`.
+const TOKEN: &str = "keel-sim";
+
 /// Client port on every member host.
 pub const CLIENT_PORT: u16 = 2379;
 /// Peer port on every member host.
@@ -40,6 +43,8 @@ impl Default for Timing {
 /// What the sim keeps of a member across its incarnations.
 struct Slot {
     node: NodeHandle,
+    /// The flags its next incarnation starts with (a member added back gets a joiner's).
+    config: Arc<Mutex<ServerConfig>>,
     disk: SimDisk,
     /// The running incarnation's clock and in-process handle (gone while down).
     clock: Arc<Mutex<Option<Clock>>>,
@@ -61,7 +66,7 @@ struct Slot {
 pub enum Role {
     Voter,
     Learner,
-    /// Removed: its host is gone for good.
+    /// Removed: its host is down until it is added back.
     Removed,
 }
 
@@ -96,7 +101,7 @@ fn flags_for(i: usize, members: &[usize], joining: bool, timing: Timing) -> Serv
         format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
         format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
         format!("--initial-cluster={}", cluster.join(",")),
-        "--initial-cluster-token=keel-sim".to_string(),
+        format!("--initial-cluster-token={TOKEN}"),
         format!("--heartbeat-interval={}", timing.heartbeat_ms),
         format!("--election-timeout={}", timing.election_ms),
         format!("--snapshot-count={}", timing.snapshot_count),
@@ -111,13 +116,20 @@ impl SimCluster {
     /// Start `n` founding members, each on its own simulated host.
     pub fn start(n: usize, timing: Timing) -> SimCluster {
         let founders: Vec<usize> = (0..n).collect();
-        let slots = founders.iter().map(|&i| host(i, flags_for(i, &founders, false, timing), Role::Voter)).collect();
+        let slots = founders
+            .iter()
+            .map(|&i| {
+                let config = flags_for(i, &founders, false, timing);
+                let id = config.member_id;
+                host(i, config, id, Role::Voter)
+            })
+            .collect();
         SimCluster { slots, timing }
     }
 
     /// Indexes of the members in the configuration (voters and learners).
     pub fn members(&self) -> Vec<usize> {
-        (0..self.len()).filter(|i| self.slots[*i].role != Role::Removed).collect()
+        (0..self.hosts()).filter(|i| self.slots[*i].role != Role::Removed).collect()
     }
 
     /// Member `i`'s role.
@@ -135,19 +147,44 @@ impl SimCluster {
         matches!(handle.call(Request::MemberChange(change)).await, Ok(Response::Member(_)))
     }
 
+    /// Add member `i`'s host as a learner, as `member add --learner` would (its id is the one
+    /// the API would give); returns the id once the cluster accepted it.
+    async fn add_as_learner(&self, i: usize) -> Option<u64> {
+        let handle = self.any_handle()?;
+        let peer_urls = vec![format!("http://{}:{PEER_PORT}", member_ip(i))];
+        let id = keel_net::ids::added_member_id(&peer_urls, TOKEN, handle.status().applied_index);
+        self.change(MemberChange::Add(MemberAddRequest { id, peer_urls, is_learner: true })).await.then_some(id)
+    }
+
     /// Add a learner on a new host (etcd's `member add --learner`, then start it with
     /// `--initial-cluster-state existing`). Returns its index once the cluster accepted it.
     pub async fn add_learner(&mut self) -> Option<usize> {
-        let i = self.len();
+        let i = self.hosts();
         let mut members = self.members();
         members.push(i);
         let config = flags_for(i, &members, true, self.timing);
-        let peer_urls = vec![format!("http://{}:{PEER_PORT}", member_ip(i))];
-        if !self.change(MemberChange::Add(MemberAddRequest { id: config.member_id, peer_urls, is_learner: true })).await {
-            return None;
-        }
-        self.slots.push(host(i, config, Role::Learner));
+        let id = self.add_as_learner(i).await?;
+        self.slots.push(host(i, config, id, Role::Learner));
         Some(i)
+    }
+
+    /// Add removed member `i` back as a learner at its old address, with an empty disk (as an
+    /// operator would: `member add --learner`, wipe the data directory, start it with
+    /// `--initial-cluster-state existing`). It gets a new id, which it learns from the cluster.
+    pub async fn add_back(&mut self, i: usize) -> bool {
+        if self.slots[i].role != Role::Removed {
+            return false;
+        }
+        let mut members = self.members();
+        members.push(i);
+        let Some(id) = self.add_as_learner(i).await else { return false };
+        let slot = &mut self.slots[i];
+        slot.disk.wipe();
+        *lock(&slot.config) = flags_for(i, &members, true, self.timing);
+        slot.member_id = id;
+        slot.role = Role::Learner;
+        self.restart(i);
+        true
     }
 
     /// Promote learner `i` to voter.
@@ -188,12 +225,18 @@ impl SimCluster {
         }
     }
 
+    /// Member `i`'s id: changes when it is added back after its removal (a new member on the
+    /// old host).
+    pub fn id(&self, i: usize) -> u64 {
+        self.slots[i].member_id
+    }
+
     fn member_id(&self, i: usize) -> Option<u64> {
         (self.slots[i].role != Role::Removed).then(|| self.slots[i].member_id)
     }
 
-    /// How many members.
-    pub fn len(&self) -> usize {
+    /// How many member hosts the run has made (founders and added ones, removed ones too).
+    pub fn hosts(&self) -> usize {
         self.slots.len()
     }
 
@@ -313,8 +356,8 @@ impl SimCluster {
     /// Restore every link between members.
     pub fn heal(&self) {
         let net = NetSim::current();
-        for x in 0..self.len() {
-            for y in 0..self.len() {
+        for x in 0..self.hosts() {
+            for y in 0..self.hosts() {
                 if x != y {
                     net.unclog_link(self.node_id(x), self.node_id(y));
                 }
@@ -323,21 +366,22 @@ impl SimCluster {
     }
 }
 
-/// A new simulated host for member `i`, running it from now on.
-fn host(i: usize, config: ServerConfig, role: Role) -> Slot {
+/// A new simulated host for member `i` (id `member_id`), running it from now on.
+fn host(i: usize, config: ServerConfig, member_id: u64, role: Role) -> Slot {
     let disk = SimDisk::new();
     let clock = Arc::new(Mutex::new(None));
     let handle = Arc::new(Mutex::new(None));
     let stopped = Arc::new(AtomicBool::new(false));
-    let member_id = config.member_id;
-    let (d, c, h, s) = (disk.clone(), clock.clone(), handle.clone(), stopped.clone());
+    let name = config.name.clone();
+    let config = Arc::new(Mutex::new(config));
+    let (f, d, c, h, s) = (config.clone(), disk.clone(), clock.clone(), handle.clone(), stopped.clone());
     let node = SimHandle::current()
         .create_node()
-        .name(config.name.clone())
+        .name(name)
         .ip(member_ip(i))
-        .init(move || incarnation(config.clone(), d.clone(), c.clone(), h.clone(), s.clone()))
+        .init(move || incarnation(lock(&f).clone(), d.clone(), c.clone(), h.clone(), s.clone()))
         .build();
-    Slot { node, disk, clock, handle, stopped, up: true, paused: false, role, member_id, incarnation: 0 }
+    Slot { node, config, disk, clock, handle, stopped, up: true, paused: false, role, member_id, incarnation: 0 }
 }
 
 /// One run of a member's process: start it on its disk and run its driver until it stops.

@@ -1,6 +1,7 @@
 //! Watches the members from inside while the run goes on: a member's raft term must never go
 //! backwards (not even across its restarts: the term is durable), and within one incarnation
-//! neither may its commit index or its key space's revision.
+//! neither may its commit index or its key space's revision. A member added back on its old
+//! host after its removal (with a new id and an empty disk) starts afresh.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,8 @@ use crate::cluster::SimCluster;
 /// What was last seen of one member.
 #[derive(Clone, Copy, Debug, Default)]
 struct Seen {
+    /// Which member it was (a host's member changes when one is added back).
+    id: u64,
     term: u64,
     commit: u64,
     revision: i64,
@@ -30,8 +33,8 @@ impl Monitor {
     /// Look at every member once.
     pub fn sample(&mut self, cluster: &SimCluster, start: Instant) {
         let at = start.elapsed().as_millis();
-        for m in 0..cluster.len() {
-            let before = self.seen.get(&m).copied().unwrap_or_default();
+        for m in 0..cluster.hosts() {
+            let before = self.seen.get(&m).copied().filter(|s| s.id == cluster.id(m)).unwrap_or(Seen { id: cluster.id(m), ..Seen::default() });
             let Some(status) = cluster.status(m) else {
                 self.seen.insert(m, Seen { incarnation: None, ..before });
                 continue;
@@ -46,7 +49,7 @@ impl Monitor {
             if same && status.revision < before.revision {
                 self.flag("revisions", format!("at {at} ms m{} revision {} after {}", m + 1, status.revision, before.revision));
             }
-            self.seen.insert(m, Seen { term: status.term, commit: status.commit_index, revision: status.revision, incarnation: Some(cluster.incarnation(m)) });
+            self.seen.insert(m, Seen { id: before.id, term: status.term, commit: status.commit_index, revision: status.revision, incarnation: Some(cluster.incarnation(m)) });
         }
     }
 

@@ -38,8 +38,10 @@ pub enum Fault {
     AddLearner,
     /// A learner promoted to voter.
     Promote { member: usize },
-    /// A voter removed from the cluster for good.
+    /// A voter removed from the cluster (its host goes down).
     Remove { member: usize },
+    /// A removed member added back as a learner at its old address, with an empty disk.
+    AddBack { member: usize },
 }
 
 /// Most hosts a run creates (founders plus added members).
@@ -108,8 +110,9 @@ impl Nemesis {
         }
     }
 
-    /// The next step of a membership cycle: add a learner, promote it, remove a voter, so
-    /// voters never drop below the founders' count.
+    /// The next step of a membership cycle: add a learner (on a new host, or a removed member
+    /// back at its old address), promote it, remove a voter, so voters never drop below the
+    /// founders' count.
     fn draw_membership(&self, cluster: &SimCluster) -> Fault {
         let members = cluster.members();
         let voters: Vec<usize> = members.iter().copied().filter(|m| cluster.role(*m) == Role::Voter).collect();
@@ -119,7 +122,11 @@ impl Nemesis {
         if voters.len() > 3 {
             return Fault::Remove { member: voters[thread_rng().gen_range(0..voters.len())] };
         }
-        if cluster.len() < MAX_HOSTS {
+        let removed = (0..cluster.hosts()).find(|m| cluster.role(*m) == Role::Removed);
+        if let Some(member) = removed.filter(|_| thread_rng().gen_bool(0.5) || cluster.hosts() >= MAX_HOSTS) {
+            return Fault::AddBack { member };
+        }
+        if cluster.hosts() < MAX_HOSTS {
             return Fault::AddLearner;
         }
         Fault::MoveLeader { to: voters[0] }
@@ -162,6 +169,11 @@ impl Nemesis {
             Fault::Remove { member } => {
                 let removed = cluster.remove(*member).await;
                 self.log(format!("removed m{}: {removed}", member + 1));
+                return;
+            }
+            Fault::AddBack { member } => {
+                let added = cluster.add_back(*member).await;
+                self.log(format!("added m{} back: {added}", member + 1));
                 return;
             }
         }
@@ -210,7 +222,7 @@ impl Nemesis {
                     cluster.restart(*member);
                 }
             }
-            Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } => {}
+            Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } | Fault::AddBack { .. } => {}
         }
     }
 
@@ -236,7 +248,7 @@ fn is_partition(f: &Fault) -> bool {
 fn cut(cluster: &SimCluster, f: &Fault) {
     match f {
         Fault::IsolateLeader { leader } => {
-            let rest: Vec<usize> = (0..cluster.len()).filter(|m| m != leader).collect();
+            let rest: Vec<usize> = (0..cluster.hosts()).filter(|m| m != leader).collect();
             cluster.partition(&[*leader], &rest);
         }
         Fault::Split { a, b } => cluster.partition(a, b),

@@ -36,7 +36,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// The standard run for `seed`: the member count is drawn from the seed too.
     pub fn standard(seed: u64) -> Self {
-        RunOptions { seed, members: if seed % 4 == 0 { 5 } else { 3 }, duration: Duration::from_secs(30), faults: true, bugs: vec![] }
+        RunOptions { seed, members: if seed.is_multiple_of(4) { 5 } else { 3 }, duration: Duration::from_secs(30), faults: true, bugs: vec![] }
     }
 }
 

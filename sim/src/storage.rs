@@ -26,6 +26,11 @@ impl SimDisk {
         lock(&self.store).crash();
     }
 
+    /// Replace everything on the disk with nothing (an operator emptying the data directory).
+    pub fn wipe(&self) {
+        *lock(&self.store) = MemStorage::new();
+    }
+
     /// Make syncs fail (or succeed again).
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);

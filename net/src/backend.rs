@@ -31,6 +31,9 @@ pub struct MemberStatus {
     pub members: Vec<Member>,
     /// Bytes of storage the member uses (etcd's `dbSize`), refreshed every tick.
     pub db_size: u64,
+    /// Keys deleted because their lease expired, since the member started (etcd's v2
+    /// `expireCount`).
+    pub expired_keys: u64,
 }
 
 /// A member, as the API handlers see it. Requests that only the leader can answer are

@@ -197,7 +197,7 @@ pub async fn answer<B: Backend>(api: &Api<B>, method: &Method, uri: &hyper::Uri,
                 form: parse_pairs(&body),
             };
             let resp = v2::handle(&api.backend, request).await;
-            api.store_stats.record(method.as_str(), resp.status);
+            api.store_stats.record(resp.op, resp.status);
             Reply { status: resp.status, headers: resp.headers, body: resp.body }
         }
         "v2_members" => members::handle(&api.backend, &api.cluster_token, method, path, &body).await,

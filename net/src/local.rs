@@ -164,6 +164,7 @@ impl Backend for LocalBackend {
             revision: n.state().store().current_revision(),
             members: vec![],
             db_size: 0,
+            expired_keys: n.expired_keys(),
         }
     }
 }

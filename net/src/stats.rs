@@ -6,31 +6,32 @@ use serde_json::json;
 
 use crate::backend::Backend;
 use crate::http::{Api, Reply};
+use crate::v2::params::StoreOp;
 
-/// Counts of v2 keys requests by outcome, for `/v2/stats/store`. Counted by HTTP method:
-/// GET = gets, PUT = sets (set, update and compare-and-swap alike), POST = creates,
-/// DELETE = deletes.
+/// Counts of v2 keys requests by store operation and outcome, for `/v2/stats/store`. As on
+/// etcd, a request counts where it was answered: gets on the member that served them, and
+/// writes (unlike etcd, which counts them as every member applies them) on the member the
+/// client sent them to.
 #[derive(Default)]
 pub struct StoreStats {
-    counts: [AtomicU64; 8],
+    counts: [[AtomicU64; 2]; 7],
 }
 
 impl StoreStats {
-    /// Count one answered v2 keys request.
-    pub fn record(&self, method: &str, status: u16) {
-        let kind = match method {
-            "GET" => 0,
-            "PUT" => 2,
-            "POST" => 4,
-            "DELETE" => 6,
-            _ => return,
-        };
-        let failed = usize::from(!(200..300).contains(&status));
-        self.counts[kind + failed].fetch_add(1, Ordering::Relaxed);
+    /// Count one answered v2 keys request (`op` `None`: it never reached the store).
+    pub fn record(&self, op: Option<StoreOp>, status: u16) {
+        if let Some(op) = op {
+            let failed = usize::from(!(200..300).contains(&status));
+            self.counts[op as usize][failed].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn get(&self, i: usize) -> u64 {
-        self.counts[i].load(Ordering::Relaxed)
+    fn succeeded(&self, op: StoreOp) -> u64 {
+        self.counts[op as usize][0].load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, op: StoreOp) -> u64 {
+        self.counts[op as usize][1].load(Ordering::Relaxed)
     }
 }
 
@@ -61,10 +62,16 @@ pub fn handle<B: Backend>(api: &Api<B>, path: &str) -> Reply {
         "/v2/stats/store" => {
             let s = &api.store_stats;
             Reply::json(200, &json!({
-                "getsSuccess": s.get(0), "getsFail": s.get(1),
-                "setsSuccess": s.get(2), "setsFail": s.get(3),
-                "createSuccess": s.get(4), "createFail": s.get(5),
-                "deleteSuccess": s.get(6), "deleteFail": s.get(7),
+                "getsSuccess": s.succeeded(StoreOp::Get), "getsFail": s.failed(StoreOp::Get),
+                "setsSuccess": s.succeeded(StoreOp::Set), "setsFail": s.failed(StoreOp::Set),
+                "deleteSuccess": s.succeeded(StoreOp::Delete), "deleteFail": s.failed(StoreOp::Delete),
+                "updateSuccess": s.succeeded(StoreOp::Update), "updateFail": s.failed(StoreOp::Update),
+                "createSuccess": s.succeeded(StoreOp::Create), "createFail": s.failed(StoreOp::Create),
+                "compareAndSwapSuccess": s.succeeded(StoreOp::CompareAndSwap),
+                "compareAndSwapFail": s.failed(StoreOp::CompareAndSwap),
+                "compareAndDeleteSuccess": s.succeeded(StoreOp::CompareAndDelete),
+                "compareAndDeleteFail": s.failed(StoreOp::CompareAndDelete),
+                "expireCount": status.expired_keys,
                 "watchers": api.metrics.watchers.get(),
             }))
         }

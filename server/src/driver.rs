@@ -350,6 +350,7 @@ impl<S: Storage> Driver<S> {
             status.term = self.node.term();
             status.commit_index = self.node.commit_index();
             status.applied_index = self.node.applied_index();
+            status.expired_keys = self.node.expired_keys();
             status.revision = state.store().current_revision();
             status.members = state.members();
         }

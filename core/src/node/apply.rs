@@ -49,6 +49,10 @@ impl Node {
         }
         if let Command::LeaseRevoke(req) = &proposal.command {
             self.revoking.remove(&req.id);
+            // Only the leader's expiry proposes a revocation with no origin.
+            if proposal.origin == 0 {
+                self.expired_keys += result.events.len() as u64;
+            }
         }
         if let Some(response) = result.response {
             self.answer_origin(&proposal, response);

@@ -86,6 +86,8 @@ pub struct Node {
     last_leader: u64,
     /// Leases whose revoke the leader has proposed, with when to propose again.
     revoking: BTreeMap<i64, u64>,
+    /// Keys deleted by lease expiry since this member started (v2's `expireCount`).
+    expired_keys: u64,
     next_checkpoint_ms: u64,
     next_progress_ms: u64,
     /// A leader transfer waiting to complete: request, target, deadline.
@@ -199,6 +201,7 @@ impl Node {
             last_role: StateRole::Follower,
             last_leader: 0,
             revoking: BTreeMap::new(),
+            expired_keys: 0,
             next_checkpoint_ms: 0,
             next_progress_ms: config.progress_notify_ms,
             transfer: None,
@@ -792,6 +795,11 @@ impl Node {
     /// The applied state, for reads that need no consensus (status, tests, checkers).
     pub fn state(&self) -> &StateMachine {
         &self.sm
+    }
+
+    /// Keys deleted because their lease expired, as this member applied them since it started.
+    pub fn expired_keys(&self) -> u64 {
+        self.expired_keys
     }
 
     /// Whether this member has been removed from the cluster (it should shut down).

@@ -10,7 +10,7 @@ use keel_core::request::{DeleteRangeRequest, RequestOp};
 
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
-use super::params::KeyRequest;
+use super::params::{KeyRequest, StoreOp};
 use super::put::{contention, fill, MAX_ATTEMPTS};
 use super::spot::{self, fail, Existing};
 use super::store::Store;
@@ -28,7 +28,7 @@ fn delete_range(key: &[u8], range_end: Vec<u8>) -> RequestOp {
 
 /// DELETE, dispatched as etcd does: a compare field makes it a compare-and-delete.
 pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
-    if req.prev_index > 0 || req.prev_value.is_some() {
+    if req.store_op() == Some(StoreOp::CompareAndDelete) {
         return compare_and_delete(st, req).await;
     }
     let p = req.path.as_str();

@@ -43,7 +43,7 @@ pub mod wait;
 use crate::backend::Backend;
 use error::V2Error;
 use json::Event;
-use params::Method;
+use params::{Method, StoreOp};
 use store::Store;
 
 /// A request for `/v2/keys...`, as the HTTP layer hands it over.
@@ -64,6 +64,9 @@ pub struct V2Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The store operation the request was, for `/v2/stats/store` (`None` when the request
+    /// never reached the store: a watch, or one refused while being parsed).
+    pub op: Option<StoreOp>,
 }
 
 impl V2Response {
@@ -95,6 +98,7 @@ pub async fn handle<B: Backend>(backend: &B, req: V2Request) -> V2Response {
         Err(e) => return error_response(backend, &e),
     };
     let mut st = Store::new(backend);
+    let op = kr.store_op();
     let result = match kr.method {
         Method::Get | Method::Head if kr.wait => wait::wait(&mut st, &kr).await,
         Method::Get | Method::Head => get::get(&mut st, &kr).await,
@@ -102,10 +106,11 @@ pub async fn handle<B: Backend>(backend: &B, req: V2Request) -> V2Response {
         Method::Post => post::post(&mut st, &kr).await,
         Method::Delete => delete::delete(&mut st, &kr).await,
     };
-    match result {
+    let response = match result {
         Ok(reply) => success_response(backend, reply, kr.no_value_on_success),
         Err(e) => error_response(backend, &e),
-    }
+    };
+    V2Response { op, ..response }
 }
 
 /// The headers etcd puts on every keys answer.
@@ -139,6 +144,7 @@ fn success_response<B: Backend>(
         status: reply.status,
         headers: headers(backend, reply.index),
         body: reply.event.encode(),
+        op: None,
     }
 }
 
@@ -147,6 +153,7 @@ fn error_response<B: Backend>(backend: &B, e: &V2Error) -> V2Response {
         status: e.status(),
         headers: headers(backend, e.index),
         body: e.body(),
+        op: None,
     }
 }
 
@@ -162,5 +169,6 @@ fn method_not_allowed<B: Backend>(backend: &B) -> V2Response {
             ("X-Etcd-Cluster-Id".into(), format!("{:x}", s.cluster_id)),
         ],
         body: b"Method Not Allowed\n".to_vec(),
+        op: None,
     }
 }

@@ -30,6 +30,19 @@ impl Method {
     }
 }
 
+/// What a keys request asks of the store, decided as etcd's v2 server decides it: `prevExist`
+/// first, then the compare fields. One dispatch for the handlers and for `/v2/stats/store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    Get,
+    Set,
+    Create,
+    Update,
+    CompareAndSwap,
+    Delete,
+    CompareAndDelete,
+}
+
 /// Everything a keys request asks for, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRequest {
@@ -55,6 +68,26 @@ pub struct KeyRequest {
     pub ttl: Option<u64>,
     pub prev_exist: Option<bool>,
     pub refresh: bool,
+}
+
+impl KeyRequest {
+    /// The store operation this request is; `None` for a watch (`wait=true`), which only waits.
+    pub fn store_op(&self) -> Option<StoreOp> {
+        let compares = self.prev_index > 0 || self.prev_value.is_some();
+        Some(match self.method {
+            Method::Get | Method::Head if self.wait => return None,
+            Method::Get | Method::Head => StoreOp::Get,
+            Method::Post => StoreOp::Create,
+            Method::Put => match self.prev_exist {
+                Some(true) if !compares => StoreOp::Update,
+                Some(false) => StoreOp::Create,
+                _ if compares => StoreOp::CompareAndSwap,
+                _ => StoreOp::Set,
+            },
+            Method::Delete if compares => StoreOp::CompareAndDelete,
+            Method::Delete => StoreOp::Delete,
+        })
+    }
 }
 
 /// The request's fields in Go's `Form` order.

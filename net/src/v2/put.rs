@@ -7,7 +7,7 @@ use keel_core::request::{DeleteRangeRequest, PutRequest, RequestOp};
 
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
-use super::params::KeyRequest;
+use super::params::{KeyRequest, StoreOp};
 use super::spot::{self, fail, Existing, Spot};
 use super::store::Store;
 use super::tree::{self, Entry};
@@ -92,13 +92,11 @@ pub async fn put<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<
     if path::is_root(&req.path) {
         return Err(root_read_only(st));
     }
-    let compares = req.prev_index > 0 || req.prev_value.is_some();
-    with_grant(st, async |st, grant| match req.prev_exist {
-        Some(true) if !compares => update(st, req, grant).await,
-        Some(true) => cas(st, req, grant).await,
-        Some(false) => create(st, req, grant).await,
-        None if compares => cas(st, req, grant).await,
-        None => set(st, req, grant).await,
+    with_grant(st, async |st, grant| match req.store_op() {
+        Some(StoreOp::Update) => update(st, req, grant).await,
+        Some(StoreOp::CompareAndSwap) => cas(st, req, grant).await,
+        Some(StoreOp::Create) => create(st, req, grant).await,
+        _ => set(st, req, grant).await,
     })
     .await
 }

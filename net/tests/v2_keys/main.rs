@@ -4,6 +4,7 @@
 mod deletes;
 mod errors;
 mod reads;
+mod stats;
 mod ttl;
 mod watch;
 mod writes;

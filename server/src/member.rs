@@ -31,21 +31,25 @@ pub struct Started<S: Storage> {
 /// and served before this returns, so a port in use is reported here.
 pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64, clock: Clock) -> Result<Started<S>, String> {
     let recovery = storage.recover().map_err(|e| e.to_string())?;
-    // A member joining a running cluster has the id `member add` gave it: it learns it from
-    // the cluster when it first starts (nothing stored, no founding members) and keeps it.
-    let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
     let stored = storage.identity().map_err(|e| e.to_string())?;
-    let (member_id, cluster_id) = match stored {
-        Some(kept) => (kept.member_id, kept.cluster_id),
+    let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
+    let identity = match stored {
+        Some(kept) => check_founding_flags(config, kept)?,
+        // A member joining a running cluster has the id `member add` gave it: it learns it from
+        // the cluster when it first starts (nothing stored, no founding members).
         None if recovery.is_none() && config.initial_members.is_empty() => {
             let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
             let found = peer::discover_identity(&urls, &config.advertise_peer_urls, JOIN_PATIENCE).await?;
-            storage.keep_identity(MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }).map_err(|e| e.to_string())?;
             peers = found.members;
-            (found.id, found.cluster_id)
+            MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }
         }
-        None => (config.member_id, config.cluster_id),
+        None => MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id },
     };
+    // Kept before anything else is written, so a data directory always knows whose it is.
+    if stored != Some(identity) {
+        storage.keep_identity(identity).map_err(|e| e.to_string())?;
+    }
+    let MemberIdentity { member_id, cluster_id } = identity;
     let mut node_config = NodeConfig::new(member_id, config.initial_members.clone());
     node_config.cluster_id = cluster_id;
     node_config.tick_ms = config.tick_ms;
@@ -98,6 +102,27 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
         config.listen_peer
     );
     Ok(Started { driver, handle })
+}
+
+/// A founding member's flags derive its ids; a data directory made for other ids belongs to
+/// another cluster (or another member), and serving it under these flags would mix two
+/// clusters' histories, so the start is refused. A joined member's ids came from the cluster,
+/// not its flags, so only founding flags are compared.
+fn check_founding_flags(config: &ServerConfig, kept: MemberIdentity) -> Result<MemberIdentity, String> {
+    let founding = !config.initial_members.is_empty();
+    if founding && (kept.cluster_id, kept.member_id) != (config.cluster_id, config.member_id) {
+        return Err(format!(
+            "cluster mismatch: data directory {} belongs to member {:x} of cluster {:x}, but --initial-cluster, \
+             --initial-advertise-peer-urls and --initial-cluster-token describe member {:x} of cluster {:x}; \
+             start it with the flags it was made with, or give this member an empty --data-dir",
+            config.data_dir.display(),
+            kept.member_id,
+            kept.cluster_id,
+            config.member_id,
+            config.cluster_id
+        ));
+    }
+    Ok(kept)
 }
 
 async fn bind(url: &str, what: &str) -> Result<TcpListener, String> {

@@ -73,6 +73,27 @@ fn start_up_mistakes_exit_with_a_clear_message() {
 }
 
 #[test]
+fn a_data_directory_made_for_another_cluster_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = (free_port(), free_port());
+    let client = format!("http://127.0.0.1:{c}");
+    let peer = format!("http://127.0.0.1:{p}");
+    let args = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer];
+    let child = Command::new(keel_binary()).args(args).current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    assert!((0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        curl(&[&format!("{client}/health")]).0 == 200
+    }));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let _ = child.wait_with_output();
+
+    let other = Command::new(keel_binary()).args(args).args(["--initial-cluster-token", "another-cluster"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("cluster mismatch") && err.contains("default.keel"), "{err}");
+}
+
+#[test]
 fn sigterm_stops_gracefully_and_json_logs_are_json() {
     let dir = tempfile::tempdir().unwrap();
     let (c, p) = (free_port(), free_port());

@@ -46,8 +46,9 @@ pub enum StorageError {
     Locked(String),
 }
 
-/// The ids of a member that joined a running cluster: `member add` chose them, so they cannot
-/// be derived from the member's flags, and a restart must not forget them.
+/// The ids a data directory was made for. A joined member's were chosen by `member add`, so
+/// they cannot be derived from its flags and a restart must not forget them; a founding
+/// member's are kept too, so a restart under another cluster's flags is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberIdentity {
     pub member_id: u64,
@@ -77,11 +78,10 @@ pub trait Storage: Send + 'static {
     /// Approximate bytes the store occupies, for the db-size metric and the space quota.
     fn size_bytes(&self) -> u64;
 
-    /// The identity kept by [`Storage::keep_identity`], if any (founding members keep none:
-    /// their ids follow from their flags).
+    /// The identity kept by [`Storage::keep_identity`], if any.
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError>;
 
-    /// Keep a joining member's identity, durably before returning. Kept apart from the log: a
+    /// Keep the member's identity, durably before returning. Kept apart from the log: a
     /// store holding only an identity still recovers as new.
     fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError>;
 }

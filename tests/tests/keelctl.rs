@@ -1,5 +1,5 @@
 //! `keelctl` against real `keel` processes: put/get/del, prefixes, JSON output, etcd's error
-//! lines and exit codes, endpoint fail-over, members, endpoint health and status, and watch.
+//! lines and exit codes, endpoint fail-over, members, endpoint health and status, leases, and watch.
 //! Needs both binaries built (`cargo build -p keel-server`).
 
 use std::io::{BufRead, BufReader};
@@ -299,4 +299,44 @@ fn watch_moves_on_to_the_next_endpoint_when_its_member_dies() {
     let _ = watch.kill();
     let _ = watch.wait();
     assert_eq!(seen, ["PUT", "/cfg", "2"]);
+}
+
+/// The hex id in etcdctl's `lease <id> granted with TTL(<n>s)` line.
+fn granted_id(line: &str) -> String {
+    let id = line.strip_prefix("lease ").and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{line}"));
+    assert!(line.ends_with("granted with TTL(60s)\n"), "{line}");
+    id.to_string()
+}
+
+#[test]
+fn lease_commands_grant_attach_inspect_keep_alive_and_revoke() {
+    let c = ProcessCluster::start(1);
+    let e = c.url(0);
+    let id = granted_id(&ok(e, &["lease", "grant", "60"]));
+    assert_eq!(id.len(), 16, "ids print as 16 hex digits: {id}");
+    // Attach a key through the gateway (keelctl's put speaks v2, which has no leases).
+    let lease = i64::from_str_radix(&id, 16).unwrap();
+    let body = format!(r#"{{"key":"c2VydmljZQ==","value":"dXA=","lease":"{lease}"}}"#);
+    assert_eq!(curl(&["-X", "POST", &format!("{e}/v3/kv/put"), "-d", &body]).0, 200);
+
+    assert_eq!(ok(e, &["lease", "list"]), format!("found 1 leases\n{id}\n"));
+    let ttl = ok(e, &["lease", "timetolive", &id, "--keys"]);
+    assert!(ttl.starts_with(&format!("lease {id} granted with TTL(60s), remaining(")), "{ttl}");
+    assert!(ttl.ends_with("s), attached keys([service])\n"), "{ttl}");
+    let kept = ok(e, &["lease", "keep-alive", "--once", &id]);
+    assert_eq!(kept, format!("lease {id} keepalived with TTL(60)\n"));
+    let granted = json(&ok(e, &["-w", "json", "lease", "grant", "60"]));
+    assert_eq!(granted["TTL"], "60", "{granted}");
+
+    assert_eq!(ok(e, &["lease", "revoke", &id]), format!("lease {id} revoked\n"));
+    assert_eq!(ok(e, &["lease", "timetolive", &id]), format!("lease {id} already expired\n"));
+    assert_eq!(ok(e, &["lease", "keep-alive", &id]), format!("lease {id} expired or revoked.\n"));
+    let (_, body) = curl(&["-X", "POST", &format!("{e}/v3/kv/range"), "-d", r#"{"key":"c2VydmljZQ=="}"#]);
+    assert!(json(&body).get("kvs").is_none(), "the revoked lease's key is gone: {body}");
+
+    let gone = keelctl(e, &["lease", "revoke", &id]);
+    assert_eq!((gone.code, gone.stderr.as_str()), (1, "Error: etcdserver: requested lease not found\n"));
+    let bad = keelctl(e, &["lease", "timetolive", "zz"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("expecting ID in Hex"), "{}", bad.stderr);
 }

@@ -1,7 +1,7 @@
 //! `keelctl`: a command-line client for Keel, in the spirit of etcdctl, over the v2 HTTP API.
 //!
 //! `put`, `get`, `del` and `watch` use the v2 keys API (`/v2/keys/...`); `member list|add|remove`
-//! use `/v2/members`; `endpoint health|status` use `/health`, `/version`, `/v2/stats/self` and
+//! use `/v2/members`; `lease ...` uses the v3 JSON gateway (`lease.rs`); `endpoint health|status` use `/health`, `/version`, `/v2/stats/self` and
 //! the `X-Raft-Term`/`X-Raft-Index` headers of a keys answer. `--endpoints` are tried in order
 //! until one answers; `-w json` prints the server's JSON as it came. Failures print one
 //! `Error: ...` line on stderr (etcd's errors as etcdctl v2 prints them) and exit with status 1.
@@ -20,6 +20,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+mod lease;
+
 /// How long to wait for a TCP connection to an endpoint.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -31,7 +33,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Parser)]
-#[command(name = "keelctl", version, about = "A command-line client for Keel (etcd's v2 API)")]
+#[command(name = "keelctl", version, about = "A command-line client for Keel (etcd's v2 API, and v3 for leases)")]
 struct Cli {
     /// Client URLs, comma-separated, tried in order until one answers.
     #[arg(
@@ -104,6 +106,11 @@ enum Command {
     Member {
         #[command(subcommand)]
         command: MemberCommand,
+    },
+    /// Grant, revoke, inspect, list and keep alive leases (over the v3 API).
+    Lease {
+        #[command(subcommand)]
+        command: lease::LeaseCommand,
     },
     /// Check the health and status of endpoints.
     Endpoint {
@@ -822,6 +829,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             member_add(&mut client, output, name.as_deref(), &peer_urls).await
         }
         Command::Member { command: MemberCommand::Remove { id } } => member_remove(&mut client, output, &id).await,
+        Command::Lease { command: command @ lease::LeaseCommand::KeepAlive { .. } } => {
+            until_interrupted(lease::run(&mut client, output, command)).await
+        }
+        Command::Lease { command } => lease::run(&mut client, output, command).await,
         Command::Endpoint { command: EndpointCommand::Health(a) } => endpoint_health(endpoints, output, a.cluster).await,
         Command::Endpoint { command: EndpointCommand::Status(a) } => endpoint_status(endpoints, output, a.cluster).await,
     }

@@ -21,6 +21,7 @@ use tonic::body::Body;
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
+use crate::tls::Accept;
 use crate::v3::router::{is_grpc, Services};
 use crate::{members, stats, v2, v3};
 
@@ -98,20 +99,28 @@ impl Reply {
     }
 }
 
-/// Serve clients on `listener` until the task is dropped.
-pub async fn serve<B: Backend>(listener: TcpListener, api: Arc<Api<B>>) {
+/// Serve clients on `listener` until the task is dropped, over TLS if `accept` says so (an
+/// `https://` client URL). HTTP/2 is offered to TLS clients by ALPN (gRPC needs it).
+pub async fn serve<B: Backend>(listener: TcpListener, accept: Accept, api: Arc<Api<B>>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
             Err(e) => {
                 tracing::warn!("client listener: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let api = api.clone();
+        let accept = accept.clone();
         tokio::spawn(async move {
+            // A client that never finishes its TLS handshake is dropped like one that never
+            // finishes its headers.
+            let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, accept.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!("client TLS handshake: {e}"),
+                Err(_) => return tracing::debug!("client TLS handshake timed out"),
+            };
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let api = api.clone();
                 async move {

@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod peer;
 pub mod stats;
 pub mod timer;
+pub mod tls;
 pub mod v2;
 pub mod v3;

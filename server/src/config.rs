@@ -8,6 +8,8 @@ use keel_core::request::Member;
 
 use keel_net::ids;
 
+use crate::tls::TlsFiles;
+
 /// etcd-compatible flags. Every flag can also be set through its `ETCD_*` variable.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "keel", version, about = "Keel: a Raft-replicated, etcd-compatible key-value store for coordination")]
@@ -69,6 +71,31 @@ pub struct Flags {
     /// Log format: "text" for people, "json" for log pipelines.
     #[arg(long, env = "KEEL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Client TLS: certificate (PEM) served on https:// client URLs.
+    #[arg(long, env = "ETCD_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Client TLS: the certificate's private key (PEM).
+    #[arg(long, env = "ETCD_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Client TLS: authorities (PEM) that client certificates must chain to.
+    #[arg(long, env = "ETCD_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Client TLS: refuse clients without a certificate signed by --trusted-ca-file.
+    #[arg(long, env = "ETCD_CLIENT_CERT_AUTH")]
+    pub client_cert_auth: bool,
+    /// Peer TLS: certificate (PEM) for https:// peer URLs, served and shown to other members.
+    #[arg(long, env = "ETCD_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+    /// Peer TLS: the certificate's private key (PEM).
+    #[arg(long, env = "ETCD_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// Peer TLS: authorities (PEM) other members' certificates must chain to [default: the
+    /// system's].
+    #[arg(long, env = "ETCD_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Peer TLS: refuse members without a certificate signed by --peer-trusted-ca-file.
+    #[arg(long, env = "ETCD_PEER_CLIENT_CERT_AUTH")]
+    pub peer_client_cert_auth: bool,
     /// A YAML file with etcd's configuration keys (name, data-dir, initial-cluster, ...); as
     /// with etcd, its keys take precedence over flags.
     #[arg(long, env = "ETCD_CONFIG_FILE")]
@@ -97,9 +124,21 @@ struct FileConfig {
     max_txn_ops: Option<usize>,
     enable_v2: Option<bool>,
     log_level: Option<String>,
+    client_transport_security: Option<FileTls>,
+    peer_transport_security: Option<FileTls>,
     /// Everything else: reported, not fatal (etcd configs carry keys Keel has no use for).
     #[serde(flatten)]
     other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// etcd's `client-transport-security` and `peer-transport-security` blocks.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case")]
+struct FileTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: Option<bool>,
 }
 
 impl Flags {
@@ -126,6 +165,18 @@ impl Flags {
         }
         if let Some(cluster) = file.initial_cluster {
             self.initial_cluster = Some(cluster);
+        }
+        if let Some(tls) = file.client_transport_security {
+            self.cert_file = tls.cert_file.or(self.cert_file);
+            self.key_file = tls.key_file.or(self.key_file);
+            self.trusted_ca_file = tls.trusted_ca_file.or(self.trusted_ca_file);
+            self.client_cert_auth = tls.client_cert_auth.unwrap_or(self.client_cert_auth);
+        }
+        if let Some(tls) = file.peer_transport_security {
+            self.peer_cert_file = tls.cert_file.or(self.peer_cert_file);
+            self.peer_key_file = tls.key_file.or(self.peer_key_file);
+            self.peer_trusted_ca_file = tls.trusted_ca_file.or(self.peer_trusted_ca_file);
+            self.peer_client_cert_auth = tls.client_cert_auth.unwrap_or(self.peer_client_cert_auth);
         }
         if let Some(state) = file.initial_cluster_state {
             if state != "new" && state != "existing" {
@@ -167,6 +218,10 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub enable_v2: bool,
+    /// TLS for `https://` client URLs.
+    pub client_tls: TlsFiles,
+    /// TLS for `https://` peer URLs, both listening and dialing.
+    pub peer_tls: TlsFiles,
 }
 
 /// A configuration mistake, worded for the person who made it.
@@ -248,6 +303,14 @@ impl ServerConfig {
                 adv.join(",")
             )));
         }
+        let (client_tls, peer_tls) = tls_files(f)?;
+        if let Some(url) = listen_client.iter().find(|u| u.starts_with("https://")).filter(|_| client_tls.is_empty()) {
+            return Err(ConfigError(format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme")));
+        }
+        if listen_peer.starts_with("https://") && peer_tls.is_empty() {
+            let addr = keel_net::peer::host_port(&listen_peer).unwrap_or_default();
+            return Err(ConfigError(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented")));
+        }
         let token = &f.initial_cluster_token;
         let members: Vec<Member> = cluster
             .iter()
@@ -275,8 +338,24 @@ impl ServerConfig {
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
             enable_v2: f.enable_v2,
+            client_tls,
+            peer_tls,
         })
     }
+}
+
+/// The client and peer TLS files, each certificate given with its key.
+fn tls_files(f: &Flags) -> Result<(TlsFiles, TlsFiles), ConfigError> {
+    let side = |cert: &Option<PathBuf>, key: &Option<PathBuf>, ca: &Option<PathBuf>, auth: bool, prefix: &str| {
+        if cert.is_some() != key.is_some() {
+            return Err(ConfigError(format!("--{prefix}cert-file and --{prefix}key-file must be given together")));
+        }
+        Ok(TlsFiles { cert: cert.clone(), key: key.clone(), trusted_ca: ca.clone(), client_cert_auth: auth })
+    };
+    Ok((
+        side(&f.cert_file, &f.key_file, &f.trusted_ca_file, f.client_cert_auth, "")?,
+        side(&f.peer_cert_file, &f.peer_key_file, &f.peer_trusted_ca_file, f.peer_client_cert_auth, "peer-")?,
+    ))
 }
 
 #[cfg(test)]
@@ -353,6 +432,30 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/keel"));
         assert_eq!(c.listen_client, vec!["http://127.0.0.1:12379".to_string()]);
         assert_eq!((c.tick_ms, c.election_ticks), (50, 10));
+    }
+
+    #[test]
+    fn tls_comes_from_flags_or_etcds_transport_security_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tls.yaml");
+        std::fs::write(
+            &path,
+            "listen-client-urls: https://127.0.0.1:2379\nclient-transport-security:\n  cert-file: /c.pem\n  key-file: /c-key.pem\n  \
+             trusted-ca-file: /ca.pem\n  client-cert-auth: true\npeer-transport-security:\n  cert-file: /p.pem\n  key-file: /p-key.pem\n",
+        )
+        .unwrap();
+        let (f, ignored) = flags(&["--config-file", path.to_str().unwrap()]).with_config_file().unwrap();
+        assert!(ignored.is_empty(), "{ignored:?}");
+        let c = ServerConfig::from_flags(&f).unwrap();
+        let file = |p: &str| Some(PathBuf::from(p));
+        let client = TlsFiles { cert: file("/c.pem"), key: file("/c-key.pem"), trusted_ca: file("/ca.pem"), client_cert_auth: true };
+        assert_eq!(c.client_tls, client);
+        assert_eq!((c.peer_tls.cert.clone(), c.peer_tls.client_cert_auth), (file("/p.pem"), false));
+
+        let half = ServerConfig::from_flags(&flags(&["--peer-cert-file", "/p.pem"])).unwrap_err().0;
+        assert_eq!(half, "--peer-cert-file and --peer-key-file must be given together");
+        let https = ServerConfig::from_flags(&flags(&["--listen-client-urls", "https://127.0.0.1:2379"])).unwrap_err().0;
+        assert!(https.starts_with("TLS key/cert (--cert-file, --key-file) must be provided"), "{https}");
     }
 
     #[test]

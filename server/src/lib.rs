@@ -2,10 +2,11 @@
 //!
 //! The production shell around `keel-core`: storage (fjall on disk, or in memory for tests and
 //! the simulator), the driver loop that feeds the core and carries out its outputs, and the
-//! etcd-compatible configuration of the `keel` binary.
+//! etcd-compatible configuration of the `keel` binary, with TLS for `https://` URLs.
 
 pub mod storage;
 pub mod config;
 pub mod driver;
 pub mod clock;
 pub mod member;
+pub mod tls;

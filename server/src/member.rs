@@ -33,13 +33,14 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let recovery = storage.recover().map_err(|e| e.to_string())?;
     let stored = storage.identity().map_err(|e| e.to_string())?;
     let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
+    let dial = config.peer_tls.dial()?;
     let identity = match stored {
         Some(kept) => check_founding_flags(config, kept)?,
         // A member joining a running cluster has the id `member add` gave it: it learns it from
         // the cluster when it first starts (nothing stored, no founding members).
         None if recovery.is_none() && config.initial_members.is_empty() => {
             let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
-            let found = peer::discover_identity(&urls, &config.advertise_peer_urls, JOIN_PATIENCE).await?;
+            let found = peer::discover_identity(&urls, &config.advertise_peer_urls, &dial, JOIN_PATIENCE).await?;
             peers = found.members;
             MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }
         }
@@ -70,12 +71,14 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     .map_err(|e| format!("cannot start the member: {e}"))?;
 
     let peer_listener = bind(&config.listen_peer, "peers").await?;
+    let peer_accept = config.peer_tls.accept(&config.listen_peer, &[])?;
     let mut client_listeners = Vec::new();
     for url in &config.listen_client {
-        client_listeners.push(bind(url, "clients").await?);
+        // HTTP/2 first: gRPC clients insist on it; curl and browsers fall back to HTTP/1.1.
+        client_listeners.push((bind(url, "clients").await?, config.client_tls.accept(url, &[b"h2", b"http/1.1"])?));
     }
     let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
-    let transport = PeerTransport::new(member_id, cluster_id, peer_tx);
+    let transport = PeerTransport::new(member_id, cluster_id, peer_tx).with_tls(peer_accept, dial);
     transport.serve(peer_listener);
     for (id, urls) in &peers {
         if let Some(url) = urls.first() {
@@ -90,8 +93,8 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let (driver, handle) = Driver::new(node, storage, wiring);
     handle.set_cluster_id(cluster_id);
     let api = Arc::new(Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone()));
-    for listener in client_listeners {
-        tokio::spawn(http::serve(listener, api.clone()));
+    for (listener, accept) in client_listeners {
+        tokio::spawn(http::serve(listener, accept, api.clone()));
     }
     tracing::info!(
         name = %config.name,

@@ -12,11 +12,16 @@ use std::time::Duration;
 use keel_core::error::Error;
 use keel_core::request::{Request, Response};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::tls::{Accept, Dial, Stream};
+
 pub use frame::{snapshot_chunks, Frame, FrameError, SnapshotAssembler, MAX_FRAME_BYTES};
+
+/// How long an accepted peer connection may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Frames queued for one peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 4096;
@@ -59,12 +64,22 @@ pub struct PeerTransport {
     inbound: mpsc::Sender<Inbound>,
     /// The cluster's members as this member last saw them, to tell joiners who they are.
     directory: Arc<Mutex<Directory>>,
+    /// Plain TCP, or TLS for `https://` peer URLs, both ways.
+    accept: Accept,
+    dial: Dial,
 }
 
 impl PeerTransport {
     /// A transport for member `id` of cluster `cluster_id`, delivering what arrives to `inbound`.
     pub fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>) -> Self {
-        PeerTransport { id, cluster_id, links: Arc::new(Mutex::new(BTreeMap::new())), inbound, directory: Arc::default() }
+        let links = Arc::new(Mutex::new(BTreeMap::new()));
+        PeerTransport { id, cluster_id, links, inbound, directory: Arc::default(), accept: Accept::default(), dial: Dial::default() }
+    }
+
+    /// The same transport, taking and opening connections as `accept` and `dial` say (TLS for
+    /// `https://` peer URLs). Set before any peer is added.
+    pub fn with_tls(self, accept: Accept, dial: Dial) -> Self {
+        PeerTransport { accept, dial, ..self }
     }
 
     /// The cluster's members, each with its peer URLs, as of raft index `applied`: who a joiner
@@ -87,9 +102,15 @@ impl PeerTransport {
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => {
+                    Ok((tcp, _)) => {
                         let this = this.clone();
-                        tokio::spawn(async move { this.read_connection(stream).await });
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, this.accept.accept(tcp)).await {
+                                Ok(Ok(stream)) => this.read_connection(stream).await,
+                                Ok(Err(e)) => tracing::warn!("peer connection refused: {e}"),
+                                Err(_) => tracing::warn!("peer connection refused: no TLS handshake in time"),
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!("peer listener: {e}");
@@ -100,8 +121,7 @@ impl PeerTransport {
         })
     }
 
-    async fn read_connection(&self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
+    async fn read_connection(&self, stream: Stream) {
         let mut stream = tokio::io::BufReader::new(stream);
         let from = match Frame::read(&mut stream).await {
             // 0 is a member joining an existing cluster, which cannot know the id yet.
@@ -175,7 +195,8 @@ impl PeerTransport {
             old.task.abort();
         }
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
-        let task = tokio::spawn(run_link(self.id, self.cluster_id, id, addr.clone(), rx, self.inbound.clone()));
+        let me = (self.id, self.cluster_id);
+        let task = tokio::spawn(run_link(me, id, addr.clone(), self.dial.for_url(url), rx, self.inbound.clone()));
         links.insert(id, Link { addr, queue, task });
     }
 
@@ -250,22 +271,24 @@ pub struct JoinerIdentity {
 /// has `own_urls`, and believes whoever has seen the newest membership (one that has not yet
 /// applied a removal may still name a removed member at the same URLs), until one knows or
 /// `patience` runs out (the operator has not run `member add` yet, or no member is reachable).
-pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: Duration) -> Result<JoinerIdentity, String> {
+pub async fn discover_identity(peers: &[String], own_urls: &[String], dial: &Dial, patience: Duration) -> Result<JoinerIdentity, String> {
     let deadline = tokio::time::Instant::now() + patience;
     let own = sorted(own_urls);
-    let others: Vec<String> = peers.iter().filter(|u| !own.contains(u)).filter_map(|u| host_port(u)).collect();
+    let others: Vec<(String, Dial)> =
+        peers.iter().filter(|u| !own.contains(u)).filter_map(|u| Some((host_port(u)?, dial.for_url(u)))).collect();
     if others.is_empty() {
         return Err("--initial-cluster names no other member to join through".into());
     }
     loop {
-        let answers = futures_util::future::join_all(others.iter().map(|addr| ask_who_am_i(addr, &own))).await;
+        let answers = futures_util::future::join_all(others.iter().map(|(addr, dial)| ask_who_am_i(addr, &own, dial))).await;
         if let Some((_, found)) = answers.into_iter().flatten().max_by_key(|(as_of, _)| *as_of) {
             return Ok(found);
         }
         if tokio::time::Instant::now() >= deadline {
+            let addrs: Vec<&str> = others.iter().map(|(addr, _)| addr.as_str()).collect();
             return Err(format!(
                 "no member at {} knows a member with peer URLs {}: add it first (etcdctl member add)",
-                others.join(","),
+                addrs.join(","),
                 own.join(",")
             ));
         }
@@ -275,9 +298,9 @@ pub async fn discover_identity(peers: &[String], own_urls: &[String], patience: 
 
 /// Ask the member at `addr` who has peer URLs `own`: its answer and the raft index its
 /// membership is as of, if it knows (and answers within 2 s).
-async fn ask_who_am_i(addr: &str, own: &[String]) -> Option<(u64, JoinerIdentity)> {
+async fn ask_who_am_i(addr: &str, own: &[String], dial: &Dial) -> Option<(u64, JoinerIdentity)> {
     let ask = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let mut stream = dial.connect(addr).await.ok()?;
         (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
         (Frame::WhoAmI { peer_urls: own.to_vec() }).write(&mut stream).await.ok()?;
         stream.flush().await.ok()?;
@@ -289,19 +312,20 @@ async fn ask_who_am_i(addr: &str, own: &[String]) -> Option<(u64, JoinerIdentity
     tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten()
 }
 
-/// Keep one outgoing connection to `peer` alive and write its queue into it.
+/// Keep one outgoing connection to `peer` alive and write its queue into it; `me` is this
+/// member's id and cluster id.
 async fn run_link(
-    me: u64,
-    cluster_id: u64,
+    (me, cluster_id): (u64, u64),
     peer: u64,
     addr: String,
+    dial: Dial,
     mut rx: mpsc::Receiver<Outgoing>,
     inbound: mpsc::Sender<Inbound>,
 ) {
     let mut backoff = Duration::from_millis(20);
     let mut pending: Option<Outgoing> = None;
     loop {
-        let stream = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
+        let stream = match tokio::time::timeout(Duration::from_secs(1), dial.connect(&addr)).await {
             Ok(Ok(s)) => s,
             _ => {
                 // Whatever waited for this connection is lost; Raft will send it again.
@@ -315,7 +339,6 @@ async fn run_link(
             }
         };
         backoff = Duration::from_millis(20);
-        let _ = stream.set_nodelay(true);
         let mut w = BufWriter::new(stream);
         if (Frame::Hello { from: me, cluster_id }).write(&mut w).await.is_err() {
             continue;
@@ -440,13 +463,13 @@ mod tests {
         member.serve(listener);
         let joiner = vec!["http://127.0.0.1:1".to_string()];
         let peers = vec![peer_url.clone(), joiner[0].clone()];
-        let early = discover_identity(&peers, &joiner, Duration::from_millis(400)).await;
+        let early = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_millis(400)).await;
         assert!(early.unwrap_err().contains("member add"));
         let members = vec![(1, vec![peer_url]), (0xabc, joiner.clone())];
         member.set_directory(&members, 10);
-        let found = discover_identity(&peers, &joiner, Duration::from_secs(5)).await.unwrap();
+        let found = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(found, JoinerIdentity { id: 0xabc, cluster_id: 5, members });
-        let alone = discover_identity(&joiner, &joiner, Duration::from_secs(1)).await;
+        let alone = discover_identity(&joiner, &joiner, &Dial::default(), Duration::from_secs(1)).await;
         assert!(alone.unwrap_err().contains("no other member"));
     }
 
@@ -486,7 +509,7 @@ mod tests {
         // member 2 has applied the add of 0x0e2 at the same URLs.
         transports[0].0.set_directory(&[(1, vec![peers[0].clone()]), (0x01d, joiner.clone())], 20);
         transports[1].0.set_directory(&[(2, vec![peers[1].clone()]), (0x0e2, joiner.clone())], 25);
-        let found = discover_identity(&peers, &joiner, Duration::from_secs(5)).await.unwrap();
+        let found = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(found.id, 0x0e2);
     }
 }

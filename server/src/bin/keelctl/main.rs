@@ -18,7 +18,8 @@ use hyper::header::HeaderMap;
 use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
+use keel_net::tls::Dial;
+use keel_server::tls::TlsFiles;
 
 mod lease;
 
@@ -44,6 +45,18 @@ struct Cli {
         default_value = "http://127.0.0.1:2379"
     )]
     endpoints: Vec<String>,
+
+    /// Authorities (PEM) that https:// endpoints' certificates must chain to [default: the system's].
+    #[arg(long, global = true, env = "KEELCTL_CACERT")]
+    cacert: Option<std::path::PathBuf>,
+
+    /// A client certificate (PEM) for endpoints that ask for one (keel --client-cert-auth).
+    #[arg(long = "cert", id = "cert_file", global = true, env = "KEELCTL_CERT", requires = "key_file")]
+    cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long = "key", id = "key_file", global = true, env = "KEELCTL_KEY", requires = "cert_file")]
+    key: Option<std::path::PathBuf>,
 
     /// Output format: `simple` (etcdctl's lines) or `json` (the server's JSON as it came).
     #[arg(short = 'w', long, global = true, value_enum, default_value_t = Output::Simple)]
@@ -214,28 +227,31 @@ fn success(reply: Reply) -> Result<Reply, Failure> {
 // Endpoints and HTTP
 // ---------------------------------------------------------------------------------------------
 
-/// A client URL and the `host:port` to connect to.
+/// A client URL, the `host:port` to connect to, and how `https://` URLs are dialed.
 #[derive(Clone)]
 struct Endpoint {
     url: String,
     authority: String,
+    tls: Dial,
 }
 
-/// Parse `http://host:port` (the scheme may be left out).
-fn parse_endpoint(raw: &str) -> Result<Endpoint, Failure> {
+/// Parse `http://host:port` or `https://host:port` (without a scheme: http); `tls` is how
+/// https endpoints are dialed.
+fn parse_endpoint(raw: &str, tls: &Dial) -> Result<Endpoint, Failure> {
     let raw = raw.trim().trim_end_matches('/');
     let url = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
-    if !url.starts_with("http://") {
-        return Err(Failure::Other(format!("endpoint {raw}: only http:// endpoints are supported")));
-    }
+    let Some(scheme) = ["http", "https"].into_iter().find(|s| url.starts_with(&format!("{s}://"))) else {
+        return Err(Failure::Other(format!("endpoint {raw}: only http:// and https:// endpoints are supported")));
+    };
     let authority = keel_net::peer::host_port(&url)
         .ok_or_else(|| Failure::Other(format!("endpoint {raw} is not a URL like http://host:port")))?;
-    Ok(Endpoint { url: format!("http://{authority}"), authority })
+    let url = format!("{scheme}://{authority}");
+    Ok(Endpoint { url, authority, tls: tls.clone() })
 }
 
 /// Parse every endpoint, failing on the first bad one.
-fn parse_endpoints(raw: &[String]) -> Result<Vec<Endpoint>, Failure> {
-    let endpoints: Vec<Endpoint> = raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r)).collect::<Result<_, _>>()?;
+fn parse_endpoints(raw: &[String], tls: &Dial) -> Result<Vec<Endpoint>, Failure> {
+    let endpoints: Vec<Endpoint> = raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r, tls)).collect::<Result<_, _>>()?;
     if endpoints.is_empty() {
         return Err(Failure::Other("no endpoints given".into()));
     }
@@ -306,11 +322,10 @@ struct Connection {
 impl Connection {
     /// Connect (within [`DIAL_TIMEOUT`]) and hand the connection to a task.
     async fn open(endpoint: &Endpoint) -> Result<Connection, String> {
-        let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&endpoint.authority))
+        let stream = tokio::time::timeout(DIAL_TIMEOUT, endpoint.tls.for_url(&endpoint.url).connect(&endpoint.authority))
             .await
             .map_err(|_| "dial timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(Connection { sender, authority: endpoint.authority.clone() })
@@ -661,9 +676,10 @@ async fn targets(endpoints: Vec<Endpoint>, cluster: bool) -> Result<Vec<Endpoint
     if !cluster {
         return Ok(endpoints);
     }
+    let tls = endpoints.first().map_or_else(Dial::default, |e| e.tls.clone());
     let (_, list) = members(&mut Client::new(endpoints)).await?;
     let urls: Vec<String> = list.iter().flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default()).filter_map(|u| u.as_str().map(String::from)).collect();
-    parse_endpoints(&urls)
+    parse_endpoints(&urls, &tls)
 }
 
 /// One endpoint's health check.
@@ -816,7 +832,9 @@ fn failure_reason(failure: &Failure) -> String {
 
 /// Run the parsed command.
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let endpoints = parse_endpoints(&cli.endpoints)?;
+    let files = TlsFiles { cert: cli.cert.clone(), key: cli.key.clone(), trusted_ca: cli.cacert.clone(), client_cert_auth: false };
+    let tls = files.dial().map_err(Failure::Other)?;
+    let endpoints = parse_endpoints(&cli.endpoints, &tls)?;
     let output = cli.write_out;
     let mut client = Client::new(endpoints.clone());
     match cli.command {

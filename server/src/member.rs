@@ -10,6 +10,7 @@ use keel_core::node::Node;
 use keel_net::http::{self, Api};
 use keel_net::metrics::Metrics;
 use keel_net::peer::{self, host_port, PeerTransport};
+use keel_net::tls::Dial;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
@@ -33,21 +34,28 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let recovery = storage.recover().map_err(|e| e.to_string())?;
     let stored = storage.identity().map_err(|e| e.to_string())?;
     let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
-    let dial = config.peer_tls.dial()?;
-    let identity = match stored {
-        Some(kept) => check_founding_flags(config, kept)?,
-        // A member joining a running cluster has the id `member add` gave it: it learns it from
-        // the cluster when it first starts (nothing stored, no founding members).
-        None if recovery.is_none() && config.initial_members.is_empty() => {
+    let dial = if config.peer_tls.is_empty() { Dial::default() } else { config.peer_tls.dial()? };
+    let founding = !config.initial_members.is_empty();
+    let identity = match (stored, &recovery) {
+        // A log exists: the ids it was written under win over the flags, as etcd's WAL does.
+        (Some(kept), Some(_)) => {
+            warn_if_flags_differ(config, kept);
+            kept
+        }
+        // Nothing written yet: a joiner keeps the id the cluster told it...
+        (Some(kept), None) if !founding => kept,
+        // ...or asks for it: `member add` chose it.
+        (None, None) if !founding => {
             let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
             let found = peer::discover_identity(&urls, &config.advertise_peer_urls, &dial, JOIN_PATIENCE).await?;
             peers = found.members;
             MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }
         }
-        None => MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id },
+        _ => MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id },
     };
-    // Kept before anything else is written, so a data directory always knows whose it is.
-    if stored != Some(identity) {
+    // Kept before anything else is written, so a data directory knows whose it is (a cluster
+    // id of 0, a joiner's from before ids were kept, is not worth keeping).
+    if stored != Some(identity) && identity.cluster_id != 0 {
         storage.keep_identity(identity).map_err(|e| e.to_string())?;
     }
     let MemberIdentity { member_id, cluster_id } = identity;
@@ -107,25 +115,23 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     Ok(Started { driver, handle })
 }
 
-/// A founding member's flags derive its ids; a data directory made for other ids belongs to
-/// another cluster (or another member), and serving it under these flags would mix two
-/// clusters' histories, so the start is refused. A joined member's ids came from the cluster,
-/// not its flags, so only founding flags are compared.
-fn check_founding_flags(config: &ServerConfig, kept: MemberIdentity) -> Result<MemberIdentity, String> {
+/// A founding member's flags derive its ids, but once a data directory holds a log, the ids it
+/// was written under are the member's (etcd likewise ignores `--initial-*` flags on a restart:
+/// after `member update` or a grown `--initial-cluster` they no longer derive the same ids).
+/// Different ones are worth a warning: the flags may name another cluster by mistake.
+fn warn_if_flags_differ(config: &ServerConfig, kept: MemberIdentity) {
     let founding = !config.initial_members.is_empty();
     if founding && (kept.cluster_id, kept.member_id) != (config.cluster_id, config.member_id) {
-        return Err(format!(
-            "cluster mismatch: data directory {} belongs to member {:x} of cluster {:x}, but --initial-cluster, \
-             --initial-advertise-peer-urls and --initial-cluster-token describe member {:x} of cluster {:x}; \
-             start it with the flags it was made with, or give this member an empty --data-dir",
+        tracing::warn!(
+            "data directory {} belongs to member {:x} of cluster {:x}; the --initial-* flags, which describe member {:x} \
+             of cluster {:x}, are ignored",
             config.data_dir.display(),
             kept.member_id,
             kept.cluster_id,
             config.member_id,
             config.cluster_id
-        ));
+        );
     }
-    Ok(kept)
 }
 
 async fn bind(url: &str, what: &str) -> Result<TcpListener, String> {

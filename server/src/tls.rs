@@ -50,15 +50,19 @@ impl TlsFiles {
     fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
         let (chain, key) = self.identity()?;
         let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+        // As etcd: a trusted CA file alone already makes the other end show a certificate.
         let builder = match (&self.trusted_ca, self.client_cert_auth) {
-            (Some(ca), true) => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+            (None, false) => builder.with_no_client_auth(),
+            (ca, _) => {
+                let roots = match ca {
+                    Some(ca) => roots(ca)?,
+                    None => system_roots(),
+                };
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                     .build()
-                    .map_err(|e| format!("--trusted-ca-file {}: {e}", ca.display()))?;
+                    .map_err(|e| format!("cannot verify client certificates: {e}"))?;
                 builder.with_client_cert_verifier(verifier)
             }
-            (None, true) => return Err("--client-cert-auth needs --trusted-ca-file to verify client certificates".into()),
-            (_, false) => builder.with_no_client_auth(),
         };
         let mut config = builder.with_single_cert(chain, key).map_err(|e| format!("the certificate and key do not match: {e}"))?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();

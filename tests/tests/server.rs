@@ -73,24 +73,42 @@ fn start_up_mistakes_exit_with_a_clear_message() {
 }
 
 #[test]
-fn a_data_directory_made_for_another_cluster_is_refused() {
+fn a_data_directory_keeps_the_ids_it_was_made_with() {
     let dir = tempfile::tempdir().unwrap();
     let (c, p) = (free_port(), free_port());
     let client = format!("http://127.0.0.1:{c}");
     let peer = format!("http://127.0.0.1:{p}");
     let args = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer];
-    let child = Command::new(keel_binary()).args(args).current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    assert!((0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        curl(&[&format!("{client}/health")]).0 == 200
-    }));
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let _ = child.wait_with_output();
+    let log = dir.path().join("keel.log");
+    let start = |extra: &[&str]| {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(keel_binary()).args(args).args(extra).current_dir(dir.path()).stderr(stderr).spawn().unwrap();
+        assert!((0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            curl(&[&format!("{client}/health")]).0 == 200
+        }));
+        child
+    };
+    let stop = |child: std::process::Child| {
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        let _ = child.wait_with_output();
+    };
+    let first = start(&[]);
+    let (_, status) = curl(&[&format!("{client}/v2/stats/self")]);
+    let id = json(&status)["id"].clone();
+    assert!(matches!(curl(&["-X", "PUT", &format!("{client}/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
+    stop(first);
 
-    let other = Command::new(keel_binary()).args(args).args(["--initial-cluster-token", "another-cluster"]).current_dir(dir.path()).output().unwrap();
-    assert_eq!(other.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&other.stderr);
-    assert!(err.contains("cluster mismatch") && err.contains("default.keel"), "{err}");
+    // Restarted with flags that derive other ids (another token): as etcd, the data directory's
+    // ids win, its data is served, and the ignored flags are reported.
+    let again = start(&["--initial-cluster-token", "another-cluster"]);
+    let (_, status) = curl(&[&format!("{client}/v2/stats/self")]);
+    assert_eq!(json(&status)["id"], id);
+    let (_, body) = curl(&[&format!("{client}/v2/keys/kept")]);
+    assert_eq!(json(&body)["node"]["value"], "yes");
+    stop(again);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("are ignored"), "{logged}");
 }
 
 #[test]

@@ -155,6 +155,15 @@ fn interpret(call: &Call, reply: Reply) -> Outcome {
 
 /// A register client: linearizable reads, writes and compare-and-swaps on a few hot keys.
 pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
+    register_loop(env, client, |addr, call| async move { interpret(&call, send(addr, &call).await) }).await
+}
+
+/// The register clients' loop, over either API: `run` carries out one call at a member's
+/// address (v2 requests here, v3 gateway calls in `workload_v3`).
+pub async fn register_loop<F>(env: Env, client: u64, run: impl Fn(SocketAddr, Call) -> F) -> Vec<Op>
+where
+    F: std::future::Future<Output = Outcome>,
+{
     let mut ops = Vec::new();
     let mut seq = 0u64;
     let mut last_seen: Vec<Option<String>> = vec![None; REGISTER_KEYS];
@@ -168,7 +177,8 @@ pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
             4..=6 => Call::Put { key, value },
             _ => Call::Cas { key, expected: last_seen[k].clone(), value },
         };
-        let outcome = record(&env, client, env.pick_member(), call, &mut ops).await;
+        let member = env.pick_member();
+        let outcome = record_outcome(&env, client, member, call.clone(), &mut ops, run(env.addr(member), call)).await;
         if let Outcome::Ok(Return::Value { value, .. }) = outcome {
             last_seen[k] = value;
         }

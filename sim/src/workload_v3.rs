@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::client::{post_json, Reply};
 use crate::history::{Call, Op, Outcome, Return};
 use crate::rng::rng;
-use crate::workload::{pause_ms, record_outcome, register_key, Env, CLIENT_TIMEOUT, REGISTER_KEYS, TTL_S};
+use crate::workload::{pause_ms, record_outcome, register_loop, Env, CLIENT_TIMEOUT, TTL_S};
 
 /// The lock v3 lock clients contend for, through etcd's Lock service.
 pub const LOCK_V3: &str = "/locks/v3";
@@ -80,28 +80,7 @@ async fn register_op(addr: SocketAddr, call: &Call) -> Outcome {
 /// A v3 register client: linearizable ranges, puts and txn compare-and-swaps on the same keys
 /// the v2 register clients use.
 pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
-    let mut ops = Vec::new();
-    let mut seq = 0u64;
-    let mut last_seen: Vec<Option<String>> = vec![None; REGISTER_KEYS];
-    while !env.stopped() {
-        let k = rng().gen_range(0..REGISTER_KEYS);
-        let key = register_key(k);
-        seq += 1;
-        let value = format!("c{client}-{seq}");
-        let call = match rng().gen_range(0..10) {
-            0..=3 => Call::Get { key },
-            4..=6 => Call::Put { key, value },
-            _ => Call::Cas { key, expected: last_seen[k].clone(), value },
-        };
-        let member = env.pick_member();
-        let addr = env.addr(member);
-        let outcome = record_outcome(&env, client, member, call.clone(), &mut ops, register_op(addr, &call)).await;
-        if let Outcome::Ok(Return::Value { value, .. }) = outcome {
-            last_seen[k] = value;
-        }
-        pause_ms(0, 60).await;
-    }
-    ops
+    register_loop(env, client, |addr, call| async move { register_op(addr, &call).await }).await
 }
 
 /// What a v3 lock holder needs to keep and release its lock.

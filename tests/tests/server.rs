@@ -1,7 +1,7 @@
 //! The `keel` binary as an operator meets it: the README's no-flag start, status endpoints,
 //! membership listing, start-up errors and exit codes.
 
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use keel_tests::{curl, free_port, json, keel_binary, ProcessCluster};
@@ -9,7 +9,7 @@ use keel_tests::{curl, free_port, json, keel_binary, ProcessCluster};
 #[test]
 fn with_no_flags_keel_serves_on_2379_with_data_in_default_keel() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(keel_binary()).current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(keel_binary()).current_dir(dir.path()).stderr(Stdio::null()).spawn().unwrap();
     let mut healthy = false;
     for _ in 0..200 {
         if curl(&["http://127.0.0.1:2379/health"]) == (200, r#"{"health":"true"}"#.to_string()) {
@@ -72,71 +72,80 @@ fn start_up_mistakes_exit_with_a_clear_message() {
     assert!(err.contains("couldn't find local name"), "{err}");
 }
 
+/// One member on free loopback ports with its data in a temporary directory, started and
+/// stopped by hand: for tests of restarts and of the process itself.
+struct Lone {
+    dir: tempfile::TempDir,
+    client: String,
+    args: Vec<String>,
+}
+
+impl Lone {
+    fn new(extra: &[&str]) -> Lone {
+        let client = format!("http://127.0.0.1:{}", free_port());
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Lone { dir: tempfile::tempdir().unwrap(), client, args }
+    }
+
+    /// Start it (with `extra` flags) and wait until it answers `/health`.
+    fn start(&self, extra: &[&str], stderr: Stdio) -> Child {
+        let child = Command::new(keel_binary()).args(&self.args).args(extra).current_dir(self.dir.path()).stderr(stderr).spawn().unwrap();
+        let healthy = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            curl(&[&self.url("/health")]).0 == 200
+        });
+        assert!(healthy, "keel did not become healthy");
+        child
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.client)
+    }
+}
+
+/// Stop a member with SIGTERM and collect what it wrote.
+fn terminate(child: Child) -> Output {
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn a_data_directory_keeps_the_ids_it_was_made_with() {
-    let dir = tempfile::tempdir().unwrap();
-    let (c, p) = (free_port(), free_port());
-    let client = format!("http://127.0.0.1:{c}");
-    let peer = format!("http://127.0.0.1:{p}");
-    let args = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer];
-    let log = dir.path().join("keel.log");
-    let start = |extra: &[&str]| {
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new(keel_binary()).args(args).args(extra).current_dir(dir.path()).stderr(stderr).spawn().unwrap();
-        assert!((0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            curl(&[&format!("{client}/health")]).0 == 200
-        }));
-        child
-    };
-    let stop = |child: std::process::Child| {
-        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-        let _ = child.wait_with_output();
-    };
-    let first = start(&[]);
-    let (_, status) = curl(&[&format!("{client}/v2/stats/self")]);
-    let id = json(&status)["id"].clone();
-    assert!(matches!(curl(&["-X", "PUT", &format!("{client}/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
-    stop(first);
+    let member = Lone::new(&[]);
+    let log = member.dir.path().join("keel.log");
+    let log_file = || Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap());
+    let first = member.start(&[], log_file());
+    let id = json(&curl(&[&member.url("/v2/stats/self")]).1)["id"].clone();
+    assert!(matches!(curl(&["-X", "PUT", &member.url("/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
+    terminate(first);
 
     // Restarted with flags that derive other ids (another token): as etcd, the data directory's
     // ids win, its data is served, and the ignored flags are reported.
-    let again = start(&["--initial-cluster-token", "another-cluster"]);
-    let (_, status) = curl(&[&format!("{client}/v2/stats/self")]);
-    assert_eq!(json(&status)["id"], id);
-    let (_, body) = curl(&[&format!("{client}/v2/keys/kept")]);
+    let again = member.start(&["--initial-cluster-token", "another-cluster"], log_file());
+    assert_eq!(json(&curl(&[&member.url("/v2/stats/self")]).1)["id"], id);
+    let (_, body) = curl(&[&member.url("/v2/keys/kept")]);
     assert_eq!(json(&body)["node"]["value"], "yes");
-    stop(again);
+    terminate(again);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("are ignored"), "{logged}");
 }
 
 #[test]
 fn sigterm_stops_gracefully_and_json_logs_are_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let (c, p) = (free_port(), free_port());
-    let client = format!("http://127.0.0.1:{c}");
-    let peer = format!("http://127.0.0.1:{p}");
-    let args = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer, "--log-format", "json"];
-    let start = || Command::new(keel_binary()).args(args).current_dir(dir.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let wait_healthy = || (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        curl(&[&format!("{client}/health")]).0 == 200
-    });
-    let child = start();
-    assert!(wait_healthy());
-    assert!(matches!(curl(&["-X", "PUT", &format!("{client}/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let member = Lone::new(&["--log-format", "json"]);
+    let child = member.start(&[], Stdio::piped());
+    assert!(matches!(curl(&["-X", "PUT", &member.url("/v2/keys/kept"), "-d", "value=yes"]).0, 200 | 201));
+    let out = terminate(child);
     assert_eq!(out.status.code(), Some(0), "SIGTERM is a clean stop");
     let logs = String::from_utf8_lossy(&out.stderr);
     let first = logs.lines().next().expect("some log lines");
     assert!(json(first).is_object(), "not a JSON log line: {first}");
-    let child = start();
-    assert!(wait_healthy());
-    let (_, body) = curl(&[&format!("{client}/v2/keys/kept")]);
+    let child = member.start(&[], Stdio::piped());
+    let (_, body) = curl(&[&member.url("/v2/keys/kept")]);
     assert_eq!(json(&body)["node"]["value"], "yes");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait_with_output();
+    terminate(child);
 }

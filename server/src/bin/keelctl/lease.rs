@@ -8,7 +8,7 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::{emit, print_raw, server_error, Call, Client, Failure, Output, Reply};
+use crate::{emit, print_reply as print, server_error, Call, Client, Failure, Output, Reply};
 
 #[derive(Subcommand)]
 pub enum LeaseCommand {
@@ -113,14 +113,6 @@ async fn call(client: &mut Client, path: &str, body: Value) -> Result<(Reply, Va
     }
     let answer = reply.require_json()?;
     Ok((reply, answer))
-}
-
-/// The raw JSON under `-w json`, else etcdctl's line.
-fn print(output: Output, reply: &Reply, line: &str) -> Result<(), Failure> {
-    match output {
-        Output::Json => print_raw(reply),
-        Output::Simple => emit(line),
-    }
 }
 
 /// An int64 field as proto3 JSON carries it (a decimal string; absent when 0).

@@ -82,6 +82,8 @@ pub struct Driver<S: Storage> {
     published: bool,
     publishing: bool,
     known_members: Vec<(u64, Vec<String>)>,
+    /// The members that had published their client URLs at the last round.
+    known_started: Vec<u64>,
     last_leader: u64,
     /// A peer said this member was removed (it cannot learn so from the log; see `Frame::Removed`).
     told_removed: bool,
@@ -121,6 +123,7 @@ impl<S: Storage> Driver<S> {
             published: false,
             publishing: false,
             known_members: Vec::new(),
+            known_started: Vec::new(),
             last_leader: 0,
             told_removed: false,
         };
@@ -329,9 +332,14 @@ impl<S: Storage> Driver<S> {
             self.last_leader = leader;
         }
         let state = self.node.state();
-        let members: Vec<(u64, Vec<String>)> = state.members().into_iter().map(|m| (m.id, m.peer_urls)).collect();
+        let all = state.members();
+        let started: Vec<u64> = all.iter().filter(|m| !m.client_urls.is_empty()).map(|m| m.id).collect();
+        let members: Vec<(u64, Vec<String>)> = all.into_iter().map(|m| (m.id, m.peer_urls)).collect();
+        if started != self.known_started || members != self.known_members {
+            self.transport.set_directory(&members, &started, self.node.applied_index());
+            self.known_started = started;
+        }
         if members != self.known_members {
-            self.transport.set_directory(&members, self.node.applied_index());
             for (id, urls) in &members {
                 if let Some(url) = urls.first() {
                     self.transport.set_peer(*id, url);

@@ -51,7 +51,14 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
             peers = found.members;
             MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }
         }
-        _ => MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id },
+        // A founder with nothing stored: unless the cluster it names already runs.
+        (_, None) => {
+            let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
+            peer::check_founding(&urls, &config.advertise_peer_urls, (config.member_id, config.cluster_id), &dial).await?;
+            MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id }
+        }
+        // A log from before data directories kept their ids: the flags must still derive them.
+        (None, Some(_)) => MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id },
     };
     // Kept before anything else is written, so a data directory knows whose it is (a cluster
     // id of 0, a joiner's from before ids were kept, is not worth keeping).

@@ -209,6 +209,26 @@ impl ProcessCluster {
         }
     }
 
+    /// Start member `i` again with the same flags but an empty data directory: a lost disk.
+    pub fn restart_with_lost_data(&mut self, i: usize) {
+        self.kill(i);
+        let _ = std::fs::remove_dir_all(&self.members[i].data_dir);
+        self.members[i].spawn();
+    }
+
+    /// Member `i`'s exit code once it exits, within `timeout` (None: still running).
+    pub fn exit_code(&mut self, i: usize, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let child = self.members[i].child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Start member `i` again with the same flags and data directory.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);

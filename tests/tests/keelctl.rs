@@ -336,6 +336,8 @@ fn lease_commands_grant_attach_inspect_keep_alive_and_revoke() {
 
     let gone = keelctl(e, &["lease", "revoke", &id]);
     assert_eq!((gone.code, gone.stderr.as_str()), (1, "Error: etcdserver: requested lease not found\n"));
+    let once = keelctl(e, &["lease", "keep-alive", "--once", &id]);
+    assert_eq!((once.code, once.stderr.as_str()), (1, "Error: etcdserver: requested lease not found\n"));
     let bad = keelctl(e, &["lease", "timetolive", "zz"]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("expecting ID in Hex"), "{}", bad.stderr);

@@ -72,6 +72,32 @@ fn start_up_mistakes_exit_with_a_clear_message() {
     assert!(err.contains("couldn't find local name"), "{err}");
 }
 
+#[test]
+fn a_founder_will_not_found_a_cluster_that_already_runs() {
+    let mut c = ProcessCluster::start(3);
+    // Its disk lost, a founding member restarted with the same flags would vote with an empty
+    // log; like etcd, it refuses and says why.
+    c.restart_with_lost_data(2);
+    assert_eq!(c.exit_code(2, Duration::from_secs(10)), Some(1), "{}", c.members[2].log());
+    let log = c.members[2].log();
+    assert!(log.contains("has already been bootstrapped"), "{log}");
+
+    // Flags that name this cluster's members under another cluster token.
+    let own = format!("http://127.0.0.1:{}", free_port());
+    let client = format!("http://127.0.0.1:{}", free_port());
+    let initial = format!("m0={},x={own}", c.members[0].peer_url);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(keel_binary())
+        .args(["--name", "x", "--initial-cluster", &initial, "--initial-cluster-token", "some-other-cluster"])
+        .args(["--listen-peer-urls", &own, "--initial-advertise-peer-urls", &own, "--listen-client-urls", &client])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("belongs to cluster"), "{err}");
+}
+
 /// One member on free loopback ports with its data in a temporary directory, started and
 /// stopped by hand: for tests of restarts and of the process itself.
 struct Lone {

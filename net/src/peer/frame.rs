@@ -34,9 +34,10 @@ pub enum Frame {
     /// gave the member with these peer URLs (ids of added members are not derivable).
     WhoAmI { peer_urls: Vec<String> },
     /// The answer to [`Frame::WhoAmI`]: the member's id (0: no such member yet), the
-    /// cluster's, and every member's id and peer URLs (a joiner must answer members whose ids
-    /// it cannot derive either, before its log tells it of them), as of raft index `as_of`.
-    YouAre { id: u64, cluster_id: u64, members: Vec<(u64, Vec<String>)>, as_of: u64 },
+    /// cluster's, every member's id and peer URLs (a joiner must answer members whose ids it
+    /// cannot derive either, before its log tells it of them), and whether the member has served
+    /// clients already (a founder that has cannot found again), as of raft index `as_of`.
+    YouAre { id: u64, cluster_id: u64, members: Vec<(u64, Vec<String>)>, started: bool, as_of: u64 },
 }
 
 /// Why a connection's byte stream was rejected.
@@ -157,7 +158,7 @@ mod tests {
             Frame::Forward { id: 1, request: Request::LeaseLeases },
             Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },
             Frame::WhoAmI { peer_urls: vec!["http://10.0.0.4:2380".into()] },
-            Frame::YouAre { id: 4, cluster_id: 9, members: vec![(4, vec!["http://10.0.0.4:2380".into()])], as_of: 12 },
+            Frame::YouAre { id: 4, cluster_id: 9, members: vec![(4, vec!["http://10.0.0.4:2380".into()])], started: true, as_of: 12 },
         ];
         let mut wire = Vec::new();
         for f in &frames {

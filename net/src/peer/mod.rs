@@ -3,6 +3,7 @@
 //! — a slow or dead peer costs at most that queue, and Raft retransmits what is dropped — that
 //! reconnects with backoff. Snapshots travel in chunks; the driver hears whether they arrived.
 
+mod discovery;
 mod frame;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::tls::{Accept, Dial, Stream};
 
+pub use discovery::{check_founding, discover_identity, JoinerIdentity};
 pub use frame::{snapshot_chunks, Frame, FrameError, SnapshotAssembler, MAX_FRAME_BYTES};
 
 /// How long an accepted peer connection may take to finish its TLS handshake.
@@ -82,10 +84,11 @@ impl PeerTransport {
         PeerTransport { accept, dial, ..self }
     }
 
-    /// The cluster's members, each with its peer URLs, as of raft index `applied`: who a joiner
-    /// may be.
-    pub fn set_directory(&self, members: &[(u64, Vec<String>)], applied: u64) {
-        *lock(&self.directory) = Directory { applied, members: members.iter().map(|(id, urls)| (*id, sorted(urls))).collect() };
+    /// The cluster's members, each with its peer URLs, and those of them that have served
+    /// clients (`started`), as of raft index `applied`: who a joiner or a founder may be.
+    pub fn set_directory(&self, members: &[(u64, Vec<String>)], started: &[u64], applied: u64) {
+        let members = members.iter().map(|(id, urls)| (*id, sorted(urls))).collect();
+        *lock(&self.directory) = Directory { applied, members, started: started.to_vec() };
     }
 
     /// The answer to a joiner with these peer URLs (id 0 if no member has them).
@@ -93,7 +96,8 @@ impl PeerTransport {
         let wanted = sorted(peer_urls);
         let directory = lock(&self.directory).clone();
         let id = directory.members.iter().find(|(_, urls)| *urls == wanted).map_or(0, |(id, _)| *id);
-        Frame::YouAre { id, cluster_id: self.cluster_id, members: directory.members, as_of: directory.applied }
+        let started = directory.started.contains(&id);
+        Frame::YouAre { id, cluster_id: self.cluster_id, members: directory.members, started, as_of: directory.applied }
     }
 
     /// Accept peers' connections on `listener` (in a background task).
@@ -242,74 +246,18 @@ impl PeerTransport {
     }
 }
 
-/// Every member's id and (sorted) peer URLs, as of a raft index.
+/// Every member's id and (sorted) peer URLs, and which have served clients, as of a raft index.
 #[derive(Clone, Debug, Default)]
 struct Directory {
     applied: u64,
     members: Vec<(u64, Vec<String>)>,
+    started: Vec<u64>,
 }
 
 fn sorted(urls: &[String]) -> Vec<String> {
     let mut urls = urls.to_vec();
     urls.sort();
     urls
-}
-
-/// Who a joining member is, as the cluster told it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinerIdentity {
-    /// The id `member add` gave it.
-    pub id: u64,
-    /// The cluster's id.
-    pub cluster_id: u64,
-    /// Every member's id and peer URLs when it asked.
-    pub members: Vec<(u64, Vec<String>)>,
-}
-
-/// A member joining a running cluster learns its id, the cluster's and the members' from the
-/// members at `peers` (peer URLs, its own among them or not): it asks all of them which member
-/// has `own_urls`, and believes whoever has seen the newest membership (one that has not yet
-/// applied a removal may still name a removed member at the same URLs), until one knows or
-/// `patience` runs out (the operator has not run `member add` yet, or no member is reachable).
-pub async fn discover_identity(peers: &[String], own_urls: &[String], dial: &Dial, patience: Duration) -> Result<JoinerIdentity, String> {
-    let deadline = tokio::time::Instant::now() + patience;
-    let own = sorted(own_urls);
-    let others: Vec<(String, Dial)> =
-        peers.iter().filter(|u| !own.contains(u)).filter_map(|u| Some((host_port(u)?, dial.for_url(u)))).collect();
-    if others.is_empty() {
-        return Err("--initial-cluster names no other member to join through".into());
-    }
-    loop {
-        let answers = futures_util::future::join_all(others.iter().map(|(addr, dial)| ask_who_am_i(addr, &own, dial))).await;
-        if let Some((_, found)) = answers.into_iter().flatten().max_by_key(|(as_of, _)| *as_of) {
-            return Ok(found);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let addrs: Vec<&str> = others.iter().map(|(addr, _)| addr.as_str()).collect();
-            return Err(format!(
-                "no member at {} knows a member with peer URLs {}: add it first (etcdctl member add)",
-                addrs.join(","),
-                own.join(",")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Ask the member at `addr` who has peer URLs `own`: its answer and the raft index its
-/// membership is as of, if it knows (and answers within 2 s).
-async fn ask_who_am_i(addr: &str, own: &[String], dial: &Dial) -> Option<(u64, JoinerIdentity)> {
-    let ask = async {
-        let mut stream = dial.connect(addr).await.ok()?;
-        (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
-        (Frame::WhoAmI { peer_urls: own.to_vec() }).write(&mut stream).await.ok()?;
-        stream.flush().await.ok()?;
-        match Frame::read(&mut stream).await {
-            Ok(Some(Frame::YouAre { id, cluster_id, members, as_of })) if id != 0 => Some((as_of, JoinerIdentity { id, cluster_id, members })),
-            _ => None,
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten()
 }
 
 /// Keep one outgoing connection to `peer` alive and write its queue into it; `me` is this
@@ -455,25 +403,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_joiner_learns_its_id_once_it_has_been_added() {
-        let (tx, _rx) = mpsc::channel(64);
-        let member = PeerTransport::new(1, 5, tx);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer_url = format!("http://{}", listener.local_addr().unwrap());
-        member.serve(listener);
-        let joiner = vec!["http://127.0.0.1:1".to_string()];
-        let peers = vec![peer_url.clone(), joiner[0].clone()];
-        let early = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_millis(400)).await;
-        assert!(early.unwrap_err().contains("member add"));
-        let members = vec![(1, vec![peer_url]), (0xabc, joiner.clone())];
-        member.set_directory(&members, 10);
-        let found = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(found, JoinerIdentity { id: 0xabc, cluster_id: 5, members });
-        let alone = discover_identity(&joiner, &joiner, &Dial::default(), Duration::from_secs(1)).await;
-        assert!(alone.unwrap_err().contains("no other member"));
-    }
-
-    #[tokio::test]
     async fn word_of_a_removal_reaches_only_the_member_removed() {
         let (tx1, _rx1) = mpsc::channel(64);
         let (tx2, mut rx2) = mpsc::channel(64);
@@ -491,26 +420,4 @@ mod tests {
         t1.farewell(2);
         assert!(matches!(rx2.recv().await, Some(Inbound::Removed { from: 1 })));
     }
-
-    #[tokio::test]
-    async fn a_joiner_believes_the_member_that_saw_the_newest_membership() {
-        let mut peers = Vec::new();
-        let mut transports = Vec::new();
-        for id in [1, 2] {
-            let (tx, rx) = mpsc::channel(64);
-            let t = PeerTransport::new(id, 5, tx);
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            peers.push(format!("http://{}", listener.local_addr().unwrap()));
-            t.serve(listener);
-            transports.push((t, rx));
-        }
-        let joiner = vec!["http://127.0.0.1:1".to_string()];
-        // Member 1 has not yet applied the removal of 0x01d, the old member at these URLs;
-        // member 2 has applied the add of 0x0e2 at the same URLs.
-        transports[0].0.set_directory(&[(1, vec![peers[0].clone()]), (0x01d, joiner.clone())], 20);
-        transports[1].0.set_directory(&[(2, vec![peers[1].clone()]), (0x0e2, joiner.clone())], 25);
-        let found = discover_identity(&peers, &joiner, &Dial::default(), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(found.id, 0x0e2);
-    }
 }
-

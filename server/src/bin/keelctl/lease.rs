@@ -79,7 +79,11 @@ async fn keep_alive(client: &mut Client, output: Output, id: i64, once: bool) ->
         let (reply, answer) = call(client, "/v3/lease/keepalive", json!({ "ID": id.to_string() })).await?;
         let ttl = number(&answer["result"], "TTL");
         if ttl <= 0 {
-            // etcd answers a lease that is gone with TTL 0; etcdctl then says so and stops.
+            // etcd answers a lease that is gone with TTL 0; etcdctl then says so and stops, or,
+            // asked for one keep-alive, fails as the one-shot call does.
+            if once {
+                return Err(Failure::Other("etcdserver: requested lease not found".into()));
+            }
             return emit(&format!("lease {id:016x} expired or revoked."));
         }
         print(output, &reply, &format!("lease {id:016x} keepalived with TTL({ttl})"))?;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarm::AlarmRequest;
 use crate::error::{Error, Result};
 use crate::request::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange,
@@ -25,6 +26,12 @@ pub enum Command {
     /// A membership change; carried in a ConfChangeV2 entry's context (or a normal entry for
     /// URL updates, which change no Raft configuration).
     Member(MemberChange),
+    /// List, raise or clear alarms (etcd replicates even the listing).
+    Alarm(AlarmRequest),
+    /// Member `member_id` found that a write would exceed the space quota: raise its NOSPACE
+    /// alarm and refuse the write (etcd raises the alarm before answering "database space
+    /// exceeded", so a client that then lists alarms sees it).
+    QuotaExceeded { member_id: u64 },
 }
 
 /// A command with its origin. `origin` 0 marks a command the cluster made for itself (lease

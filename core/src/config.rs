@@ -42,7 +42,13 @@ pub struct NodeConfig {
     pub max_size_per_msg: u64,
     /// Most append messages in flight to one follower.
     pub max_inflight_msgs: usize,
+    /// The space quota in bytes of retained key-space history (etcd's
+    /// `--quota-backend-bytes`, 2 GiB by default); 0 means no quota.
+    pub quota_bytes: u64,
 }
+
+/// etcd's default space quota: 2 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 impl NodeConfig {
     /// etcd's defaults for a member `id` of a new cluster of `members`.
@@ -64,6 +70,7 @@ impl NodeConfig {
             progress_notify_ms: 600_000,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 

@@ -69,6 +69,8 @@ pub enum Error {
     Stopped,
     #[error("etcdserver: {0}")]
     Internal(String),
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
 }
 
 impl Error {
@@ -85,6 +87,7 @@ impl Error {
             NoLeader | NotLeader | LeaderChanged | Stopped => ErrorClass::Unavailable,
             Timeout => ErrorClass::DeadlineExceeded,
             Internal(_) => ErrorClass::Internal,
+            NoSpace => ErrorClass::ResourceExhausted,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! so the same inputs always give the same outputs — which is what lets `keel-sim` replay a whole
 //! cluster from a seed.
 
+pub mod alarm;
 pub mod cluster;
 pub mod command;
 pub mod config;

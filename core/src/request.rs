@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarm::{AlarmRequest, AlarmResponse};
 use crate::kv::KeyValue;
 
 /// Filled into every response: which cluster and member answered, at which revision and term.
@@ -319,6 +320,8 @@ pub enum Request {
     /// This member's whole replicated state as bytes (etcd's Maintenance Snapshot), answered
     /// locally: the backup `etcdctl snapshot save` writes.
     Snapshot,
+    /// List, raise or clear alarms (etcd's Maintenance.Alarm).
+    Alarm(AlarmRequest),
 }
 
 /// The answer to a [`Request`], in the matching variant.
@@ -340,6 +343,7 @@ pub enum Response {
     Hash(HashResponse),
     HashKv(HashKvResponse),
     Snapshot(SnapshotResponse),
+    Alarm(AlarmResponse),
 }
 
 /// A member's state digest and the log position it reflects.
@@ -388,6 +392,7 @@ impl Response {
             Response::Hash(r) => &mut r.header,
             Response::HashKv(r) => &mut r.header,
             Response::Snapshot(r) => &mut r.header,
+            Response::Alarm(r) => &mut r.header,
         }
     }
 }

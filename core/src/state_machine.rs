@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarm::{self, AlarmAction, AlarmMember, AlarmRequest, AlarmType, Alarms};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::kv::{Event, EventType};
@@ -29,6 +30,7 @@ pub struct StateMachine {
     store: MvccStore,
     lessor: Lessor,
     members: BTreeMap<u64, Member>,
+    alarms: Alarms,
     applied_index: u64,
 }
 
@@ -39,6 +41,7 @@ struct StateSnapshot {
     store: MvccSnapshot,
     leases: LeaseSnapshot,
     members: Vec<Member>,
+    alarms: Vec<AlarmMember>,
 }
 
 impl StateMachine {
@@ -48,6 +51,7 @@ impl StateMachine {
             store: MvccStore::new(),
             lessor: Lessor::new(min_lease_ttl),
             members: members.into_iter().map(|m| (m.id, m)).collect(),
+            alarms: Alarms::default(),
             applied_index: 0,
         }
     }
@@ -77,6 +81,11 @@ impl StateMachine {
         self.members.get(&id)
     }
 
+    /// The active alarms (NOSPACE refuses writes that add data).
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
     /// Index of the last applied Raft entry.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
@@ -90,6 +99,9 @@ impl StateMachine {
     /// Apply a committed command. `now_ms` is the leader's clock on the leader, `None` elsewhere:
     /// only the leader tracks when leases expire.
     pub fn apply(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
+        if self.alarms.out_of_space() && adds_data(command) {
+            return ApplyResult { response: Some(Err(Error::NoSpace)), events: vec![] };
+        }
         let (response, events) = match command {
             Command::Put(req) => {
                 let lessor = &self.lessor;
@@ -113,6 +125,11 @@ impl StateMachine {
                 return ApplyResult { response: None, events: vec![] };
             }
             Command::Member(change) => (self.change_member(change), vec![]),
+            Command::Alarm(req) => (Ok(Response::Alarm(self.alarms.apply(req))), vec![]),
+            Command::QuotaExceeded { member_id } => {
+                self.alarms.apply(&AlarmRequest { action: AlarmAction::Activate, member_id: *member_id, alarm: AlarmType::Nospace });
+                (Err(Error::NoSpace), vec![])
+            }
         };
         self.track_lease_keys(&events);
         let response = response.map(|mut r| {
@@ -257,6 +274,7 @@ impl StateMachine {
             store: self.store.snapshot(),
             leases: self.lessor.snapshot(),
             members: self.members(),
+            alarms: self.alarms.list(),
         };
         postcard::to_stdvec(&snap).unwrap_or_default()
     }
@@ -271,6 +289,7 @@ impl StateMachine {
             store: MvccStore::restore(snap.store),
             lessor,
             members: snap.members.into_iter().map(|m| (m.id, m)).collect(),
+            alarms: Alarms::restore(snap.alarms),
             applied_index: snap.applied_index,
         })
     }
@@ -281,7 +300,18 @@ impl StateMachine {
         h.write_u64(self.store.hash());
         h.write(&postcard::to_stdvec(&self.lessor.snapshot()).unwrap_or_default());
         h.write(&postcard::to_stdvec(&self.members()).unwrap_or_default());
+        h.write(&postcard::to_stdvec(&self.alarms.list()).unwrap_or_default());
         h.finish()
+    }
+}
+
+/// Whether `command` would add data to the key space: refused while out of space (etcd's
+/// "capped" applier).
+fn adds_data(command: &Command) -> bool {
+    match command {
+        Command::Put(_) | Command::PutInOrder(_) | Command::LeaseGrant(_) => true,
+        Command::Txn(txn) => alarm::txn_puts(txn),
+        _ => false,
     }
 }
 

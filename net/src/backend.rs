@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use keel_core::alarm::AlarmMember;
 use keel_core::error::Result;
 use keel_core::request::{Member, Request, Response};
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
@@ -31,6 +32,11 @@ pub struct MemberStatus {
     pub members: Vec<Member>,
     /// Bytes of storage the member uses (etcd's `dbSize`), refreshed every tick.
     pub db_size: u64,
+    /// Bytes the retained key-space history counts towards the space quota (etcd's
+    /// `dbSizeInUse`).
+    pub db_size_in_use: u64,
+    /// The cluster's active alarms (NOSPACE: writes that add data are refused).
+    pub alarms: Vec<AlarmMember>,
     /// Keys deleted because their lease expired, since the member started (etcd's v2
     /// `expireCount`).
     pub expired_keys: u64,

@@ -164,6 +164,8 @@ impl Backend for LocalBackend {
             revision: n.state().store().current_revision(),
             members: vec![],
             db_size: 0,
+            db_size_in_use: n.state().store().size_bytes(),
+            alarms: n.state().alarms().list(),
             expired_keys: n.expired_keys(),
         }
     }

@@ -50,7 +50,8 @@ pub struct Flags {
     /// Applied entries between snapshots.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     pub snapshot_count: u64,
-    /// Storage size limit in bytes (0: etcd's default). Accepted now; enforced with the v3 API's alarms.
+    /// Space quota in bytes: past it writes are refused with a NOSPACE alarm (0: etcd's
+    /// default of 2 GiB; negative: no quota).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: i64,
     /// Log entries kept behind a snapshot for followers slightly behind (etcd 3.5's flag).
@@ -217,6 +218,8 @@ pub struct ServerConfig {
     pub snapshot_catchup_entries: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// The space quota in bytes, 0 for none.
+    pub quota_bytes: u64,
     pub enable_v2: bool,
     /// TLS for `https://` client URLs.
     pub client_tls: TlsFiles,
@@ -337,10 +340,20 @@ impl ServerConfig {
             snapshot_catchup_entries: f.experimental_snapshot_catchup_entries,
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
+            quota_bytes: quota_bytes(f.quota_backend_bytes),
             enable_v2: f.enable_v2,
             client_tls,
             peer_tls,
         })
+    }
+}
+
+/// The space quota `--quota-backend-bytes` asks for, as etcd reads it: 0 is the default of
+/// 2 GiB, a negative number turns the quota off (0 here).
+fn quota_bytes(flag: i64) -> u64 {
+    match flag {
+        0 => keel_core::config::DEFAULT_QUOTA_BYTES,
+        n => u64::try_from(n).unwrap_or(0),
     }
 }
 

@@ -361,6 +361,8 @@ impl<S: Storage> Driver<S> {
             status.expired_keys = self.node.expired_keys();
             status.revision = state.store().current_revision();
             status.members = state.members();
+            status.db_size_in_use = state.store().size_bytes();
+            status.alarms = state.alarms().list();
         }
         self.metrics.has_leader.set(i64::from(leader != 0));
         self.metrics.raft_term.set(self.node.term() as i64);

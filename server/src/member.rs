@@ -74,6 +74,7 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     node_config.snapshot_catchup_entries = config.snapshot_catchup_entries;
     node_config.max_request_bytes = config.max_request_bytes;
     node_config.max_txn_ops = config.max_txn_ops;
+    node_config.quota_bytes = config.quota_bytes;
     node_config.seed = seed;
     let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
     let node = match recovery {

@@ -19,12 +19,13 @@ fn seed_46_runs_the_same_after_another_seed() {
 }
 
 /// Every planted bug is caught within a few seeds (`scripts/sim --prove-bugs` reports how many
-/// each needs).
+/// each needs: `local-linearizable-read` needs the most, 21 since members check their peers at
+/// start-up, which shifted every run's timing; the rest need 1).
 #[test]
 fn planted_bugs_are_caught() {
     for bug in keel_core::bugs::Bug::ALL {
-        let caught = (1..=20).any(|seed| !run(RunOptions { bugs: vec![bug], ..RunOptions::standard(seed) }).passed());
-        assert!(caught, "{} was not caught in 20 seeds", bug.name());
+        let caught = (1..=30).any(|seed| !run(RunOptions { bugs: vec![bug], ..RunOptions::standard(seed) }).passed());
+        assert!(caught, "{} was not caught in 30 seeds", bug.name());
     }
 }
 

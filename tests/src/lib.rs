@@ -310,6 +310,11 @@ pub struct ReferenceEtcd {
 impl ReferenceEtcd {
     /// Start etcd on free ports and wait until it is healthy.
     pub fn start() -> ReferenceEtcd {
+        Self::start_with(&[])
+    }
+
+    /// Like [`ReferenceEtcd::start`], with extra flags.
+    pub fn start_with(extra: &[&str]) -> ReferenceEtcd {
         require_program("etcd");
         let dir = tempfile::tempdir().expect("temp dir");
         let (c, p) = (free_port(), free_port());
@@ -321,6 +326,7 @@ impl ReferenceEtcd {
             .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
             .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &format!("ref={peer_url}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -318,3 +318,47 @@ fn deterministic_outputs_match_etcd() {
         );
     }
 }
+
+/// One etcdctl run as a transcript line: arguments, exit code, output and the last error line.
+fn transcript_line(args: &[&str], r: &Run) -> String {
+    format!("{args:?} -> {} {:?} {:?}", r.code, r.stdout, r.stderr.lines().last().unwrap_or(""))
+}
+
+/// What an operator sees of the space quota on `endpoint`: writes until one is refused, then
+/// the alarm, what is refused and what is not while it is up, and the way out (delete,
+/// compact, defragment, disarm). Member ids read as `<id>`.
+fn quota_transcript(endpoint: &str) -> Vec<String> {
+    let status = json(&ok(endpoint, &["endpoint", "status", "-w", "json"]));
+    let id = status[0]["Status"]["header"]["member_id"].to_string();
+    let big = "v".repeat(100_000);
+    let refused = (0..40)
+        .map(|i| etcdctl(endpoint, &["put", &format!("k{i}"), &big], ""))
+        .find(|r| r.code != 0)
+        .expect("the quota refused a put");
+    let mut seen = vec![transcript_line(&["put", "k<n>", "<100 000 bytes>"], &refused)];
+    let while_full: &[&[&str]] = &[&["alarm", "list"], &["put", "small", "x"], &["lease", "grant", "60"], &["get", "k0", "--keys-only"]];
+    for args in while_full {
+        seen.push(transcript_line(args, &etcdctl(endpoint, args, "")));
+    }
+    let deleted = json(&ok(endpoint, &["del", "k", "--prefix", "-w", "json"]));
+    let status = json(&ok(endpoint, &["endpoint", "status", "-w", "json"]));
+    seen.push(format!("status errors: {}", status[0]["Status"]["errors"]));
+    ok(endpoint, &["compaction", &deleted["header"]["revision"].to_string(), "--physical"]);
+    ok(endpoint, &["defrag"]);
+    let way_out: &[&[&str]] = &[&["alarm", "disarm"], &["alarm", "list"], &["put", "small", "x"]];
+    for args in way_out {
+        seen.push(transcript_line(args, &etcdctl(endpoint, args, "")));
+    }
+    seen.iter().map(|line| line.replace(&id, "<id>")).collect()
+}
+
+#[test]
+fn the_space_quota_raises_nospace_as_etcd_does() {
+    let quota = ["--quota-backend-bytes", "1048576"];
+    let keel = ProcessCluster::start_with(1, &quota);
+    let etcd = ReferenceEtcd::start_with(&quota);
+    let on_keel = quota_transcript(host_port(keel.url(0)));
+    let on_etcd = quota_transcript(host_port(&etcd.client_url));
+    assert_eq!(on_keel, on_etcd, "left: Keel, right: etcd");
+    assert!(on_keel[1].contains("memberID:<id> alarm:NOSPACE"), "{on_keel:?}");
+}

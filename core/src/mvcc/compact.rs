@@ -12,7 +12,14 @@ pub(crate) fn compact(store: &mut MvccStore, revision: i64) -> Result<Compaction
     if revision > store.current_revision {
         return Err(Error::FutureRevision);
     }
-    store.keys.retain(|_, history| !history.compact(revision));
+    let mut freed = 0;
+    store.keys.retain(|key, history| {
+        let before = history.bytes(key);
+        let emptied = history.compact(revision);
+        freed += before - history.bytes(key);
+        !emptied
+    });
+    store.bytes -= freed;
     store.compact_revision = revision;
     Ok(CompactionResponse {
         header: ResponseHeader { revision: store.current_revision, ..ResponseHeader::default() },
@@ -86,6 +93,20 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn quota_bytes_grow_with_history_and_compaction_frees_them() {
+        let mut s = MvccStore::new();
+        put(&mut s, "a", "1234"); // 2: key 1 + value 4 + 64
+        put(&mut s, "a", "5678"); // 3
+        put(&mut s, "b", ""); // 4: 65
+        assert_eq!(s.size_bytes(), 69 + 69 + 65);
+        del(&mut s, "a", ""); // 5: a tombstone, 65
+        assert_eq!(s.size_bytes(), 69 + 69 + 65 + 65);
+        s.compact(5).unwrap();
+        assert_eq!(s.size_bytes(), 65, "only b's live version is left");
+        assert_eq!(MvccStore::restore(s.snapshot()).size_bytes(), 65);
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub(crate) fn live_key_value(key: &[u8], mod_revision: i64, live: &Live) -> KeyV
     }
 }
 
+/// What one retained change counts towards the space quota: its key, its value and a fixed
+/// allowance for the revision and metadata stored with it (as etcd's backend stores them).
+pub(crate) fn change_bytes(key: &[u8], change: &Change) -> u64 {
+    const REVISION_OVERHEAD: usize = 64;
+    (key.len() + change.live.as_ref().map_or(0, |l| l.value.len()) + REVISION_OVERHEAD) as u64
+}
+
 /// Every retained change of one key in revision order. Never empty while stored in the key
 /// space (a key whose history compaction empties is removed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,6 +97,11 @@ impl KeyHistory {
     /// The newest live version with its mod revision, if the key currently exists.
     pub(crate) fn latest_live(&self) -> Option<(i64, &Live)> {
         self.latest().and_then(|c| c.live.as_ref().map(|l| (c.rev.main, l)))
+    }
+
+    /// What the key's retained changes count towards the space quota.
+    pub(crate) fn bytes(&self, key: &[u8]) -> u64 {
+        self.changes.iter().map(|c| change_bytes(key, c)).sum()
     }
 
     /// Appends a change; callers guarantee `rev` is newer than every retained change.

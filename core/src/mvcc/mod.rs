@@ -37,6 +37,8 @@ pub struct MvccStore {
     keys: KeySpace,
     current_revision: i64,
     compact_revision: i64,
+    /// What the retained history counts towards the space quota (see `change_bytes`).
+    bytes: u64,
 }
 
 /// The answer to a write together with the changes it made, which the lessor (to track which
@@ -59,7 +61,14 @@ impl Default for MvccStore {
 impl MvccStore {
     /// An empty key space at revision 1 with nothing compacted, like a fresh etcd.
     pub fn new() -> Self {
-        MvccStore { keys: KeySpace::new(), current_revision: 1, compact_revision: 0 }
+        MvccStore { keys: KeySpace::new(), current_revision: 1, compact_revision: 0, bytes: 0 }
+    }
+
+    /// The bytes the retained history takes for the space quota (`--quota-backend-bytes`):
+    /// every retained version's key and value plus a per-revision allowance. Compaction frees
+    /// them, as compaction and defragmentation free etcd's backend.
+    pub fn size_bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The revision of the last write transaction that changed something (1 when none has);

@@ -92,10 +92,12 @@ pub(crate) fn restore(snap: MvccSnapshot) -> MvccStore {
         history.changes.dedup_by_key(|c| c.rev);
         !history.changes.is_empty()
     });
+    let bytes = keys.iter().map(|(key, history)| history.bytes(key)).sum();
     MvccStore {
         keys,
         current_revision: snap.current_revision,
         compact_revision: snap.compact_revision,
+        bytes,
     }
 }
 

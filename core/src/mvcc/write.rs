@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::key_history::{live_key_value, Change, Live, Revision};
+use super::key_history::{change_bytes, live_key_value, Change, Live, Revision};
 use super::range::{self, scan};
 use super::MvccStore;
 use crate::error::{Error, Result};
@@ -96,7 +96,9 @@ impl<'s> Writer<'s> {
         };
         let prev_kv = prev.as_ref().map(|(m, old)| live_key_value(&req.key, *m, old));
         let kv = live_key_value(&req.key, rev.main, &live);
-        self.store.keys.entry(req.key.clone()).or_default().push(Change { rev, live: Some(live) });
+        let change = Change { rev, live: Some(live) };
+        self.store.bytes += change_bytes(&req.key, &change);
+        self.store.keys.entry(req.key.clone()).or_default().push(change);
         self.touched.push(req.key.clone());
         self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev_kv.clone() });
         Ok(PutResponse {
@@ -113,7 +115,9 @@ impl<'s> Writer<'s> {
         for prev in &victims {
             let rev = self.next_revision();
             if let Some(history) = self.store.keys.get_mut(&prev.key) {
-                history.push(Change { rev, live: None });
+                let tombstone = Change { rev, live: None };
+                self.store.bytes += change_bytes(&prev.key, &tombstone);
+                history.push(tombstone);
             }
             self.touched.push(prev.key.clone());
             self.events.push(Event {
@@ -147,7 +151,9 @@ impl<'s> Writer<'s> {
         for key in &self.touched {
             let emptied = match self.store.keys.get_mut(key) {
                 Some(history) => {
+                    let before = history.bytes(key);
                     history.drop_main(self.main);
+                    self.store.bytes -= before - history.bytes(key);
                     history.changes.is_empty()
                 }
                 None => false,

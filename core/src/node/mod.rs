@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use output::{HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotRecord};
 
+use crate::alarm;
 use crate::command::{Command, Proposal};
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
@@ -367,6 +368,9 @@ impl Node {
     }
 
     fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
+        if self.exceeds_quota(&request) {
+            return self.propose(id, Command::QuotaExceeded { member_id: self.config.id });
+        }
         match request {
             Request::Range(req) => {
                 validate::range(&req)?;
@@ -450,6 +454,7 @@ impl Node {
                 self.respond(id, Ok(Response::HashKv(resp)));
                 Ok(())
             }
+            Request::Alarm(req) => self.propose(id, Command::Alarm(req)),
             Request::Snapshot => {
                 let resp = SnapshotResponse { data: self.sm.snapshot(), applied_index: self.sm.applied_index(), ..Default::default() };
                 self.respond(id, Ok(Response::Snapshot(resp)));
@@ -674,6 +679,12 @@ impl Node {
     }
 
     /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal).
+    /// Whether `request` would take the key space past the space quota (see [`crate::alarm`]).
+    fn exceeds_quota(&self, request: &Request) -> bool {
+        let quota = self.config.quota_bytes;
+        quota > 0 && alarm::quota_cost(request).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) > quota)
+    }
+
     fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {
         let origin = if id == 0 { 0 } else { self.config.id };
         let data = Proposal { origin, incarnation: self.incarnation, request_id: id, command }.encode();

@@ -2,6 +2,7 @@
 //! responses. Enum values outside etcd's ranges fall back to etcd's defaults, as etcd's own
 //! server treats unknown values.
 
+use keel_core::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
 use keel_core::error::Error;
 use keel_core::kv::{Event as CoreEvent, EventType, KeyValue as CoreKv};
 use keel_core::request as core;
@@ -13,6 +14,41 @@ use super::pb::mvccpb;
 /// The core's header as etcd's.
 pub fn header(h: &core::ResponseHeader) -> Option<pb::ResponseHeader> {
     Some(pb::ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision: h.revision, raft_term: h.raft_term })
+}
+
+/// etcd's alarm request as the core's; unknown actions and types read as GET and NONE.
+pub fn alarm_request(r: pb::AlarmRequest) -> AlarmRequest {
+    let action = match pb::alarm_request::AlarmAction::try_from(r.action) {
+        Ok(pb::alarm_request::AlarmAction::Activate) => AlarmAction::Activate,
+        Ok(pb::alarm_request::AlarmAction::Deactivate) => AlarmAction::Deactivate,
+        _ => AlarmAction::Get,
+    };
+    let alarm = match pb::AlarmType::try_from(r.alarm) {
+        Ok(pb::AlarmType::Nospace) => AlarmType::Nospace,
+        Ok(pb::AlarmType::Corrupt) => AlarmType::Corrupt,
+        _ => AlarmType::None,
+    };
+    AlarmRequest { action, member_id: r.member_id, alarm }
+}
+
+/// The core's alarm type as etcd's.
+fn alarm_type(a: AlarmType) -> pb::AlarmType {
+    match a {
+        AlarmType::None => pb::AlarmType::None,
+        AlarmType::Nospace => pb::AlarmType::Nospace,
+        AlarmType::Corrupt => pb::AlarmType::Corrupt,
+    }
+}
+
+/// A raised alarm as etcd's `AlarmMember`.
+pub fn alarm_member(a: AlarmMember) -> pb::AlarmMember {
+    pb::AlarmMember { member_id: a.member_id, alarm: alarm_type(a.alarm) as i32 }
+}
+
+/// A raised alarm as etcd's Status lists it in `errors` (the message's text form, trailing
+/// space included: `memberID:10276657743932975437 alarm:NOSPACE `).
+pub fn alarm_error(a: AlarmMember) -> String {
+    format!("memberID:{} alarm:{} ", a.member_id, alarm_type(a.alarm).as_str_name())
 }
 
 /// A stored key-value as etcd's `mvccpb.KeyValue`.

@@ -1,5 +1,5 @@
-//! The Maintenance service: status, hashes, snapshot, leader transfer; alarms and
-//! defragmentation as etcd answers them when there is nothing to do.
+//! The Maintenance service: status, alarms, hashes, snapshot, leader transfer, and
+//! defragmentation as etcd answers it when there is nothing to do.
 
 use keel_core::request::{Request, Response};
 use sha2::{Digest, Sha256};
@@ -49,15 +49,21 @@ pub fn snapshot_chunks(header: Option<pb::ResponseHeader>, mut data: Vec<u8>) ->
 impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     type SnapshotStream = ReplyStream<pb::SnapshotResponse>;
 
-    /// Keel raises no alarms yet (no space quota), so the list is always empty; activating or
-    /// deactivating one is accepted and changes nothing.
-    async fn alarm(&self, _req: Call<pb::AlarmRequest>) -> Result<Reply<pb::AlarmResponse>, Status> {
-        Ok(Reply::new(pb::AlarmResponse { header: self.header(), alarms: vec![] }))
+    /// Alarms go through the log, listing included (as etcd's), so every member answers alike.
+    async fn alarm(&self, req: Call<pb::AlarmRequest>) -> Result<Reply<pb::AlarmResponse>, Status> {
+        let request = Request::Alarm(convert::alarm_request(req.into_inner()));
+        let r = call(&self.backend, request, pick!(Response::Alarm)).await?;
+        let alarms = r.alarms.into_iter().map(convert::alarm_member).collect();
+        Ok(Reply::new(pb::AlarmResponse { header: convert::header(&r.header), alarms }))
     }
 
     async fn status(&self, _req: Call<pb::StatusRequest>) -> Result<Reply<pb::StatusResponse>, Status> {
         let s = self.backend.status();
         let is_learner = s.members.iter().any(|m| m.id == s.id && m.is_learner);
+        let mut errors: Vec<String> = s.alarms.iter().copied().map(convert::alarm_error).collect();
+        if s.leader == 0 {
+            errors.insert(0, keel_core::error::Error::NoLeader.to_string());
+        }
         Ok(Reply::new(pb::StatusResponse {
             header: convert::header(&local_header(&s)),
             version: crate::http::ETCD_VERSION.to_string(),
@@ -66,13 +72,14 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
             raft_index: s.commit_index,
             raft_term: s.term,
             raft_applied_index: s.applied_index,
-            errors: vec![],
-            db_size_in_use: s.db_size as i64,
+            errors,
+            db_size_in_use: s.db_size_in_use as i64,
             is_learner,
         }))
     }
 
-    /// The LSM store compacts itself; there is nothing for a client to trigger.
+    /// The LSM store compacts itself, and compaction frees the space the quota counts at once;
+    /// there is nothing for a client to trigger.
     async fn defragment(&self, _req: Call<pb::DefragmentRequest>) -> Result<Reply<pb::DefragmentResponse>, Status> {
         Ok(Reply::new(pb::DefragmentResponse { header: self.header() }))
     }

@@ -131,6 +131,8 @@ pub async fn serve<B: Backend>(listener: TcpListener, accept: Accept, api: Arc<A
             let mut builder = auto::Builder::new(TokioSpawn);
             builder.http1().keep_alive(true).timer(crate::timer::TokioTime).header_read_timeout(HEADER_READ_TIMEOUT);
             builder.http2().timer(crate::timer::TokioTime);
+            // etcdctl's URL-shaped `:authority` is repaired before hyper's HTTP/2 sees it.
+            let stream = crate::authority::AuthorityRepair::new(stream);
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("client connection: {e}");
             }

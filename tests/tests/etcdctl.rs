@@ -24,14 +24,6 @@ fn fails(endpoints: &str, args: &[&str]) -> String {
     r.stderr
 }
 
-/// An endpoint without its scheme. etcdctl 3.4 dials each endpoint of `endpoint status`,
-/// `endpoint hashkv`, `snapshot save` and `move-leader` directly, sending the endpoint as given
-/// as the HTTP/2 `:authority`; with a scheme that is no valid authority, and the HTTP/2 library
-/// under tonic refuses it (etcd's Go server lets it pass). See the README's v3 section.
-fn host_port(url: &str) -> &str {
-    url.trim_start_matches("http://")
-}
-
 /// A long-running etcdctl (watch, lock, elect) whose output lines arrive on a channel.
 struct Background {
     child: std::process::Child,
@@ -232,7 +224,8 @@ fn members_list_add_learner_promote_refusal_and_remove() {
 #[test]
 fn endpoints_report_health_status_and_equal_hashes() {
     let c = ProcessCluster::start(3);
-    let all = (0..3).map(|i| host_port(c.url(i))).collect::<Vec<_>>().join(",");
+    // With schemes: etcdctl sends these endpoints as HTTP/2 `:authority` (see `authority.rs`).
+    let all = (0..3).map(|i| c.url(i)).collect::<Vec<_>>().join(",");
     for i in 0..20 {
         ok(c.url(0), &["put", &format!("k{i}"), "v"]);
     }
@@ -262,7 +255,7 @@ fn snapshot_save_writes_a_verified_backup() {
     ok(c.url(0), &["put", "k", "v"]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backup.db");
-    let r = etcdctl(host_port(c.url(0)), &["snapshot", "save", path.to_str().unwrap()], "");
+    let r = etcdctl(c.url(0), &["snapshot", "save", path.to_str().unwrap()], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, format!("Snapshot saved at {}\n", path.display()));
     let size = std::fs::metadata(&path).unwrap().len();
@@ -357,8 +350,8 @@ fn the_space_quota_raises_nospace_as_etcd_does() {
     let quota = ["--quota-backend-bytes", "1048576"];
     let keel = ProcessCluster::start_with(1, &quota);
     let etcd = ReferenceEtcd::start_with(&quota);
-    let on_keel = quota_transcript(host_port(keel.url(0)));
-    let on_etcd = quota_transcript(host_port(&etcd.client_url));
+    let on_keel = quota_transcript(keel.url(0));
+    let on_etcd = quota_transcript(&etcd.client_url);
     assert_eq!(on_keel, on_etcd, "left: Keel, right: etcd");
     assert!(on_keel[1].contains("memberID:<id> alarm:NOSPACE"), "{on_keel:?}");
 }

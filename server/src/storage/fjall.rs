@@ -38,8 +38,9 @@
 //! keyspaces (the batch is one checksummed record in fjall's journal: after a crash it is there
 //! whole or not at all, and batches come back in order, so a crash leaves a prefix of the writes).
 //! A committed batch is handed to the OS at once (it survives the process dying) and
-//! [`Storage::sync`] fsyncs the journal (`Database::persist(PersistMode::SyncAll)`), so it also
-//! survives a power loss. Dropping a store without `sync` may keep or lose the unsynced writes
+//! [`Storage::sync`] flushes the journal to disk (`Database::persist(PersistMode::SyncData)`,
+//! fdatasync: the data and the metadata needed to read it back, as etcd syncs its WAL), so it
+//! also survives a power loss. Dropping a store without `sync` may keep or lose the unsynced writes
 //! (fjall tries a final fsync on drop); either is allowed, since nothing unsynced was acknowledged.
 
 use std::collections::BTreeSet;
@@ -309,7 +310,7 @@ impl Storage for FjallStorage {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        self.db.persist(PersistMode::SyncAll).map_err(|e| self.err("syncing the log to disk (fsync)", e))?;
+        self.db.persist(PersistMode::SyncData).map_err(|e| self.err("syncing the log to disk (fsync)", e))?;
         if self.written && !self.marked {
             write_marker(&self.dir)?;
             self.marked = true;

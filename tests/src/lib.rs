@@ -299,41 +299,58 @@ pub fn etcdctl(endpoints: &str, args: &[&str], input: &str) -> Run {
     Run::from(child.wait_with_output().expect("etcdctl finishes"))
 }
 
-/// A single-member etcd 3.4 (Debian's etcd-server), the reference Keel's answers are compared
-/// with; killed on drop.
+/// etcd 3.4 itself (Debian's etcd-server), the reference Keel's answers and speed are
+/// compared with: one member, or a cluster on loopback; killed on drop.
 pub struct ReferenceEtcd {
+    /// The first member's client URL.
     pub client_url: String,
-    child: Child,
+    /// Every member's client URL.
+    pub client_urls: Vec<String>,
+    children: Vec<Child>,
     _dir: tempfile::TempDir,
 }
 
 impl ReferenceEtcd {
-    /// Start etcd on free ports and wait until it is healthy.
+    /// Start one etcd member on free ports and wait until it is healthy.
     pub fn start() -> ReferenceEtcd {
         Self::start_with(&[])
     }
 
     /// Like [`ReferenceEtcd::start`], with extra flags.
     pub fn start_with(extra: &[&str]) -> ReferenceEtcd {
+        Self::cluster(1, extra)
+    }
+
+    /// Start an `n`-member etcd cluster (with extra flags for each) and wait until every
+    /// member is healthy.
+    pub fn cluster(n: usize, extra: &[&str]) -> ReferenceEtcd {
         require_program("etcd");
         let dir = tempfile::tempdir().expect("temp dir");
-        let (c, p) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{c}");
-        let peer_url = format!("http://127.0.0.1:{p}");
-        let child = Command::new("etcd")
-            .args(["--name", "ref", "--data-dir"])
-            .arg(dir.path().join("etcd"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("ref={peer_url}")])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        let etcd = ReferenceEtcd { client_url, child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while curl(&[&format!("{}/health", etcd.client_url)]).0 != 200 {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("ref{i}=http://127.0.0.1:{p}")).collect();
+        let token = format!("ref-{}", ports[0].0);
+        let mut client_urls = Vec::new();
+        let mut children = Vec::new();
+        for (i, (c, p)) in ports.iter().enumerate() {
+            let client_url = format!("http://127.0.0.1:{c}");
+            let peer_url = format!("http://127.0.0.1:{p}");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("ref{i}"), "--data-dir"])
+                .arg(dir.path().join(format!("ref{i}.etcd")))
+                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-token", &token])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start etcd");
+            client_urls.push(client_url);
+            children.push(child);
+        }
+        let etcd = ReferenceEtcd { client_url: client_urls[0].clone(), client_urls, children, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !etcd.client_urls.iter().all(|u| curl(&[&format!("{u}/health")]).0 == 200) {
             assert!(Instant::now() < deadline, "reference etcd did not become healthy");
             sleep(Duration::from_millis(50));
         }
@@ -343,8 +360,10 @@ impl ReferenceEtcd {
 
 impl Drop for ReferenceEtcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

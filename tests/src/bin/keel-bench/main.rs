@@ -4,6 +4,11 @@
 //! on) and runs puts at 1, 16 and 256 concurrent clients; `--endpoints URL,...` loads a
 //! running cluster instead; `--members N`, `--clients 1,16,256`, `--seconds S` and `--keys K`
 //! adjust it. Each client keeps one HTTP/1.1 connection and sends one request at a time.
+//!
+//! `keel-bench --v3` compares Keel with etcd 3.4 over the v3 API instead (see `v3.rs`), at 1
+//! and 3 members (or `--members N`).
+
+mod v3;
 
 use std::time::{Duration, Instant};
 
@@ -14,23 +19,34 @@ use hyper_util::rt::TokioIo;
 use keel_tests::{curl, ProcessCluster};
 use tokio::net::TcpStream;
 
-struct Options {
+/// What the command line asked for.
+pub struct Options {
     endpoints: Vec<String>,
     members: usize,
+    /// Whether `--members` was given (the v3 comparison otherwise runs 1 and 3).
+    members_given: bool,
+    v3: bool,
     clients: Vec<usize>,
     seconds: u64,
     keys: u64,
 }
 
 fn options() -> Options {
-    let mut o = Options { endpoints: vec![], members: 3, clients: vec![1, 16, 256], seconds: 5, keys: 10_000 };
+    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--v3" {
+            o.v3 = true;
+            continue;
+        }
         let value = it.next().cloned().unwrap_or_default();
         match flag.as_str() {
             "--endpoints" => o.endpoints = value.split(',').map(String::from).collect(),
-            "--members" => o.members = value.parse().unwrap_or(3),
+            "--members" => {
+                o.members = value.parse().unwrap_or(3);
+                o.members_given = true;
+            }
             "--clients" => o.clients = value.split(',').filter_map(|c| c.parse().ok()).collect(),
             "--seconds" => o.seconds = value.parse().unwrap_or(5),
             "--keys" => o.keys = value.parse().unwrap_or(10_000),
@@ -81,7 +97,8 @@ fn fsyncs(endpoints: &[String]) -> f64 {
         .sum()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile of sorted latencies.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -90,6 +107,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let o = options();
+    if o.v3 {
+        return v3::compare(&o);
+    }
     let _cluster;
     let endpoints = if o.endpoints.is_empty() {
         let c = ProcessCluster::start(o.members);

@@ -17,7 +17,7 @@ use crate::history::History;
 use crate::monitor::Monitor;
 use crate::nemesis::{Nemesis, Timeline};
 use crate::workload::{self, Env};
-use crate::workload_v3;
+use crate::{workload_grpc, workload_v3};
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -108,14 +108,13 @@ async fn simulate(options: RunOptions) -> RunReport {
     let env = Env { start, members: Arc::new(addrs), stop: Arc::new(AtomicBool::new(false)) };
 
     let mut clients = Vec::new();
-    // v2 and v3 clients share the register keys and the lock checker (v3 locks have their own
-    // lock name).
+    // v2, v3 gateway and v3 gRPC clients share the register keys, and v2 and v3 locks the lock
+    // checker (v3 locks have their own lock name).
     for c in 0..3u64 {
         clients.push(client_host(c).spawn(workload::register_client(env.clone(), c)));
     }
-    for c in 3..5u64 {
-        clients.push(client_host(c).spawn(workload_v3::register_client(env.clone(), c)));
-    }
+    clients.push(client_host(3).spawn(workload_v3::register_client(env.clone(), 3)));
+    clients.push(client_host(4).spawn(workload_grpc::register_client(env.clone(), 4)));
     for c in 10..12u64 {
         clients.push(client_host(c).spawn(workload::lock_client(env.clone(), c)));
     }

@@ -29,12 +29,21 @@ fn planted_bugs_are_caught() {
     }
 }
 
-/// Without faults every checker passes and the nemesis does nothing.
+/// Without faults every checker passes and the nemesis does nothing, and every kind of register
+/// client (v2, v3 gateway, v3 gRPC) gets its reads, puts and compare-and-swaps through.
 #[test]
 fn a_quiet_run_passes() {
     let report = run(RunOptions { faults: false, ..RunOptions::standard(7) });
     assert!(report.passed(), "{:?}", report.violations);
     assert!(report.timeline.is_empty());
+    for client in [0, 3, 4] {
+        let done = |kind: fn(&keel_sim::history::Call) -> bool| {
+            report.history.ops.iter().filter(|op| op.client == client && kind(&op.call) && op.ok().is_some()).count()
+        };
+        use keel_sim::history::Call;
+        let (gets, puts, cas) = (done(|c| matches!(c, Call::Get { .. })), done(|c| matches!(c, Call::Put { .. })), done(|c| matches!(c, Call::Cas { .. })));
+        assert!(gets > 10 && puts > 10 && cas > 10, "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded");
+    }
 }
 
 /// Seed 132 removed a member that was leading; raft-rs then panicked in the removed leader

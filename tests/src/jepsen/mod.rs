@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use keel_sim::checker::{self, Violation};
 use keel_sim::history::History;
 use keel_sim::workload::{self, Env};
-use keel_sim::workload_v3;
+use keel_sim::{workload_grpc, workload_v3};
 
 use hosts::Hosts;
 use members::{client_addr, Members};
@@ -118,15 +118,14 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     };
     let mut clients = Vec::new();
     {
-        // Clients: v2 and v3 registers on the same keys, v2 and v3 locks, service
+        // Clients: v2, v3 gateway and v3 gRPC registers on the same keys, v2 and v3 locks, service
         // registrations with TTLs, a queue, and v2 watchers.
         let _guard = runtime.enter();
         for c in 0..3 {
             clients.push(tokio::spawn(workload::register_client(env.clone(), c)));
         }
-        for c in 3..5 {
-            clients.push(tokio::spawn(workload_v3::register_client(env.clone(), c)));
-        }
+        clients.push(tokio::spawn(workload_v3::register_client(env.clone(), 3)));
+        clients.push(tokio::spawn(workload_grpc::register_client(env.clone(), 4)));
         for c in 10..12 {
             clients.push(tokio::spawn(workload::lock_client(env.clone(), c)));
         }

@@ -94,7 +94,8 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
         client_listeners.push((bind(url, "clients").await?, config.client_tls.accept(url, &[b"h2", b"http/1.1"])?));
     }
     let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
-    let transport = PeerTransport::new(member_id, cluster_id, peer_tx).with_tls(peer_accept, dial);
+    let own_url = config.advertise_peer_urls.first().cloned().unwrap_or_default();
+    let transport = PeerTransport::new(member_id, cluster_id, peer_tx).with_tls(peer_accept, dial).advertising(&own_url);
     transport.serve(peer_listener);
     for (id, urls) in &peers {
         if let Some(url) = urls.first() {

@@ -191,5 +191,17 @@ async fn converge(cluster: &mut SimCluster, monitor: &mut Monitor, start: Instan
         }
         last = hashes;
     }
-    Err(Violation::new("convergence", format!("members did not converge within 30 s of healing: (applied index, hash) per member {last:?}")))
+    // Who each member follows and how many members it knows tell a stuck member's story.
+    let views: Vec<String> = cluster
+        .members()
+        .into_iter()
+        .map(|m| match cluster.status(m) {
+            Some(s) => format!("m{}: leader {:x}, term {}, commit {}, {} members known", m + 1, s.leader, s.term, s.commit_index, s.members.len()),
+            None => format!("m{}: down", m + 1),
+        })
+        .collect();
+    Err(Violation::new(
+        "convergence",
+        format!("members did not converge within 30 s of healing: (applied index, hash) per member {last:?}; {}", views.join("; ")),
+    ))
 }

@@ -104,7 +104,7 @@ async fn ask_all(others: &[(String, Dial)], own: &[String]) -> Vec<(String, Answ
 async fn ask_who_am_i(addr: &str, own: &[String], dial: &Dial) -> Option<Answer> {
     let ask = async {
         let mut stream = dial.connect(addr).await.ok()?;
-        (Frame::Hello { from: 0, cluster_id: 0 }).write(&mut stream).await.ok()?;
+        (Frame::Hello { from: 0, cluster_id: 0, peer_url: String::new() }).write(&mut stream).await.ok()?;
         (Frame::WhoAmI { peer_urls: own.to_vec() }).write(&mut stream).await.ok()?;
         stream.flush().await.ok()?;
         match Frame::read(&mut stream).await {

@@ -16,8 +16,10 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Everything one member says to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    /// First frame on a connection: who is calling, for which cluster.
-    Hello { from: u64, cluster_id: u64 },
+    /// First frame on a connection: who is calling, for which cluster, and at which peer URL
+    /// it takes connections (empty: none to give) — so a member can answer a peer it does not
+    /// know yet, such as a new leader whose addition it has not applied.
+    Hello { from: u64, cluster_id: u64, peer_url: String },
     /// An encoded Raft message.
     Raft(Vec<u8>),
     /// Part of an encoded Raft snapshot message of `total` bytes; delivered once complete.
@@ -153,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_garbage_is_rejected_without_panicking() {
         let frames = vec![
-            Frame::Hello { from: 7, cluster_id: 9 },
+            Frame::Hello { from: 7, cluster_id: 9, peer_url: "http://10.0.0.7:2380".into() },
             Frame::Raft(vec![1, 2, 3]),
             Frame::Forward { id: 1, request: Request::LeaseLeases },
             Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },

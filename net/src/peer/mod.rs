@@ -62,6 +62,8 @@ struct Link {
 pub struct PeerTransport {
     id: u64,
     cluster_id: u64,
+    /// The peer URL this member takes connections at, told to every peer it calls.
+    url: String,
     links: Arc<Mutex<BTreeMap<u64, Link>>>,
     inbound: mpsc::Sender<Inbound>,
     /// The cluster's members as this member last saw them, to tell joiners who they are.
@@ -75,13 +77,27 @@ impl PeerTransport {
     /// A transport for member `id` of cluster `cluster_id`, delivering what arrives to `inbound`.
     pub fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>) -> Self {
         let links = Arc::new(Mutex::new(BTreeMap::new()));
-        PeerTransport { id, cluster_id, links, inbound, directory: Arc::default(), accept: Accept::default(), dial: Dial::default() }
+        PeerTransport {
+            id,
+            cluster_id,
+            url: String::new(),
+            links,
+            inbound,
+            directory: Arc::default(),
+            accept: Accept::default(),
+            dial: Dial::default(),
+        }
     }
 
     /// The same transport, taking and opening connections as `accept` and `dial` say (TLS for
     /// `https://` peer URLs). Set before any peer is added.
     pub fn with_tls(self, accept: Accept, dial: Dial) -> Self {
         PeerTransport { accept, dial, ..self }
+    }
+
+    /// The same transport, telling the peers it calls that it takes connections at `url`.
+    pub fn advertising(self, url: &str) -> Self {
+        PeerTransport { url: url.to_string(), ..self }
     }
 
     /// The cluster's members, each with its peer URLs, and those of them that have served
@@ -129,12 +145,13 @@ impl PeerTransport {
         let mut stream = tokio::io::BufReader::new(stream);
         let from = match Frame::read(&mut stream).await {
             // 0 is a member joining an existing cluster, which cannot know the id yet.
-            Ok(Some(Frame::Hello { from, cluster_id }))
+            Ok(Some(Frame::Hello { from, cluster_id, peer_url }))
                 if cluster_id == self.cluster_id || cluster_id == 0 || self.cluster_id == 0 =>
             {
+                self.learn_peer(from, &peer_url);
                 from
             }
-            Ok(Some(Frame::Hello { from, cluster_id })) => {
+            Ok(Some(Frame::Hello { from, cluster_id, .. })) => {
                 tracing::warn!("peer {from:x} belongs to cluster {cluster_id:x}, not ours; closing");
                 return;
             }
@@ -182,6 +199,16 @@ impl PeerTransport {
         }
     }
 
+    /// A peer that called us from `url` can be answered there, even before this member knows it
+    /// from the membership (it may lag behind the peer's addition while that peer leads, and
+    /// could never catch up if it could not answer). The membership's address, once known,
+    /// stays the one used.
+    fn learn_peer(&self, id: u64, url: &str) {
+        if id != 0 && !url.is_empty() && !lock(&self.links).contains_key(&id) {
+            self.set_peer(id, url);
+        }
+    }
+
     /// Point peer `id` at `url` (`http://host:port`); a changed address restarts the link.
     pub fn set_peer(&self, id: u64, url: &str) {
         if id == self.id {
@@ -199,8 +226,8 @@ impl PeerTransport {
             old.task.abort();
         }
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
-        let me = (self.id, self.cluster_id);
-        let task = tokio::spawn(run_link(me, id, addr.clone(), self.dial.for_url(url), rx, self.inbound.clone()));
+        let hello = Frame::Hello { from: self.id, cluster_id: self.cluster_id, peer_url: self.url.clone() };
+        let task = tokio::spawn(run_link(hello, id, addr.clone(), self.dial.for_url(url), rx, self.inbound.clone()));
         links.insert(id, Link { addr, queue, task });
     }
 
@@ -263,7 +290,7 @@ fn sorted(urls: &[String]) -> Vec<String> {
 /// Keep one outgoing connection to `peer` alive and write its queue into it; `me` is this
 /// member's id and cluster id.
 async fn run_link(
-    (me, cluster_id): (u64, u64),
+    hello: Frame,
     peer: u64,
     addr: String,
     dial: Dial,
@@ -288,7 +315,7 @@ async fn run_link(
         };
         backoff = Duration::from_millis(20);
         let mut w = BufWriter::new(stream);
-        if (Frame::Hello { from: me, cluster_id }).write(&mut w).await.is_err() {
+        if hello.write(&mut w).await.is_err() {
             continue;
         }
         loop {
@@ -383,6 +410,30 @@ mod tests {
                 Inbound::Forward { from: 2, id: 9, request: Request::LeaseLeases } => break,
                 Inbound::SnapshotSent { peer: 2, ok } => assert!(ok),
                 _ => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_answers_a_caller_it_does_not_know_yet() {
+        let (tx1, mut rx1) = mpsc::channel(64);
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (u1, u2) = (format!("http://{}", l1.local_addr().unwrap()), format!("http://{}", l2.local_addr().unwrap()));
+        // Member 1 (say, a new leader) knows member 2; member 2 has not heard of member 1.
+        let t1 = PeerTransport::new(1, 5, tx1).advertising(&u1);
+        let t2 = PeerTransport::new(2, 5, tx2).advertising(&u2);
+        t1.serve(l1);
+        t2.serve(l2);
+        t1.set_peer(2, &u2);
+        assert!(t1.send_raft(2, vec![1], false));
+        assert!(matches!(rx2.recv().await, Some(Inbound::Raft { from: 1, .. })));
+        assert!(t2.send_raft(1, vec![2], false), "member 2 can answer");
+        loop {
+            if let Inbound::Raft { from, bytes } = rx1.recv().await.unwrap() {
+                assert_eq!((from, bytes), (2, vec![2]));
+                break;
             }
         }
     }

@@ -135,7 +135,7 @@ impl<S: Storage> Driver<S> {
     pub async fn run(mut self) -> std::result::Result<(), StorageError> {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.process()?;
+        self.process().await?;
         loop {
             // `biased`: tokio's unbiased choice draws from a process-wide counter, which would make
             // simulation runs depend on what ran before them. Fairness comes from draining both
@@ -156,7 +156,7 @@ impl<S: Storage> Driver<S> {
                 }
             }
             self.take_queued();
-            self.process()?;
+            self.process().await?;
             if self.node.is_removed() || self.told_removed {
                 tracing::warn!("this member was removed from the cluster; stopping");
                 return Ok(());
@@ -274,19 +274,19 @@ impl<S: Storage> Driver<S> {
     }
 
     /// Carry out everything the node has for us, until it has nothing more.
-    fn process(&mut self) -> std::result::Result<(), StorageError> {
+    async fn process(&mut self) -> std::result::Result<(), StorageError> {
         loop {
             let ready = self.node.ready();
             if ready.is_empty() {
                 break;
             }
-            self.carry_out(ready)?;
+            self.carry_out(ready).await?;
         }
         self.after_round();
         Ok(())
     }
 
-    fn carry_out(&mut self, ready: Ready) -> std::result::Result<(), StorageError> {
+    async fn carry_out(&mut self, ready: Ready) -> std::result::Result<(), StorageError> {
         for m in ready.messages {
             self.transport.send_raft(m.to, m.bytes, m.snapshot);
         }
@@ -297,6 +297,11 @@ impl<S: Storage> Driver<S> {
             // Planted bug (simulation only): acknowledging what was never made durable.
             if persist.must_sync && !keel_core::bugs::enabled(keel_core::bugs::Bug::AckBeforeFsync) {
                 let started = Instant::now();
+                // A slow disk (simulated): the driver waits, as it would on a blocking fsync.
+                let latency = self.storage.sync_latency();
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
                 self.storage.sync()?;
                 self.metrics.fsync_duration.observe(started.elapsed().as_secs_f64());
             }

@@ -32,6 +32,9 @@ pub enum Fault {
     ClockSkew { member: usize, rate: f64, jump_ms: u64 },
     /// A member's fsyncs fail: it must stop rather than acknowledge; restarted at the end.
     DiskFailure { member: usize },
+    /// A member's fsyncs each take this long (a slow or overloaded disk): it falls behind and,
+    /// leading, slows every write; nothing it acknowledges may be lost.
+    SlowDisk { member: usize, sync_ms: u64 },
     /// Leadership handed to another member (instantaneous).
     MoveLeader { to: usize },
     /// A new member added as a learner on a new host (instantaneous; faults go on around it).
@@ -78,7 +81,7 @@ impl Nemesis {
             members[(at + rng.gen_range(1..n)) % n]
         };
         let leader = cluster.leader();
-        match rng.gen_range(0..12) {
+        match rng.gen_range(0..13) {
             0 => match leader {
                 Some(leader) => Fault::IsolateLeader { leader },
                 None => Fault::Crash { member: any(&mut rng) },
@@ -106,6 +109,7 @@ impl Nemesis {
             8 => Fault::ClockSkew { member: any(&mut rng), rate: rng.gen_range(0.95..1.05), jump_ms: rng.gen_range(0..300) },
             9 => Fault::DiskFailure { member: any(&mut rng) },
             10 => Fault::MoveLeader { to: any(&mut rng) },
+            11 => Fault::SlowDisk { member: leader.unwrap_or_else(|| any(&mut rng)), sync_ms: rng.gen_range(20..400) },
             _ => self.draw_membership(cluster),
         }
     }
@@ -150,6 +154,7 @@ impl Nemesis {
                 }
             }
             Fault::DiskFailure { member } => cluster.disk(*member).set_failing(true),
+            Fault::SlowDisk { member, sync_ms } => cluster.disk(*member).set_sync_ms(*sync_ms),
             Fault::MoveLeader { to } => {
                 if let Some(leader) = cluster.leader() {
                     cluster.move_leader(leader, *to).await;
@@ -222,6 +227,7 @@ impl Nemesis {
                     cluster.restart(*member);
                 }
             }
+            Fault::SlowDisk { member, .. } => cluster.disk(*member).set_sync_ms(0),
             Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } | Fault::AddBack { .. } => {}
         }
     }

@@ -1,7 +1,8 @@
 //! The simulated disk: the in-memory store shared between a member's incarnations (so a crash
 //! loses only what was not synced), with switches for disk faults.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
@@ -13,6 +14,8 @@ pub struct SimDisk {
     store: Arc<Mutex<MemStorage>>,
     /// While set, every sync fails (a dying disk); the member must stop, not acknowledge.
     failing: Arc<AtomicBool>,
+    /// Milliseconds every sync takes (a slow or overloaded disk); 0 for a fast one.
+    sync_ms: Arc<AtomicU64>,
 }
 
 impl SimDisk {
@@ -35,6 +38,11 @@ impl SimDisk {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
+
+    /// Make every sync take `ms` milliseconds (0: fast again).
+    pub fn set_sync_ms(&self, ms: u64) {
+        self.sync_ms.store(ms, Ordering::SeqCst);
+    }
 }
 
 impl Storage for SimDisk {
@@ -51,6 +59,10 @@ impl Storage for SimDisk {
             return Err(StorageError::Io("simulated fsync failure".into()));
         }
         lock(&self.store).sync()
+    }
+
+    fn sync_latency(&self) -> Duration {
+        Duration::from_millis(self.sync_ms.load(Ordering::SeqCst))
     }
 
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {

@@ -99,3 +99,37 @@ fn seed_106_a_member_answers_a_new_leader_it_does_not_know_yet() {
     let report = run(RunOptions::standard(106));
     assert!(report.passed(), "{:?}", report.violations);
 }
+
+/// The slow-disk fault works: while the leader's fsyncs take 300 ms, a write takes at least
+/// that long to be acknowledged (its entry is synced before it commits), and once the disk is
+/// fast again writes are quick again.
+#[test]
+fn a_slow_disk_delays_acknowledgements_by_its_fsync_time() {
+    use std::time::Duration;
+    use keel_sim::client::{request, Reply};
+    use keel_sim::cluster::{client_addr, SimCluster, Timing, SETTLE};
+    let timed = std::thread::spawn(|| {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(5, madsim::Config::default());
+        runtime.block_on(async {
+            let cluster = SimCluster::start(3, Timing::default());
+            madsim::time::sleep(SETTLE).await;
+            let leader = cluster.leader().expect("a leader");
+            let client = madsim::runtime::Handle::current().create_node().ip("10.0.9.1".parse().unwrap()).build();
+            let mut took = Vec::new();
+            for sync_ms in [300, 0] {
+                cluster.disk(leader).set_sync_ms(sync_ms);
+                let started = madsim::time::Instant::now();
+                let reply = client
+                    .spawn(async move { request(client_addr(leader), "PUT", "/v2/keys/slow", &[("value", "x")], Duration::from_secs(10)).await })
+                    .await
+                    .unwrap();
+                assert!(matches!(reply, Reply::Answered { status: 200 | 201, .. }), "{reply:?}");
+                took.push(started.elapsed());
+            }
+            took
+        })
+    });
+    let took = timed.join().unwrap();
+    assert!(took[0] >= Duration::from_millis(300), "acknowledged after {:?} with a 300 ms fsync", took[0]);
+    assert!(took[1] < Duration::from_millis(100), "still slow after the disk recovered: {:?}", took[1]);
+}

@@ -70,6 +70,13 @@ pub trait Storage: Send + 'static {
     /// sync once, then acknowledge the last one's number.
     fn sync(&mut self) -> Result<(), StorageError>;
 
+    /// How long the next sync takes beyond the call itself: nothing for real disks (their sync
+    /// blocks for as long as it takes), a simulated slow disk's latency in the simulator, whose
+    /// clock only moves while the driver waits.
+    fn sync_latency(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Keep a snapshot the member took and drop stored entries with index `<= compact_to`, as one
     /// atomic step (so no crash can leave the entries gone without the snapshot). Not
     /// necessarily durable before returning; the next `sync` covers it.
@@ -97,6 +104,10 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
 
     fn sync(&mut self) -> Result<(), StorageError> {
         (**self).sync()
+    }
+
+    fn sync_latency(&self) -> std::time::Duration {
+        (**self).sync_latency()
     }
 
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {

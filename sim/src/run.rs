@@ -121,6 +121,9 @@ async fn simulate(options: RunOptions) -> RunReport {
     for c in 12..14u64 {
         clients.push(client_host(c).spawn(workload_v3::lock_client(env.clone(), c)));
     }
+    for c in 14..16u64 {
+        clients.push(client_host(c).spawn(workload_v3::election_client(env.clone(), c)));
+    }
     for c in 20..22u64 {
         clients.push(client_host(c).spawn(workload::service_client(env.clone(), c)));
     }

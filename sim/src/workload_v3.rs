@@ -18,6 +18,9 @@ use crate::workload::{pause_ms, record_outcome, register_loop, Env, CLIENT_TIMEO
 /// The lock v3 lock clients contend for, through etcd's Lock service.
 pub const LOCK_V3: &str = "/locks/v3";
 
+/// The election v3 election clients campaign in, through etcd's Election service.
+pub const ELECTION_V3: &str = "/elections/v3";
+
 fn b64(s: &str) -> String {
     B64.encode(s)
 }
@@ -83,20 +86,55 @@ pub async fn register_client(env: Env, client: u64) -> Vec<Op> {
     register_loop(env, client, |addr, call| async move { register_op(addr, &call).await }).await
 }
 
-/// What a v3 lock holder needs to keep and release its lock.
+/// Which of etcd's recipes a v3 holder client uses. Both hand out an owner key on a lease
+/// whose create revision fences its holder, so one checker judges both.
+#[derive(Clone, Copy)]
+enum Recipe {
+    /// The Lock service: `lock/lock`, kept by lease keep-alives, released by a fenced txn.
+    Lock,
+    /// The Election service: `election/campaign`, kept and released by `election/proclaim`
+    /// (which checks the leader key's create revision), then `election/resign`.
+    Election,
+}
+
+impl Recipe {
+    fn name(self) -> &'static str {
+        match self {
+            Recipe::Lock => LOCK_V3,
+            Recipe::Election => ELECTION_V3,
+        }
+    }
+}
+
+/// What a v3 holder needs to keep and release what it holds.
 struct Held {
     lease: String,
     key: String,
     token: u64,
+    /// The Election service's leader key (`Null` for locks).
+    leader: Value,
 }
 
-/// Take the lock: grant a lease, wait in etcd's Lock service, then read the owner key's create
-/// revision — the fencing token, which orders holders as the lock queue does.
-async fn acquire(addr: SocketAddr, ttl: u64) -> (Outcome, Option<Held>) {
+/// Take the lock or leadership: grant a lease, wait in etcd's Lock or Election service, and
+/// learn the owner key's create revision — the fencing token, which orders holders as the
+/// service's queue does.
+async fn acquire(addr: SocketAddr, ttl: u64, recipe: Recipe, client: u64) -> (Outcome, Option<Held>) {
     let lease = match call(addr, "lease/grant", json!({ "TTL": ttl.to_string() })).await {
         Ok(body) => body["ID"].as_str().unwrap_or_default().to_string(),
         Err(e) => return (failure(true, e), None),
     };
+    if let Recipe::Election = recipe {
+        let campaign = json!({ "name": b64(ELECTION_V3), "lease": lease, "value": b64(&format!("c{client}")) });
+        return match call(addr, "election/campaign", campaign).await {
+            Ok(body) if body["leader"]["rev"].is_string() => {
+                let leader = body["leader"].clone();
+                let (key, token) = (leader["key"].as_str().unwrap_or_default().to_string(), int(&leader["rev"]));
+                (Outcome::Ok(Return::Acquired { token }), Some(Held { lease, key, token, leader }))
+            }
+            Ok(body) => (Outcome::Unknown(format!("no leader key in {body}")), None),
+            Err(e) => (failure(false, e), None),
+        };
+    }
     let key = match call(addr, "lock/lock", json!({ "name": b64(LOCK_V3), "lease": lease })).await {
         Ok(body) => body["key"].as_str().unwrap_or_default().to_string(),
         Err(e) => return (failure(false, e), None),
@@ -104,7 +142,7 @@ async fn acquire(addr: SocketAddr, ttl: u64) -> (Outcome, Option<Held>) {
     match call(addr, "kv/range", json!({ "key": key })).await {
         Ok(body) if body["kvs"][0]["create_revision"].is_string() => {
             let token = int(&body["kvs"][0]["create_revision"]);
-            (Outcome::Ok(Return::Acquired { token }), Some(Held { lease, key, token }))
+            (Outcome::Ok(Return::Acquired { token }), Some(Held { lease, key, token, leader: Value::Null }))
         }
         // Acquired, but the key is already gone (the lease expired): nothing is held.
         Ok(_) => (Outcome::Unknown("the owner key vanished".into()), None),
@@ -113,8 +151,12 @@ async fn acquire(addr: SocketAddr, ttl: u64) -> (Outcome, Option<Held>) {
 }
 
 /// Keep the lock: a keep-alive of its lease. A live lease proves the owner key (attached to
-/// it) still exists; TTL 0 means the lease, and with it the lock, is gone.
-async fn refresh(addr: SocketAddr, held: &Held) -> Outcome {
+/// it) still exists; TTL 0 means the lease, and with it the lock, is gone. Leadership is kept
+/// by a proclamation, which proves it directly.
+async fn refresh(addr: SocketAddr, held: &Held, recipe: Recipe) -> Outcome {
+    if let Recipe::Election = recipe {
+        return proclaim(addr, held).await;
+    }
     match call(addr, "lease/keepalive", json!({ "ID": held.lease })).await {
         Ok(body) if int(&body["result"]["TTL"]) > 0 => Outcome::Ok(Return::Written { index: int(&body["result"]["header"]["revision"]) }),
         Ok(body) if body["result"].is_object() => Outcome::Ok(Return::Refused),
@@ -123,15 +165,35 @@ async fn refresh(addr: SocketAddr, held: &Held) -> Outcome {
     }
 }
 
-/// Release the lock only if the owner key is still ours (same create revision): a txn, so a
-/// release after the lease expired cannot pass for proof that we still held it.
-async fn release(addr: SocketAddr, held: &Held) -> Outcome {
-    let compare = json!({ "key": held.key, "result": "EQUAL", "target": "CREATE", "create_revision": held.token.to_string() });
-    let delete = json!({ "request_delete_range": { "key": held.key } });
-    let outcome = match call(addr, "kv/txn", json!({ "compare": [compare], "success": [delete] })).await {
-        Ok(body) if body["succeeded"] == true => Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) }),
-        Ok(_) => Outcome::Ok(Return::Refused),
+/// A new value from the leader: the service writes it only if the leader key still has our
+/// create revision, so a success proves leadership at that moment.
+async fn proclaim(addr: SocketAddr, held: &Held) -> Outcome {
+    match call(addr, "election/proclaim", json!({ "leader": held.leader, "value": b64("still leading") })).await {
+        Ok(body) => Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) }),
+        Err((_, e)) if e.contains("election: not leader") => Outcome::Ok(Return::Refused),
         Err(e) => failure(false, e),
+    }
+}
+
+/// Release the lock only if the owner key is still ours (same create revision): a txn, so a
+/// release after the lease expired cannot pass for proof that we still held it. Leadership is
+/// released by a last proclamation, the proof, then a resignation.
+async fn release(addr: SocketAddr, held: &Held, recipe: Recipe) -> Outcome {
+    let outcome = match recipe {
+        Recipe::Election => {
+            let proof = proclaim(addr, held).await;
+            let _ = call(addr, "election/resign", json!({ "leader": held.leader })).await;
+            proof
+        }
+        Recipe::Lock => {
+            let compare = json!({ "key": held.key, "result": "EQUAL", "target": "CREATE", "create_revision": held.token.to_string() });
+            let delete = json!({ "request_delete_range": { "key": held.key } });
+            match call(addr, "kv/txn", json!({ "compare": [compare], "success": [delete] })).await {
+                Ok(body) if body["succeeded"] == true => Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) }),
+                Ok(_) => Outcome::Ok(Return::Refused),
+                Err(e) => failure(false, e),
+            }
+        }
     };
     // Done with the lease either way; if this fails it expires on its own.
     let _ = call(addr, "lease/revoke", json!({ "ID": held.lease })).await;
@@ -141,14 +203,26 @@ async fn release(addr: SocketAddr, held: &Held) -> Outcome {
 /// A v3 lock client: etcd's Lock service with a lease it keeps alive, releases fenced by the
 /// owner key's create revision. The lock checker judges it as it judges the v2 lock clients.
 pub async fn lock_client(env: Env, client: u64) -> Vec<Op> {
+    holder_client(env, client, Recipe::Lock).await
+}
+
+/// A v3 election client: campaigns in etcd's Election service, proclaims while it leads,
+/// resigns. Leadership is a lock by another name, so the lock checker judges it: no two
+/// leaders at once, fencing tokens (leader key create revisions) growing with each leader.
+pub async fn election_client(env: Env, client: u64) -> Vec<Op> {
+    holder_client(env, client, Recipe::Election).await
+}
+
+/// Take, keep a while, and give up what `recipe` hands out, over and over.
+async fn holder_client(env: Env, client: u64, recipe: Recipe) -> Vec<Op> {
     let mut ops = Vec::new();
-    let lock = LOCK_V3.to_string();
+    let lock = recipe.name().to_string();
     while !env.stopped() {
         let member = env.pick_member();
         let (addr, call) = (env.addr(member), Call::LockAcquire { lock: lock.clone(), ttl: TTL_S });
         let mut held = None;
         let run = async {
-            let (outcome, h) = acquire(addr, TTL_S).await;
+            let (outcome, h) = acquire(addr, TTL_S, recipe, client).await;
             held = h;
             outcome
         };
@@ -162,7 +236,7 @@ pub async fn lock_client(env: Env, client: u64) -> Vec<Op> {
             pause_ms(200, 900).await;
             let member = env.pick_member();
             let call = Call::LockRefresh { lock: lock.clone(), token: held.token, prev_index: 0 };
-            if !matches!(record_outcome(&env, client, member, call, &mut ops, refresh(env.addr(member), &held)).await, Outcome::Ok(Return::Written { .. })) {
+            if !matches!(record_outcome(&env, client, member, call, &mut ops, refresh(env.addr(member), &held, recipe)).await, Outcome::Ok(Return::Written { .. })) {
                 holding = false;
                 break;
             }
@@ -170,7 +244,7 @@ pub async fn lock_client(env: Env, client: u64) -> Vec<Op> {
         if holding {
             let member = env.pick_member();
             let call = Call::LockRelease { lock: lock.clone(), token: held.token, prev_index: 0 };
-            record_outcome(&env, client, member, call, &mut ops, release(env.addr(member), &held)).await;
+            record_outcome(&env, client, member, call, &mut ops, release(env.addr(member), &held, recipe)).await;
         }
         pause_ms(50, 400).await;
     }

@@ -43,6 +43,11 @@ fn a_quiet_run_passes() {
         let (gets, puts, cas) = (done(|c| matches!(c, Call::Get { .. })), done(|c| matches!(c, Call::Put { .. })), done(|c| matches!(c, Call::Cas { .. })));
         assert!(gets > 10 && puts > 10 && cas > 10, "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded");
     }
+    // Lock and election clients (v2 locks, v3 locks, v3 elections) take turns holding.
+    for client in [10, 12, 14] {
+        let held = report.history.ops.iter().filter(|op| op.client == client && matches!(op.ok(), Some(keel_sim::history::Return::Acquired { .. }))).count();
+        assert!(held > 2, "client {client} held its lock or leadership {held} times");
+    }
 }
 
 /// Seed 132 removed a member that was leading; raft-rs then panicked in the removed leader

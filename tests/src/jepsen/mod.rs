@@ -132,6 +132,9 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
         for c in 12..14 {
             clients.push(tokio::spawn(workload_v3::lock_client(env.clone(), c)));
         }
+        for c in 14..16 {
+            clients.push(tokio::spawn(workload_v3::election_client(env.clone(), c)));
+        }
         for c in 20..22 {
             clients.push(tokio::spawn(workload::service_client(env.clone(), c)));
         }

@@ -44,6 +44,22 @@ struct StateSnapshot {
     alarms: Vec<AlarmMember>,
 }
 
+/// A snapshot as written before alarms were part of the state, so data directories made then
+/// still start.
+#[derive(Deserialize)]
+struct SnapshotBeforeAlarms {
+    applied_index: u64,
+    store: MvccSnapshot,
+    leases: LeaseSnapshot,
+    members: Vec<Member>,
+}
+
+impl From<SnapshotBeforeAlarms> for StateSnapshot {
+    fn from(old: SnapshotBeforeAlarms) -> Self {
+        StateSnapshot { applied_index: old.applied_index, store: old.store, leases: old.leases, members: old.members, alarms: vec![] }
+    }
+}
+
 impl StateMachine {
     /// An empty key space for a cluster whose first members are `members`.
     pub fn new(members: Vec<Member>, min_lease_ttl: i64) -> Self {
@@ -282,6 +298,7 @@ impl StateMachine {
     /// Rebuild the state from a snapshot's bytes. Corrupt bytes are an error, not a panic.
     pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
         let snap: StateSnapshot = postcard::from_bytes(bytes)
+            .or_else(|e| postcard::from_bytes::<SnapshotBeforeAlarms>(bytes).map(StateSnapshot::from).map_err(|_| e))
             .map_err(|e| Error::Internal(format!("corrupt snapshot: {e}")))?;
         let mut lessor = Lessor::restore(snap.leases);
         lessor.set_min_ttl(min_lease_ttl);
@@ -334,5 +351,21 @@ impl crate::watch::EventHistory for MvccStore {
 
     fn events_since(&self, start: i64, key: &[u8], range_end: &[u8]) -> Result<Vec<Event>> {
         MvccStore::events_since(self, start, key, range_end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_written_before_alarms_still_restore() {
+        let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
+        sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
+        // The old layout: the same fields, without the alarms.
+        let old = postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot(), sm.lessor.snapshot(), sm.members())).unwrap();
+        let restored = StateMachine::restore(&old, 5).unwrap();
+        assert_eq!(restored.hash(), sm.hash());
+        assert!(StateMachine::restore(&old[..old.len() / 2], 5).is_err(), "a cut snapshot is still corrupt");
     }
 }

@@ -29,8 +29,12 @@ const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// Every HTTP/2 peer accepts frames this large; a rewritten block is cut into pieces of it.
 const MIN_MAX_FRAME: usize = 16_384;
-/// A header block larger than this (over all its frames) is passed on as it is.
-const MAX_BLOCK: usize = 256 * 1024;
+/// A header block larger than this (over all its frames) is passed on as it is (hyper refuses
+/// header lists over 16 KiB anyway).
+const MAX_BLOCK: usize = 64 * 1024;
+/// The name repaired, and the longest authority value worth decoding.
+const AUTHORITY: &[u8] = b":authority";
+const MAX_AUTHORITY: usize = 1024;
 /// The static table's index of `:authority` (RFC 7541, appendix A).
 const AUTHORITY_INDEX: u64 = 1;
 
@@ -241,7 +245,8 @@ fn header_block_end(bytes: &[u8]) -> BlockEnd {
     let mut first = true;
     loop {
         let Some(head) = FrameHead::parse(&bytes[at..]) else { return BlockEnd::Incomplete };
-        if !first && head.kind != CONTINUATION {
+        let stream = FrameHead::parse(bytes).map_or(0, |h| h.stream);
+        if !first && (head.kind != CONTINUATION || head.stream != stream) {
             return BlockEnd::Unusual(FRAME_HEADER + FrameHead::parse(bytes).map_or(0, |h| h.len));
         }
         let end = at + FRAME_HEADER + head.len;
@@ -323,15 +328,19 @@ fn repair_block(block: &[u8]) -> Option<Vec<u8>> {
         };
         let (name_index, mut next) = integer(block, at, prefix_bits)?;
         let is_authority = if name_index == 0 {
-            let (name, after) = string(block, next)?;
-            next = after;
-            name == b":authority"
+            let name = string(block, next)?;
+            next = name.end;
+            // Only a name short enough to be `:authority` is worth decoding.
+            name.len() <= AUTHORITY.len() && name.octets(block).is_some_and(|n| n == AUTHORITY)
         } else {
             name_index == AUTHORITY_INDEX
         };
         out.extend_from_slice(&block[at..next]);
-        let (value, after) = string(block, next)?;
-        match is_authority.then(|| strip_scheme(&value)).flatten() {
+        let value = string(block, next)?;
+        let after = value.end;
+        // Other values pass undecoded; an authority is short.
+        let decoded = (is_authority && value.len() <= MAX_AUTHORITY).then(|| value.octets(block)).flatten();
+        match decoded.as_deref().and_then(strip_scheme) {
             Some(authority) => {
                 write_raw_string(&mut out, authority);
                 changed = true;
@@ -375,15 +384,40 @@ fn integer(block: &[u8], at: usize, n: u32) -> Option<(u64, usize)> {
     }
 }
 
-/// An HPACK string literal starting at `block[at]`, Huffman-decoded if it is coded: its
-/// octets and where it ends (RFC 7541, 5.2).
-fn string(block: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+/// Where an HPACK string literal lies in a block, and whether it is Huffman-coded (RFC 7541,
+/// 5.2); decoded only when asked.
+struct Literal {
+    huffman: bool,
+    start: usize,
+    end: usize,
+}
+
+impl Literal {
+    /// Its encoded length.
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Its octets, Huffman-decoded if coded; `None` for a bad code.
+    fn octets(&self, block: &[u8]) -> Option<Vec<u8>> {
+        let bytes = &block[self.start..self.end];
+        if !self.huffman {
+            return Some(bytes.to_vec());
+        }
+        thread_local! {
+            static DECODER: std::cell::RefCell<HuffmanDecoder> = std::cell::RefCell::new(HuffmanDecoder::new());
+        }
+        DECODER.with(|d| d.borrow_mut().decode(bytes).ok())
+    }
+}
+
+/// The string literal starting at `block[at]`, if the block holds all of it.
+fn string(block: &[u8], at: usize) -> Option<Literal> {
     let huffman = *block.get(at)? & 0x80 != 0;
     let (len, start) = integer(block, at, 7)?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
-    let bytes = block.get(start..end)?;
-    let octets = if huffman { HuffmanDecoder::new().decode(bytes).ok()? } else { bytes.to_vec() };
-    Some((octets, end))
+    block.get(start..end)?;
+    Some(Literal { huffman, start, end })
 }
 
 /// A string literal without Huffman coding.
@@ -525,6 +559,17 @@ mod tests {
             let repaired = FrameHead::parse(&frames).is_some_and(|h| h.kind == HEADERS) && out != input;
             proptest::prop_assert!(out == input || repaired);
         }
+    }
+
+    #[tokio::test]
+    async fn a_continuation_on_another_stream_is_left_for_hyper_to_refuse() {
+        let block = authority_literal("http://127.0.0.1:2379");
+        let (a, b) = block.split_at(3);
+        let mut input = PREFACE.to_vec();
+        input.extend(headers_frame(a, 0, 1));
+        FrameHead::write(&mut input, b.len(), CONTINUATION, END_HEADERS, 3);
+        input.extend_from_slice(b);
+        assert_eq!(through(input.clone()).await, input);
     }
 
     #[test]

@@ -679,10 +679,11 @@ impl Node {
     }
 
     /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal).
-    /// Whether `request` would take the key space past the space quota (see [`crate::alarm`]).
+    /// Whether `request` would take the key space to the space quota or past it (etcd lets a
+    /// write through only while size plus cost stays below the quota; see [`crate::alarm`]).
     fn exceeds_quota(&self, request: &Request) -> bool {
         let quota = self.config.quota_bytes;
-        quota > 0 && alarm::quota_cost(request).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) > quota)
+        quota > 0 && alarm::quota_cost(request).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
     }
 
     fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {

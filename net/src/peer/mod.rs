@@ -6,7 +6,7 @@
 mod discovery;
 mod frame;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct PeerTransport {
     cluster_id: u64,
     /// The peer URL this member takes connections at, told to every peer it calls.
     url: String,
+    /// Peers told they were removed: never linked again from their own calls.
+    departed: Arc<Mutex<BTreeSet<u64>>>,
     links: Arc<Mutex<BTreeMap<u64, Link>>>,
     inbound: mpsc::Sender<Inbound>,
     /// The cluster's members as this member last saw them, to tell joiners who they are.
@@ -81,6 +83,7 @@ impl PeerTransport {
             id,
             cluster_id,
             url: String::new(),
+            departed: Arc::default(),
             links,
             inbound,
             directory: Arc::default(),
@@ -203,14 +206,21 @@ impl PeerTransport {
     /// from the membership (it may lag behind the peer's addition while that peer leads, and
     /// could never catch up if it could not answer). The membership's address, once known,
     /// stays the one used.
+    /// Members that left (ids are never reused) are not learned again.
     fn learn_peer(&self, id: u64, url: &str) {
-        if id != 0 && !url.is_empty() && !lock(&self.links).contains_key(&id) {
-            self.set_peer(id, url);
+        if id != 0 && !url.is_empty() && !lock(&self.departed).contains(&id) {
+            self.link(id, url, false);
         }
     }
 
     /// Point peer `id` at `url` (`http://host:port`); a changed address restarts the link.
     pub fn set_peer(&self, id: u64, url: &str) {
+        self.link(id, url, true);
+    }
+
+    /// Link to peer `id` at `url`, replacing a link elsewhere only if `replace` (checked and
+    /// done under one lock, so a learned address never overrides the membership's).
+    fn link(&self, id: u64, url: &str, replace: bool) {
         if id == self.id {
             return;
         }
@@ -219,7 +229,7 @@ impl PeerTransport {
             return;
         };
         let mut links = lock(&self.links);
-        if links.get(&id).is_some_and(|l| l.addr == addr) {
+        if links.get(&id).is_some_and(|l| l.addr == addr || !replace) {
             return;
         }
         if let Some(old) = links.remove(&id) {
@@ -233,6 +243,7 @@ impl PeerTransport {
 
     /// Tell a departed peer it was removed, then forget it once the link had time to send.
     pub fn farewell(&self, id: u64) {
+        lock(&self.departed).insert(id);
         self.send_frame(id, Frame::Removed { member: id });
         let this = self.clone();
         tokio::spawn(async move {

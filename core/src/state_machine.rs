@@ -97,6 +97,14 @@ impl StateMachine {
         self.members.get(&id)
     }
 
+    /// Make this the state a new cluster of `members` starts from at raft index `index` (a
+    /// restored backup): their membership replaces the old one and alarms are cleared.
+    pub fn refound(&mut self, members: Vec<Member>, index: u64) {
+        self.members = members.into_iter().map(|m| (m.id, m)).collect();
+        self.alarms = Alarms::default();
+        self.applied_index = index;
+    }
+
     /// The active alarms (NOSPACE refuses writes that add data).
     pub fn alarms(&self) -> &Alarms {
         &self.alarms

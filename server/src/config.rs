@@ -245,6 +245,15 @@ fn urls(list: &str, flag: &str) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
+/// The founding members an `--initial-cluster` (parsed) and token describe, with the ids etcd
+/// derives for them; the cluster's id is [`ids::cluster_id`] of theirs.
+pub fn founding_members(cluster: &[(String, Vec<String>)], token: &str) -> Vec<Member> {
+    cluster
+        .iter()
+        .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
+        .collect()
+}
+
 /// Parse `name=url,name=url,...` into (name, urls) in the order given.
 pub fn parse_initial_cluster(spec: &str) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
     let mut members: Vec<(String, Vec<String>)> = Vec::new();
@@ -315,10 +324,7 @@ impl ServerConfig {
             return Err(ConfigError(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented")));
         }
         let token = &f.initial_cluster_token;
-        let members: Vec<Member> = cluster
-            .iter()
-            .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
-            .collect();
+        let members = founding_members(&cluster, token);
         let member_id = ids::member_id(&advertise_peer, token);
         let founding = f.initial_cluster_state == "new";
         let cluster_id = if founding { ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>()) } else { 0 };

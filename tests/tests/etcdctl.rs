@@ -262,6 +262,74 @@ fn snapshot_save_writes_a_verified_backup() {
     assert_eq!(size % 512, 32, "whole pages and their SHA-256: {size}");
 }
 
+/// Member processes killed when the test ends, however it ends.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
+    let old = ProcessCluster::start(1);
+    for i in 0..20 {
+        ok(old.url(0), &["put", &format!("k{i:02}"), &format!("v{i}")]);
+    }
+    let lease = ok(old.url(0), &["lease", "grant", "600"]);
+    let lease = lease.split_whitespace().nth(1).unwrap().to_string();
+    ok(old.url(0), &["put", "leased", "x", &format!("--lease={lease}")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup.db");
+    ok(old.url(0), &["snapshot", "save", backup.to_str().unwrap()]);
+    drop(old);
+
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (keel_tests::free_port(), keel_tests::free_port())).collect();
+    let cluster: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("r{i}=http://127.0.0.1:{p}")).collect();
+    let mut members = Processes(Vec::new());
+    let mut urls = Vec::new();
+    for (i, (c, p)) in ports.iter().enumerate() {
+        let (name, data) = (format!("r{i}"), dir.path().join(format!("r{i}.keel")));
+        let (peer, client) = (format!("http://127.0.0.1:{p}"), format!("http://127.0.0.1:{c}"));
+        let common = ["--name", &name, "--initial-cluster", &cluster.join(","), "--initial-cluster-token", "restored", "--initial-advertise-peer-urls", &peer];
+        let restore = Command::new(keel_tests::keelctl_binary())
+            .args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+            .args(common)
+            .output()
+            .unwrap();
+        assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+        assert!(String::from_utf8_lossy(&restore.stdout).contains("(revision 22)"), "{}", String::from_utf8_lossy(&restore.stdout));
+        let again = Command::new(keel_tests::keelctl_binary()).args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).args(common).output().unwrap();
+        assert!(String::from_utf8_lossy(&again.stderr).contains("exists"), "a data directory is never overwritten");
+        let member = Command::new(keel_tests::keel_binary())
+            .args(["--data-dir", data.to_str().unwrap(), "--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer])
+            .args(common)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        members.0.push(member);
+        urls.push(client);
+    }
+    let all = urls.join(",");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while etcdctl(&all, &["endpoint", "health"], "").code != 0 {
+        assert!(Instant::now() < deadline, "the restored cluster did not become healthy");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ok(&all, &["get", "k", "--prefix", "--keys-only"]).lines().filter(|l| !l.is_empty()).count(), 20);
+    assert_eq!(ok(&all, &["get", "leased", "--print-value-only"]), "x\n");
+    assert!(ok(&all, &["lease", "list"]).contains(&lease), "the lease came back too");
+    let listed = ok(&all, &["member", "list"]);
+    assert_eq!(listed.lines().count(), 3, "only the new members: {listed}");
+    ok(&all, &["put", "after", "restore"]);
+    let status = json(&ok(&all, &["endpoint", "status", "-w", "json"]));
+    assert!(status.as_array().unwrap().iter().all(|s| s["Status"]["header"]["revision"] == 23), "{status}");
+}
+
 #[test]
 fn check_perf_small_load_passes() {
     let c = ProcessCluster::start(3);

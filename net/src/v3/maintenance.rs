@@ -45,6 +45,25 @@ pub fn snapshot_chunks(header: Option<pb::ResponseHeader>, mut data: Vec<u8>) ->
         .collect()
 }
 
+/// The state in a saved snapshot file (what [`snapshot_chunks`] streamed, as `etcdctl snapshot
+/// save` wrote it), once its SHA-256 matches its pages; `skip_hash_check` accepts a file
+/// without one, as etcdctl's flag of that name does.
+pub fn backup_state(file: &[u8], skip_hash_check: bool) -> Result<&[u8], String> {
+    let has_hash = file.len() % SNAPSHOT_PAGE_BYTES == Sha256::output_size();
+    if !has_hash {
+        return match skip_hash_check {
+            true => Ok(file),
+            false => Err("snapshot missing hash but --skip-hash-check=false".into()),
+        };
+    }
+    let (pages, digest) = file.split_at(file.len() - Sha256::output_size());
+    let actual = Sha256::digest(pages);
+    if !skip_hash_check && actual.as_slice() != digest {
+        return Err(format!("expected sha256 {digest:x?}, got {:x?}", actual.as_slice()));
+    }
+    Ok(pages)
+}
+
 #[tonic::async_trait]
 impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     type SnapshotStream = ReplyStream<pb::SnapshotResponse>;
@@ -126,5 +145,12 @@ mod tests {
         assert_eq!(chunks.last().unwrap().remaining_bytes, 0);
         assert_eq!(chunks[0].remaining_bytes as usize, all.len() - chunks[0].blob.len());
         assert!(chunks.iter().all(|c| c.blob.len() <= SNAPSHOT_CHUNK_BYTES));
+
+        assert_eq!(backup_state(&all, false).unwrap(), pages, "a saved file gives its state back");
+        let mut damaged = all.clone();
+        damaged[10] ^= 1;
+        assert!(backup_state(&damaged, false).unwrap_err().starts_with("expected sha256"));
+        assert!(backup_state(&damaged, true).is_ok());
+        assert!(backup_state(&data, false).unwrap_err().contains("missing hash"));
     }
 }

@@ -22,6 +22,7 @@ use keel_net::tls::Dial;
 use keel_server::tls::TlsFiles;
 
 mod lease;
+mod snapshot;
 
 /// How long to wait for a TCP connection to an endpoint.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -129,6 +130,11 @@ enum Command {
     Endpoint {
         #[command(subcommand)]
         command: EndpointCommand,
+    },
+    /// Restore a saved snapshot into a new member's data directory (offline).
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
     },
 }
 
@@ -855,6 +861,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lease { command } => lease::run(&mut client, output, command).await,
         Command::Endpoint { command: EndpointCommand::Health(a) } => endpoint_health(endpoints, output, a.cluster).await,
         Command::Endpoint { command: EndpointCommand::Status(a) } => endpoint_status(endpoints, output, a.cluster).await,
+        // Offline: the endpoints are not contacted.
+        Command::Snapshot { command } => snapshot::run(command),
     }
 }
 

@@ -1,0 +1,87 @@
+//! `keelctl snapshot restore`: a new member's data directory from a saved snapshot, as
+//! `etcdctl snapshot restore` makes one for etcd (same flags). Run it once per member of the
+//! new cluster, with the same `--initial-cluster` and token, then start each member with
+//! `--initial-cluster-state new` on its directory. Offline: no endpoint is contacted.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use keel_core::node::Persist;
+use keel_server::config::{founding_members, parse_initial_cluster};
+use keel_server::storage::{FjallStorage, MemberIdentity, Storage};
+
+use crate::{emit, Failure};
+
+/// `snapshot ...`
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Make a new member's data directory from a snapshot file (`etcdctl snapshot save`'s).
+    Restore(RestoreArgs),
+}
+
+/// Where and as whom a snapshot is restored (etcdctl's flags and defaults).
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The snapshot file.
+    file: PathBuf,
+    /// The directory to create (default: `<name>.keel`); it must not exist or be empty.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// This member's name in --initial-cluster.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// The new cluster's members, `name=peer-url,...`.
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    initial_cluster: String,
+    /// The new cluster's token (its ids derive from it).
+    #[arg(long, default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    /// This member's peer URLs, as in --initial-cluster.
+    #[arg(long, value_delimiter = ',', default_value = "http://localhost:2380")]
+    initial_advertise_peer_urls: Vec<String>,
+    /// Restore a file without (or with a wrong) SHA-256 trailer.
+    #[arg(long)]
+    skip_hash_check: bool,
+}
+
+/// Run one snapshot command.
+pub fn run(command: SnapshotCommand) -> Result<(), Failure> {
+    let SnapshotCommand::Restore(a) = command;
+    let file = std::fs::read(&a.file).map_err(|e| Failure::Other(format!("cannot read {}: {e}", a.file.display())))?;
+    let state = keel_net::v3::maintenance::backup_state(&file, a.skip_hash_check).map_err(Failure::Other)?;
+    let cluster = parse_initial_cluster(&a.initial_cluster).map_err(|e| Failure::Other(e.0))?;
+    let members = founding_members(&cluster, &a.initial_cluster_token);
+    let mut own = a.initial_advertise_peer_urls.clone();
+    own.sort();
+    let me = members
+        .iter()
+        .find(|m| m.name == a.name)
+        .ok_or_else(|| Failure::Other(format!("couldn't find local name {:?} in the initial cluster configuration", a.name)))?;
+    let mut listed = me.peer_urls.clone();
+    listed.sort();
+    if listed != own {
+        return Err(Failure::Other(format!("--initial-cluster has {}={} but --initial-advertise-peer-urls is {}", a.name, listed.join(","), own.join(","))));
+    }
+    let identity = MemberIdentity { member_id: me.id, cluster_id: keel_net::ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>()) };
+    let restored = keel_core::backup::restore(state, members).map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
+
+    let dir = a.data_dir.unwrap_or_else(|| PathBuf::from(format!("{}.keel", a.name)));
+    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Failure::Other(format!("data-dir {:?} exists", dir.display().to_string())));
+    }
+    let stored = FjallStorage::open(&dir).and_then(|mut storage| {
+        storage.keep_identity(identity)?;
+        let persist = Persist { number: 1, must_sync: true, snapshot: Some(restored.snapshot), entries: vec![], hard_state: Some(restored.hard_state) };
+        storage.write(&persist)?;
+        storage.sync()
+    });
+    stored.map_err(|e| Failure::Other(format!("cannot write {}: {e}", dir.display())))?;
+    emit(&format!(
+        "restored snapshot {} (revision {}) to {} as member {:x} of cluster {:x}",
+        a.file.display(),
+        restored.revision,
+        dir.display(),
+        identity.member_id,
+        identity.cluster_id
+    ))
+}

@@ -18,6 +18,7 @@ use keel_net::peer::{Frame, Inbound, PeerTransport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::chaos::MessageChaos;
 use crate::clock::Clock;
 use crate::storage::{Storage, StorageError};
 
@@ -87,6 +88,8 @@ pub struct Driver<S: Storage> {
     last_leader: u64,
     /// A peer said this member was removed (it cannot learn so from the log; see `Frame::Removed`).
     told_removed: bool,
+    /// Duplicated and reordered peer messages, in simulation builds only.
+    chaos: MessageChaos,
 }
 
 /// A cloneable way in to the driver: what the API handlers call.
@@ -126,6 +129,7 @@ impl<S: Storage> Driver<S> {
             known_started: Vec::new(),
             last_leader: 0,
             told_removed: false,
+            chaos: MessageChaos::default(),
         };
         (driver, handle)
     }
@@ -233,8 +237,10 @@ impl<S: Storage> Driver<S> {
     fn on_peer(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Raft { from, bytes } => {
-                if let Err(e) = self.node.step(&bytes) {
-                    tracing::debug!("message from {from:x} rejected: {e}");
+                for (from, bytes) in self.chaos.deliver(from, bytes) {
+                    if let Err(e) = self.node.step(&bytes) {
+                        tracing::debug!("message from {from:x} rejected: {e}");
+                    }
                 }
             }
             Inbound::Forward { from, id, request } => self.submit(request, Waiter::Peer { from, id }),

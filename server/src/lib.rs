@@ -4,6 +4,7 @@
 //! the simulator), the driver loop that feeds the core and carries out its outputs, and the
 //! etcd-compatible configuration of the `keel` binary, with TLS for `https://` URLs.
 
+pub mod chaos;
 pub mod storage;
 pub mod config;
 pub mod driver;

@@ -28,6 +28,9 @@ pub enum Fault {
     PacketLoss { rate: f64 },
     /// Every packet delayed by up to this many milliseconds (also reorders across links).
     Latency { max_ms: u64 },
+    /// Raft messages between members delivered twice, or held back behind the next one, at
+    /// these per-mille rates (proposals are never duplicated: Keel never resends a frame).
+    MessageChaos { duplicate: u64, reorder: u64 },
     /// A member's clock runs at this rate (and jumped forward by `jump_ms` at the start).
     ClockSkew { member: usize, rate: f64, jump_ms: u64 },
     /// A member's fsyncs fail: it must stop rather than acknowledge; restarted at the end.
@@ -81,7 +84,7 @@ impl Nemesis {
             members[(at + rng.gen_range(1..n)) % n]
         };
         let leader = cluster.leader();
-        match rng.gen_range(0..13) {
+        match rng.gen_range(0..14) {
             0 => match leader {
                 Some(leader) => Fault::IsolateLeader { leader },
                 None => Fault::Crash { member: any(&mut rng) },
@@ -110,6 +113,7 @@ impl Nemesis {
             9 => Fault::DiskFailure { member: any(&mut rng) },
             10 => Fault::MoveLeader { to: any(&mut rng) },
             11 => Fault::SlowDisk { member: leader.unwrap_or_else(|| any(&mut rng)), sync_ms: rng.gen_range(20..400) },
+            12 => Fault::MessageChaos { duplicate: rng.gen_range(10..300), reorder: rng.gen_range(10..300) },
             _ => self.draw_membership(cluster),
         }
     }
@@ -155,6 +159,7 @@ impl Nemesis {
             }
             Fault::DiskFailure { member } => cluster.disk(*member).set_failing(true),
             Fault::SlowDisk { member, sync_ms } => cluster.disk(*member).set_sync_ms(*sync_ms),
+            Fault::MessageChaos { duplicate, reorder } => keel_server::chaos::set_rates(*duplicate, *reorder),
             Fault::MoveLeader { to } => {
                 if let Some(leader) = cluster.leader() {
                     cluster.move_leader(leader, *to).await;
@@ -228,6 +233,7 @@ impl Nemesis {
                 }
             }
             Fault::SlowDisk { member, .. } => cluster.disk(*member).set_sync_ms(0),
+            Fault::MessageChaos { .. } => keel_server::chaos::set_rates(0, 0),
             Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } | Fault::AddBack { .. } => {}
         }
     }

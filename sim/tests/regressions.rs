@@ -138,3 +138,21 @@ fn a_slow_disk_delays_acknowledgements_by_its_fsync_time() {
     assert!(took[0] >= Duration::from_millis(300), "acknowledged after {:?} with a 300 ms fsync", took[0]);
     assert!(took[1] < Duration::from_millis(100), "still slow after the disk recovered: {:?}", took[1]);
 }
+
+/// The message-chaos fault duplicates and reorders Raft messages as asked, never a proposal.
+#[test]
+fn message_chaos_duplicates_and_reorders_but_never_duplicates_a_proposal() {
+    use keel_server::chaos::{set_rates, MessageChaos};
+    // A heartbeat-like message (type 0) and a forwarded proposal (msg_type = MsgPropose = 2).
+    let (other, proposal) = (vec![], vec![0x08, 0x02]);
+    assert!(keel_core::node::is_proposal(&proposal) && !keel_core::node::is_proposal(&other));
+    let mut chaos = MessageChaos::default();
+    set_rates(1000, 0);
+    assert_eq!(chaos.deliver(1, other.clone()), vec![(1, other.clone()), (1, other.clone())]);
+    assert_eq!(chaos.deliver(1, proposal.clone()), vec![(1, proposal.clone())]);
+    set_rates(0, 1000);
+    assert_eq!(chaos.deliver(1, proposal.clone()), vec![], "held back");
+    assert_eq!(chaos.deliver(2, other.clone()), vec![(2, other.clone()), (1, proposal)], "then delivered after the next");
+    set_rates(0, 0);
+    assert_eq!(chaos.deliver(3, other.clone()), vec![(3, other)]);
+}

@@ -49,6 +49,12 @@ pub struct Recovery {
     pub entries: Vec<LogEntry>,
 }
 
+/// Whether an encoded peer message is a proposal forwarded to the leader (which, unlike every
+/// other Raft message, must not arrive twice: it would be appended twice).
+pub fn is_proposal(bytes: &[u8]) -> bool {
+    Message::parse_from_bytes(bytes).is_ok_and(|m| m.get_msg_type() == MessageType::MsgPropose)
+}
+
 /// Whether this member leads, follows, or is looking for a leader — for status and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

@@ -309,15 +309,10 @@ async fn run_link(
     inbound: mpsc::Sender<Inbound>,
 ) {
     let mut backoff = Duration::from_millis(20);
-    let mut pending: Option<Outgoing> = None;
     loop {
         let stream = match tokio::time::timeout(Duration::from_secs(1), dial.connect(&addr)).await {
             Ok(Ok(s)) => s,
             _ => {
-                // Whatever waited for this connection is lost; Raft will send it again.
-                if let Some(Outgoing::Snapshot(_)) = pending.take() {
-                    let _ = inbound.try_send(Inbound::SnapshotSent { peer, ok: false });
-                }
                 let _ = inbound.try_send(Inbound::Unreachable { peer });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -329,14 +324,10 @@ async fn run_link(
         if hello.write(&mut w).await.is_err() {
             continue;
         }
+        // A frame whose write fails is dropped, never sent again on the next connection (the
+        // peer may have read it): Raft retransmits what matters, and nothing arrives twice.
         loop {
-            let item = match pending.take() {
-                Some(item) => item,
-                None => match rx.recv().await {
-                    Some(item) => item,
-                    None => return,
-                },
-            };
+            let Some(item) = rx.recv().await else { return };
             let written = match &item {
                 Outgoing::Frame(f) => f.write(&mut w).await,
                 Outgoing::Snapshot(bytes) => write_snapshot(&mut w, bytes).await,

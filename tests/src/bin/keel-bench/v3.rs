@@ -113,8 +113,9 @@ async fn run_all(endpoints: &[String], rows: &[Workload], o: &Options) -> Vec<Ro
     out
 }
 
-/// `clients` clients (each with its own connection, spread over the members) each calling `op`
-/// back to back for the row's duration; `op` gets a key number and hands the client back.
+/// `clients` clients (each with its own connections to every member, so that neither system
+/// gains from which member happens to lead) each calling `op` back to back for the row's
+/// duration; `op` gets a key number and hands the client back.
 async fn load<F, Fut>(endpoints: &[String], clients: usize, o: &Options, op: F) -> Row
 where
     F: Fn(Client, u64) -> Fut + Copy + Send + 'static,
@@ -122,7 +123,7 @@ where
 {
     let mut connected = Vec::new();
     for i in 0..clients {
-        connected.push(Client::connect([endpoints[i % endpoints.len()].clone()], None).await.expect("connect"));
+        connected.push(Client::connect(rotated(endpoints, i), None).await.expect("connect"));
     }
     let started = Instant::now();
     let until = started + Duration::from_secs(o.seconds);
@@ -155,6 +156,13 @@ where
         all.extend(t.await.unwrap_or_default());
     }
     Row::of(all, started.elapsed())
+}
+
+/// Every endpoint, starting with the `i`-th.
+fn rotated(endpoints: &[String], i: usize) -> Vec<String> {
+    let mut out = endpoints.to_vec();
+    out.rotate_left(i % endpoints.len());
+    out
 }
 
 /// One writer puts a key every 10 ms, the value its send time; 100 watchers (each on its own

@@ -33,6 +33,10 @@ pub enum Call {
     Dequeue { queue: String },
     /// List every item left in the queue (after the run).
     ListQueue { queue: String },
+    /// Append a unique element to a list key by read-modify-write (a txn on its mod revision).
+    Append { key: String, element: String },
+    /// Read a list key's elements.
+    ReadList { key: String },
 }
 
 /// How an operation ended.
@@ -57,7 +61,7 @@ pub enum Return {
     Refused,
     /// A lock acquired: its key's created index is the fencing token.
     Acquired { token: u64 },
-    /// A queue's items, oldest first.
+    /// A queue's items, oldest first; a list's elements (read, or as an append wrote them).
     Items(Vec<String>),
 }
 

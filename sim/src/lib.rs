@@ -11,6 +11,7 @@ pub mod client;
 pub mod history;
 pub mod rng;
 pub mod workload;
+pub mod workload_append;
 pub mod workload_grpc;
 pub mod workload_v3;
 

@@ -17,7 +17,7 @@ use crate::history::History;
 use crate::monitor::Monitor;
 use crate::nemesis::{Nemesis, Timeline};
 use crate::workload::{self, Env};
-use crate::{workload_grpc, workload_v3};
+use crate::{workload_append, workload_grpc, workload_v3};
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -124,6 +124,9 @@ async fn simulate(options: RunOptions) -> RunReport {
     for c in 14..16u64 {
         clients.push(client_host(c).spawn(workload_v3::election_client(env.clone(), c)));
     }
+    for c in 16..18u64 {
+        clients.push(client_host(c).spawn(workload_append::append_client(env.clone(), c)));
+    }
     for c in 20..22u64 {
         clients.push(client_host(c).spawn(workload::service_client(env.clone(), c)));
     }
@@ -169,6 +172,7 @@ async fn simulate(options: RunOptions) -> RunReport {
     }
     let founders: Vec<usize> = cluster.members().into_iter().filter(|m| *m < options.members).collect();
     history.ops.extend(workload::final_reads(&env, &founders).await);
+    history.ops.extend(workload_append::final_reads(&env, &founders).await);
     violations.extend(monitor.violations());
     violations.extend(checker::check_all(&history));
 

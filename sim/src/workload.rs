@@ -116,6 +116,7 @@ async fn send(addr: SocketAddr, call: &Call) -> Reply {
         Call::Enqueue { queue, value } => ("POST", format!("/v2/keys{queue}"), vec![("value", value)]),
         // Two requests each: see `dequeue` and `list_queue`.
         Call::Dequeue { .. } | Call::ListQueue { .. } => return Reply::NotSent("not a single request".into()),
+        Call::Append { .. } | Call::ReadList { .. } => return Reply::NotSent("not a v2 request".into()),
     };
     request(addr, method, &path, &form, CLIENT_TIMEOUT).await
 }

@@ -21,17 +21,24 @@ pub const LOCK_V3: &str = "/locks/v3";
 /// The election v3 election clients campaign in, through etcd's Election service.
 pub const ELECTION_V3: &str = "/elections/v3";
 
-fn b64(s: &str) -> String {
+/// A string as the gateway's base64 bytes.
+pub(crate) fn b64(s: &str) -> String {
     B64.encode(s)
 }
 
-fn int(v: &Value) -> u64 {
+/// Base64 bytes from the gateway as text (lossy).
+pub(crate) fn unb64(s: &str) -> String {
+    B64.decode(s).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default()
+}
+
+/// A gateway int64 (a string) or number.
+pub(crate) fn int(v: &Value) -> u64 {
     v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()).unwrap_or(0)
 }
 
 /// A gateway answer: the body of a 200, or how the call failed (`Err(true)`: it may still
 /// have happened).
-async fn call(addr: SocketAddr, name: &str, body: Value) -> Result<Value, (bool, String)> {
+pub(crate) async fn call(addr: SocketAddr, name: &str, body: Value) -> Result<Value, (bool, String)> {
     match post_json(addr, name, &body, CLIENT_TIMEOUT).await {
         Reply::Answered { status: 200, body, .. } => Ok(body),
         Reply::Answered { status, body, .. } => Err((true, format!("{status} {body}"))),
@@ -42,7 +49,7 @@ async fn call(addr: SocketAddr, name: &str, body: Value) -> Result<Value, (bool,
 
 /// How a failed call ends the operation: a read that failed changed nothing, a write that
 /// failed for an unknown reason may still commit.
-fn failure(reading: bool, (maybe, e): (bool, String)) -> Outcome {
+pub(crate) fn failure(reading: bool, (maybe, e): (bool, String)) -> Outcome {
     if maybe && !reading {
         Outcome::Unknown(e)
     } else {
@@ -72,7 +79,7 @@ async fn register_op(addr: SocketAddr, call: &Call) -> Outcome {
     let revision = int(&body["header"]["revision"]);
     match call {
         Call::Get { .. } => {
-            let value = body["kvs"][0]["value"].as_str().and_then(|v| B64.decode(v).ok()).map(|v| String::from_utf8_lossy(&v).into_owned());
+            let value = body["kvs"][0]["value"].as_str().map(unb64);
             Outcome::Ok(Return::Value { value, index: revision })
         }
         Call::Cas { .. } if body["succeeded"] != true => Outcome::Ok(Return::Refused),

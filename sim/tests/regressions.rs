@@ -43,6 +43,9 @@ fn a_quiet_run_passes() {
         let (gets, puts, cas) = (done(|c| matches!(c, Call::Get { .. })), done(|c| matches!(c, Call::Put { .. })), done(|c| matches!(c, Call::Cas { .. })));
         assert!(gets > 10 && puts > 10 && cas > 10, "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded");
     }
+    // Append clients grow their lists.
+    let appended = report.history.ops.iter().filter(|op| op.client == 16 && matches!(op.call, keel_sim::history::Call::Append { .. }) && matches!(op.ok(), Some(keel_sim::history::Return::Items(_)))).count();
+    assert!(appended > 10, "append client 16 got {appended} appends through");
     // Lock and election clients (v2 locks, v3 locks, v3 elections) take turns holding.
     for client in [10, 12, 14] {
         let held = report.history.ops.iter().filter(|op| op.client == client && matches!(op.ok(), Some(keel_sim::history::Return::Acquired { .. }))).count();

@@ -1,5 +1,6 @@
 //! Checkers: each reads a [`History`] and says what, if anything, went wrong.
 
+pub mod append;
 pub mod lease;
 pub mod linearizability;
 pub mod lock;
@@ -46,5 +47,6 @@ pub fn check_all(history: &History) -> Vec<Violation> {
     out.extend(lock::check(&history.ops));
     out.extend(lease::check(&history.ops));
     out.extend(queue::check(&history.ops));
+    out.extend(append::check(&history.ops));
     out
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use keel_sim::checker::{self, Violation};
 use keel_sim::history::History;
 use keel_sim::workload::{self, Env};
-use keel_sim::{workload_grpc, workload_v3};
+use keel_sim::{workload_append, workload_grpc, workload_v3};
 
 use hosts::Hosts;
 use members::{client_addr, Members};
@@ -135,6 +135,9 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
         for c in 14..16 {
             clients.push(tokio::spawn(workload_v3::election_client(env.clone(), c)));
         }
+        for c in 16..18 {
+            clients.push(tokio::spawn(workload_append::append_client(env.clone(), c)));
+        }
         for c in 20..22 {
             clients.push(tokio::spawn(workload::service_client(env.clone(), c)));
         }
@@ -181,6 +184,7 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     }
     let everyone: Vec<usize> = (0..options.members).collect();
     history.ops.extend(runtime.block_on(workload::final_reads(&env, &everyone)));
+    history.ops.extend(runtime.block_on(workload_append::final_reads(&env, &everyone)));
     violations.extend(checker::check_all(&history));
     let span_ms = start.elapsed().as_millis() as u64;
 

@@ -41,7 +41,7 @@ pub fn verdict(options: &Options, outcome: &Outcome) -> String {
         outcome.history.watches.iter().map(|w| w.events.len()).sum::<usize>()
     );
     let _ = writeln!(v, "faults injected: {}", outcome.timeline.len());
-    let _ = writeln!(v, "checked: linearizability (v2 and v3 registers together), revisions in real-time order, watches, locks (v2 and v3), leases, queue, convergence of every member's (revision, hash)");
+    let _ = writeln!(v, "checked: linearizability (v2 and v3 registers together), revisions in real-time order, watches, locks (v2 and v3, v3 elections), leases, queue, list appends, convergence of every member's (revision, hash)");
     for (w, stall) in stalls(outcome) {
         let stall = stall.map_or("no write succeeded afterwards".to_string(), |ms| format!("{ms} ms"));
         let _ = writeln!(v, "writes stalled {stall} after {w}");

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Request, RequestOp, ResponseHeader, TxnRequest};
+use crate::command::Command;
+use crate::request::{RequestOp, ResponseHeader, TxnRequest};
 
 /// etcd's `AlarmType` (proto numbers: NONE 0, NOSPACE 1, CORRUPT 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -89,30 +90,29 @@ impl Alarms {
     }
 }
 
-/// Bytes a request would add to the key space, for the quota check; `None` for requests the
-/// quota does not apply to. As in etcd, puts (alone, in order, or in a txn) and lease grants are
-/// checked; txns without puts, deletes, reads and compactions pass, so a full store can still
-/// be read and cleaned up.
-pub fn quota_cost(request: &Request) -> Option<u64> {
-    match request {
-        Request::Put(req) => Some(put_cost(&req.key, &req.value)),
-        Request::PutInOrder(req) => Some(put_cost(&req.prefix, &req.value) + 20),
-        Request::Txn(req) => Some(txn_cost(req)).filter(|cost| *cost > 0),
-        Request::LeaseGrant(_) => Some(LEASE_COST),
+/// Bytes a command would add to the key space, for the quota check; `None` for commands the
+/// quota does not apply to — the same ones a NOSPACE alarm lets through. As in etcd, puts
+/// (alone, in order, or in a txn) and lease grants count; txns without puts, deletes, reads and
+/// compactions pass, so a full store can still be read and cleaned up.
+pub(crate) fn quota_cost(command: &Command) -> Option<u64> {
+    match command {
+        Command::Put(req) => Some(put_cost(&req.key, &req.value)),
+        Command::PutInOrder(req) => Some(put_cost(&req.prefix, &req.value) + IN_ORDER_NAME_BYTES),
+        Command::Txn(req) => Some(txn_cost(req)).filter(|cost| *cost > 0),
+        Command::LeaseGrant(_) => Some(LEASE_COST),
         _ => None,
     }
-}
-
-/// Whether applying `txn` could write a key: refused while the store is out of space.
-pub fn txn_puts(txn: &TxnRequest) -> bool {
-    txn_cost(txn) > 0
 }
 
 /// What a lease grant counts (etcd's backend stores a small record per lease).
 const LEASE_COST: u64 = 64;
 
+/// The revision an in-order key's name gets after its prefix (20 digits).
+const IN_ORDER_NAME_BYTES: u64 = 20;
+
+/// A put's count: its key and value plus the per-revision allowance the store counts.
 fn put_cost(key: &[u8], value: &[u8]) -> u64 {
-    (key.len() + value.len() + 64) as u64
+    (key.len() + value.len()) as u64 + crate::mvcc::REVISION_OVERHEAD
 }
 
 /// The larger branch's puts, nested txns included.
@@ -156,17 +156,15 @@ mod tests {
     }
 
     #[test]
-    fn the_quota_weighs_what_a_request_adds() {
+    fn the_quota_weighs_what_a_command_adds() {
         let put = |k: &str, v: &str| RequestOp::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() });
         let del = RequestOp::DeleteRange(DeleteRangeRequest { key: b"k".to_vec(), ..Default::default() });
-        assert_eq!(quota_cost(&Request::Put(PutRequest { key: b"k".to_vec(), value: b"vv".to_vec(), ..Default::default() })), Some(67));
+        assert_eq!(quota_cost(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"vv".to_vec(), ..Default::default() })), Some(67));
         let nested = TxnRequest { success: vec![put("a", "")], ..Default::default() };
         let txn = TxnRequest { success: vec![put("k", "v"), del.clone()], failure: vec![RequestOp::Txn(nested.clone()), put("b", "")], ..Default::default() };
-        assert_eq!(quota_cost(&Request::Txn(txn.clone())), Some(65 + 65), "the larger branch: the failure one");
-        assert!(txn_puts(&txn));
+        assert_eq!(quota_cost(&Command::Txn(txn)), Some(65 + 65), "the larger branch: the failure one");
         let deletes = TxnRequest { success: vec![del], ..Default::default() };
-        assert!(!txn_puts(&deletes));
-        assert_eq!(quota_cost(&Request::Txn(deletes)), None);
-        assert_eq!(quota_cost(&Request::DeleteRange(DeleteRangeRequest::default())), None);
+        assert_eq!(quota_cost(&Command::Txn(deletes)), None);
+        assert_eq!(quota_cost(&Command::DeleteRange(DeleteRangeRequest::default())), None);
     }
 }

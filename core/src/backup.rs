@@ -65,13 +65,12 @@ mod tests {
         assert_eq!(restored.revision, 11);
 
         let recovery = Recovery { snapshot: Some(restored.snapshot), hard_state: restored.hard_state, entries: vec![] };
-        let mut node = Node::recover(NodeConfig::new(7, vec![]), recovery).unwrap();
+        let node = Node::recover(NodeConfig::new(7, vec![]), recovery).unwrap();
         let members = node.state().members();
         assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), [7], "only the new membership");
         let range = RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), serializable: true, ..Default::default() };
         let resp = node.state().store().range(&range).unwrap();
         assert_eq!((resp.count, resp.header.revision), (10, 11), "every key, at the backup's revision");
-        let _ = node.ready();
         assert!(restore(b"not a backup", vec![Member { id: 7, ..Default::default() }]).is_err());
     }
 }

@@ -99,7 +99,7 @@ impl StateMachine {
 
     /// Make this the state a new cluster of `members` starts from at raft index `index` (a
     /// restored backup): their membership replaces the old one and alarms are cleared.
-    pub fn refound(&mut self, members: Vec<Member>, index: u64) {
+    pub(crate) fn refound(&mut self, members: Vec<Member>, index: u64) {
         self.members = members.into_iter().map(|m| (m.id, m)).collect();
         self.alarms = Alarms::default();
         self.applied_index = index;
@@ -123,7 +123,7 @@ impl StateMachine {
     /// Apply a committed command. `now_ms` is the leader's clock on the leader, `None` elsewhere:
     /// only the leader tracks when leases expire.
     pub fn apply(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
-        if self.alarms.out_of_space() && adds_data(command) {
+        if self.alarms.out_of_space() && alarm::quota_cost(command).is_some() {
             return ApplyResult { response: Some(Err(Error::NoSpace)), events: vec![] };
         }
         let (response, events) = match command {
@@ -325,18 +325,12 @@ impl StateMachine {
         h.write_u64(self.store.hash());
         h.write(&postcard::to_stdvec(&self.lessor.snapshot()).unwrap_or_default());
         h.write(&postcard::to_stdvec(&self.members()).unwrap_or_default());
-        h.write(&postcard::to_stdvec(&self.alarms.list()).unwrap_or_default());
+        // Alarms only when there are any, so a state without any hashes as it did before them.
+        let alarms = self.alarms.list();
+        if !alarms.is_empty() {
+            h.write(&postcard::to_stdvec(&alarms).unwrap_or_default());
+        }
         h.finish()
-    }
-}
-
-/// Whether `command` would add data to the key space: refused while out of space (etcd's
-/// "capped" applier).
-fn adds_data(command: &Command) -> bool {
-    match command {
-        Command::Put(_) | Command::PutInOrder(_) | Command::LeaseGrant(_) => true,
-        Command::Txn(txn) => alarm::txn_puts(txn),
-        _ => false,
     }
 }
 

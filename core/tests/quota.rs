@@ -62,7 +62,8 @@ fn a_full_store_raises_nospace_everywhere_until_space_is_freed_and_the_alarm_dis
     // A member that restarts from a snapshot keeps the alarm.
     c.crash(follower);
     c.restart(follower);
-    c.tick_until(100, |c| c.node(follower).leader_id() != 0 && c.node(follower).applied_index() == c.node(leader).applied_index());
+    let caught_up = c.tick_until(100, |c| c.node(follower).leader_id() != 0 && c.node(follower).applied_index() == c.node(leader).applied_index());
+    assert!(caught_up, "the restarted member caught up");
     assert!(c.disk(follower).snapshot.as_ref().is_some_and(|s| s.index > raised_at), "the alarm came back from a snapshot");
     assert_eq!(alarms(&mut c, follower), raised);
 

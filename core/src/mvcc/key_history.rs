@@ -59,8 +59,7 @@ pub(crate) fn live_key_value(key: &[u8], mod_revision: i64, live: &Live) -> KeyV
 /// What one retained change counts towards the space quota: its key, its value and a fixed
 /// allowance for the revision and metadata stored with it (as etcd's backend stores them).
 pub(crate) fn change_bytes(key: &[u8], change: &Change) -> u64 {
-    const REVISION_OVERHEAD: usize = 64;
-    (key.len() + change.live.as_ref().map_or(0, |l| l.value.len()) + REVISION_OVERHEAD) as u64
+    (key.len() + change.live.as_ref().map_or(0, |l| l.value.len())) as u64 + super::REVISION_OVERHEAD
 }
 
 /// Every retained change of one key in revision order. Never empty while stored in the key

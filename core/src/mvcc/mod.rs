@@ -30,6 +30,10 @@ use crate::request::{
 use range::KeySpace;
 use write::Writer;
 
+/// What each retained change counts towards the space quota beyond its key and value: the
+/// revision and metadata stored with it, as etcd's backend stores them.
+pub(crate) const REVISION_OVERHEAD: u64 = 64;
+
 /// The replicated key space of one member. Deterministic: the same writes in the same order give
 /// equal stores (compared with `==` or, across replicas, with [`MvccStore::hash`]).
 #[derive(Clone, Debug, PartialEq)]

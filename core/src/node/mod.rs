@@ -374,9 +374,6 @@ impl Node {
     }
 
     fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
-        if self.exceeds_quota(&request) {
-            return self.propose(id, Command::QuotaExceeded { member_id: self.config.id });
-        }
         match request {
             Request::Range(req) => {
                 validate::range(&req)?;
@@ -684,15 +681,20 @@ impl Node {
         }
     }
 
-    /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal).
-    /// Whether `request` would take the key space to the space quota or past it (etcd lets a
+    /// Whether `command` would take the key space to the space quota or past it (etcd lets a
     /// write through only while size plus cost stays below the quota; see [`crate::alarm`]).
-    fn exceeds_quota(&self, request: &Request) -> bool {
+    fn exceeds_quota(&self, command: &Command) -> bool {
         let quota = self.config.quota_bytes;
-        quota > 0 && alarm::quota_cost(request).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
+        quota > 0 && alarm::quota_cost(command).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
     }
 
+    /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal). A
+    /// client's write past the space quota becomes `QuotaExceeded`: it raises NOSPACE and fails.
     fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {
+        let command = match id != 0 && self.exceeds_quota(&command) {
+            true => Command::QuotaExceeded { member_id: self.config.id },
+            false => command,
+        };
         let origin = if id == 0 { 0 } else { self.config.id };
         let data = Proposal { origin, incarnation: self.incarnation, request_id: id, command }.encode();
         if data.len() > self.config.max_request_bytes {

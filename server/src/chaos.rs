@@ -31,27 +31,26 @@ pub struct MessageChaos {
 }
 
 impl MessageChaos {
-    /// What to deliver, in order, for an incoming message `bytes` from `from`.
-    pub fn deliver(&mut self, from: u64, bytes: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
+    /// Hand an incoming message `bytes` from `from` to `step`: once and in order outside
+    /// simulation builds; in them, possibly twice, or later, after the next message.
+    pub fn deliver(&mut self, from: u64, bytes: Vec<u8>, mut step: impl FnMut(u64, &[u8])) {
         #[cfg(madsim)]
         {
             let (duplicate, reorder) = RATES.with(|r| r.get());
-            let mut out = Vec::with_capacity(3);
             if self.draw() < reorder && self.held.is_none() {
                 self.held = Some((from, bytes));
-                return out;
+                return;
             }
             if self.draw() < duplicate && !keel_core::node::is_proposal(&bytes) {
-                out.push((from, bytes.clone()));
+                step(from, &bytes);
             }
-            out.push((from, bytes));
-            out.extend(self.held.take());
-            out
+            step(from, &bytes);
+            if let Some((from, bytes)) = self.held.take() {
+                step(from, &bytes);
+            }
         }
         #[cfg(not(madsim))]
-        {
-            vec![(from, bytes)]
-        }
+        step(from, &bytes);
     }
 
     /// A number in 0..1000 from a splitmix64 sequence: the same run draws the same numbers.

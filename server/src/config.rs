@@ -245,13 +245,36 @@ fn urls(list: &str, flag: &str) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-/// The founding members an `--initial-cluster` (parsed) and token describe, with the ids etcd
-/// derives for them; the cluster's id is [`ids::cluster_id`] of theirs.
-pub fn founding_members(cluster: &[(String, Vec<String>)], token: &str) -> Vec<Member> {
-    cluster
-        .iter()
-        .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
-        .collect()
+/// The cluster an `--initial-cluster`, its token and a member's name and advertised peer URLs
+/// describe, with the ids etcd derives: what a founding member starts as, and what
+/// `keelctl snapshot restore` writes.
+pub struct InitialCluster {
+    pub members: Vec<Member>,
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+impl InitialCluster {
+    /// Parse `spec` (`name=url,...`) and check that it lists `name` with exactly `advertise_peer`.
+    pub fn new(name: &str, spec: &str, advertise_peer: &[String], token: &str) -> Result<Self, ConfigError> {
+        let cluster = parse_initial_cluster(spec)?;
+        let Some((_, own_urls)) = cluster.iter().find(|(n, _)| n == name) else {
+            return Err(ConfigError(format!("couldn't find local name {name:?} in the initial cluster configuration")));
+        };
+        let mut own = own_urls.clone();
+        own.sort();
+        let mut adv = advertise_peer.to_vec();
+        adv.sort();
+        if own != adv {
+            return Err(ConfigError(format!("--initial-cluster has {name}={} but --initial-advertise-peer-urls is {}", own.join(","), adv.join(","))));
+        }
+        let members: Vec<Member> = cluster
+            .iter()
+            .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
+            .collect();
+        let cluster_id = ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+        Ok(InitialCluster { members, member_id: ids::member_id(advertise_peer, token), cluster_id })
+    }
 }
 
 /// Parse `name=url,name=url,...` into (name, urls) in the order given.
@@ -299,22 +322,7 @@ impl ServerConfig {
         let listen_client = urls(&f.listen_client_urls, "listen-client-urls")?;
         let advertise_client_urls = urls(&f.advertise_client_urls, "advertise-client-urls")?;
         let spec = f.initial_cluster.clone().unwrap_or_else(|| format!("{}={}", f.name, advertise_peer.join(&format!(",{}=", f.name))));
-        let cluster = parse_initial_cluster(&spec)?;
-        let Some((_, own_urls)) = cluster.iter().find(|(n, _)| *n == f.name) else {
-            return Err(ConfigError(format!("couldn't find local name {:?} in the initial cluster configuration", f.name)));
-        };
-        let mut own = own_urls.clone();
-        own.sort();
-        let mut adv = advertise_peer.clone();
-        adv.sort();
-        if own != adv {
-            return Err(ConfigError(format!(
-                "--initial-cluster has {}={} but --initial-advertise-peer-urls is {}",
-                f.name,
-                own.join(","),
-                adv.join(",")
-            )));
-        }
+        let initial = InitialCluster::new(&f.name, &spec, &advertise_peer, &f.initial_cluster_token)?;
         let (client_tls, peer_tls) = tls_files(f)?;
         if let Some(url) = listen_client.iter().find(|u| u.starts_with("https://")).filter(|_| client_tls.is_empty()) {
             return Err(ConfigError(format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme")));
@@ -324,10 +332,9 @@ impl ServerConfig {
             return Err(ConfigError(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented")));
         }
         let token = &f.initial_cluster_token;
-        let members = founding_members(&cluster, token);
-        let member_id = ids::member_id(&advertise_peer, token);
+        let InitialCluster { members, member_id, cluster_id } = initial;
         let founding = f.initial_cluster_state == "new";
-        let cluster_id = if founding { ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>()) } else { 0 };
+        let cluster_id = if founding { cluster_id } else { 0 };
         Ok(ServerConfig {
             name: f.name.clone(),
             data_dir: f.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.keel", f.name))),

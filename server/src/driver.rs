@@ -83,8 +83,10 @@ pub struct Driver<S: Storage> {
     published: bool,
     publishing: bool,
     known_members: Vec<(u64, Vec<String>)>,
-    /// The members that had published their client URLs at the last round.
+    /// The members that had published their client URLs when entries were last applied.
     known_started: Vec<u64>,
+    /// The applied index `after_round` last saw.
+    seen_applied: u64,
     last_leader: u64,
     /// A peer said this member was removed (it cannot learn so from the log; see `Frame::Removed`).
     told_removed: bool,
@@ -127,6 +129,7 @@ impl<S: Storage> Driver<S> {
             publishing: false,
             known_members: Vec::new(),
             known_started: Vec::new(),
+            seen_applied: u64::MAX,
             last_leader: 0,
             told_removed: false,
             chaos: MessageChaos::default(),
@@ -237,11 +240,12 @@ impl<S: Storage> Driver<S> {
     fn on_peer(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Raft { from, bytes } => {
-                for (from, bytes) in self.chaos.deliver(from, bytes) {
-                    if let Err(e) = self.node.step(&bytes) {
+                let node = &mut self.node;
+                self.chaos.deliver(from, bytes, |from, bytes| {
+                    if let Err(e) = node.step(bytes) {
                         tracing::debug!("message from {from:x} rejected: {e}");
                     }
-                }
+                });
             }
             Inbound::Forward { from, id, request } => self.submit(request, Waiter::Peer { from, id }),
             Inbound::ForwardReply { id, result } => {
@@ -342,10 +346,53 @@ impl<S: Storage> Driver<S> {
             }
             self.last_leader = leader;
         }
+        // Membership and alarms change only by applying entries.
+        let applied = self.node.applied_index();
+        if applied != self.seen_applied {
+            self.seen_applied = applied;
+            self.on_applied();
+        }
+        let state = self.node.state();
+        {
+            let mut status = lock(&self.status);
+            status.leader = leader;
+            status.term = self.node.term();
+            status.commit_index = self.node.commit_index();
+            status.applied_index = applied;
+            status.expired_keys = self.node.expired_keys();
+            status.revision = state.store().current_revision();
+            status.db_size_in_use = state.store().size_bytes();
+        }
+        self.metrics.has_leader.set(i64::from(leader != 0));
+        self.metrics.raft_term.set(self.node.term() as i64);
+        self.metrics.commit_index.set(self.node.commit_index() as i64);
+        self.metrics.applied_index.set(applied as i64);
+        self.metrics.proposals_pending.set(self.waiting.len() as i64);
+        self.metrics.watchers.set(self.node.watch_count() as i64);
+        if !self.published && !self.publishing && leader != 0 && state.member(self.node.id()).is_some() {
+            self.publishing = true;
+            let publish = MemberChange::Publish {
+                id: self.node.id(),
+                name: self.identity.name.clone(),
+                client_urls: self.identity.client_urls.clone(),
+            };
+            self.submit(Request::MemberChange(publish), Waiter::Publish);
+        }
+    }
+
+    /// After entries were applied: the members' addresses and who has started, for the peer
+    /// transport (links, farewells, answers to joiners and founders), and the status's members
+    /// and alarms.
+    fn on_applied(&mut self) {
         let state = self.node.state();
         let all = state.members();
         let started: Vec<u64> = all.iter().filter(|m| !m.client_urls.is_empty()).map(|m| m.id).collect();
-        let members: Vec<(u64, Vec<String>)> = all.into_iter().map(|m| (m.id, m.peer_urls)).collect();
+        let members: Vec<(u64, Vec<String>)> = all.iter().map(|m| (m.id, m.peer_urls.clone())).collect();
+        {
+            let mut status = lock(&self.status);
+            status.members = all;
+            status.alarms = state.alarms().list();
+        }
         if started != self.known_started || members != self.known_members {
             self.transport.set_directory(&members, &started, self.node.applied_index());
             self.known_started = started;
@@ -362,33 +409,6 @@ impl<S: Storage> Driver<S> {
                 }
             }
             self.known_members = members;
-        }
-        {
-            let mut status = lock(&self.status);
-            status.leader = leader;
-            status.term = self.node.term();
-            status.commit_index = self.node.commit_index();
-            status.applied_index = self.node.applied_index();
-            status.expired_keys = self.node.expired_keys();
-            status.revision = state.store().current_revision();
-            status.members = state.members();
-            status.db_size_in_use = state.store().size_bytes();
-            status.alarms = state.alarms().list();
-        }
-        self.metrics.has_leader.set(i64::from(leader != 0));
-        self.metrics.raft_term.set(self.node.term() as i64);
-        self.metrics.commit_index.set(self.node.commit_index() as i64);
-        self.metrics.applied_index.set(self.node.applied_index() as i64);
-        self.metrics.proposals_pending.set(self.waiting.len() as i64);
-        self.metrics.watchers.set(self.node.watch_count() as i64);
-        if !self.published && !self.publishing && leader != 0 && state.member(self.node.id()).is_some() {
-            self.publishing = true;
-            let publish = MemberChange::Publish {
-                id: self.node.id(),
-                name: self.identity.name.clone(),
-                client_urls: self.identity.client_urls.clone(),
-            };
-            self.submit(Request::MemberChange(publish), Waiter::Publish);
         }
     }
 

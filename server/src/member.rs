@@ -36,6 +36,7 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
     let dial = if config.peer_tls.is_empty() { Dial::default() } else { config.peer_tls.dial()? };
     let founding = !config.initial_members.is_empty();
+    let peer_urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
     let identity = match (stored, &recovery) {
         // A log exists: the ids it was written under win over the flags, as etcd's WAL does.
         (Some(kept), Some(_)) => {
@@ -46,15 +47,14 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
         (Some(kept), None) if !founding => kept,
         // ...or asks for it: `member add` chose it.
         (None, None) if !founding => {
-            let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
-            let found = peer::discover_identity(&urls, &config.advertise_peer_urls, &dial, JOIN_PATIENCE).await?;
+            let found = peer::discover_identity(&peer_urls, &config.advertise_peer_urls, &dial, JOIN_PATIENCE).await?;
             peers = found.members;
             MemberIdentity { member_id: found.id, cluster_id: found.cluster_id }
         }
-        // A founder with nothing stored: unless the cluster it names already runs.
+        // A founder with no log (at most an identity kept before a crash): its flags' ids,
+        // unless the cluster it names already runs.
         (_, None) => {
-            let urls: Vec<String> = peers.iter().flat_map(|(_, urls)| urls.clone()).collect();
-            peer::check_founding(&urls, &config.advertise_peer_urls, (config.member_id, config.cluster_id), &dial).await?;
+            peer::check_founding(&peer_urls, &config.advertise_peer_urls, (config.member_id, config.cluster_id), &dial).await?;
             MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id }
         }
         // A log from before data directories kept their ids: the flags must still derive them.

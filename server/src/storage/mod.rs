@@ -82,7 +82,8 @@ pub trait Storage: Send + 'static {
     /// necessarily durable before returning; the next `sync` covers it.
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError>;
 
-    /// Approximate bytes the store occupies, for the db-size metric and the space quota.
+    /// Approximate bytes the store occupies, for the db-size metric and `dbSize` in Status (the
+    /// space quota counts the key space instead: `MvccStore::size_bytes`).
     fn size_bytes(&self) -> u64;
 
     /// The identity kept by [`Storage::keep_identity`], if any.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use keel_core::node::Persist;
-use keel_server::config::{founding_members, parse_initial_cluster};
+use keel_server::config::InitialCluster;
 use keel_server::storage::{FjallStorage, MemberIdentity, Storage};
 
 use crate::{emit, Failure};
@@ -49,31 +49,22 @@ pub fn run(command: SnapshotCommand) -> Result<(), Failure> {
     let SnapshotCommand::Restore(a) = command;
     let file = std::fs::read(&a.file).map_err(|e| Failure::Other(format!("cannot read {}: {e}", a.file.display())))?;
     let state = keel_net::v3::maintenance::backup_state(&file, a.skip_hash_check).map_err(Failure::Other)?;
-    let cluster = parse_initial_cluster(&a.initial_cluster).map_err(|e| Failure::Other(e.0))?;
-    let members = founding_members(&cluster, &a.initial_cluster_token);
-    let mut own = a.initial_advertise_peer_urls.clone();
-    own.sort();
-    let me = members
-        .iter()
-        .find(|m| m.name == a.name)
-        .ok_or_else(|| Failure::Other(format!("couldn't find local name {:?} in the initial cluster configuration", a.name)))?;
-    let mut listed = me.peer_urls.clone();
-    listed.sort();
-    if listed != own {
-        return Err(Failure::Other(format!("--initial-cluster has {}={} but --initial-advertise-peer-urls is {}", a.name, listed.join(","), own.join(","))));
-    }
-    let identity = MemberIdentity { member_id: me.id, cluster_id: keel_net::ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>()) };
-    let restored = keel_core::backup::restore(state, members).map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
+    let initial = InitialCluster::new(&a.name, &a.initial_cluster, &a.initial_advertise_peer_urls, &a.initial_cluster_token)
+        .map_err(|e| Failure::Other(e.0))?;
+    let identity = MemberIdentity { member_id: initial.member_id, cluster_id: initial.cluster_id };
+    let restored = keel_core::backup::restore(state, initial.members).map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
 
     let dir = a.data_dir.unwrap_or_else(|| PathBuf::from(format!("{}.keel", a.name)));
     if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(Failure::Other(format!("data-dir {:?} exists", dir.display().to_string())));
     }
+    // The identity last: a directory cut short by a failure holds no identity, so starting on
+    // it derives the same ids from the flags instead of founding an empty cluster under them.
     let stored = FjallStorage::open(&dir).and_then(|mut storage| {
-        storage.keep_identity(identity)?;
         let persist = Persist { number: 1, must_sync: true, snapshot: Some(restored.snapshot), entries: vec![], hard_state: Some(restored.hard_state) };
         storage.write(&persist)?;
-        storage.sync()
+        storage.sync()?;
+        storage.keep_identity(identity)
     });
     stored.map_err(|e| Failure::Other(format!("cannot write {}: {e}", dir.display())))?;
     emit(&format!(

@@ -160,6 +160,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityRepair<S> {
             if this.mode == Mode::Passthrough && this.raw.is_empty() {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
+            // The rest of a frame that is not HEADERS (request bodies): straight into `buf`.
+            if this.mode == Mode::Frames && this.passing > 0 && this.raw.is_empty() && buf.remaining() > 0 {
+                let room = buf.initialize_unfilled_to(buf.remaining().min(this.passing));
+                let mut direct = ReadBuf::new(room);
+                if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, &mut direct) {
+                    result?;
+                    let n = direct.filled().len();
+                    this.eof = n == 0;
+                    this.passing -= n;
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Pending;
+            }
             let mut chunk = [0u8; 16 * 1024];
             let mut read = ReadBuf::new(&mut chunk);
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
@@ -275,11 +289,12 @@ fn repair_frames(frames: &[u8]) -> Option<Vec<u8>> {
         0 => (&[][..], rest),
         _ => (rest.get(..5)?, rest.get(5..)?),
     };
-    let mut block = fragment.to_vec();
+    // One frame (the usual case) is read in place; continuations are joined first.
+    let mut block = std::borrow::Cow::Borrowed(fragment);
     let mut at = FRAME_HEADER + head.len;
     while at < frames.len() {
         let cont = FrameHead::parse(&frames[at..])?;
-        block.extend_from_slice(frames.get(at + FRAME_HEADER..at + FRAME_HEADER + cont.len)?);
+        block.to_mut().extend_from_slice(frames.get(at + FRAME_HEADER..at + FRAME_HEADER + cont.len)?);
         at += FRAME_HEADER + cont.len;
     }
     let block = repair_block(&block)?;
@@ -301,26 +316,22 @@ fn repair_frames(frames: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// An HPACK header block with every `:authority` value written as `scheme://host:port[/...]`
-/// cut to `host:port`; `None` when there is none or the block does not parse.
+/// cut to `host:port`; `None` when there is none or the block does not parse. Only the repaired
+/// values change: everything between them is copied as it is, and nothing when nothing needs it.
 fn repair_block(block: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(block.len());
-    let mut changed = false;
+    let mut out: Option<Vec<u8>> = None;
+    // How much of `block` `out` already stands for.
+    let mut copied = 0;
     let mut at = 0;
     while at < block.len() {
-        let first = block[at];
-        let prefix_bits = match first {
+        let prefix_bits = match block[at] {
+            // An indexed field (nothing to repair), or a dynamic table size update.
             b if b & 0x80 != 0 => {
-                // Indexed field: nothing to repair.
-                let (_, next) = integer(block, at, 7)?;
-                out.extend_from_slice(&block[at..next]);
-                at = next;
+                at = integer(block, at, 7)?.1;
                 continue;
             }
             b if b & 0xe0 == 0x20 => {
-                // Dynamic table size update.
-                let (_, next) = integer(block, at, 5)?;
-                out.extend_from_slice(&block[at..next]);
-                at = next;
+                at = integer(block, at, 5)?.1;
                 continue;
             }
             b if b & 0xc0 == 0x40 => 6, // literal, incremental indexing
@@ -330,26 +341,24 @@ fn repair_block(block: &[u8]) -> Option<Vec<u8>> {
         let is_authority = if name_index == 0 {
             let name = string(block, next)?;
             next = name.end;
-            // Only a name short enough to be `:authority` is worth decoding.
-            name.len() <= AUTHORITY.len() && name.octets(block).is_some_and(|n| n == AUTHORITY)
+            name.is(block, AUTHORITY)
         } else {
             name_index == AUTHORITY_INDEX
         };
-        out.extend_from_slice(&block[at..next]);
         let value = string(block, next)?;
-        let after = value.end;
         // Other values pass undecoded; an authority is short.
         let decoded = (is_authority && value.len() <= MAX_AUTHORITY).then(|| value.octets(block)).flatten();
-        match decoded.as_deref().and_then(strip_scheme) {
-            Some(authority) => {
-                write_raw_string(&mut out, authority);
-                changed = true;
-            }
-            None => out.extend_from_slice(&block[next..after]),
+        if let Some(authority) = decoded.as_deref().and_then(strip_scheme) {
+            let out = out.get_or_insert_with(|| Vec::with_capacity(block.len()));
+            out.extend_from_slice(&block[copied..next]);
+            write_raw_string(out, authority);
+            copied = value.end;
         }
-        at = after;
+        at = value.end;
     }
-    changed.then_some(out)
+    let mut out = out?;
+    out.extend_from_slice(&block[copied..]);
+    Some(out)
 }
 
 /// `host:port` of an authority written as a URL, if it is one.
@@ -398,6 +407,14 @@ impl Literal {
         self.end - self.start
     }
 
+    /// Whether it spells `want` (decoded only when it is short enough to).
+    fn is(&self, block: &[u8], want: &[u8]) -> bool {
+        match self.huffman {
+            false => &block[self.start..self.end] == want,
+            true => self.len() <= want.len() && self.octets(block).is_some_and(|o| o == want),
+        }
+    }
+
     /// Its octets, Huffman-decoded if coded; `None` for a bad code.
     fn octets(&self, block: &[u8]) -> Option<Vec<u8>> {
         let bytes = &block[self.start..self.end];
@@ -422,23 +439,9 @@ fn string(block: &[u8], at: usize) -> Option<Literal> {
 
 /// A string literal without Huffman coding.
 fn write_raw_string(out: &mut Vec<u8>, s: &[u8]) {
-    write_integer(out, s.len() as u64, 7, 0);
+    // Writing into a Vec cannot fail.
+    let _ = loona_hpack::encoder::encode_integer_into(s.len(), 7, 0, &mut *out);
     out.extend_from_slice(s);
-}
-
-fn write_integer(out: &mut Vec<u8>, mut value: u64, n: u32, flags: u8) {
-    let max = (1u64 << n) - 1;
-    if value < max {
-        out.push(flags | value as u8);
-        return;
-    }
-    out.push(flags | max as u8);
-    value -= max;
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 #[cfg(test)]
@@ -577,8 +580,7 @@ mod tests {
         assert_eq!(repair_block(&[0x41]), None, "a literal cut short");
         assert_eq!(repair_block(&[0x41, 0x7f, 0xff, 0xff, 0xff, 0xff, 0x7f]), None, "an absurd length");
         assert_eq!(repair_block(&[0x41, 0x85, 0xff, 0xff, 0xff, 0xff, 0xff]), None, "bad Huffman");
-        let mut long = Vec::new();
-        write_integer(&mut long, 1_000_000, 7, 0);
+        let long = loona_hpack::encoder::encode_integer(1_000_000, 7);
         assert_eq!(integer(&long, 0, 7), Some((1_000_000, long.len())));
     }
 }

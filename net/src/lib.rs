@@ -7,7 +7,7 @@
 //! trait, which the server's driver implements; [`local::LocalBackend`] implements it over an
 //! in-process member for tests and fuzzing.
 
-pub mod authority;
+mod authority;
 pub mod backend;
 pub mod http;
 pub mod ids;

@@ -206,9 +206,11 @@ impl PeerTransport {
     /// from the membership (it may lag behind the peer's addition while that peer leads, and
     /// could never catch up if it could not answer). The membership's address, once known,
     /// stays the one used.
-    /// Members that left (ids are never reused) are not learned again.
+    /// Members that left (ids are never reused) are not learned again, nor an address of
+    /// another scheme than this member's own (an https cluster never dials plain http).
     fn learn_peer(&self, id: u64, url: &str) {
-        if id != 0 && !url.is_empty() && !lock(&self.departed).contains(&id) {
+        let same_scheme = url.split("://").next() == self.url.split("://").next();
+        if id != 0 && same_scheme && host_port(url).is_some() && !lock(&self.departed).contains(&id) {
             self.link(id, url, false);
         }
     }
@@ -298,8 +300,8 @@ fn sorted(urls: &[String]) -> Vec<String> {
     urls
 }
 
-/// Keep one outgoing connection to `peer` alive and write its queue into it; `me` is this
-/// member's id and cluster id.
+/// Keep one outgoing connection to `peer` alive and write its queue into it, each connection
+/// opening with `hello` (who this member is).
 async fn run_link(
     hello: Frame,
     peer: u64,

@@ -17,7 +17,6 @@ use crate::history::History;
 use crate::monitor::Monitor;
 use crate::nemesis::{Nemesis, Timeline};
 use crate::workload::{self, Env};
-use crate::{workload_append, workload_grpc, workload_v3};
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -107,35 +106,7 @@ async fn simulate(options: RunOptions) -> RunReport {
     let addrs = (0..options.members).map(client_addr).collect();
     let env = Env { start, members: Arc::new(addrs), stop: Arc::new(AtomicBool::new(false)) };
 
-    let mut clients = Vec::new();
-    // v2, v3 gateway and v3 gRPC clients share the register keys, and v2 and v3 locks the lock
-    // checker (v3 locks have their own lock name).
-    for c in 0..3u64 {
-        clients.push(client_host(c).spawn(workload::register_client(env.clone(), c)));
-    }
-    clients.push(client_host(3).spawn(workload_v3::register_client(env.clone(), 3)));
-    clients.push(client_host(4).spawn(workload_grpc::register_client(env.clone(), 4)));
-    for c in 10..12u64 {
-        clients.push(client_host(c).spawn(workload::lock_client(env.clone(), c)));
-    }
-    for c in 12..14u64 {
-        clients.push(client_host(c).spawn(workload_v3::lock_client(env.clone(), c)));
-    }
-    for c in 14..16u64 {
-        clients.push(client_host(c).spawn(workload_v3::election_client(env.clone(), c)));
-    }
-    for c in 16..18u64 {
-        clients.push(client_host(c).spawn(workload_append::append_client(env.clone(), c)));
-    }
-    for c in 20..22u64 {
-        clients.push(client_host(c).spawn(workload::service_client(env.clone(), c)));
-    }
-    for c in 40..42u64 {
-        clients.push(client_host(c).spawn(workload::producer_client(env.clone(), c)));
-    }
-    for c in 42..44u64 {
-        clients.push(client_host(c).spawn(workload::consumer_client(env.clone(), c)));
-    }
+    let clients: Vec<_> = workload::clients(&env).into_iter().map(|(c, run)| client_host(c).spawn(run)).collect();
     let watchers: Vec<_> = (30..32u64).map(|w| client_host(w).spawn(workload::watch_client(env.clone(), w))).collect();
 
     let mut nemesis = Nemesis::new(start);
@@ -172,7 +143,6 @@ async fn simulate(options: RunOptions) -> RunReport {
     }
     let founders: Vec<usize> = cluster.members().into_iter().filter(|m| *m < options.members).collect();
     history.ops.extend(workload::final_reads(&env, &founders).await);
-    history.ops.extend(workload_append::final_reads(&env, &founders).await);
     violations.extend(monitor.violations());
     violations.extend(checker::check_all(&history));
 

@@ -66,13 +66,15 @@ pub(crate) async fn pause_ms(lo: u64, hi: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// One v2 call: send it to `member`, record it in `ops`, and return how it ended.
+/// One call (v2, or a list append or read through the v3 gateway): send it to `member`, record
+/// it in `ops`, and return how it ended.
 pub async fn record(env: &Env, client: u64, member: usize, call: Call, ops: &mut Vec<Op>) -> Outcome {
     let addr = env.addr(member);
     let run = async {
         match &call {
             Call::Dequeue { queue } => dequeue(addr, queue).await,
             Call::ListQueue { queue } => list_queue(addr, queue).await,
+            Call::Append { .. } | Call::ReadList { .. } => crate::workload_append::carry_out(addr, &call).await,
             _ => interpret(&call, send(addr, &call).await),
         }
     };
@@ -371,28 +373,55 @@ async fn list_queue(addr: SocketAddr, queue: &str) -> Outcome {
     }
 }
 
-/// Linearizable reads of every register key through every member, and the queue's remains,
-/// after all faults healed: an acknowledged write lost shows up as a violation.
+/// One client's work: the operations it did, once the run stops.
+pub type ClientRun = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Op>> + Send>>;
+
+/// Every client of a run with its id; the simulator and the partition suite run the same ones.
+/// v2, v3 gateway and v3 gRPC clients share the register keys; v2 and v3 lock clients and v3
+/// election clients the lock checker (each with its own lock name); then list appends, TTL
+/// service registrations, and a queue's producers and consumers. Watchers are apart
+/// ([`watch_client`]).
+pub fn clients(env: &Env) -> Vec<(u64, ClientRun)> {
+    use crate::{workload_append, workload_grpc, workload_v3};
+    let mut out: Vec<(u64, ClientRun)> = Vec::new();
+    let mut add = |ids: std::ops::Range<u64>, client: fn(Env, u64) -> ClientRun| out.extend(ids.map(|c| (c, client(env.clone(), c))));
+    add(0..3, |e, c| Box::pin(register_client(e, c)));
+    add(3..4, |e, c| Box::pin(workload_v3::register_client(e, c)));
+    add(4..5, |e, c| Box::pin(workload_grpc::register_client(e, c)));
+    add(10..12, |e, c| Box::pin(lock_client(e, c)));
+    add(12..14, |e, c| Box::pin(workload_v3::lock_client(e, c)));
+    add(14..16, |e, c| Box::pin(workload_v3::election_client(e, c)));
+    add(16..18, |e, c| Box::pin(workload_append::append_client(e, c)));
+    add(20..22, |e, c| Box::pin(service_client(e, c)));
+    add(40..42, |e, c| Box::pin(producer_client(e, c)));
+    add(42..44, |e, c| Box::pin(consumer_client(e, c)));
+    out
+}
+
+/// Linearizable reads of every register key through every member, and the queue's and the
+/// append lists' contents, after all faults healed: an acknowledged write lost shows up as a
+/// violation.
 pub async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
     let mut ops = Vec::new();
     for &m in members {
         for k in 0..REGISTER_KEYS {
-            for _ in 0..10 {
-                let call = Call::Get { key: register_key(k) };
-                if let Outcome::Ok(_) = record(env, 1000 + m as u64, m, call, &mut ops).await {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            read_until_answered(env, 1000 + m as u64, m, Call::Get { key: register_key(k) }, &mut ops).await;
         }
     }
+    let Some(&first) = members.first() else { return ops };
+    read_until_answered(env, 1000, first, Call::ListQueue { queue: QUEUE_DIR.into() }, &mut ops).await;
+    for k in 0..crate::workload_append::APPEND_KEYS {
+        read_until_answered(env, 1000, first, Call::ReadList { key: crate::workload_append::append_key(k) }, &mut ops).await;
+    }
+    ops
+}
+
+/// Record `call` at member `m` until it is answered: ten tries, half a second apart.
+async fn read_until_answered(env: &Env, client: u64, m: usize, call: Call, ops: &mut Vec<Op>) {
     for _ in 0..10 {
-        let Some(&m) = members.first() else { break };
-        let call = Call::ListQueue { queue: QUEUE_DIR.into() };
-        if let Outcome::Ok(_) = record(env, 1000, m, call, &mut ops).await {
-            break;
+        if let Outcome::Ok(_) = record(env, client, m, call.clone(), ops).await {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    ops
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::history::{Call, Op, Outcome, Return};
 use crate::rng::rng;
-use crate::workload::{pause_ms, record_outcome, Env};
+use crate::workload::{pause_ms, record, Env};
 use crate::workload_v3::{b64, call, failure, int, unb64};
 
 /// The list keys appended to.
@@ -21,16 +21,16 @@ pub fn append_key(k: usize) -> String {
 }
 
 /// A list's elements and its key's mod revision (0: no such key yet).
-async fn read_list(addr: std::net::SocketAddr, key: &str) -> Result<(Vec<String>, i64), Outcome> {
+async fn read_list(addr: std::net::SocketAddr, key: &str) -> Result<(Vec<String>, u64), Outcome> {
     let body = call(addr, "kv/range", json!({ "key": b64(key) })).await.map_err(|e| failure(true, e))?;
     let kv = &body["kvs"][0];
     let text = kv["value"].as_str().map(unb64).unwrap_or_default();
     let items = text.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
-    Ok((items, int(&kv["mod_revision"]) as i64))
+    Ok((items, int(&kv["mod_revision"])))
 }
 
 /// Carry out one append or read; an append answers with the list it wrote.
-async fn run(addr: std::net::SocketAddr, call_: &Call) -> Outcome {
+pub(crate) async fn carry_out(addr: std::net::SocketAddr, call_: &Call) -> Outcome {
     match call_ {
         Call::ReadList { key } => match read_list(addr, key).await {
             Ok((items, _)) => Outcome::Ok(Return::Items(items)),
@@ -65,25 +65,8 @@ pub async fn append_client(env: Env, client: u64) -> Vec<Op> {
             0 => Call::ReadList { key },
             _ => Call::Append { key, element: format!("c{client}-{seq}") },
         };
-        let member = env.pick_member();
-        record_outcome(&env, client, member, call_.clone(), &mut ops, run(env.addr(member), &call_)).await;
+        record(&env, client, env.pick_member(), call_, &mut ops).await;
         pause_ms(0, 80).await;
-    }
-    ops
-}
-
-/// After healing: every list read once more, so the checker sees every acknowledged append.
-pub async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
-    let mut ops = Vec::new();
-    let Some(&m) = members.first() else { return ops };
-    for k in 0..APPEND_KEYS {
-        for _ in 0..10 {
-            let call_ = Call::ReadList { key: append_key(k) };
-            if let Outcome::Ok(_) = record_outcome(env, 1000, m, call_.clone(), &mut ops, run(env.addr(m), &call_)).await {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
     }
     ops
 }

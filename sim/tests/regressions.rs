@@ -4,6 +4,12 @@
 
 use keel_sim::run::{run, RunOptions};
 
+/// Run `seed` as the sweep does and insist every checker passes.
+fn assert_passes(seed: u64) {
+    let report = run(RunOptions::standard(seed));
+    assert!(report.passed(), "seed {seed}: {:?}", report.violations);
+}
+
 /// Seed 46 passed alone but failed after seed 45 in the same process: tokio's unbiased
 /// `select!` in the driver drew from a process-wide counter. The same seed must give the same
 /// run whatever ran before it, and it must pass — which also covers the harness bug it showed
@@ -35,20 +41,23 @@ fn a_quiet_run_passes() {
     let report = run(RunOptions { faults: false, ..RunOptions::standard(7) });
     assert!(report.passed(), "{:?}", report.violations);
     assert!(report.timeline.is_empty());
+    use keel_sim::history::{Call, Return};
+    // How many of `client`'s operations of one kind took effect (a refused CAS did not).
+    let done = |client: u64, took_effect: fn(&Call, &Return) -> bool| {
+        report.history.ops.iter().filter(|op| op.client == client && op.ok().is_some_and(|r| took_effect(&op.call, r))).count()
+    };
     for client in [0, 3, 4] {
-        let done = |kind: fn(&keel_sim::history::Call) -> bool| {
-            report.history.ops.iter().filter(|op| op.client == client && kind(&op.call) && op.ok().is_some()).count()
-        };
-        use keel_sim::history::Call;
-        let (gets, puts, cas) = (done(|c| matches!(c, Call::Get { .. })), done(|c| matches!(c, Call::Put { .. })), done(|c| matches!(c, Call::Cas { .. })));
+        let gets = done(client, |c, _| matches!(c, Call::Get { .. }));
+        let puts = done(client, |c, _| matches!(c, Call::Put { .. }));
+        let cas = done(client, |c, r| matches!((c, r), (Call::Cas { .. }, Return::Written { .. })));
         assert!(gets > 10 && puts > 10 && cas > 10, "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded");
     }
     // Append clients grow their lists.
-    let appended = report.history.ops.iter().filter(|op| op.client == 16 && matches!(op.call, keel_sim::history::Call::Append { .. }) && matches!(op.ok(), Some(keel_sim::history::Return::Items(_)))).count();
+    let appended = done(16, |c, r| matches!((c, r), (Call::Append { .. }, Return::Items(_))));
     assert!(appended > 10, "append client 16 got {appended} appends through");
     // Lock and election clients (v2 locks, v3 locks, v3 elections) take turns holding.
     for client in [10, 12, 14] {
-        let held = report.history.ops.iter().filter(|op| op.client == client && matches!(op.ok(), Some(keel_sim::history::Return::Acquired { .. }))).count();
+        let held = done(client, |_, r| matches!(r, Return::Acquired { .. }));
         assert!(held > 2, "client {client} held its lock or leadership {held} times");
     }
 }
@@ -57,8 +66,7 @@ fn a_quiet_run_passes() {
 /// when told a write was durable. A removed member now drives Raft no further.
 #[test]
 fn seed_132_a_leader_removing_itself_does_not_panic() {
-    let report = run(RunOptions::standard(132));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(132);
 }
 
 /// Seed 73 added a learner after the leader's last snapshot; the leader kept sending that
@@ -66,8 +74,7 @@ fn seed_132_a_leader_removing_itself_does_not_panic() {
 /// takes a fresh snapshot for a member its stored one does not know.
 #[test]
 fn seed_73_a_learner_added_after_a_snapshot_catches_up() {
-    let report = run(RunOptions::standard(73));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(73);
 }
 
 /// Seed 216 crashed a member and restarted it within one monitor sample; the restarted member
@@ -76,8 +83,7 @@ fn seed_73_a_learner_added_after_a_snapshot_catches_up() {
 /// backwards. The monitor now tells incarnations apart by the cluster's count of them.
 #[test]
 fn seed_216_a_crash_between_samples_is_a_new_incarnation() {
-    let report = run(RunOptions::standard(216));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(216);
 }
 
 /// Seed 197 removes m4 and adds it back at its old address (the bug the partition suite found
@@ -85,8 +91,7 @@ fn seed_216_a_crash_between_samples_is_a_new_incarnation() {
 /// own removal and never caught up. Added members' ids now mix in the applied index.
 #[test]
 fn seed_197_a_member_added_back_at_its_old_address_catches_up() {
-    let report = run(RunOptions::standard(197));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(197);
 }
 
 /// Seed 4 restarts a member that joined a running cluster: it used to forget the id it had
@@ -94,8 +99,7 @@ fn seed_197_a_member_added_back_at_its_old_address_catches_up() {
 /// member knew. A joined member now keeps its identity in its store.
 #[test]
 fn seed_4_a_joined_member_keeps_its_id_across_restarts() {
-    let report = run(RunOptions::standard(4));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(4);
 }
 
 /// Seed 106 added m5 while m4 was cut off, then made m5 leader. m4 had not applied m5's addition,
@@ -104,8 +108,7 @@ fn seed_4_a_joined_member_keeps_its_id_across_restarts() {
 /// and a member answers a caller it does not know yet there.
 #[test]
 fn seed_106_a_member_answers_a_new_leader_it_does_not_know_yet() {
-    let report = run(RunOptions::standard(106));
-    assert!(report.passed(), "{:?}", report.violations);
+    assert_passes(106);
 }
 
 /// The slow-disk fault works: while the leader's fsyncs take 300 ms, a write takes at least
@@ -150,12 +153,17 @@ fn message_chaos_duplicates_and_reorders_but_never_duplicates_a_proposal() {
     let (other, proposal) = (vec![], vec![0x08, 0x02]);
     assert!(keel_core::node::is_proposal(&proposal) && !keel_core::node::is_proposal(&other));
     let mut chaos = MessageChaos::default();
+    let mut deliver = |from: u64, bytes: &Vec<u8>| {
+        let mut out = Vec::new();
+        chaos.deliver(from, bytes.clone(), |f, b| out.push((f, b.to_vec())));
+        out
+    };
     set_rates(1000, 0);
-    assert_eq!(chaos.deliver(1, other.clone()), vec![(1, other.clone()), (1, other.clone())]);
-    assert_eq!(chaos.deliver(1, proposal.clone()), vec![(1, proposal.clone())]);
+    assert_eq!(deliver(1, &other), vec![(1, other.clone()), (1, other.clone())]);
+    assert_eq!(deliver(1, &proposal), vec![(1, proposal.clone())]);
     set_rates(0, 1000);
-    assert_eq!(chaos.deliver(1, proposal.clone()), vec![], "held back");
-    assert_eq!(chaos.deliver(2, other.clone()), vec![(2, other.clone()), (1, proposal)], "then delivered after the next");
+    assert_eq!(deliver(1, &proposal), vec![], "held back");
+    assert_eq!(deliver(2, &other), vec![(2, other.clone()), (1, proposal)], "then delivered after the next");
     set_rates(0, 0);
-    assert_eq!(chaos.deliver(3, other.clone()), vec![(3, other)]);
+    assert_eq!(deliver(3, &other), vec![(3, other)]);
 }

@@ -35,6 +35,21 @@ fn server_binary(name: &str, override_var: &str) -> PathBuf {
     found.unwrap_or_else(|| panic!("no {name} binary next to {}: build it first (cargo build -p keel-server)", exe.display()))
 }
 
+/// Poll `ready` every 100 ms until it holds (true) or `timeout` has passed (false): how tests
+/// wait for processes without waiting forever.
+pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
@@ -195,10 +210,9 @@ impl ProcessCluster {
         let (code, answer) = curl(&["-X", "POST", &format!("{}/v2/members", self.url(survivor)), "-H", "Content-Type: application/json", "-d", &body]);
         assert_eq!(code, 201, "member add: {answer}");
         let member = &mut self.members[i];
-        let _ = std::fs::remove_dir_all(&member.data_dir);
         let state = member.args.iter().position(|a| a == "--initial-cluster-state").expect("state flag") + 1;
         member.args[state] = "existing".into();
-        member.spawn();
+        self.restart_with_lost_data(i);
     }
 
     /// `kill -9` member `i`.
@@ -306,7 +320,7 @@ pub struct ReferenceEtcd {
     pub client_url: String,
     /// Every member's client URL.
     pub client_urls: Vec<String>,
-    children: Vec<Child>,
+    _children: Processes,
     _dir: tempfile::TempDir,
 }
 
@@ -348,19 +362,19 @@ impl ReferenceEtcd {
             client_urls.push(client_url);
             children.push(child);
         }
-        let etcd = ReferenceEtcd { client_url: client_urls[0].clone(), client_urls, children, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !etcd.client_urls.iter().all(|u| curl(&[&format!("{u}/health")]).0 == 200) {
-            assert!(Instant::now() < deadline, "reference etcd did not become healthy");
-            sleep(Duration::from_millis(50));
-        }
+        let etcd = ReferenceEtcd { client_url: client_urls[0].clone(), client_urls, _children: Processes(children), _dir: dir };
+        let healthy = wait_until(Duration::from_secs(30), || etcd.client_urls.iter().all(|u| curl(&[&format!("{u}/health")]).0 == 200));
+        assert!(healthy, "reference etcd did not become healthy");
         etcd
     }
 }
 
-impl Drop for ReferenceEtcd {
+/// Processes killed (and reaped) when this is dropped, however a test ends.
+pub struct Processes(pub Vec<Child>);
+
+impl Drop for Processes {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in &mut self.0 {
             let _ = child.kill();
             let _ = child.wait();
         }

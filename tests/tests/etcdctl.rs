@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use keel_tests::{etcdctl, etcdctl_command, json, ProcessCluster, ReferenceEtcd, Run};
+use keel_tests::{etcdctl, etcdctl_command, json, wait_until, ProcessCluster, Processes, ReferenceEtcd, Run};
 
 /// Run etcdctl and insist that it succeeded; returns its stdout.
 fn ok(endpoints: &str, args: &[&str]) -> String {
@@ -262,18 +262,6 @@ fn snapshot_save_writes_a_verified_backup() {
     assert_eq!(size % 512, 32, "whole pages and their SHA-256: {size}");
 }
 
-/// Member processes killed when the test ends, however it ends.
-struct Processes(Vec<std::process::Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
     let old = ProcessCluster::start(1);
@@ -304,7 +292,7 @@ fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
         assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
         assert!(String::from_utf8_lossy(&restore.stdout).contains("(revision 22)"), "{}", String::from_utf8_lossy(&restore.stdout));
         let again = Command::new(keel_tests::keelctl_binary()).args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).args(common).output().unwrap();
-        assert!(String::from_utf8_lossy(&again.stderr).contains("exists"), "a data directory is never overwritten");
+        assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"), "a data directory is never overwritten");
         let member = Command::new(keel_tests::keel_binary())
             .args(["--data-dir", data.to_str().unwrap(), "--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer])
             .args(common)
@@ -315,19 +303,16 @@ fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
         urls.push(client);
     }
     let all = urls.join(",");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while etcdctl(&all, &["endpoint", "health"], "").code != 0 {
-        assert!(Instant::now() < deadline, "the restored cluster did not become healthy");
-        thread::sleep(Duration::from_millis(100));
-    }
+    assert!(wait_until(Duration::from_secs(20), || etcdctl(&all, &["endpoint", "health"], "").code == 0), "the restored cluster did not become healthy");
     assert_eq!(ok(&all, &["get", "k", "--prefix", "--keys-only"]).lines().filter(|l| !l.is_empty()).count(), 20);
     assert_eq!(ok(&all, &["get", "leased", "--print-value-only"]), "x\n");
     assert!(ok(&all, &["lease", "list"]).contains(&lease), "the lease came back too");
     let listed = ok(&all, &["member", "list"]);
     assert_eq!(listed.lines().count(), 3, "only the new members: {listed}");
     ok(&all, &["put", "after", "restore"]);
-    let status = json(&ok(&all, &["endpoint", "status", "-w", "json"]));
-    assert!(status.as_array().unwrap().iter().all(|s| s["Status"]["header"]["revision"] == 23), "{status}");
+    // Every member reaches the next revision (a follower may take a moment).
+    let at_23 = || json(&ok(&all, &["endpoint", "status", "-w", "json"])).as_array().unwrap().iter().all(|s| s["Status"]["header"]["revision"] == 23);
+    assert!(wait_until(Duration::from_secs(5), at_23), "not every member reached revision 23");
 }
 
 #[test]

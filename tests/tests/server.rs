@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use keel_tests::{curl, free_port, json, keel_binary, ProcessCluster};
+use keel_tests::{curl, free_port, json, keel_binary, wait_until, ProcessCluster};
 
 #[test]
 fn with_no_flags_keel_serves_on_2379_with_data_in_default_keel() {
@@ -119,12 +119,11 @@ impl Lone {
 
     /// Start it (with `extra` flags) and wait until it answers `/health`.
     fn start(&self, extra: &[&str], stderr: Stdio) -> Child {
-        let child = Command::new(keel_binary()).args(&self.args).args(extra).current_dir(self.dir.path()).stderr(stderr).spawn().unwrap();
-        let healthy = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            curl(&[&self.url("/health")]).0 == 200
-        });
-        assert!(healthy, "keel did not become healthy");
+        let mut child = Command::new(keel_binary()).args(&self.args).args(extra).current_dir(self.dir.path()).stderr(stderr).spawn().unwrap();
+        if !wait_until(Duration::from_secs(10), || curl(&[&self.url("/health")]).0 == 200) {
+            let _ = child.kill();
+            panic!("keel did not become healthy");
+        }
         child
     }
 

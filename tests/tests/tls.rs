@@ -5,10 +5,10 @@
 //! certificate at start-up. The certificates are made by the test (rcgen).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use keel_tests::{etcdctl_command, free_port, json, keel_binary, keelctl_binary, run};
+use keel_tests::{etcdctl_command, free_port, json, keel_binary, keelctl_binary, run, wait_until, Processes};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 /// An authority and one certificate it signed for 127.0.0.1 and localhost, good for serving
@@ -54,17 +54,6 @@ fn curl(args: &[String]) -> (i32, u16, String) {
     (out.status.code().unwrap_or(-1), code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-struct Members(Vec<Child>);
-
-impl Drop for Members {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn a_cluster_with_tls_on_client_and_peer_urls_serves_only_clients_with_certificates() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,7 +62,7 @@ fn a_cluster_with_tls_on_client_and_peer_urls_serves_only_clients_with_certifica
     let client = |i: usize| format!("https://127.0.0.1:{}", ports[i].0);
     let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=https://127.0.0.1:{p}")).collect();
     let path = |p: &PathBuf| p.display().to_string();
-    let members = Members(
+    let members = Processes(
         (0..3)
             .map(|i| {
                 let peer = format!("https://127.0.0.1:{}", ports[i].1);
@@ -99,8 +88,7 @@ fn a_cluster_with_tls_on_client_and_peer_urls_serves_only_clients_with_certifica
         curl(&args)
     };
     // Healthy means a leader was elected, which took Raft traffic over the TLS peer links.
-    let healthy = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
+    let healthy = wait_until(Duration::from_secs(20), || {
         (0..3).all(|i| {
             let (_, status, body) = with_certs(format!("{}/health", client(i)), &[]);
             status == 200 && body.contains(r#""health":"true""#)

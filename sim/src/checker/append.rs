@@ -17,7 +17,7 @@ struct KeyHistory<'a> {
     lists: Vec<(&'a [String], &'a Op)>,
     /// Appends acknowledged, by element.
     acked: Vec<(&'a str, &'a Op)>,
-    /// Elements of appends that definitely did not happen.
+    /// Elements of appends that definitely did not happen (failed, or refused by the txn).
     failed: BTreeSet<&'a str>,
     /// Reads of the list (for real-time order), last of all the final ones.
     reads: Vec<(&'a [String], &'a Op)>,
@@ -33,7 +33,8 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
                 h.lists.push((list, op));
                 h.acked.push((element, op));
             }
-            (Call::Append { key, element }, Outcome::Failed(_)) => {
+            // Refused: the list changed between the read and the txn, which then wrote nothing.
+            (Call::Append { key, element }, Outcome::Failed(_) | Outcome::Ok(Return::Refused)) => {
                 keys.entry(key).or_default().failed.insert(element);
             }
             (Call::ReadList { key }, Outcome::Ok(Return::Items(list))) => {
@@ -112,6 +113,8 @@ mod tests {
         assert!(check(&twice)[0].detail.contains("appended twice"));
         let ghost = vec![append("x", Outcome::Failed("refused".into()), 0), read(items(&["x"]), 3)];
         assert!(check(&ghost)[0].detail.contains("failed"));
+        let refused = vec![append("x", Outcome::Ok(Return::Refused), 0), read(items(&["x"]), 3)];
+        assert!(check(&refused)[0].detail.contains("failed"));
         let lost = vec![append("x", items(&["x"]), 0), read(items(&[]), 5)];
         assert!(check(&lost)[0].detail.contains("missed it"));
     }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use keel_sim::checker::{self, Violation};
 use keel_sim::history::History;
 use keel_sim::workload::{self, Env};
-use keel_sim::{workload_append, workload_grpc, workload_v3};
 
 use hosts::Hosts;
 use members::{client_addr, Members};
@@ -116,34 +115,8 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
         members: Arc::new((0..options.members).map(client_addr).collect()),
         stop: Arc::new(AtomicBool::new(false)),
     };
-    let mut clients = Vec::new();
-    {
-        // Clients: v2, v3 gateway and v3 gRPC registers on the same keys, v2 and v3 locks, service
-        // registrations with TTLs, a queue, and v2 watchers.
-        let _guard = runtime.enter();
-        for c in 0..3 {
-            clients.push(tokio::spawn(workload::register_client(env.clone(), c)));
-        }
-        clients.push(tokio::spawn(workload_v3::register_client(env.clone(), 3)));
-        clients.push(tokio::spawn(workload_grpc::register_client(env.clone(), 4)));
-        for c in 10..12 {
-            clients.push(tokio::spawn(workload::lock_client(env.clone(), c)));
-        }
-        for c in 12..14 {
-            clients.push(tokio::spawn(workload_v3::lock_client(env.clone(), c)));
-        }
-        for c in 14..16 {
-            clients.push(tokio::spawn(workload_v3::election_client(env.clone(), c)));
-        }
-        for c in 16..18 {
-            clients.push(tokio::spawn(workload_append::append_client(env.clone(), c)));
-        }
-        for c in 20..22 {
-            clients.push(tokio::spawn(workload::service_client(env.clone(), c)));
-        }
-        clients.push(tokio::spawn(workload::producer_client(env.clone(), 40)));
-        clients.push(tokio::spawn(workload::consumer_client(env.clone(), 42)));
-    }
+    // The simulator's clients (see `workload::clients`), on real sockets.
+    let clients: Vec<_> = workload::clients(&env).into_iter().map(|(_, run)| runtime.spawn(run)).collect();
     let watchers: Vec<_> = (30..32).map(|w| runtime.spawn(workload::watch_client(env.clone(), w))).collect();
 
     let mut nemesis = Nemesis::new(options.seed, options.scenario.faults(), start);
@@ -184,7 +157,6 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     }
     let everyone: Vec<usize> = (0..options.members).collect();
     history.ops.extend(runtime.block_on(workload::final_reads(&env, &everyone)));
-    history.ops.extend(runtime.block_on(workload_append::final_reads(&env, &everyone)));
     violations.extend(checker::check_all(&history));
     let span_ms = start.elapsed().as_millis() as u64;
 

@@ -65,7 +65,7 @@ mod tests {
         assert_eq!(restored.revision, 11);
 
         let recovery = Recovery { snapshot: Some(restored.snapshot), hard_state: restored.hard_state, entries: vec![] };
-        let node = Node::recover(NodeConfig::new(7, vec![]), recovery).unwrap();
+        let node = Node::recover(NodeConfig::new(7, vec![]), recovery, Box::new(crate::engine::MemEngine::new())).unwrap();
         let members = node.state().members();
         assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), [7], "only the new membership");
         let range = RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), serializable: true, ..Default::default() };

@@ -6,12 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::NodeConfig;
+use crate::engine::MemEngine;
 use crate::error::{Error, Result};
 use crate::node::{HardState, LogEntry, Node, Persist, Recovery, RequestId, SnapshotRecord};
 use crate::request::{Member, Request, Response};
 use crate::watch::{WatchCreate, WatchId, WatchResponse};
 
-/// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`].
+/// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`],
+/// and the applied state's engine, which each sync of the log covers too (one journal).
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     /// Writes (in a `LocalCluster`) that changed only the commit index and needed no fsync.
@@ -19,11 +21,14 @@ pub struct Disk {
     pub snapshot: Option<SnapshotRecord>,
     pub hard_state: HardState,
     pub entries: Vec<LogEntry>,
+    /// The member's applied state (a handle: the node writes through another).
+    pub engine: MemEngine,
 }
 
 impl Disk {
     /// Carry out one `Persist` (as a real store does, then fsyncs).
     pub fn write(&mut self, p: Persist) {
+        self.engine.sync();
         if let Some(s) = p.snapshot {
             self.snapshot = Some(s);
             self.entries.clear();
@@ -40,6 +45,8 @@ impl Disk {
 
     /// Keep a snapshot the member took and drop the entries it no longer needs.
     pub fn keep_snapshot(&mut self, snapshot: &SnapshotRecord, compact_to: u64) {
+        // The entries go only once the state that holds them is durable.
+        self.engine.sync();
         self.snapshot = Some(snapshot.clone());
         self.entries.retain(|e| e.index > compact_to);
     }
@@ -105,9 +112,10 @@ impl LocalCluster {
             config.cluster_id = 0x6b65656c;
             config.seed = seed.wrapping_mul(1000).wrapping_add(id);
             adjust(&mut config);
-            let node = Node::new(config.clone()).expect("valid config");
+            let disk = Disk::default();
+            let node = Node::new(config.clone(), Box::new(disk.engine.clone())).expect("valid config");
             cluster.configs.insert(id, config);
-            cluster.disks.insert(id, Disk::default());
+            cluster.disks.insert(id, disk);
             cluster.nodes.insert(id, node);
         }
         cluster.settle();
@@ -119,9 +127,10 @@ impl LocalCluster {
         let mut config = NodeConfig::new(id, vec![]);
         config.cluster_id = 0x6b65656c;
         adjust(&mut config);
-        let node = Node::new(config.clone()).expect("valid config");
+        let disk = Disk::default();
+        let node = Node::new(config.clone(), Box::new(disk.engine.clone())).expect("valid config");
         self.configs.insert(id, config);
-        self.disks.insert(id, Disk::default());
+        self.disks.insert(id, disk);
         self.nodes.insert(id, node);
     }
 
@@ -353,6 +362,9 @@ impl LocalCluster {
     /// Stop a member; its disk keeps what was synced (a stalled disk's writes are lost).
     pub fn crash(&mut self, id: u64) {
         self.nodes.remove(&id);
+        if let Some(disk) = self.disks.get(&id) {
+            disk.engine.crash();
+        }
         self.stalled.remove(&id);
         self.wire.retain(|(from, to, _)| *from != id && *to != id);
     }
@@ -364,7 +376,8 @@ impl LocalCluster {
         config.seed = config.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let config = config.clone();
         let recovery = self.disks.get(&id).map(Disk::recovery).unwrap_or_default();
-        let node = Node::recover(config, recovery).expect("recoverable disk");
+        let engine = self.disks.get(&id).map(|d| d.engine.clone()).unwrap_or_default();
+        let node = Node::recover(config, recovery, Box::new(engine)).expect("recoverable disk");
         self.nodes.insert(id, node);
         self.settle();
     }

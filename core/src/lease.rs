@@ -212,6 +212,11 @@ impl Lessor {
         }
     }
 
+    /// A granted lease's TTL and checkpointed remaining TTL (0: none), as its record stores them.
+    pub fn granted(&self, id: i64) -> Option<(i64, i64)> {
+        self.leases.get(&id).map(|l| (l.ttl, l.remaining_ttl))
+    }
+
     /// Whether lease `id` exists (puts naming a missing lease fail).
     pub fn exists(&self, id: i64) -> bool {
         self.leases.contains_key(&id)

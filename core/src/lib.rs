@@ -14,6 +14,7 @@ pub mod command;
 pub mod config;
 pub mod bugs;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod kv;
 pub mod lease;

@@ -1,9 +1,11 @@
 //! The member's in-memory copy of its Raft log, which raft-rs reads through its `Storage` trait.
 //!
 //! raft-rs's own `MemStorage` cannot serve here: its snapshots carry no application data, so a
-//! lagging follower could never be caught up. This store keeps the latest state-machine snapshot
-//! (metadata *and* data) beside the entries after it. Durability is not its job: the shell makes
-//! entries durable and acknowledges them to the node (see `node::Ready::persist`).
+//! lagging follower could never be caught up. This store keeps where the log was last compacted
+//! (a snapshot's metadata: the applied state itself lives in the engine) beside the entries after
+//! it, and, while a follower needs one, a snapshot with the state's data built for it. Durability
+//! is not its job: the shell makes entries durable and acknowledges them to the node (see
+//! `node::Ready::persist`).
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
@@ -13,8 +15,12 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 pub struct LogStore {
     hard_state: HardState,
     conf_state: ConfState,
-    /// The latest snapshot: everything up to its index is in it.
+    /// Where the log was last compacted: everything up to its index is in the applied state.
+    /// Metadata only.
     snapshot: Snapshot,
+    /// A snapshot with the state's data, built when a follower needed one, served to followers
+    /// until it has been sent.
+    outgoing: Option<Snapshot>,
     /// Index and term of the last entry dropped from the log (at or before the snapshot's
     /// index: entries after a local snapshot are kept a while for lagging followers).
     compacted: (u64, u64),
@@ -41,19 +47,20 @@ impl LogStore {
     }
 
     /// Rebuild from what the shell recovered from disk: the newest snapshot (possibly empty),
-    /// the hard state and the entries after the snapshot.
+    /// the hard state, the entries after the snapshot, and how far the state has applied them.
     /// A stored log with a gap is refused: entries after it cannot be trusted.
-    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>) -> Result<Self, String> {
+    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>, applied: u64) -> Result<Self, String> {
         let meta = snapshot.get_metadata();
         let mut hard_state = hard_state;
-        // A snapshot holds only committed entries; a crash between storing it and the hard
-        // state that committed them must not leave the commit index behind it.
-        hard_state.commit = hard_state.commit.max(meta.index);
+        // A snapshot and an applied state hold only committed entries; a crash between storing
+        // them and the hard state that committed them must not leave the commit index behind.
+        hard_state.commit = hard_state.commit.max(meta.index).max(applied);
         hard_state.term = hard_state.term.max(meta.term);
         let mut store = LogStore {
             conf_state: meta.get_conf_state().clone(),
             compacted: (meta.index, meta.term),
             snapshot,
+            outgoing: None,
             hard_state,
             entries: Vec::new(),
             snapshot_wanted: Default::default(),
@@ -100,7 +107,7 @@ impl LogStore {
         self.conf_state = cs;
     }
 
-    /// The latest snapshot, with its data.
+    /// Where the log was last compacted (metadata only).
     pub fn snapshot_ref(&self) -> &Snapshot {
         &self.snapshot
     }
@@ -127,23 +134,19 @@ impl LogStore {
         self.entries.clear();
         self.compacted = (index, meta.term);
         self.snapshot = snapshot;
+        self.outgoing = None;
     }
 
-    /// Take a snapshot of the applied state at `index` (which must be applied, hence in the log
-    /// or at the current snapshot) and drop entries up to `compact_to`, keeping the ones a
-    /// slightly lagging follower still needs. Returns false when `index` is not in the log.
-    pub fn create_snapshot(&mut self, index: u64, data: Vec<u8>, compact_to: u64) -> bool {
+    /// Record that the applied state holds everything up to `index` (which must be applied,
+    /// hence in the log or at the current snapshot) and drop entries up to `compact_to`, keeping
+    /// the ones a slightly lagging follower still needs. Returns false when `index` is not in the
+    /// log.
+    pub fn create_snapshot(&mut self, index: u64, compact_to: u64) -> bool {
         let Ok(term) = self.term(index) else { return false };
         if index <= self.snapshot.get_metadata().index {
             return false;
         }
-        let mut snapshot = Snapshot::default();
-        snapshot.set_data(data.into());
-        let meta = snapshot.mut_metadata();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.conf_state.clone());
-        self.snapshot = snapshot;
+        self.snapshot = self.metadata_at(index, term);
         let compact_to = compact_to.min(index);
         if compact_to > self.compacted.0 {
             if let Ok(compact_term) = self.term(compact_to) {
@@ -152,6 +155,29 @@ impl LogStore {
             }
         }
         true
+    }
+
+    fn metadata_at(&self, index: u64, term: u64) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        snapshot
+    }
+
+    /// Keep `data`, the applied state at `index`, as the snapshot to send followers.
+    pub fn set_outgoing_snapshot(&mut self, index: u64, data: Vec<u8>) {
+        if let Ok(term) = self.term(index) {
+            let mut snapshot = self.metadata_at(index, term);
+            snapshot.set_data(data.into());
+            self.outgoing = Some(snapshot);
+        }
+    }
+
+    /// Forget the snapshot built for followers (it has been sent, or failed to be).
+    pub fn drop_outgoing_snapshot(&mut self) {
+        self.outgoing = None;
     }
 }
 
@@ -212,14 +238,21 @@ impl Storage for LogStore {
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         // A snapshot taken before `to` joined does not list it, and `to` would refuse it
         // (found by keel-sim seed 73: a learner added after the last snapshot never caught up).
-        let conf = self.snapshot.get_metadata().get_conf_state();
-        let lists_to = [conf.get_voters(), conf.get_learners(), conf.get_voters_outgoing(), conf.get_learners_next()]
-            .iter()
-            .any(|ids| ids.contains(&to));
-        if self.snapshot.get_metadata().index < request_index || !lists_to {
-            self.snapshot_wanted.set(true);
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        // One that does not reach the log's start cannot be followed by the log.
+        let servable = self.outgoing.as_ref().filter(|s| {
+            let meta = s.get_metadata();
+            let conf = meta.get_conf_state();
+            let lists_to = [conf.get_voters(), conf.get_learners(), conf.get_voters_outgoing(), conf.get_learners_next()]
+                .iter()
+                .any(|ids| ids.contains(&to));
+            meta.index >= request_index && meta.index >= self.compacted.0 && lists_to
+        });
+        match servable {
+            Some(s) => Ok(s.clone()),
+            None => {
+                self.snapshot_wanted.set(true);
+                Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            }
         }
-        Ok(self.snapshot.clone())
     }
 }

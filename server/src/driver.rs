@@ -287,6 +287,11 @@ impl<S: Storage> Driver<S> {
     async fn process(&mut self) -> std::result::Result<(), StorageError> {
         loop {
             let ready = self.node.ready();
+            // The state store refused a write: the state no longer follows the log, so the
+            // member stops rather than answer from it.
+            if let Some(failure) = self.node.failure() {
+                return Err(StorageError::Io(format!("the member cannot store its applied state: {failure}")));
+            }
             if ready.is_empty() {
                 break;
             }

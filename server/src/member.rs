@@ -80,9 +80,9 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let node = match recovery {
         Some(r) => {
             tracing::info!(member = %format!("{member_id:x}"), "restarting from stored state");
-            Node::recover(node_config, r)
+            Node::recover(node_config, r, storage.engine())
         }
-        None => Node::new(node_config),
+        None => Node::new(node_config, storage.engine()),
     }
     .map_err(|e| format!("cannot start the member: {e}"))?;
 

@@ -12,7 +12,7 @@ use keel_net::metrics::Metrics;
 use keel_net::peer::PeerTransport;
 use keel_server::clock::Clock;
 use keel_server::driver::{Driver, Handle, Identity, Wiring};
-use keel_server::storage::MemStorage;
+use keel_server::storage::{MemStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -33,7 +33,8 @@ async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
         config.tick_ms = 20;
         config.seed = 100 + id;
         config.cluster_id = 7;
-        let node = Node::new(config).unwrap();
+        let storage = MemStorage::new();
+        let node = Node::new(config, storage.engine()).unwrap();
         let (tx, peers) = tokio::sync::mpsc::channel(1024);
         let transport = PeerTransport::new(id, 7, tx);
         transport.serve(listener);
@@ -46,7 +47,7 @@ async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
             request_timeout: Duration::from_secs(5),
             clock: Clock::new(),
         };
-        let (driver, handle) = Driver::new(node, MemStorage::new(), wiring);
+        let (driver, handle) = Driver::new(node, storage, wiring);
         let task = tokio::spawn(async move {
             let _ = driver.run().await;
         });

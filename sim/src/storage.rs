@@ -73,6 +73,10 @@ impl Storage for SimDisk {
         lock(&self.store).size_bytes()
     }
 
+    fn engine(&self) -> Box<dyn keel_core::engine::Engine> {
+        lock(&self.store).engine()
+    }
+
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
         lock(&self.store).identity()
     }

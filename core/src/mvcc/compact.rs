@@ -1,29 +1,74 @@
 //! Compaction: discarding history no read or watch at or after the compaction revision needs.
+//!
+//! Only keys changed since the previous compaction can have versions to discard (a version kept
+//! then is discarded once a later change supersedes it, and that change names the key in
+//! `Revisions`), so the work is proportional to the revisions compacted, not to the key space.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use super::key_history::change_bytes;
+use super::layout;
+use super::view::{storage_error, View};
 use super::MvccStore;
+use crate::engine::{Batch, KeyBounds, Reader, Space};
 use crate::error::{Error, Result};
 use crate::request::{CompactionResponse, ResponseHeader};
 
-/// Compacts `store` at `revision` (see [`MvccStore::compact`]).
+/// Compacts `store` at `revision` (see [`MvccStore::compact`]), staging the deletions.
 pub(crate) fn compact(store: &mut MvccStore, revision: i64) -> Result<CompactionResponse> {
-    if revision <= store.compact_revision {
+    if revision <= store.meta.compact_revision {
         return Err(Error::Compacted);
     }
-    if revision > store.current_revision {
+    if revision > store.meta.current_revision {
         return Err(Error::FutureRevision);
     }
+    let mut batch = Batch::default();
     let mut freed = 0;
-    store.keys.retain(|key, history| {
-        let before = history.bytes(key);
-        let emptied = history.compact(revision);
-        freed += before - history.bytes(key);
-        !emptied
-    });
-    store.bytes -= freed;
-    store.compact_revision = revision;
+    {
+        let reader = store.reader();
+        let touched = touched_keys(&reader, revision, &mut batch)?;
+        let view = View::new(&reader);
+        for key in touched {
+            let history = view.history(&key)?;
+            for (i, change) in history.changes.iter().enumerate() {
+                if change.rev.main > revision {
+                    break;
+                }
+                let superseded_by = history.changes.get(i + 1).map_or(i64::MAX, |next| next.rev.main);
+                // The version in effect at `revision` stays, unless it is a deletion.
+                if change.live.is_some() && superseded_by > revision {
+                    continue;
+                }
+                batch.delete(Space::History, layout::history_key(&key, change.rev));
+                batch.delete(Space::Revisions, layout::revision_key(change.rev));
+                freed += change_bytes(&key, change);
+            }
+        }
+    }
+    store.staged.extend(batch);
+    store.meta.bytes -= freed.min(store.meta.bytes);
+    store.meta.compact_revision = revision;
     Ok(CompactionResponse {
-        header: ResponseHeader { revision: store.current_revision, ..ResponseHeader::default() },
+        header: ResponseHeader { revision: store.meta.current_revision, ..ResponseHeader::default() },
     })
+}
+
+/// The keys changed at or before `revision` since the last compaction, staging the removal of
+/// their `Revisions` records below `revision` (watches start at `revision` or later).
+fn touched_keys(reader: &dyn Reader, revision: i64, batch: &mut Batch) -> Result<BTreeSet<Vec<u8>>> {
+    let end = layout::revision_floor(revision.saturating_add(1));
+    let bounds = KeyBounds { start: Bound::Unbounded, end: Bound::Excluded(end.as_slice()) };
+    let mut touched = BTreeSet::new();
+    for pair in reader.scan(Space::Revisions, bounds, false) {
+        let (k, v) = pair.map_err(storage_error)?;
+        let rev = layout::decode_revision(&k).map_err(storage_error)?;
+        if rev.main < revision {
+            batch.delete(Space::Revisions, k);
+        }
+        touched.insert(layout::decode_revision_value(&v).map_err(storage_error)?);
+    }
+    Ok(touched)
 }
 
 #[cfg(test)]
@@ -84,15 +129,15 @@ mod tests {
 
     /// Key → main revisions of its retained changes.
     fn retained(s: &MvccStore) -> Vec<(String, Vec<i64>)> {
-        s.keys
-            .iter()
-            .map(|(k, h)| {
-                (
-                    String::from_utf8_lossy(k).into_owned(),
-                    h.changes.iter().map(|c| c.rev.main).collect(),
-                )
+        let reader = s.reader();
+        let mut out = Vec::new();
+        super::View::new(&reader)
+            .for_each_history(b"", &[0], &mut |k, h| {
+                out.push((String::from_utf8_lossy(&k).into_owned(), h.changes.iter().map(|c| c.rev.main).collect()));
+                Ok(true)
             })
-            .collect()
+            .unwrap();
+        out
     }
 
     #[test]

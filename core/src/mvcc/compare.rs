@@ -3,29 +3,28 @@
 use std::cmp::Ordering;
 
 use super::key_history::Live;
-use super::range::{scan, KeySpace};
+use super::view::View;
+use crate::error::Result;
 use crate::request::{Compare, CompareResult, CompareTarget};
 
-/// Whether `cmp` holds at revision `rev`: for every live key in its range; with no live key, a
-/// Value compare is false and the others compare against a zero key-value (etcd's rules).
-pub(crate) fn holds(keys: &KeySpace, rev: i64, cmp: &Compare) -> bool {
+/// Whether `cmp` holds at the current revision: for every live key in its range; with no live
+/// key, a Value compare is false and the others compare against a zero key-value (etcd's rules).
+pub(crate) fn holds(view: View<'_>, cmp: &Compare) -> Result<bool> {
     let mut any = false;
-    for (_, history) in scan(keys, &cmp.key, &cmp.range_end) {
-        if let Some((mod_revision, live)) = history.live_at(rev) {
-            any = true;
-            if !satisfied(cmp, Some((mod_revision, live))) {
-                return false;
-            }
-        }
-    }
-    any || satisfied(cmp, None)
+    let mut all = true;
+    view.for_each_latest(&cmp.key, &cmp.range_end, &mut |_, rev, live| {
+        any = true;
+        all = satisfied(cmp, Some((rev.main, &live)));
+        Ok(all)
+    })?;
+    Ok(if any { all } else { satisfied(cmp, None) })
 }
 
 /// One key-value (or its absence) against the compare.
 fn satisfied(cmp: &Compare, kv: Option<(i64, &Live)>) -> bool {
     let ordering = match (&cmp.target, kv) {
         (CompareTarget::Value(_), None) => return false,
-        (CompareTarget::Value(want), Some((_, live))) => live.value.as_ref().cmp(want.as_slice()),
+        (CompareTarget::Value(want), Some((_, live))) => live.value.as_slice().cmp(want.as_slice()),
         (CompareTarget::Version(want), kv) => kv.map_or(0, |(_, l)| l.version).cmp(want),
         (CompareTarget::CreateRevision(want), kv) => {
             kv.map_or(0, |(_, l)| l.create_revision).cmp(want)

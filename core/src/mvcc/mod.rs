@@ -2,18 +2,22 @@
 //! cluster-wide revisions, so reads can name a past revision and watches can replay changes,
 //! until compaction discards what is no longer needed.
 //!
-//! Layout: `key_history` holds one key's versions, `range` serves reads, `write` applies
-//! puts and deletes of one write transaction (with undo), `compare` and `txn` run
-//! transactions, `compact` discards history, `replay` feeds watches, `snapshot` copies and
-//! digests the whole store.
+//! The versions live in an [`Engine`] (fjall on disk in production), laid out as `layout` says;
+//! in memory stay only the revisions and the quota count. Layout: `layout` encodes the records,
+//! `view` reads them, `range` serves reads, `write` applies puts and deletes of one write
+//! transaction, `compare` and `txn` run transactions, `compact` discards history, `replay` feeds
+//! watches, `snapshot` copies and digests the whole store.
 
 mod compact;
 mod compare;
 mod key_history;
+mod layout;
+mod meta;
 mod range;
 mod replay;
 mod snapshot;
 mod txn;
+mod view;
 mod write;
 
 #[cfg(test)]
@@ -21,28 +25,42 @@ mod test_util;
 
 pub use snapshot::MvccSnapshot;
 
+use crate::engine::{Batch, Engine, MemEngine, Overlay};
 use crate::error::Result;
 use crate::kv::Event;
 use crate::request::{
-    CompactionResponse, DeleteRangeRequest, HashKvResponse, DeleteRangeResponse, PutRequest, PutResponse,
+    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
-use range::KeySpace;
+use view::{storage_error, View};
 use write::Writer;
+
+pub(crate) use meta::StoreMeta;
 
 /// What each retained change counts towards the space quota beyond its key and value: the
 /// revision and metadata stored with it, as etcd's backend stores them.
 pub(crate) const REVISION_OVERHEAD: u64 = 64;
 
-/// The replicated key space of one member. Deterministic: the same writes in the same order give
-/// equal stores (compared with `==` or, across replicas, with [`MvccStore::hash`]).
-#[derive(Clone, Debug, PartialEq)]
+/// The replicated key space of one member, over the engine that holds its versions.
+/// Deterministic: the same writes in the same order give equal stores (compared across replicas
+/// with [`MvccStore::hash`]).
+///
+/// Writes are staged and reach the engine in one batch: at once for a store used on its own,
+/// with the rest of an applied entry's changes when the state machine holds the batch open
+/// (see [`MvccStore::hold`]).
 pub struct MvccStore {
-    keys: KeySpace,
-    current_revision: i64,
-    compact_revision: i64,
-    /// What the retained history counts towards the space quota (see `change_bytes`).
-    bytes: u64,
+    engine: Box<dyn Engine>,
+    /// Changes not yet committed to the engine; every read sees them.
+    staged: Batch,
+    /// Whether the state machine is gathering one entry's changes (commit waits for it).
+    held: bool,
+    meta: StoreMeta,
+}
+
+impl std::fmt::Debug for MvccStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MvccStore").field("meta", &self.meta).finish_non_exhaustive()
+    }
 }
 
 /// The answer to a write together with the changes it made, which the lessor (to track which
@@ -62,67 +80,122 @@ impl Default for MvccStore {
     }
 }
 
+/// Two stores are equal when they hold the same revisions and versions (an O(size) comparison,
+/// for tests).
+impl PartialEq for MvccStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.snapshot() == other.snapshot()
+    }
+}
+
+/// A copy in memory: the same revisions and versions on a new [`MemEngine`] (for tests and
+/// models that fork a store).
+impl Clone for MvccStore {
+    fn clone(&self) -> Self {
+        MvccStore::restore(self.snapshot())
+    }
+}
+
 impl MvccStore {
-    /// An empty key space at revision 1 with nothing compacted, like a fresh etcd.
+    /// An empty key space at revision 1 with nothing compacted, like a fresh etcd, in memory.
     pub fn new() -> Self {
-        MvccStore { keys: KeySpace::new(), current_revision: 1, compact_revision: 0, bytes: 0 }
+        MvccStore::open(Box::new(MemEngine::new())).unwrap_or_else(|_| MvccStore::empty(Box::new(MemEngine::new())))
+    }
+
+    fn empty(engine: Box<dyn Engine>) -> Self {
+        MvccStore { engine, staged: Batch::default(), held: false, meta: StoreMeta::default() }
+    }
+
+    /// The key space `engine` holds (an empty one at revision 1 if it holds none).
+    pub fn open(engine: Box<dyn Engine>) -> Result<Self> {
+        let meta = StoreMeta::read(&*engine).map_err(storage_error)?;
+        Ok(MvccStore { engine, staged: Batch::default(), held: false, meta })
+    }
+
+    /// What reads see: the engine with the staged changes on top.
+    pub(crate) fn reader(&self) -> Overlay<'_> {
+        Overlay { base: &*self.engine, top: &self.staged }
+    }
+
+    /// Gather changes from now on until [`MvccStore::commit`], so that one applied entry's
+    /// changes (with the state machine's own records) reach the engine as one batch.
+    pub(crate) fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Commit everything staged, with `extra` records and the store's revisions, as one batch.
+    pub(crate) fn commit(&mut self, extra: Batch) -> Result<()> {
+        self.held = false;
+        let mut batch = std::mem::take(&mut self.staged);
+        self.meta.write(&mut batch);
+        batch.extend(extra);
+        self.engine.commit(batch).map_err(storage_error)
+    }
+
+    /// Commit what a write staged unless the state machine holds the batch open.
+    fn settle(&mut self) -> Result<()> {
+        match self.held {
+            true => Ok(()),
+            false => self.commit(Batch::default()),
+        }
+    }
+
+    /// Replace the whole key space with `snap`, staged as one batch that first clears every
+    /// space of the engine (the state machine adds its own records and commits).
+    pub(crate) fn replace(&mut self, snap: MvccSnapshot) {
+        let (batch, meta) = snapshot::restore_batch(snap);
+        self.staged = batch;
+        self.meta = meta;
     }
 
     /// The bytes the retained history takes for the space quota (`--quota-backend-bytes`):
     /// every retained version's key and value plus a per-revision allowance. Compaction frees
     /// them, as compaction and defragmentation free etcd's backend.
     pub fn size_bytes(&self) -> u64 {
-        self.bytes
+        self.meta.bytes
     }
 
     /// The revision of the last write transaction that changed something (1 when none has);
     /// every response header carries it.
     pub fn current_revision(&self) -> i64 {
-        self.current_revision
+        self.meta.current_revision
     }
 
     /// The revision of the last compaction (0 when none): reads and watches below it fail.
     pub fn compact_revision(&self) -> i64 {
-        self.compact_revision
+        self.meta.compact_revision
     }
 
     /// Reads keys, at the current or a past revision, with etcd's count/filter/sort/limit rules.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        range::range(&self.keys, req, self.current_revision, self.compact_revision)
+        let reader = self.reader();
+        range::range(View::new(&reader), req, self.meta.current_revision, self.meta.compact_revision)
     }
 
     /// Writes one key at a new revision. `lease_exists` answers whether a lease is granted (the
     /// lessor lives outside the key space); a put naming an unknown lease fails.
-    pub fn put(
-        &mut self,
-        req: &PutRequest,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<Applied<PutResponse>> {
+    pub fn put(&mut self, req: &PutRequest, lease_exists: &dyn Fn(i64) -> bool) -> Result<Applied<PutResponse>> {
         self.write(|w| w.put(req, lease_exists), |r, rev| r.header.revision = rev)
     }
 
     /// Deletes one key or a range; bumps the revision only when something was deleted.
-    pub fn delete_range(
-        &mut self,
-        req: &DeleteRangeRequest,
-    ) -> Result<Applied<DeleteRangeResponse>> {
+    pub fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<Applied<DeleteRangeResponse>> {
         self.write(|w| w.delete_range(req), |r, rev| r.header.revision = rev)
     }
 
     /// Runs a transaction atomically: on any error nothing changes.
-    pub fn txn(
-        &mut self,
-        req: &TxnRequest,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<Applied<TxnResponse>> {
+    pub fn txn(&mut self, req: &TxnRequest, lease_exists: &dyn Fn(i64) -> bool) -> Result<Applied<TxnResponse>> {
         let (response, events) = txn::run(self, req, lease_exists)?;
+        self.settle()?;
         Ok(Applied { response, events })
     }
 
     /// Discards history before `revision`: per key the version in effect at `revision` is kept
     /// (unless it is a deletion), plus everything after. The revision does not change.
     pub fn compact(&mut self, revision: i64) -> Result<CompactionResponse> {
-        compact::compact(self, revision)
+        let response = compact::compact(self, revision)?;
+        self.settle()?;
+        Ok(response)
     }
 
     /// Watch replay: every retained event with revision >= `start` in [`key`, `range_end`),
@@ -137,9 +210,13 @@ impl MvccStore {
         snapshot::snapshot(self)
     }
 
-    /// Rebuilds a store from [`MvccStore::snapshot`]'s output: `restore(s.snapshot()) == s`.
+    /// Rebuilds a store in memory from [`MvccStore::snapshot`]'s output:
+    /// `restore(s.snapshot()) == s`.
     pub fn restore(snap: MvccSnapshot) -> Self {
-        snapshot::restore(snap)
+        let mut store = MvccStore::empty(Box::new(MemEngine::new()));
+        store.replace(snap);
+        let _ = store.commit(Batch::default());
+        store
     }
 
     /// A deterministic digest (FNV-1a) of the revisions and every retained version: replicas
@@ -151,35 +228,42 @@ impl MvccStore {
     /// etcd's HashKV: a digest of every version at or below `revision` (0: the current one)
     /// that compaction kept. Errors as a Range at that revision would.
     pub fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
-        let revision = if revision <= 0 { self.current_revision } else { revision };
-        if revision > self.current_revision {
+        let current = self.meta.current_revision;
+        let revision = if revision <= 0 { current } else { revision };
+        if revision > current {
             return Err(crate::error::Error::FutureRevision);
         }
-        if revision < self.compact_revision {
+        if revision < self.meta.compact_revision {
             return Err(crate::error::Error::Compacted);
         }
-        let hash = snapshot::hash_up_to(self, revision);
-        Ok(HashKvResponse { hash, compact_revision: self.compact_revision, ..Default::default() })
+        let hash = snapshot::hash_up_to(self, revision)?;
+        Ok(HashKvResponse { hash, compact_revision: self.meta.compact_revision, ..Default::default() })
     }
 
     /// Runs one write operation as a write transaction: commit on success (stamping the header
-    /// with the resulting revision), undo on error.
+    /// with the resulting revision), nothing on error.
     fn write<T>(
         &mut self,
         op: impl FnOnce(&mut Writer<'_>) -> Result<T>,
         stamp: impl FnOnce(&mut T, i64),
     ) -> Result<Applied<T>> {
         let mut w = Writer::begin(self)?;
-        match op(&mut w) {
-            Ok(mut response) => {
-                let (revision, events) = w.commit();
-                stamp(&mut response, revision);
-                Ok(Applied { response, events })
+        let mut response = op(&mut w)?;
+        let (revision, events) = w.commit();
+        stamp(&mut response, revision);
+        self.settle()?;
+        Ok(Applied { response, events })
+    }
+
+    /// Calls `f` with (lease, key) for every live key that names a lease: what the lessor
+    /// rebuilds its key sets from when a member opens its state.
+    pub(crate) fn for_each_leased_key(&self, f: &mut dyn FnMut(i64, Vec<u8>)) -> Result<()> {
+        let reader = self.reader();
+        View::new(&reader).for_each_latest(b"", &[0], &mut |key, _, live| {
+            if live.lease != 0 {
+                f(live.lease, key);
             }
-            Err(e) => {
-                w.abort();
-                Err(e)
-            }
-        }
+            Ok(true)
+        })
     }
 }

@@ -2,52 +2,23 @@
 //! `RangeResponse` the way etcd's applier does (count, filters, sort, limit).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::ops::Bound;
 
-use super::key_history::{KeyHistory, Live};
+use super::key_history::Live;
+use super::view::View;
 use crate::error::{Error, Result};
 use crate::kv::KeyValue;
 use crate::request::{RangeRequest, RangeResponse, ResponseHeader, SortOrder, SortTarget};
 
-/// The whole key space: every key with its retained history, in key order.
-pub(crate) type KeySpace = BTreeMap<Vec<u8>, KeyHistory>;
-
-/// The keys of `keys` that (`key`, `range_end`) names — one key, `[key, range_end)`, or every key
-/// `>= key` for `range_end == [0]` — as a B-tree range scan. An inverted interval is empty.
-pub(crate) fn scan<'a>(
-    keys: &'a KeySpace,
-    key: &'a [u8],
-    range_end: &'a [u8],
-) -> std::collections::btree_map::Range<'a, Vec<u8>, KeyHistory> {
-    let bounds: (Bound<&[u8]>, Bound<&[u8]>) = if range_end.is_empty() {
-        (Bound::Included(key), Bound::Included(key))
-    } else if range_end == [0] {
-        (Bound::Included(key), Bound::Unbounded)
-    } else if range_end <= key {
-        // Included(k)..Excluded(k) is empty and, unlike an inverted range, does not panic.
-        (Bound::Included(key), Bound::Excluded(key))
-    } else {
-        (Bound::Included(key), Bound::Excluded(range_end))
-    };
-    keys.range::<[u8], _>(bounds)
-}
-
-/// A live key selected by a read, borrowed from the store until the response is built.
-struct Hit<'a> {
-    key: &'a [u8],
+/// A live key selected by a read.
+struct Hit {
+    key: Vec<u8>,
     mod_revision: i64,
-    live: &'a Live,
+    live: Live,
 }
 
-/// Serves `req` against `keys` as of a store whose current revision is `current` and whose
+/// Serves `req` from `view` as of a store whose current revision is `current` and whose
 /// compaction revision is `compacted`. `header.revision` is `current`.
-pub(crate) fn range(
-    keys: &KeySpace,
-    req: &RangeRequest,
-    current: i64,
-    compacted: i64,
-) -> Result<RangeResponse> {
+pub(crate) fn range(view: View<'_>, req: &RangeRequest, current: i64, compacted: i64) -> Result<RangeResponse> {
     // Like etcd's mvcc layer: a revision of 0 (or below) reads the current one.
     let rev = if req.revision <= 0 { current } else { req.revision };
     if rev > current {
@@ -67,17 +38,14 @@ pub(crate) fn range(
     };
 
     let mut count: i64 = 0;
-    let mut hits: Vec<Hit<'_>> = Vec::new();
-    for (key, history) in scan(keys, &req.key, &req.range_end) {
-        let Some((mod_revision, live)) = history.live_at(rev) else {
-            continue;
-        };
+    let mut hits: Vec<Hit> = Vec::new();
+    view.for_each_live(&req.key, &req.range_end, rev, current, &mut |key, mod_revision, live| {
         count = count.saturating_add(1);
-        if req.count_only || hits.len() >= keep || !passes_filters(req, mod_revision, live) {
-            continue;
+        if !(req.count_only || hits.len() >= keep || !passes_filters(req, mod_revision, &live)) {
+            hits.push(Hit { key, mod_revision, live });
         }
-        hits.push(Hit { key, mod_revision, live });
-    }
+        Ok(true)
+    })?;
 
     sort_hits(&mut hits, req.sort_target, order);
 
@@ -90,13 +58,13 @@ pub(crate) fn range(
     }
 
     let kvs = hits
-        .iter()
+        .into_iter()
         .map(|hit| KeyValue {
-            key: hit.key.to_vec(),
+            key: hit.key,
             create_revision: hit.live.create_revision,
             mod_revision: hit.mod_revision,
             version: hit.live.version,
-            value: if req.keys_only { Vec::new() } else { hit.live.value.to_vec() },
+            value: if req.keys_only { Vec::new() } else { hit.live.value },
             lease: hit.live.lease,
         })
         .collect();
@@ -127,10 +95,10 @@ fn passes_filters(req: &RangeRequest, mod_revision: i64, live: &Live) -> bool {
 }
 
 /// Stable sort of hits (which arrive in ascending key order) on `target`.
-fn sort_hits(hits: &mut [Hit<'_>], target: SortTarget, order: SortOrder) {
-    let by = |a: &Hit<'_>, b: &Hit<'_>| -> Ordering {
+fn sort_hits(hits: &mut [Hit], target: SortTarget, order: SortOrder) {
+    let by = |a: &Hit, b: &Hit| -> Ordering {
         match target {
-            SortTarget::Key => a.key.cmp(b.key),
+            SortTarget::Key => a.key.cmp(&b.key),
             SortTarget::Version => a.live.version.cmp(&b.live.version),
             SortTarget::Create => a.live.create_revision.cmp(&b.live.create_revision),
             SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),

@@ -1,29 +1,39 @@
 //! Watch replay: the retained changes of a key range from a revision on, as events.
 
-use super::key_history::Revision;
-use super::range::scan;
+use std::ops::Bound;
+
+use super::layout;
+use super::view::{storage_error, View};
 use super::MvccStore;
+use crate::engine::{KeyBounds, Reader, Space};
 use crate::error::{Error, Result};
-use crate::kv::Event;
+use crate::kv::{in_range, Event, EventType};
 
 /// Every retained event in (`key`, `range_end`) with main revision `>= start`, in (revision,
-/// sub) order (see [`MvccStore::events_since`]).
-pub(crate) fn events_since(
-    store: &MvccStore,
-    start: i64,
-    key: &[u8],
-    range_end: &[u8],
-) -> Result<Vec<Event>> {
-    if start < store.compact_revision {
+/// sub) order (see [`MvccStore::events_since`]): the `Revisions` records from `start` on, each
+/// read back with the version before it.
+pub(crate) fn events_since(store: &MvccStore, start: i64, key: &[u8], range_end: &[u8]) -> Result<Vec<Event>> {
+    if start < store.meta.compact_revision {
         return Err(Error::Compacted);
     }
-    let mut found: Vec<(Revision, Event)> = Vec::new();
-    for (k, history) in scan(&store.keys, key, range_end) {
-        found.extend(history.indexes_since(start).filter_map(|i| history.event(k, i)));
+    let reader = store.reader();
+    let view = View::new(&reader);
+    let floor = layout::revision_floor(start.max(0));
+    let bounds = KeyBounds { start: Bound::Included(floor.as_slice()), end: Bound::Unbounded };
+    let mut events = Vec::new();
+    for pair in reader.scan(Space::Revisions, bounds, false) {
+        let (k, v) = pair.map_err(storage_error)?;
+        let user_key = layout::decode_revision_value(&v).map_err(storage_error)?;
+        if !in_range(&user_key, key, range_end) {
+            continue;
+        }
+        let rev = layout::decode_revision(&k).map_err(storage_error)?;
+        let Some(change) = view.change_at(&user_key, rev)? else { continue };
+        let prev_kv = view.change_before(&user_key, rev)?.filter(|p| p.live.is_some()).map(|p| p.to_key_value(&user_key));
+        let kind = if change.live.is_some() { EventType::Put } else { EventType::Delete };
+        events.push(Event { kind, kv: change.to_key_value(&user_key), prev_kv });
     }
-    // Revisions are unique across keys, so this order is total.
-    found.sort_unstable_by_key(|(rev, _)| *rev);
-    Ok(found.into_iter().map(|(_, event)| event).collect())
+    Ok(events)
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! The key space as plain serializable data (for Raft snapshots) and a digest of it (for
 //! comparing replicas).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Fnv64;
+use crate::engine::{Batch, Space};
+use crate::error::Result;
 
-use super::key_history::{Change, KeyHistory, Live, Revision};
-use super::range::KeySpace;
-use super::MvccStore;
+use super::key_history::{change_bytes, Change, Live, Revision};
+use super::layout;
+use super::view::View;
+use super::{MvccStore, StoreMeta};
 
 /// Everything an [`MvccStore`] holds, in key order, so that equal stores give byte-equal
 /// encodings. Opaque: produced by [`MvccStore::snapshot`], consumed by [`MvccStore::restore`].
@@ -42,92 +43,90 @@ struct SnapshotLive {
     lease: i64,
 }
 
-/// Copies `store` into a snapshot.
+/// Copies `store` into a snapshot, reading every retained change in key order.
 pub(crate) fn snapshot(store: &MvccStore) -> MvccSnapshot {
-    MvccSnapshot {
-        current_revision: store.current_revision,
-        compact_revision: store.compact_revision,
-        keys: store
-            .keys
-            .iter()
-            .map(|(key, history)| SnapshotKey {
-                key: key.clone(),
-                changes: history
-                    .changes
-                    .iter()
-                    .map(|c| SnapshotChange {
-                        main: c.rev.main,
-                        sub: c.rev.sub,
-                        live: c.live.as_ref().map(|l| SnapshotLive {
-                            create_revision: l.create_revision,
-                            version: l.version,
-                            value: l.value.to_vec(),
-                            lease: l.lease,
-                        }),
-                    })
-                    .collect(),
+    let mut keys = Vec::new();
+    let reader = store.reader();
+    // A read failure leaves the snapshot short; its digest then differs from the source's.
+    let _ = View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
+        let changes = history
+            .changes
+            .into_iter()
+            .map(|c| SnapshotChange {
+                main: c.rev.main,
+                sub: c.rev.sub,
+                live: c.live.map(|l| SnapshotLive { create_revision: l.create_revision, version: l.version, value: l.value, lease: l.lease }),
             })
-            .collect(),
-    }
+            .collect();
+        keys.push(SnapshotKey { key, changes });
+        Ok(true)
+    });
+    MvccSnapshot { current_revision: store.meta.current_revision, compact_revision: store.meta.compact_revision, keys }
 }
 
-/// Rebuilds a store from a snapshot. Tolerates a malformed one (it may come from the network):
+/// The batch that makes an engine hold exactly `snap` (it clears every space first) and the
+/// store's records after it. Tolerates a malformed snapshot (it may come from the network):
 /// histories are put back in revision order, duplicate revisions and empty histories dropped.
-pub(crate) fn restore(snap: MvccSnapshot) -> MvccStore {
-    let mut keys = KeySpace::new();
+pub(crate) fn restore_batch(snap: MvccSnapshot) -> (Batch, StoreMeta) {
+    let mut batch = Batch { clear: true, ..Batch::default() };
+    let mut bytes = 0;
+    let mut seen = std::collections::BTreeMap::<Vec<u8>, Vec<Change>>::new();
     for SnapshotKey { key, changes } in snap.keys {
-        let history: &mut KeyHistory = keys.entry(key).or_default();
-        history.changes.extend(changes.into_iter().map(|c| Change {
+        seen.entry(key).or_default().extend(changes.into_iter().map(|c| Change {
             rev: Revision { main: c.main, sub: c.sub },
-            live: c.live.map(|l| Live {
-                create_revision: l.create_revision,
-                version: l.version,
-                value: Arc::from(l.value),
-                lease: l.lease,
-            }),
+            live: c.live.map(|l| Live { create_revision: l.create_revision, version: l.version, value: l.value, lease: l.lease }),
         }));
     }
-    keys.retain(|_, history| {
-        history.changes.sort_by_key(|c| c.rev);
-        history.changes.dedup_by_key(|c| c.rev);
-        !history.changes.is_empty()
-    });
-    let bytes = keys.iter().map(|(key, history)| history.bytes(key)).sum();
-    MvccStore {
-        keys,
-        current_revision: snap.current_revision,
-        compact_revision: snap.compact_revision,
-        bytes,
+    for (key, mut changes) in seen {
+        changes.sort_by_key(|c| c.rev);
+        changes.dedup_by_key(|c| c.rev);
+        let newest = changes.len().saturating_sub(1);
+        for (i, change) in changes.iter().enumerate() {
+            bytes += change_bytes(&key, change);
+            match &change.live {
+                Some(live) if i == newest => batch.put(Space::Latest, key.clone(), layout::encode_latest(change.rev, live)),
+                _ => batch.put(Space::History, layout::history_key(&key, change.rev), layout::encode_history(change)),
+            }
+            if change.rev.main >= snap.compact_revision {
+                batch.put(Space::Revisions, layout::revision_key(change.rev), layout::encode_revision_value(&key));
+            }
+        }
     }
+    let meta = StoreMeta { current_revision: snap.current_revision, compact_revision: snap.compact_revision, bytes };
+    (batch, meta)
 }
 
 /// Digest of the revisions and every retained change (see [`MvccStore::hash`]).
 pub(crate) fn hash(store: &MvccStore) -> u64 {
     let mut h = Fnv64::new();
-    h.int(store.current_revision);
-    h.int(store.compact_revision);
-    hash_changes(&mut h, store, i64::MAX);
+    h.int(store.meta.current_revision);
+    h.int(store.meta.compact_revision);
+    if hash_changes(&mut h, store, i64::MAX).is_err() {
+        // A store that cannot be read back is never equal to a healthy one.
+        h.write(b"unreadable");
+    }
     h.finish()
 }
 
 /// Digest of the versions at or below `revision` only (etcd's HashKV), folded to 32 bits as
 /// etcd's is: later writes do not change it, so members compare it while writes go on.
-pub(crate) fn hash_up_to(store: &MvccStore, revision: i64) -> u32 {
+pub(crate) fn hash_up_to(store: &MvccStore, revision: i64) -> Result<u32> {
     let mut h = Fnv64::new();
-    h.int(store.compact_revision);
-    hash_changes(&mut h, store, revision);
-    crate::digest::fold32(h.finish())
+    h.int(store.meta.compact_revision);
+    hash_changes(&mut h, store, revision)?;
+    Ok(crate::digest::fold32(h.finish()))
 }
 
 /// Feeds every retained change at or below `revision`, in key and revision order, into `h`.
-fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) {
-    for (key, history) in &store.keys {
+fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) -> Result<()> {
+    let reader = store.reader();
+    View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
         // A history is in revision order, so the changes up to `revision` are a prefix.
         let changes = &history.changes[..history.changes.partition_point(|c| c.rev.main <= revision)];
         if changes.is_empty() {
-            continue;
+            return Ok(true);
         }
-        h.field(key);
+        h.field(&key);
         h.int(i64::try_from(changes.len()).unwrap_or(i64::MAX));
         for c in changes {
             h.int(c.rev.main);
@@ -143,7 +142,8 @@ fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) {
                 }
             }
         }
-    }
+        Ok(true)
+    })
 }
 
 #[cfg(test)]
@@ -246,8 +246,9 @@ mod tests {
             ],
         };
         let s = MvccStore::restore(snap);
-        assert_eq!(s.keys.len(), 1);
-        let mains: Vec<i64> = s.keys[&b"b"[..]].changes.iter().map(|c| c.rev.main).collect();
+        let restored = s.snapshot();
+        assert_eq!(restored.keys.len(), 1);
+        let mains: Vec<i64> = restored.keys[0].changes.iter().map(|c| c.main).collect();
         assert_eq!(mains, vec![2, 4]);
     }
 }

@@ -3,6 +3,7 @@
 //! and only then applied in order, atomically, at one revision.
 
 use super::compare;
+use super::view::View;
 use super::write::Writer;
 use super::MvccStore;
 use crate::error::{Error, Result};
@@ -23,17 +24,23 @@ fn branch(req: &TxnRequest, succeeded: bool) -> &[RequestOp] {
     }
 }
 
-/// Decides every branch up front, at revision `rev` (etcd's `compareToPath`).
-fn plan(store: &MvccStore, rev: i64, req: &TxnRequest) -> Path {
-    let succeeded = req.compare.iter().all(|c| compare::holds(&store.keys, rev, c));
+/// Decides every branch up front, at the current revision (etcd's `compareToPath`).
+fn plan(view: View<'_>, req: &TxnRequest) -> Result<Path> {
+    let mut succeeded = true;
+    for c in &req.compare {
+        if !compare::holds(view, c)? {
+            succeeded = false;
+            break;
+        }
+    }
     let nested = branch(req, succeeded)
         .iter()
         .filter_map(|op| match op {
-            RequestOp::Txn(t) => Some(plan(store, rev, t)),
+            RequestOp::Txn(t) => Some(plan(view, t)),
             _ => None,
         })
-        .collect();
-    Path { succeeded, nested }
+        .collect::<Result<_>>()?;
+    Ok(Path { succeeded, nested })
 }
 
 /// Visits the operations that will run, depth first, in order.
@@ -59,6 +66,7 @@ fn for_each_chosen_op(
 /// (lease exists; key exists for ignore_value/ignore_lease), then every Range's revision.
 fn check(
     store: &MvccStore,
+    view: View<'_>,
     req: &TxnRequest,
     path: &Path,
     lease_exists: &dyn Fn(i64) -> bool,
@@ -66,8 +74,7 @@ fn check(
     for_each_chosen_op(req, path, &mut |op| {
         if let RequestOp::Put(put) = op {
             if put.ignore_value || put.ignore_lease {
-                let live = store.keys.get(&put.key).and_then(|h| h.latest_live());
-                if live.is_none() {
+                if view.latest(&put.key)?.is_none() {
                     return Err(Error::KeyNotFound);
                 }
             }
@@ -82,10 +89,10 @@ fn check(
             if range.revision == 0 {
                 return Ok(());
             }
-            if range.revision > store.current_revision {
+            if range.revision > store.meta.current_revision {
                 return Err(Error::FutureRevision);
             }
-            if range.revision < store.compact_revision {
+            if range.revision < store.meta.compact_revision {
                 return Err(Error::Compacted);
             }
         }
@@ -138,22 +145,20 @@ pub(crate) fn run(
     req: &TxnRequest,
     lease_exists: &dyn Fn(i64) -> bool,
 ) -> Result<(TxnResponse, Vec<Event>)> {
-    let path = plan(store, store.current_revision, req);
-    check(store, req, &path, lease_exists)?;
+    let path = {
+        let reader = store.reader();
+        let view = View::new(&reader);
+        let path = plan(view, req)?;
+        check(store, view, req, &path, lease_exists)?;
+        path
+    };
     let mut w = Writer::begin(store)?;
-    match apply(&mut w, req, &path, lease_exists) {
-        Ok(mut resp) => {
-            let (revision, events) = w.commit();
-            stamp(&mut resp, revision);
-            Ok((resp, events))
-        }
-        Err(e) => {
-            // Only reachable when the request escaped validation (e.g. a delete then an
-            // ignore_value put of the same key): undo, so nothing partial remains.
-            w.abort();
-            Err(e)
-        }
-    }
+    // An error here is only reachable when the request escaped validation (e.g. a delete then
+    // an ignore_value put of the same key): the writer is dropped, so nothing partial remains.
+    let mut resp = apply(&mut w, req, &path, lease_exists)?;
+    let (revision, events) = w.commit();
+    stamp(&mut resp, revision);
+    Ok((resp, events))
 }
 
 #[cfg(test)]

@@ -1,26 +1,29 @@
 //! One write transaction in progress: puts and deletes at one pending main revision, visible to
-//! the transaction's own later reads, committed together or undone together.
-
-use std::sync::Arc;
+//! the transaction's own later reads, committed together or dropped together.
 
 use super::key_history::{change_bytes, live_key_value, Change, Live, Revision};
-use super::range::{self, scan};
+use super::layout;
+use super::range;
+use super::view::View;
 use super::MvccStore;
+use crate::engine::{Batch, Overlay, Space};
 use crate::error::{Error, Result};
 use crate::kv::{Event, EventType, KeyValue};
 use crate::request::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
 };
 
-/// Applies changes straight into the store's histories under main revision `current + 1`;
-/// `commit` then makes that revision current (if anything changed) and `abort` removes every
-/// change it made, so a failing transaction leaves the store exactly as it was.
+/// Gathers changes under main revision `current + 1` in a batch of its own, read through on top
+/// of the store; `commit` stages them in the store and makes that revision current (if anything
+/// changed). Dropping a writer without committing leaves the store exactly as it was.
 pub(crate) struct Writer<'s> {
     store: &'s mut MvccStore,
     main: i64,
     /// Changes made so far: the next change's sub-revision.
     changes: i64,
-    touched: Vec<Vec<u8>>,
+    local: Batch,
+    /// What the changes add to the quota count.
+    added: u64,
     events: Vec<Event>,
 }
 
@@ -28,10 +31,11 @@ impl<'s> Writer<'s> {
     /// Starts a write transaction on `store`.
     pub(crate) fn begin(store: &'s mut MvccStore) -> Result<Self> {
         let main = store
+            .meta
             .current_revision
             .checked_add(1)
             .ok_or_else(|| Error::Internal("mvcc: revision overflow".into()))?;
-        Ok(Writer { store, main, changes: 0, touched: Vec::new(), events: Vec::new() })
+        Ok(Writer { store, main, changes: 0, local: Batch::default(), added: 0, events: Vec::new() })
     }
 
     /// The revision the transaction's reads see: its own pending revision once it has changes
@@ -40,19 +44,44 @@ impl<'s> Writer<'s> {
         if self.changes > 0 {
             self.main
         } else {
-            self.store.current_revision
+            self.store.meta.current_revision
         }
+    }
+
+    /// Runs `f` on the store as this transaction sees it.
+    fn with_view<T>(&self, f: impl FnOnce(View<'_>) -> T) -> T {
+        let base = self.store.reader();
+        let overlay = Overlay { base: &base, top: &self.local };
+        f(View::new(&overlay))
     }
 
     /// A Range inside the transaction, seeing its earlier writes.
     pub(crate) fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        range::range(&self.store.keys, req, self.read_revision(), self.store.compact_revision)
+        let (current, compacted) = (self.read_revision(), self.store.meta.compact_revision);
+        self.with_view(|view| range::range(view, req, current, compacted))
     }
 
     fn next_revision(&mut self) -> Revision {
         let rev = Revision { main: self.main, sub: self.changes };
         self.changes = self.changes.saturating_add(1);
         rev
+    }
+
+    /// Stage `change` of `key` as its newest, retiring the previous newest (`prev`) to history.
+    fn record(&mut self, key: &[u8], prev: Option<Revision>, prev_live: Option<&Live>, change: &Change) {
+        if let (Some(rev), Some(live)) = (prev, prev_live) {
+            let retired = Change { rev, live: Some(live.clone()) };
+            self.local.put(Space::History, layout::history_key(key, rev), layout::encode_history(&retired));
+        }
+        match &change.live {
+            Some(live) => self.local.put(Space::Latest, key.to_vec(), layout::encode_latest(change.rev, live)),
+            None => {
+                self.local.delete(Space::Latest, key.to_vec());
+                self.local.put(Space::History, layout::history_key(key, change.rev), layout::encode_history(change));
+            }
+        }
+        self.local.put(Space::Revisions, layout::revision_key(change.rev), layout::encode_revision_value(key));
+        self.added += change_bytes(key, change);
     }
 
     /// Writes one key. The lease is checked first, then the existence of the key when
@@ -65,12 +94,7 @@ impl<'s> Writer<'s> {
         if req.lease != 0 && !lease_exists(req.lease) {
             return Err(Error::LeaseNotFound);
         }
-        let prev: Option<(i64, Live)> = self
-            .store
-            .keys
-            .get(&req.key)
-            .and_then(|h| h.latest_live())
-            .map(|(m, live)| (m, live.clone()));
+        let prev = self.with_view(|v| v.latest_with_revision(&req.key))?;
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(Error::KeyNotFound);
         }
@@ -80,88 +104,53 @@ impl<'s> Writer<'s> {
             Some((_, old)) => Live {
                 create_revision: old.create_revision,
                 version: old.version.saturating_add(1),
-                value: if req.ignore_value {
-                    old.value.clone()
-                } else {
-                    Arc::from(req.value.as_slice())
-                },
+                value: if req.ignore_value { old.value.clone() } else { req.value.clone() },
                 lease: if req.ignore_lease { old.lease } else { req.lease },
             },
-            None => Live {
-                create_revision: rev.main,
-                version: 1,
-                value: Arc::from(req.value.as_slice()),
-                lease: req.lease,
-            },
+            None => Live { create_revision: rev.main, version: 1, value: req.value.clone(), lease: req.lease },
         };
-        let prev_kv = prev.as_ref().map(|(m, old)| live_key_value(&req.key, *m, old));
+        let prev_kv = prev.as_ref().map(|(r, old)| live_key_value(&req.key, r.main, old));
         let kv = live_key_value(&req.key, rev.main, &live);
         let change = Change { rev, live: Some(live) };
-        self.store.bytes += change_bytes(&req.key, &change);
-        self.store.keys.entry(req.key.clone()).or_default().push(change);
-        self.touched.push(req.key.clone());
+        self.record(&req.key, prev.as_ref().map(|(r, _)| *r), prev.as_ref().map(|(_, l)| l), &change);
         self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev_kv.clone() });
-        Ok(PutResponse {
-            header: Default::default(),
-            prev_kv: if req.prev_kv { prev_kv } else { None },
-        })
+        Ok(PutResponse { header: Default::default(), prev_kv: if req.prev_kv { prev_kv } else { None } })
     }
 
     /// Deletes every live key in the request's range, one tombstone (and sub-revision) each.
     pub(crate) fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
-        let victims: Vec<KeyValue> = scan(&self.store.keys, &req.key, &req.range_end)
-            .filter_map(|(key, h)| h.latest_live().map(|(m, live)| live_key_value(key, m, live)))
-            .collect();
-        for prev in &victims {
+        let mut victims: Vec<(Revision, KeyValue, Live)> = Vec::new();
+        self.with_view(|v| {
+            v.for_each_latest(&req.key, &req.range_end, &mut |key, rev, live| {
+                victims.push((rev, live_key_value(&key, rev.main, &live), live));
+                Ok(true)
+            })
+        })?;
+        for (prev_rev, prev, live) in &victims {
             let rev = self.next_revision();
-            if let Some(history) = self.store.keys.get_mut(&prev.key) {
-                let tombstone = Change { rev, live: None };
-                self.store.bytes += change_bytes(&prev.key, &tombstone);
-                history.push(tombstone);
-            }
-            self.touched.push(prev.key.clone());
+            self.record(&prev.key, Some(*prev_rev), Some(live), &Change { rev, live: None });
             self.events.push(Event {
                 kind: EventType::Delete,
-                kv: KeyValue {
-                    key: prev.key.clone(),
-                    mod_revision: rev.main,
-                    ..KeyValue::default()
-                },
+                kv: KeyValue { key: prev.key.clone(), mod_revision: rev.main, ..KeyValue::default() },
                 prev_kv: Some(prev.clone()),
             });
         }
         Ok(DeleteRangeResponse {
             header: Default::default(),
             deleted: i64::try_from(victims.len()).unwrap_or(i64::MAX),
-            prev_kvs: if req.prev_kv { victims } else { Vec::new() },
+            prev_kvs: if req.prev_kv { victims.into_iter().map(|(_, kv, _)| kv).collect() } else { Vec::new() },
         })
     }
 
-    /// Makes the transaction's changes current; returns the store's revision afterwards and the
-    /// events in (revision, sub) order.
+    /// Stages the transaction's changes in the store and makes them current; returns the
+    /// store's revision afterwards and the events in (revision, sub) order.
     pub(crate) fn commit(self) -> (i64, Vec<Event>) {
         if self.changes > 0 {
-            self.store.current_revision = self.main;
+            self.store.staged.extend(self.local);
+            self.store.meta.bytes += self.added;
+            self.store.meta.current_revision = self.main;
         }
-        (self.store.current_revision, self.events)
-    }
-
-    /// Removes every change the transaction made.
-    pub(crate) fn abort(self) {
-        for key in &self.touched {
-            let emptied = match self.store.keys.get_mut(key) {
-                Some(history) => {
-                    let before = history.bytes(key);
-                    history.drop_main(self.main);
-                    self.store.bytes -= before - history.bytes(key);
-                    history.changes.is_empty()
-                }
-                None => false,
-            };
-            if emptied {
-                self.store.keys.remove(key);
-            }
-        }
+        (self.store.meta.current_revision, self.events)
     }
 }
 

@@ -8,7 +8,6 @@ use raft_proto::ConfChangeI as _;
 use super::{LocalSnapshot, Node, SnapshotRecord};
 use crate::command::{Command, Proposal};
 use crate::error::Error;
-use crate::lease::Lessor;
 use crate::request::MemberChange;
 use crate::state_machine::StateMachine;
 
@@ -90,6 +89,7 @@ impl Node {
         });
         let response = match result {
             Ok(cs) => {
+                self.sm.set_conf_state(cs.write_to_bytes().unwrap_or_default());
                 self.raw.mut_store().set_conf_state(cs);
                 if let Some(MemberChange::Remove { id }) = &change {
                     self.removed |= *id == self.config.id;
@@ -103,53 +103,43 @@ impl Node {
         }
     }
 
-    /// Replace the state machine with a snapshot the leader sent (this member was too far
-    /// behind to catch up from the log).
+    /// Replace the state machine's contents with a snapshot the leader sent (this member was
+    /// too far behind to catch up from the log). `snapshot` comes without its data: the data
+    /// was decoded when the message arrived.
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
         let index = snapshot.get_metadata().index;
         // `step` decoded it before raft-rs saw it; a snapshot that does not decode never gets
         // this far, so the state machine and the log cannot part ways here.
-        let restored = match self.incoming_snapshot.take() {
-            Some((i, sm)) if i == index => Ok(sm),
-            _ => self.decode_snapshot(snapshot.get_data()),
-        };
-        match restored {
-            Ok(mut sm) => {
+        match self.incoming_snapshot.take() {
+            Some((i, mut decoded)) if i == index => {
                 tracing::info!(index, "installing a snapshot from the leader (too far behind for its log)");
-                sm.set_applied_index(index);
-                self.sm = sm;
+                StateMachine::set_snapshot_index(&mut decoded, index);
+                let conf_state = snapshot.get_metadata().get_conf_state().write_to_bytes().unwrap_or_default();
+                self.sm.install(decoded, conf_state);
                 let responses = self.watches.resync(self.sm.store());
                 self.out.watch_responses.extend(responses);
             }
-            Err(e) => tracing::error!(index, "cannot restore snapshot: {e}"),
+            _ => tracing::error!(index, "cannot install snapshot: it was not decoded when it arrived"),
         }
         self.raw.mut_store().install_snapshot(snapshot);
         self.last_snapshot_index = index;
     }
 
-    /// Rebuild a state machine from a snapshot's data.
-    pub(super) fn decode_snapshot(&self, data: &[u8]) -> crate::error::Result<StateMachine> {
-        let min_ttl = Lessor::min_ttl_seconds(self.config.election_ticks as u64, self.config.tick_ms);
-        StateMachine::restore(data, min_ttl)
-    }
-
-    /// Every `snapshot_count` applied entries, snapshot the state and compact the log behind it.
+    /// Every `snapshot_count` applied entries, compact the log behind the applied state (which
+    /// the engine holds, so nothing is copied); and when a follower needs a snapshot, build one
+    /// of the state for it.
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.sm.applied_index();
-        let wanted = self.raw.store().take_snapshot_wanted() && applied > self.last_snapshot_index;
-        if !wanted && applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
+        if self.raw.store().take_snapshot_wanted() {
+            let data = self.sm.snapshot();
+            self.raw.mut_store().set_outgoing_snapshot(applied, data);
+        }
+        if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
             return;
         }
-        let data = self.sm.snapshot();
         let compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
-        // Planted bug (simulation only): the snapshot labelled older than the state it holds, so
-        // a restart from it applies its last entries a second time.
-        let label = match crate::bugs::enabled(crate::bugs::Bug::DoubleApplyAfterRestart) {
-            true => applied.saturating_sub(crate::bugs::UNDERCLAIMED_ENTRIES).max(compact_to),
-            false => applied,
-        };
         let store = self.raw.mut_store();
-        if store.create_snapshot(label, data, compact_to) {
+        if store.create_snapshot(applied, compact_to) {
             self.last_snapshot_index = applied;
             self.out.snapshot = Some(LocalSnapshot {
                 snapshot: SnapshotRecord::from_raft(store.snapshot_ref()),

@@ -34,7 +34,8 @@ use crate::request::{
     HashResponse, LeaseKeepAliveResponse, SnapshotResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
     ResponseHeader,
 };
-use crate::state_machine::StateMachine;
+use crate::engine::Engine;
+use crate::state_machine::{StateMachine, StateSnapshot};
 use crate::validate;
 use crate::watch::{WatchCreate, WatchHub, WatchId};
 use reads::ReadBatcher;
@@ -83,7 +84,7 @@ pub struct Node {
     /// so answers meant for a previous incarnation are never taken for this one's.
     incarnation: u64,
     /// A snapshot received from the leader, decoded (and so known good) before raft-rs saw it.
-    incoming_snapshot: Option<(u64, StateMachine)>,
+    incoming_snapshot: Option<(u64, StateSnapshot)>,
     /// Keep-alives waiting for a new leader to apply everything committed before it.
     deferred_keepalives: Vec<(RequestId, crate::request::LeaseKeepAliveRequest)>,
     /// Output gathered since the last `ready()`.
@@ -110,7 +111,9 @@ impl Node {
     /// Every founding member writes the same bootstrap entries — one configuration change per
     /// founding member, committed at term 1 — so a member that joins later learns the founding
     /// membership from the log like everything else. They are handed out in the first `Persist`.
-    pub fn new(config: NodeConfig) -> Result<Node> {
+    ///
+    /// `engine` holds the applied state; it must be empty (a new member has none).
+    pub fn new(config: NodeConfig, engine: Box<dyn Engine>) -> Result<Node> {
         let mut members = config.initial_members.clone();
         members.sort_by_key(|m| m.id);
         let mut entries = Vec::new();
@@ -139,7 +142,13 @@ impl Node {
         }
         log.set_hard_state(hs.clone());
         let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
-        let mut node = Node::build(config, log, StateMachine::new(vec![], min_ttl), 0)?;
+        let sm = StateMachine::open(engine, min_ttl)?;
+        if sm.is_stored() {
+            return Err(Error::Internal(
+                "the state store already holds a member's state, but its log is empty: the data directory is damaged".into(),
+            ));
+        }
+        let mut node = Node::build(config, log, sm, 0)?;
         if !bootstrap.is_empty() {
             node.out.persist = Some(Persist {
                 number: 0,
@@ -152,22 +161,44 @@ impl Node {
         Ok(node)
     }
 
-    /// A member restarting from what its disk held: the state machine is restored from the
-    /// snapshot and the log after it is replayed as Raft commits it again.
-    pub fn recover(config: NodeConfig, recovery: Recovery) -> Result<Node> {
+    /// A member restarting from what its disk held: the state machine opens the state in
+    /// `engine` and the log after its applied index is replayed as Raft commits it again.
+    ///
+    /// A data directory whose state is only in its snapshot (written before the state lived in
+    /// the engine, or made by `keelctl snapshot restore`) has that snapshot moved into the
+    /// engine first.
+    pub fn recover(config: NodeConfig, recovery: Recovery, engine: Box<dyn Engine>) -> Result<Node> {
         let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
-        let snapshot = match &recovery.snapshot {
+        let mut snapshot = match &recovery.snapshot {
             Some(s) => s.to_raft()?,
             None => Default::default(),
         };
-        let sm = if snapshot.get_data().is_empty() {
-            StateMachine::new(vec![], min_ttl)
-        } else {
-            StateMachine::restore(snapshot.get_data(), min_ttl)?
-        };
-        let applied = snapshot.get_metadata().index;
+        let mut sm = StateMachine::open(engine, min_ttl)?;
+        if !sm.is_stored() && !snapshot.get_data().is_empty() {
+            let mut snap = StateMachine::decode_snapshot(snapshot.get_data())?;
+            // The snapshot's label is the index its state holds (a backup's is set so).
+            StateMachine::set_snapshot_index(&mut snap, snapshot.get_metadata().index);
+            let conf_state = snapshot.get_metadata().get_conf_state().write_to_bytes().unwrap_or_default();
+            sm.install(snap, conf_state);
+        }
+        snapshot.set_data(Default::default());
+        // The configuration is the applied state's: the entries that made it are not replayed.
+        if let Some(bytes) = sm.conf_state() {
+            let cs = raft::eraftpb::ConfState::parse_from_bytes(bytes)
+                .map_err(|e| Error::Internal(format!("corrupt configuration in the state store: {e}")))?;
+            snapshot.mut_metadata().set_conf_state(cs);
+        }
+        let applied = sm.applied_index();
         let entries = recovery.entries.iter().map(LogEntry::to_raft).collect::<Result<Vec<_>>>()?;
-        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries).map_err(Error::Internal)?;
+        let snap_index = snapshot.get_metadata().index;
+        let last = entries.last().map_or(snap_index, |e| e.index).max(snap_index);
+        if applied < snap_index || applied > last {
+            return Err(Error::Internal(format!(
+                "the state store has applied the log up to index {applied}, but the stored log runs from {snap_index} to {last}: \
+                 the data directory is damaged; restore it from a backup, or remove it and add this member to the cluster again"
+            )));
+        }
+        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries, applied).map_err(Error::Internal)?;
         Node::build(config, log, sm, applied)
     }
 
@@ -270,8 +301,8 @@ impl Node {
         self.check_peer_message(&msg)?;
         if msg.get_msg_type() == MessageType::MsgSnapshot {
             let snap = msg.get_snapshot();
-            let sm = self.decode_snapshot(snap.get_data())?;
-            self.incoming_snapshot = Some((snap.get_metadata().index, sm));
+            let decoded = StateMachine::decode_snapshot(snap.get_data())?;
+            self.incoming_snapshot = Some((snap.get_metadata().index, decoded));
         }
         let result = self.raw.step(msg);
         self.redraw_election_timeout();
@@ -360,6 +391,8 @@ impl Node {
             raft::SnapshotStatus::Failure
         };
         self.raw.report_snapshot(peer, status);
+        // Built for that follower; the next one that needs a snapshot gets a fresh one.
+        self.raw.mut_store().drop_outgoing_snapshot();
     }
 
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
@@ -519,7 +552,9 @@ impl Node {
 
         let mut persist = Persist { number: rd.number(), must_sync: rd.must_sync(), ..Default::default() };
         if !rd.snapshot().is_empty() {
-            let snapshot = rd.snapshot().clone();
+            let mut snapshot = rd.snapshot().clone();
+            // The state goes into the engine; the log keeps only where the snapshot stands.
+            snapshot.set_data(Default::default());
             persist.snapshot = Some(SnapshotRecord::from_raft(&snapshot));
             self.install_snapshot(snapshot);
         }
@@ -820,6 +855,12 @@ impl Node {
     /// Keys deleted because their lease expired, as this member applied them since it started.
     pub fn expired_keys(&self) -> u64 {
         self.expired_keys
+    }
+
+    /// Why this member's state store refused a write, if it did: the member cannot go on and
+    /// must stop (its state would part from its log).
+    pub fn failure(&self) -> Option<&str> {
+        self.sm.failure()
     }
 
     /// Whether this member has been removed from the cluster (it should shut down).

@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 
+use super::fjall_engine::FjallEngine;
 use super::{MemberIdentity, Storage, StorageError};
 
 const LOG_KEYSPACE: &str = "raft_log";
@@ -81,6 +82,8 @@ pub struct FjallStorage {
     db: Database,
     log: Keyspace,
     meta: Keyspace,
+    /// The applied state's keyspaces in the same database (see [`FjallEngine`]).
+    engine: FjallEngine,
     /// Lowest and highest stored log index (`None`: no entries), kept in step with every write
     /// so that appends need no reads and truncations read only the suffix they drop.
     bounds: Option<(u64, u64)>,
@@ -111,7 +114,8 @@ impl FjallStorage {
             Ok((db, log, meta))
         })?;
         let (db, log, meta) = opened;
-        let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, bounds: None, written: false, marked: false, last_write: 0 };
+        let engine = FjallEngine::open(dir, &db).map_err(|e| engine_error(dir, "opening the state", e))?;
+        let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, engine, bounds: None, written: false, marked: false, last_write: 0 };
         catch_panic(dir, "reading", || store.load_bounds())?;
         Ok(store)
     }
@@ -351,6 +355,10 @@ impl Storage for FjallStorage {
     fn size_bytes(&self) -> u64 {
         // Space the files take on disk (fjall preallocates its journal, sparsely).
         disk_usage(&self.dir)
+    }
+
+    fn engine(&self) -> Box<dyn keel_core::engine::Engine> {
+        Box::new(self.engine.handle())
     }
 
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {

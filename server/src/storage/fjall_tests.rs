@@ -11,7 +11,10 @@ use proptest::prelude::*;
 use tempfile::TempDir;
 
 use super::fjall as codec;
-use super::tests::{append, arb_step, assert_recovers_to, check_all, entries, hs, snapshot, Harness, Step};
+use super::tests::{
+    append, arb_engine_step, arb_step, assert_recovers_to, check_all, engine_steps_match_the_model, entries, hs, snapshot, Harness,
+    Step,
+};
 use super::{FjallStorage, Storage, StorageError};
 
 /// Stores in fresh temporary directories (kept until the harness is dropped).
@@ -101,6 +104,13 @@ fn a_drop_without_sync_keeps_the_synced_writes_and_whole_later_ones() {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The applied state's keyspaces against the model the in-memory engine is held to too:
+    /// reads match it, and a reopen keeps a prefix of the batches, all of those before a sync.
+    #[test]
+    fn engine_steps_match_the_model_across_reopens(steps in proptest::collection::vec(arb_engine_step(), 1..40)) {
+        engine_steps_match_the_model(&mut Fjall::default(), &steps);
+    }
 
     /// Random writes, snapshots, syncs and restarts (a `Crash` step drops the store without a
     /// sync and reopens it): the store always reads back the reference, and after a restart one

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use keel_core::engine::{Engine, MemEngine};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 
 use super::{MemberIdentity, Storage, StorageError};
@@ -64,7 +65,7 @@ enum Op {
 /// In-memory [`Storage`] for tests and the simulator. It keeps what a disk would have made
 /// durable apart from what was merely written, so [`MemStorage::crash`] can model a power loss.
 /// A clone is an independent copy (clones share nothing), so a test can fork a store.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct MemStorage {
     /// What reads see: everything written, synced or not.
     current: State,
@@ -74,6 +75,20 @@ pub struct MemStorage {
     pending: Vec<Op>,
     /// Kept durably at once, so a crash keeps it.
     identity: Option<MemberIdentity>,
+    /// The applied state: synced and crashed with the log.
+    engine: MemEngine,
+}
+
+impl Clone for MemStorage {
+    fn clone(&self) -> Self {
+        MemStorage {
+            current: self.current.clone(),
+            durable: self.durable.clone(),
+            pending: self.pending.clone(),
+            identity: self.identity,
+            engine: self.engine.fork(),
+        }
+    }
 }
 
 impl MemStorage {
@@ -87,6 +102,7 @@ impl MemStorage {
     pub fn crash(&mut self) {
         self.pending.clear();
         self.current = self.durable.clone();
+        self.engine.crash();
     }
 
     /// Whether some writes are not yet covered by a sync (a crash now would lose them).
@@ -107,6 +123,7 @@ impl Storage for MemStorage {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        self.engine.sync();
         for op in self.pending.drain(..) {
             match op {
                 Op::Write(p) => self.durable.write(&p),
@@ -126,7 +143,11 @@ impl Storage for MemStorage {
         // Roughly what the on-disk encoding takes: payload plus index, term and checksum.
         let entries: u64 = self.current.log.values().map(|e| e.bytes.len() as u64 + 20).sum();
         let snapshot = self.current.snapshot.as_ref().map_or(0, |s| s.bytes.len() as u64 + 20);
-        entries + snapshot + 28
+        entries + snapshot + 28 + self.engine.size_bytes()
+    }
+
+    fn engine(&self) -> Box<dyn Engine> {
+        Box::new(self.engine.clone())
     }
 
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
@@ -164,6 +185,16 @@ mod tests {
     #[test]
     fn the_shared_behaviour_holds() {
         check_all(&mut Mem);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// The in-memory engine keeps the contract the fjall one is held to (`fjall_tests`).
+        #[test]
+        fn engine_steps_match_the_model(steps in proptest::collection::vec(super::super::tests::arb_engine_step(), 1..40)) {
+            super::super::tests::engine_steps_match_the_model(&mut Mem, &steps);
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Durable storage for one member: the Raft log, the hard state and the newest snapshot.
+//! Durable storage for one member: the Raft log, the hard state, where the log was last
+//! compacted, and (through [`Storage::engine`]) the applied state.
 //!
 //! The core (`keel_core::node::Node`) says *what* must be durable through
 //! [`Persist`] and [`LocalSnapshot`]; a [`Storage`] says *how*. The rules
@@ -18,6 +19,7 @@
 //! power loss by dropping everything written since the last sync.
 
 mod fjall;
+mod fjall_engine;
 mod memory;
 
 #[cfg(test)]
@@ -26,8 +28,10 @@ mod tests;
 mod fjall_tests;
 
 pub use self::fjall::FjallStorage;
+pub use self::fjall_engine::FjallEngine;
 pub use self::memory::MemStorage;
 
+use keel_core::engine::Engine;
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
 
 /// Why a storage operation failed, in words an operator can act on.
@@ -86,6 +90,11 @@ pub trait Storage: Send + 'static {
     /// space quota counts the key space instead: `MvccStore::size_bytes`).
     fn size_bytes(&self) -> u64;
 
+    /// The engine that holds the member's applied state, in the same store: every
+    /// [`Storage::sync`] makes the batches committed to it so far durable too (so a crash keeps
+    /// a prefix of them), and a crash never keeps a state batch without the log writes before it.
+    fn engine(&self) -> Box<dyn Engine>;
+
     /// The identity kept by [`Storage::keep_identity`], if any.
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError>;
 
@@ -117,6 +126,10 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
 
     fn size_bytes(&self) -> u64 {
         (**self).size_bytes()
+    }
+
+    fn engine(&self) -> Box<dyn Engine> {
+        (**self).engine()
     }
 
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {

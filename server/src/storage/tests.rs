@@ -1,7 +1,11 @@
 //! Behaviour every [`Storage`] must show, written once and run against each implementation
 //! (see `check_all`), plus the pieces the implementations' own tests share.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
 use keel_core::cluster::Disk;
+use keel_core::engine::{Batch, Engine, KeyBounds, Space};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 use proptest::prelude::*;
 
@@ -333,4 +337,110 @@ pub(crate) fn arb_step() -> impl Strategy<Value = Step> {
         3 => Just(Step::Sync),
         1 => Just(Step::Crash),
     ]
+}
+
+// ---- the applied state's engine (Storage::engine) ----
+
+/// One thing a test does to a store's engine.
+#[derive(Clone, Debug)]
+pub(crate) enum EngineStep {
+    Commit(Batch),
+    Sync,
+    Restart,
+}
+
+/// Every space's contents, as a model of an engine.
+type Contents = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+fn contents(engine: &dyn Engine) -> Contents {
+    let mut out = Contents::new();
+    for space in Space::ALL {
+        let pairs: BTreeMap<_, _> = engine.scan(space, KeyBounds::all(), false).map(|p| p.unwrap()).collect();
+        if !pairs.is_empty() {
+            out.insert(space, pairs);
+        }
+    }
+    out
+}
+
+fn apply_to_model(model: &mut Contents, batch: &Batch) {
+    if batch.clear {
+        model.clear();
+    }
+    for ((space, key), value) in &batch.ops {
+        let map = model.entry(*space).or_default();
+        match value {
+            Some(v) => map.insert(key.clone(), v.clone()),
+            None => map.remove(key),
+        };
+    }
+    model.retain(|_, m| !m.is_empty());
+}
+
+/// Reads through `engine` agree with `model`: point reads, and scans in both directions over a
+/// few bounds.
+fn assert_reads_match(engine: &dyn Engine, model: &Contents) {
+    assert_eq!(&contents(engine), model);
+    let empty = BTreeMap::new();
+    for space in Space::ALL {
+        let want = model.get(&space).unwrap_or(&empty);
+        for key in [&b"a"[..], b"b", b"zz"] {
+            assert_eq!(engine.get(space, key).unwrap().as_ref(), want.get(key), "get {space:?} {key:?}");
+        }
+        let bounds = KeyBounds { start: Bound::Excluded(&b"a"[..]), end: Bound::Included(&b"c"[..]) };
+        let got: Vec<_> = engine.scan(space, bounds.clone(), true).map(|p| p.unwrap().0).collect();
+        let expected: Vec<_> = want.keys().filter(|k| bounds.contains(k)).rev().cloned().collect();
+        assert_eq!(got, expected, "reverse scan of {space:?}");
+    }
+}
+
+/// Random engine batches, syncs and restarts against a model: reads always match it, and after
+/// a restart the engine holds one of the states since the last sync (a prefix of the batches).
+/// Log writes go between the batches, as a member makes them, and must not disturb the state.
+pub(crate) fn engine_steps_match_the_model<H: Harness>(h: &mut H, steps: &[EngineStep]) {
+    let mut store = h.fresh();
+    let mut engine = store.engine();
+    let mut model = Contents::new();
+    let mut since_sync = vec![model.clone()];
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            EngineStep::Commit(batch) => {
+                engine.commit(batch.clone()).unwrap();
+                apply_to_model(&mut model, batch);
+                since_sync.push(model.clone());
+                store.write(&append(i as u64 + 1, vec![entry(i as u64 + 1, 1)])).unwrap();
+            }
+            EngineStep::Sync => {
+                store.sync().unwrap();
+                since_sync = vec![model.clone()];
+            }
+            EngineStep::Restart => {
+                drop(engine);
+                store = h.restart(store);
+                engine = store.engine();
+                let found = contents(&*engine);
+                let hit = since_sync.iter().position(|m| *m == found);
+                assert!(hit.is_some(), "after a restart the engine holds {found:?}, not a state since the last sync");
+                model = since_sync[hit.unwrap_or(0)].clone();
+                since_sync = vec![model.clone()];
+            }
+        }
+        assert_reads_match(&*engine, &model);
+    }
+}
+
+/// Random engine steps: batches of puts and removals over a few keys of every space, sometimes
+/// replacing everything (`clear`).
+pub(crate) fn arb_engine_step() -> impl Strategy<Value = EngineStep> {
+    let arb_space = proptest::sample::select(Space::ALL.to_vec());
+    let arb_key = proptest::sample::select(vec![b"a".to_vec(), b"b".to_vec(), b"bb".to_vec(), b"c".to_vec(), vec![0], vec![0xff]]);
+    let arb_op = (arb_space, arb_key, proptest::option::weighted(0.7, proptest::collection::vec(any::<u8>(), 0..4)));
+    let arb_batch = (proptest::bool::weighted(0.05), proptest::collection::vec(arb_op, 0..6)).prop_map(|(clear, ops)| {
+        let mut batch = Batch { clear, ..Batch::default() };
+        for (space, key, value) in ops {
+            batch.ops.insert((space, key), value);
+        }
+        EngineStep::Commit(batch)
+    });
+    prop_oneof![6 => arb_batch, 2 => Just(EngineStep::Sync), 1 => Just(EngineStep::Restart)]
 }

@@ -1,5 +1,12 @@
 //! The applied state of a member: MVCC key space, leases and membership, advanced only by
 //! committed [`Command`]s so that every member holding the same log holds the same state.
+//!
+//! The state lives in the member's [`Engine`]: each applied entry's changes, with the applied
+//! index, reach it as one batch (`records` holds the state machine's own records), so a restart
+//! opens the engine and replays only the entries after that index. In memory stay the lessor
+//! (rebuilt from the lease records and the keys that name a lease), the membership and alarms.
+
+mod records;
 
 use std::collections::BTreeMap;
 
@@ -7,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::{self, AlarmAction, AlarmMember, AlarmRequest, AlarmType, Alarms};
 use crate::command::Command;
+use crate::engine::{Batch, Engine, MemEngine};
 use crate::error::{Error, Result};
 use crate::kv::{Event, EventType};
-use crate::lease::{LeaseSnapshot, Lessor};
+use crate::lease::{LeaseRecord, LeaseSnapshot, Lessor};
 use crate::mvcc::{Applied, MvccSnapshot, MvccStore};
 use crate::request::{
     DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse,
@@ -25,18 +33,28 @@ pub struct ApplyResult {
 }
 
 /// Key space, leases and members, plus the index of the last entry applied to them.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct StateMachine {
     store: MvccStore,
     lessor: Lessor,
     members: BTreeMap<u64, Member>,
     alarms: Alarms,
     applied_index: u64,
+    /// The state machine's own records changed by the entry being applied, committed with the
+    /// key space's changes and the applied index.
+    records: Batch,
+    /// Why the engine refused a batch: the state can no longer follow the log.
+    failure: Option<String>,
+    /// Whether the engine holds this state (it was opened from one, or committed to it).
+    stored: bool,
+    /// Raft's configuration after the applied entries (encoded by the node, opaque here), so a
+    /// restart knows the voters without replaying the entries that made them.
+    conf_state: Option<Vec<u8>>,
 }
 
 /// The serialized form of a [`StateMachine`], shipped in Raft snapshots.
 #[derive(Serialize, Deserialize)]
-struct StateSnapshot {
+pub struct StateSnapshot {
     applied_index: u64,
     store: MvccSnapshot,
     leases: LeaseSnapshot,
@@ -61,7 +79,7 @@ impl From<SnapshotBeforeAlarms> for StateSnapshot {
 }
 
 impl StateMachine {
-    /// An empty key space for a cluster whose first members are `members`.
+    /// An empty key space in memory for a cluster whose first members are `members`.
     pub fn new(members: Vec<Member>, min_lease_ttl: i64) -> Self {
         StateMachine {
             store: MvccStore::new(),
@@ -69,7 +87,65 @@ impl StateMachine {
             members: members.into_iter().map(|m| (m.id, m)).collect(),
             alarms: Alarms::default(),
             applied_index: 0,
+            records: Batch::default(),
+            failure: None,
+            stored: false,
+            conf_state: None,
         }
+    }
+
+    /// The state `engine` holds, or an empty one (with [`StateMachine::is_stored`] false) when
+    /// it holds none. Fails when what it holds cannot be read back.
+    pub fn open(engine: Box<dyn Engine>, min_lease_ttl: i64) -> Result<Self> {
+        let stored = records::read(&*engine).map_err(|e| Error::Internal(format!("storage: {e}")))?;
+        let store = MvccStore::open(engine)?;
+        let mut sm = StateMachine {
+            store,
+            lessor: Lessor::new(min_lease_ttl),
+            members: BTreeMap::new(),
+            alarms: Alarms::default(),
+            applied_index: 0,
+            records: Batch::default(),
+            failure: None,
+            stored: stored.is_some(),
+            conf_state: None,
+        };
+        let Some(stored) = stored else { return Ok(sm) };
+        let mut keys: BTreeMap<i64, Vec<Vec<u8>>> = BTreeMap::new();
+        sm.store.for_each_leased_key(&mut |lease, key| keys.entry(lease).or_default().push(key))?;
+        let leases = stored
+            .leases
+            .into_iter()
+            .map(|(id, ttl, remaining_ttl)| LeaseRecord { id, ttl, remaining_ttl, keys: keys.remove(&id).unwrap_or_default() })
+            .collect();
+        sm.lessor = Lessor::restore(LeaseSnapshot { min_ttl: min_lease_ttl, leases });
+        sm.members = stored.members.into_iter().map(|m| (m.id, m)).collect();
+        sm.alarms = Alarms::restore(stored.alarms);
+        sm.applied_index = stored.applied_index;
+        sm.conf_state = stored.conf_state;
+        Ok(sm)
+    }
+
+    /// Whether the engine holds a state (false for a new member, or a data directory whose
+    /// state is still only in its snapshot).
+    pub fn is_stored(&self) -> bool {
+        self.stored
+    }
+
+    /// Raft's configuration after the applied entries, as the node encoded it.
+    pub fn conf_state(&self) -> Option<&[u8]> {
+        self.conf_state.as_deref()
+    }
+
+    /// Record Raft's configuration after the entry being applied (stored with it).
+    pub fn set_conf_state(&mut self, conf_state: Vec<u8>) {
+        records::write_conf_state(&mut self.records, &conf_state);
+        self.conf_state = Some(conf_state);
+    }
+
+    /// Why the engine refused to store the state, if it did: the member must stop.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// The key space, for reads.
@@ -103,6 +179,10 @@ impl StateMachine {
         self.members = members.into_iter().map(|m| (m.id, m)).collect();
         self.alarms = Alarms::default();
         self.applied_index = index;
+        let members = self.members();
+        records::write_members(&mut self.records, &members);
+        records::write_alarms(&mut self.records, &[]);
+        self.commit();
     }
 
     /// The active alarms (NOSPACE refuses writes that add data).
@@ -115,14 +195,68 @@ impl StateMachine {
         self.applied_index
     }
 
-    /// Record that entries up to `index` are applied (including ones carrying no command).
+    /// Record that entries up to `index` are applied (including ones carrying no command), and
+    /// commit what applying them changed, with the index, as one batch.
     pub fn set_applied_index(&mut self, index: u64) {
         self.applied_index = self.applied_index.max(index);
+        self.commit();
+    }
+
+    /// Commit the changes gathered since the last commit with the applied index. A refusal
+    /// leaves the member unable to go on; it is kept for [`StateMachine::failure`].
+    fn commit(&mut self) {
+        // Planted bug (simulation only): the stored applied index claims ten entries less than
+        // the state holds, so a restart applies them a second time.
+        let stored = match crate::bugs::enabled(crate::bugs::Bug::DoubleApplyAfterRestart) {
+            true => self.applied_index.saturating_sub(crate::bugs::UNDERCLAIMED_ENTRIES),
+            false => self.applied_index,
+        };
+        let mut batch = std::mem::take(&mut self.records);
+        records::write_format(&mut batch);
+        records::write_applied(&mut batch, stored);
+        self.stored = true;
+        if let Err(e) = self.store.commit(batch) {
+            if self.failure.is_none() {
+                tracing::error!("the state store refused a write: {e}");
+                self.failure = Some(e.to_string());
+            }
+        }
     }
 
     /// Apply a committed command. `now_ms` is the leader's clock on the leader, `None` elsewhere:
-    /// only the leader tracks when leases expire.
+    /// only the leader tracks when leases expire. Its changes reach the engine with the next
+    /// [`StateMachine::set_applied_index`].
     pub fn apply(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
+        self.store.hold();
+        let result = self.apply_command(command, now_ms);
+        self.stage_records(command);
+        result
+    }
+
+    /// Stage the records of whatever `command` may have changed besides the key space.
+    fn stage_records(&mut self, command: &Command) {
+        let lease = |sm: &mut Self, id: i64| {
+            let record = sm.lessor.granted(id);
+            records::write_lease(&mut sm.records, id, record);
+        };
+        match command {
+            Command::LeaseGrant(req) => lease(self, req.id),
+            Command::LeaseRevoke(req) => lease(self, req.id),
+            Command::LeaseCheckpoint(checkpoints) => {
+                for &(id, _) in checkpoints {
+                    lease(self, id);
+                }
+            }
+            Command::Member(_) => {
+                let members = self.members();
+                records::write_members(&mut self.records, &members);
+            }
+            Command::Alarm(_) | Command::QuotaExceeded { .. } => records::write_alarms(&mut self.records, &self.alarms.list()),
+            _ => {}
+        }
+    }
+
+    fn apply_command(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
         if self.alarms.out_of_space() && alarm::quota_cost(command).is_some() {
             return ApplyResult { response: Some(Err(Error::NoSpace)), events: vec![] };
         }
@@ -288,13 +422,8 @@ impl StateMachine {
 
     /// Serialize the whole applied state for a Raft snapshot.
     pub fn snapshot(&self) -> Vec<u8> {
-        // Planted bug (simulation only): the snapshot claims ten entries less than it holds.
-        let claimed = match crate::bugs::enabled(crate::bugs::Bug::DoubleApplyAfterRestart) {
-            true => self.applied_index.saturating_sub(crate::bugs::UNDERCLAIMED_ENTRIES),
-            false => self.applied_index,
-        };
         let snap = StateSnapshot {
-            applied_index: claimed,
+            applied_index: self.applied_index,
             store: self.store.snapshot(),
             leases: self.lessor.snapshot(),
             members: self.members(),
@@ -303,20 +432,49 @@ impl StateMachine {
         postcard::to_stdvec(&snap).unwrap_or_default()
     }
 
-    /// Rebuild the state from a snapshot's bytes. Corrupt bytes are an error, not a panic.
-    pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
-        let snap: StateSnapshot = postcard::from_bytes(bytes)
+    /// Decode a snapshot's bytes (checking them before anything is replaced). Corrupt bytes are
+    /// an error, not a panic.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<StateSnapshot> {
+        postcard::from_bytes(bytes)
             .or_else(|e| postcard::from_bytes::<SnapshotBeforeAlarms>(bytes).map(StateSnapshot::from).map_err(|_| e))
-            .map_err(|e| Error::Internal(format!("corrupt snapshot: {e}")))?;
-        let mut lessor = Lessor::restore(snap.leases);
-        lessor.set_min_ttl(min_lease_ttl);
-        Ok(StateMachine {
-            store: MvccStore::restore(snap.store),
-            lessor,
-            members: snap.members.into_iter().map(|m| (m.id, m)).collect(),
-            alarms: Alarms::restore(snap.alarms),
-            applied_index: snap.applied_index,
-        })
+            .map_err(|e| Error::Internal(format!("corrupt snapshot: {e}")))
+    }
+
+    /// Label a decoded snapshot with the index of the last entry it holds (the Raft
+    /// snapshot's index, which wins over the one inside when they differ).
+    pub fn set_snapshot_index(snap: &mut StateSnapshot, index: u64) {
+        snap.applied_index = index;
+    }
+
+    /// Replace the whole state with a decoded snapshot, in this member's engine, as one batch,
+    /// with Raft's configuration at the snapshot (encoded by the node).
+    pub fn install(&mut self, snap: StateSnapshot, conf_state: Vec<u8>) {
+        let min_ttl = self.lessor.min_ttl();
+        self.store.replace(snap.store);
+        self.lessor = Lessor::restore(snap.leases);
+        self.lessor.set_min_ttl(min_ttl);
+        self.members = snap.members.into_iter().map(|m| (m.id, m)).collect();
+        self.alarms = Alarms::restore(snap.alarms);
+        self.applied_index = snap.applied_index;
+        self.records = Batch::default();
+        let members = self.members();
+        records::write_members(&mut self.records, &members);
+        records::write_alarms(&mut self.records, &self.alarms.list());
+        for id in self.lessor.leases() {
+            let record = self.lessor.granted(id);
+            records::write_lease(&mut self.records, id, record);
+        }
+        self.set_conf_state(conf_state);
+        self.commit();
+    }
+
+    /// Rebuild the state in memory from a snapshot's bytes. Corrupt bytes are an error, not a
+    /// panic.
+    pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
+        let snap = Self::decode_snapshot(bytes)?;
+        let mut sm = StateMachine::open(Box::new(MemEngine::new()), min_lease_ttl)?;
+        sm.install(snap, Vec::new());
+        Ok(sm)
     }
 
     /// A digest of the replicated state, equal on members that applied the same entries.

@@ -15,21 +15,24 @@ const VALUE: &str = "0123456789abcdef0123456789abcdef0123";
 const WATCHERS: usize = 100;
 const WATCHED_PUTS: usize = 200;
 
-/// One measured row: operations per second and their latency percentiles.
+/// One measured row: operations per second, their latency percentiles and the worst latency
+/// (a pause shows there, not in the percentiles).
 struct Row {
     ops_per_s: f64,
     p50: Duration,
     p99: Duration,
+    max: Duration,
 }
 
 impl Row {
     fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Row {
         latencies.sort();
-        Row { ops_per_s: latencies.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99) }
+        let max = latencies.last().copied().unwrap_or_default();
+        Row { ops_per_s: latencies.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99), max }
     }
 
     fn cell(&self) -> String {
-        format!("{:>9.0} {:>7.2} {:>7.2}", self.ops_per_s, ms(self.p50), ms(self.p99))
+        format!("{:>9.0} {:>7.2} {:>7.2} {:>8.1}", self.ops_per_s, ms(self.p50), ms(self.p99), ms(self.max))
     }
 }
 
@@ -80,7 +83,7 @@ pub fn compare(o: &Options) {
         };
         println!();
         println!("{members} member(s)");
-        println!("{:<38} {:>25} {:>25} {:>6}", "workload", "keel", "etcd 3.4", "ratio");
+        println!("{:<38} {:>34} {:>34} {:>6}", "workload", "keel ops/s p50 p99 max (ms)", "etcd 3.4 ops/s p50 p99 max (ms)", "ratio");
         for ((workload, k), e) in rows.iter().zip(&keel).zip(&etcd) {
             let ratio = match workload {
                 Workload::Watch => ms(e.p99) / ms(k.p99).max(f64::MIN_POSITIVE),

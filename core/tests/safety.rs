@@ -236,3 +236,27 @@ fn a_new_leader_renews_a_lease_only_after_applying_its_predecessors_revoke() {
     let r = c.call(new, Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 9 }));
     assert_eq!(r, Err(Error::LeaseNotFound));
 }
+
+#[test]
+fn a_state_stored_ahead_of_the_log_restarts_the_log_after_it() {
+    let mut c = LocalCluster::new(3, 2);
+    let l = c.wait_for_leader();
+    for i in 0..12 {
+        c.call(l, put(&format!("k{i}"), "v")).unwrap();
+    }
+    let f = others(&c, l)[0];
+    // A crash after a snapshot from the leader reached the state store but before the log
+    // restarted after it: the log still ends at the bootstrap entries.
+    let mut rec = c.disk(f).recovery();
+    rec.entries.truncate(3);
+    rec.hard_state.commit = 3;
+    let engine = c.disk(f).engine.fork();
+    let applied = c.node(f).applied_index();
+    assert!(applied > 3);
+    let node = Node::recover(NodeConfig::new(f, vec![]), rec, Box::new(engine.fork())).expect("recovers");
+    assert_eq!(node.applied_index(), applied);
+    assert!(node.commit_index() >= applied);
+    // A joiner whose log is empty altogether resumes from its state too.
+    let node = Node::new(NodeConfig::new(f, vec![]), Box::new(engine)).expect("resumes");
+    assert_eq!(node.applied_index(), applied);
+}

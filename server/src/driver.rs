@@ -286,7 +286,9 @@ impl<S: Storage> Driver<S> {
     /// Carry out everything the node has for us, until it has nothing more.
     async fn process(&mut self) -> std::result::Result<(), StorageError> {
         loop {
+            let started = Instant::now();
             let ready = self.node.ready();
+            warn_if_slow("apply request took too long", "ready", started);
             // The state store refused a write: the state no longer follows the log, so the
             // member stops rather than answer from it.
             if let Some(failure) = self.node.failure() {
@@ -308,7 +310,9 @@ impl<S: Storage> Driver<S> {
         // The log writes first: a snapshot stored ahead of the hard state that committed its
         // entries would otherwise be possible after a crash between the two.
         if let Some(persist) = ready.persist {
+            let started = Instant::now();
             self.storage.write(&persist)?;
+            warn_if_slow("writing the log took too long", "write", started);
             // Planted bug (simulation only): acknowledging what was never made durable.
             if persist.must_sync && !keel_core::bugs::enabled(keel_core::bugs::Bug::AckBeforeFsync) {
                 let started = Instant::now();
@@ -323,7 +327,9 @@ impl<S: Storage> Driver<S> {
             self.node.persisted(persist.number);
         }
         if let Some(snapshot) = &ready.snapshot {
+            let started = Instant::now();
             self.storage.keep_snapshot(snapshot)?;
+            warn_if_slow("compacting the log took too long", "keep_snapshot", started);
         }
         for (id, result) in ready.responses {
             if let Some(waiter) = self.waiting.remove(&id) {
@@ -459,4 +465,13 @@ impl Backend for Handle {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// etcd warns when applying takes more than 100 ms; Keel warns the same way about each step of
+/// a round that stalls every request behind it.
+fn warn_if_slow(message: &str, step: &str, started: Instant) {
+    let took = started.elapsed();
+    if took > Duration::from_millis(100) {
+        tracing::warn!(took = ?took, expected_duration = "100ms", step, "{message}");
+    }
 }

@@ -34,7 +34,7 @@ impl Node {
                     Err(e) => tracing::error!(index = entry.index, "skipping conf change: {e}"),
                 },
             }
-            self.sm.set_applied_index(entry.index);
+            self.sm.set_applied(entry.index, entry.term);
         }
     }
 
@@ -115,7 +115,7 @@ impl Node {
                 tracing::info!(index, "installing a snapshot from the leader (too far behind for its log)");
                 StateMachine::set_snapshot_index(&mut decoded, index);
                 let conf_state = snapshot.get_metadata().get_conf_state().write_to_bytes().unwrap_or_default();
-                self.sm.install(decoded, conf_state);
+                self.sm.install(decoded, snapshot.get_metadata().term, conf_state);
                 let responses = self.watches.resync(self.sm.store());
                 self.out.watch_responses.extend(responses);
             }

@@ -112,7 +112,9 @@ impl Node {
     /// founding member, committed at term 1 — so a member that joins later learns the founding
     /// membership from the log like everything else. They are handed out in the first `Persist`.
     ///
-    /// `engine` holds the applied state; it must be empty (a new member has none).
+    /// `engine` holds the applied state; a new member's is empty. One that holds a state (a
+    /// joiner that stored the leader's snapshot but crashed before storing where its log
+    /// restarts) resumes from that state, as [`Node::recover`] with an empty log would.
     pub fn new(config: NodeConfig, engine: Box<dyn Engine>) -> Result<Node> {
         let mut members = config.initial_members.clone();
         members.sort_by_key(|m| m.id);
@@ -144,9 +146,7 @@ impl Node {
         let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
         let sm = StateMachine::open(engine, min_ttl)?;
         if sm.is_stored() {
-            return Err(Error::Internal(
-                "the state store already holds a member's state, but its log is empty: the data directory is damaged".into(),
-            ));
+            return Node::resume(config, Recovery::default(), sm);
         }
         let mut node = Node::build(config, log, sm, 0)?;
         if !bootstrap.is_empty() {
@@ -169,17 +169,22 @@ impl Node {
     /// engine first.
     pub fn recover(config: NodeConfig, recovery: Recovery, engine: Box<dyn Engine>) -> Result<Node> {
         let min_ttl = Lessor::min_ttl_seconds(config.election_ticks as u64, config.tick_ms);
+        let sm = StateMachine::open(engine, min_ttl)?;
+        Node::resume(config, recovery, sm)
+    }
+
+    /// [`Node::recover`] with the state opened.
+    fn resume(config: NodeConfig, recovery: Recovery, mut sm: StateMachine) -> Result<Node> {
         let mut snapshot = match &recovery.snapshot {
             Some(s) => s.to_raft()?,
             None => Default::default(),
         };
-        let mut sm = StateMachine::open(engine, min_ttl)?;
         if !sm.is_stored() && !snapshot.get_data().is_empty() {
             let mut snap = StateMachine::decode_snapshot(snapshot.get_data())?;
             // The snapshot's label is the index its state holds (a backup's is set so).
             StateMachine::set_snapshot_index(&mut snap, snapshot.get_metadata().index);
             let conf_state = snapshot.get_metadata().get_conf_state().write_to_bytes().unwrap_or_default();
-            sm.install(snap, conf_state);
+            sm.install(snap, snapshot.get_metadata().term, conf_state);
         }
         snapshot.set_data(Default::default());
         // The configuration is the applied state's: the entries that made it are not replayed.
@@ -189,10 +194,17 @@ impl Node {
             snapshot.mut_metadata().set_conf_state(cs);
         }
         let applied = sm.applied_index();
-        let entries = recovery.entries.iter().map(LogEntry::to_raft).collect::<Result<Vec<_>>>()?;
+        let mut entries = recovery.entries.iter().map(LogEntry::to_raft).collect::<Result<Vec<_>>>()?;
         let snap_index = snapshot.get_metadata().index;
         let last = entries.last().map_or(snap_index, |e| e.index).max(snap_index);
-        if applied < snap_index || applied > last {
+        if applied > last && sm.applied_term() > 0 {
+            // A snapshot from the leader reached the state store, but the crash came before the
+            // log restarted after it: the state is committed, so the log restarts after it now.
+            let meta = snapshot.mut_metadata();
+            meta.index = applied;
+            meta.term = sm.applied_term();
+            entries.clear();
+        } else if applied < snap_index || applied > last {
             return Err(Error::Internal(format!(
                 "the state store has applied the log up to index {applied}, but the stored log runs from {snap_index} to {last}: \
                  the data directory is damaged; restore it from a backup, or remove it and add this member to the cluster again"
@@ -202,7 +214,7 @@ impl Node {
         Node::build(config, log, sm, applied)
     }
 
-    fn build(config: NodeConfig, log: LogStore, mut sm: StateMachine, applied: u64) -> Result<Node> {
+    fn build(config: NodeConfig, log: LogStore, sm: StateMachine, applied: u64) -> Result<Node> {
         let raft_config = raft::Config {
             id: config.id,
             election_tick: config.election_ticks,
@@ -220,7 +232,6 @@ impl Node {
         raft_config.validate().map_err(|e| Error::Internal(format!("raft config: {e}")))?;
         let raw = RawNode::new(&raft_config, log, &crate::raft_logger::logger(config.id))
             .map_err(|e| Error::Internal(format!("raft: {e}")))?;
-        sm.set_applied_index(applied);
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut node = Node {
             raw,

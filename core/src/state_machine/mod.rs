@@ -40,6 +40,8 @@ pub struct StateMachine {
     members: BTreeMap<u64, Member>,
     alarms: Alarms,
     applied_index: u64,
+    /// The term of the entry at `applied_index` (0 when unknown: nothing applied yet).
+    applied_term: u64,
     /// The state machine's own records changed by the entry being applied, committed with the
     /// key space's changes and the applied index.
     records: Batch,
@@ -87,6 +89,7 @@ impl StateMachine {
             members: members.into_iter().map(|m| (m.id, m)).collect(),
             alarms: Alarms::default(),
             applied_index: 0,
+            applied_term: 0,
             records: Batch::default(),
             failure: None,
             stored: false,
@@ -105,6 +108,7 @@ impl StateMachine {
             members: BTreeMap::new(),
             alarms: Alarms::default(),
             applied_index: 0,
+            applied_term: 0,
             records: Batch::default(),
             failure: None,
             stored: stored.is_some(),
@@ -122,6 +126,7 @@ impl StateMachine {
         sm.members = stored.members.into_iter().map(|m| (m.id, m)).collect();
         sm.alarms = Alarms::restore(stored.alarms);
         sm.applied_index = stored.applied_index;
+        sm.applied_term = stored.applied_term;
         sm.conf_state = stored.conf_state;
         Ok(sm)
     }
@@ -195,11 +200,19 @@ impl StateMachine {
         self.applied_index
     }
 
-    /// Record that entries up to `index` are applied (including ones carrying no command), and
-    /// commit what applying them changed, with the index, as one batch.
-    pub fn set_applied_index(&mut self, index: u64) {
-        self.applied_index = self.applied_index.max(index);
+    /// Record that entries up to `index` (of term `term`) are applied, including ones carrying
+    /// no command, and commit what applying them changed, with the index, as one batch.
+    pub fn set_applied(&mut self, index: u64, term: u64) {
+        if index > self.applied_index {
+            self.applied_index = index;
+            self.applied_term = term;
+        }
         self.commit();
+    }
+
+    /// The term of the last applied entry, as the state store knows it (0: unknown).
+    pub fn applied_term(&self) -> u64 {
+        self.applied_term
     }
 
     /// Commit the changes gathered since the last commit with the applied index. A refusal
@@ -213,7 +226,7 @@ impl StateMachine {
         };
         let mut batch = std::mem::take(&mut self.records);
         records::write_format(&mut batch);
-        records::write_applied(&mut batch, stored);
+        records::write_applied(&mut batch, stored, self.applied_term);
         self.stored = true;
         if let Err(e) = self.store.commit(batch) {
             if self.failure.is_none() {
@@ -225,7 +238,7 @@ impl StateMachine {
 
     /// Apply a committed command. `now_ms` is the leader's clock on the leader, `None` elsewhere:
     /// only the leader tracks when leases expire. Its changes reach the engine with the next
-    /// [`StateMachine::set_applied_index`].
+    /// [`StateMachine::set_applied`].
     pub fn apply(&mut self, command: &Command, now_ms: Option<u64>) -> ApplyResult {
         self.store.hold();
         let result = self.apply_command(command, now_ms);
@@ -448,7 +461,7 @@ impl StateMachine {
 
     /// Replace the whole state with a decoded snapshot, in this member's engine, as one batch,
     /// with Raft's configuration at the snapshot (encoded by the node).
-    pub fn install(&mut self, snap: StateSnapshot, conf_state: Vec<u8>) {
+    pub fn install(&mut self, snap: StateSnapshot, term: u64, conf_state: Vec<u8>) {
         let min_ttl = self.lessor.min_ttl();
         self.store.replace(snap.store);
         self.lessor = Lessor::restore(snap.leases);
@@ -456,6 +469,7 @@ impl StateMachine {
         self.members = snap.members.into_iter().map(|m| (m.id, m)).collect();
         self.alarms = Alarms::restore(snap.alarms);
         self.applied_index = snap.applied_index;
+        self.applied_term = term;
         self.records = Batch::default();
         let members = self.members();
         records::write_members(&mut self.records, &members);
@@ -473,7 +487,7 @@ impl StateMachine {
     pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
         let snap = Self::decode_snapshot(bytes)?;
         let mut sm = StateMachine::open(Box::new(MemEngine::new()), min_lease_ttl)?;
-        sm.install(snap, Vec::new());
+        sm.install(snap, 0, Vec::new());
         Ok(sm)
     }
 

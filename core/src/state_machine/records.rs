@@ -29,6 +29,8 @@ fn corrupt(what: &str) -> EngineError {
 #[derive(Debug, Default)]
 pub(crate) struct Stored {
     pub(crate) applied_index: u64,
+    /// The term of the entry at `applied_index` (0 when unknown).
+    pub(crate) applied_term: u64,
     pub(crate) members: Vec<Member>,
     pub(crate) alarms: Vec<AlarmMember>,
     /// (id, granted TTL, checkpointed remaining TTL).
@@ -81,7 +83,7 @@ pub(crate) fn read(reader: &dyn Reader) -> EngineResult<Option<Stored>> {
     let Some(format) = reader.get(Space::Meta, FORMAT_KEY)? else { return Ok(None) };
     check_format(&format)?;
     let get = |key: &[u8]| reader.get(Space::Meta, key);
-    let applied_index = get(APPLIED_KEY)?.map(|b| decode("applied index", &b)).transpose()?.unwrap_or(0);
+    let (applied_index, applied_term) = get(APPLIED_KEY)?.map(|b| decode("applied index", &b)).transpose()?.unwrap_or((0, 0));
     let members = get(MEMBERS_KEY)?.map(|b| decode("members", &b)).transpose()?.unwrap_or_default();
     let alarms = get(ALARMS_KEY)?.map(|b| decode("alarms", &b)).transpose()?.unwrap_or_default();
     let conf_state = get(CONF_STATE_KEY)?.map(|b| decode("configuration", &b)).transpose()?;
@@ -92,7 +94,7 @@ pub(crate) fn read(reader: &dyn Reader) -> EngineResult<Option<Stored>> {
         let (ttl, remaining): (i64, i64) = decode("lease", &v)?;
         leases.push((id, ttl, remaining));
     }
-    Ok(Some(Stored { applied_index, members, alarms, leases, conf_state }))
+    Ok(Some(Stored { applied_index, applied_term, members, alarms, leases, conf_state }))
 }
 
 /// Stage the format marker (every batch that founds or replaces a state carries it).
@@ -100,9 +102,9 @@ pub(crate) fn write_format(batch: &mut Batch) {
     batch.put(Space::Meta, FORMAT_KEY.to_vec(), format_value());
 }
 
-/// Stage the applied index.
-pub(crate) fn write_applied(batch: &mut Batch, index: u64) {
-    batch.put(Space::Meta, APPLIED_KEY.to_vec(), encode(&index));
+/// Stage the applied index and the term of the entry there.
+pub(crate) fn write_applied(batch: &mut Batch, index: u64, term: u64) {
+    batch.put(Space::Meta, APPLIED_KEY.to_vec(), encode(&(index, term)));
 }
 
 /// Stage the membership.
@@ -137,17 +139,17 @@ mod tests {
     fn records_round_trip_and_pin_their_bytes() {
         let mut batch = Batch::default();
         write_format(&mut batch);
-        write_applied(&mut batch, 300);
+        write_applied(&mut batch, 300, 2);
         write_members(&mut batch, &[Member { id: 7, ..Default::default() }]);
         write_lease(&mut batch, 5, Some((10, 3)));
         assert_eq!(batch.ops[&(Space::Meta, FORMAT_KEY.to_vec())], Some(b"keel-state\0\0\0\x01".to_vec()));
-        assert_eq!(batch.ops[&(Space::Meta, APPLIED_KEY.to_vec())], Some(vec![1, 0xac, 0x02]));
+        assert_eq!(batch.ops[&(Space::Meta, APPLIED_KEY.to_vec())], Some(vec![1, 0xac, 0x02, 2]));
         assert_eq!(batch.ops[&(Space::Leases, lease_key(5))], Some(vec![1, 20, 6]));
         let mut engine = MemEngine::new();
         assert!(read(&engine).unwrap().is_none(), "no format record: no state");
         engine.commit(batch).unwrap();
         let stored = read(&engine).unwrap().unwrap();
-        assert_eq!((stored.applied_index, stored.members.len(), stored.leases), (300, 1, vec![(5, 10, 3)]));
+        assert_eq!((stored.applied_index, stored.applied_term, stored.members.len(), stored.leases), (300, 2, 1, vec![(5, 10, 3)]));
     }
 
     #[test]

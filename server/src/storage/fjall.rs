@@ -70,6 +70,22 @@ const TAG_LAST_WRITE: u8 = 5;
 const FORMAT_MAGIC: &[u8] = b"keel-raft-log";
 const FORMAT_VERSION: u32 = 2;
 
+/// One keyspace's memtable size before it is written out as a table. fjall's default (64 MiB)
+/// over Keel's seven keyspaces is hundreds of MiB of memory (fjall 3 has no working cap on all
+/// memtables together).
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+/// fjall's flush and compaction threads. Its default (one per core, at most four) leaves a
+/// 2-core member's flushes behind its writes, and fjall then halts writes for 100 ms at a time.
+const FJALL_WORKERS: usize = 4;
+/// How much journal may pile up before the memtables it covers are flushed: what a restart
+/// replays at most.
+const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The options of every keyspace of a member's database (the log's and the state's).
+pub(super) fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
 /// The file (beside fjall's) that says this store has durably held a member.
 const MARKER: &str = "keel-store";
 /// The file (beside fjall's) with a joined member's ids: `member <hex>` and `cluster <hex>` lines.
@@ -104,12 +120,16 @@ impl FjallStorage {
         check_dir(dir)?;
         check_manifests(dir)?;
         let opened = catch_panic(dir, "opening", || {
-            let db = Database::builder(dir).open().map_err(|e| engine_error(dir, "opening the store", e))?;
+            let db = Database::builder(dir)
+                .max_journaling_size(JOURNAL_BYTES)
+                .worker_threads(FJALL_WORKERS)
+                .open()
+                .map_err(|e| engine_error(dir, "opening the store", e))?;
             let log = db
-                .keyspace(LOG_KEYSPACE, KeyspaceCreateOptions::default)
+                .keyspace(LOG_KEYSPACE, keyspace_options)
                 .map_err(|e| engine_error(dir, "opening the log", e))?;
             let meta = db
-                .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
+                .keyspace(META_KEYSPACE, keyspace_options)
                 .map_err(|e| engine_error(dir, "opening the metadata", e))?;
             Ok((db, log, meta))
         })?;

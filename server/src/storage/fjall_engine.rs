@@ -13,7 +13,7 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace};
 use keel_core::engine::{Batch, Engine, EngineError, EngineResult, KeyBounds, Reader, Scan, Space};
 
 /// The applied state's spaces in a fjall database.
@@ -27,7 +27,7 @@ pub struct FjallEngine {
 impl FjallEngine {
     /// The state's keyspaces in `db` (living in `dir`), created when missing.
     pub(super) fn open(dir: &Path, db: &Database) -> Result<Self, fjall::Error> {
-        let spaces = Space::ALL.iter().map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default)).collect::<Result<_, _>>()?;
+        let spaces = Space::ALL.iter().map(|s| db.keyspace(s.name(), super::fjall::keyspace_options)).collect::<Result<_, _>>()?;
         Ok(FjallEngine { dir: dir.to_path_buf(), db: db.clone(), spaces })
     }
 

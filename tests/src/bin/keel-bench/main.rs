@@ -6,8 +6,10 @@
 //! adjust it. Each client keeps one HTTP/1.1 connection and sends one request at a time.
 //!
 //! `keel-bench --v3` compares Keel with etcd 3.4 over the v3 API instead (see `v3.rs`), at 1
-//! and 3 members (or `--members N`).
+//! and 3 members (or `--members N`); `keel-bench --v3 --large N` runs the large-data row (see
+//! `large.rs`).
 
+mod large;
 mod v3;
 
 use std::time::{Duration, Instant};
@@ -29,10 +31,12 @@ pub struct Options {
     clients: Vec<usize>,
     seconds: u64,
     keys: u64,
+    /// `--large N`: the large-data row instead (see `large.rs`).
+    large: Option<u64>,
 }
 
 fn options() -> Options {
-    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000 };
+    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000, large: None };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -50,6 +54,7 @@ fn options() -> Options {
             "--clients" => o.clients = value.split(',').filter_map(|c| c.parse().ok()).collect(),
             "--seconds" => o.seconds = value.parse().unwrap_or(5),
             "--keys" => o.keys = value.parse().unwrap_or(10_000),
+            "--large" => o.large = value.parse().ok(),
             other => {
                 eprintln!("keel-bench: unknown flag {other} (see the source's header)");
                 std::process::exit(2);
@@ -107,6 +112,9 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let o = options();
+    if let Some(keys) = o.large {
+        return large::compare(keys);
+    }
     if o.v3 {
         return v3::compare(&o);
     }

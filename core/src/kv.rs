@@ -34,14 +34,10 @@ pub struct Event {
 /// The `range_end` that selects every key starting with `prefix` (etcd's `GetPrefixRangeEnd`):
 /// the prefix with its last byte below 0xff incremented; `[0]` ("all keys") when there is none.
 pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
+    match crate::engine::prefix_successor(prefix) {
+        end if end.is_empty() => vec![0],
+        end => end,
     }
-    vec![0]
 }
 
 /// Whether `key` lies in the interval that etcd's (`key`, `range_end`) pair names: one key when

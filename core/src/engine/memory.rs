@@ -103,7 +103,7 @@ impl Reader for MemEngine {
     fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
         let inner = self.lock();
         let Some(map) = inner.current.get(&space) else { return Box::new(std::iter::empty()) };
-        if !range_is_ordered(&bounds) {
+        if !bounds.is_ordered() {
             return Box::new(std::iter::empty());
         }
         let range = map.range::<[u8], _>((bounds.start, bounds.end));
@@ -112,17 +112,6 @@ impl Reader for MemEngine {
             true => range.rev().map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
         };
         Box::new(pairs.into_iter())
-    }
-}
-
-/// Whether a B-tree range over `bounds` is well formed (an inverted range panics there).
-pub(super) fn range_is_ordered(bounds: &KeyBounds<'_>) -> bool {
-    use std::ops::Bound::*;
-    match (bounds.start, bounds.end) {
-        (Included(s), Included(e)) => s <= e,
-        (Included(s), Excluded(e)) | (Excluded(s), Included(e)) => s < e,
-        (Excluded(s), Excluded(e)) => s < e,
-        _ => true,
     }
 }
 

@@ -83,11 +83,14 @@ impl<'a> KeyBounds<'a> {
         KeyBounds { start: Bound::Unbounded, end: Bound::Unbounded }
     }
 
-    /// Every key starting with `prefix`.
-    pub fn prefix(prefix: &'a [u8], end: &'a mut Vec<u8>) -> Self {
-        *end = prefix_successor(prefix);
-        let end = if end.is_empty() { Bound::Unbounded } else { Bound::Excluded(end.as_slice()) };
-        KeyBounds { start: Bound::Included(prefix), end }
+    /// Whether the bounds select a well-formed interval (an inverted one selects nothing, and
+    /// ordered maps may panic on it).
+    pub fn is_ordered(&self) -> bool {
+        match (self.start, self.end) {
+            (Bound::Included(s), Bound::Included(e)) => s <= e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e) | Bound::Included(e)) => s < e,
+            _ => true,
+        }
     }
 
     /// Whether `key` lies within the bounds.

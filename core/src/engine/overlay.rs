@@ -33,7 +33,7 @@ impl Reader for Overlay<'_> {
             let bounds = bounds.clone();
             move |((s, k), _): &(&(Space, Vec<u8>), &Option<Vec<u8>>)| *s == space && bounds.contains(k)
         };
-        let top: Vec<(Vec<u8>, Option<Vec<u8>>)> = if super::memory::range_is_ordered(&bounds) {
+        let top: Vec<(Vec<u8>, Option<Vec<u8>>)> = if bounds.is_ordered() {
             let range = self.top.ops.range((start, Bound::Unbounded));
             let pick = |((_, k), v): (&(Space, Vec<u8>), &Option<Vec<u8>>)| (k.clone(), v.clone());
             // Keys of one space are contiguous, so the first key outside the bounds ends it.

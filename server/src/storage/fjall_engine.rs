@@ -10,7 +10,6 @@
 //!
 //! [`Storage::sync`]: super::Storage::sync
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use fjall::{Database, Keyspace};
@@ -46,15 +45,6 @@ impl FjallEngine {
     }
 }
 
-/// Whether a scan over `bounds` selects anything at all (fjall may not expect inverted ranges).
-fn ordered(bounds: &KeyBounds<'_>) -> bool {
-    match (bounds.start, bounds.end) {
-        (Bound::Included(s), Bound::Included(e)) => s <= e,
-        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e) | Bound::Included(e)) => s < e,
-        _ => true,
-    }
-}
-
 impl Reader for FjallEngine {
     fn get(&self, space: Space, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
         match self.keyspace(space).get(key) {
@@ -64,7 +54,7 @@ impl Reader for FjallEngine {
     }
 
     fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
-        if !ordered(&bounds) {
+        if !bounds.is_ordered() {
             return Box::new(std::iter::empty());
         }
         let iter = self.keyspace(space).range::<&[u8], _>((bounds.start, bounds.end));

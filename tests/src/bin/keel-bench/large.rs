@@ -79,10 +79,7 @@ async fn one_pass(url: &str, keys: u64) -> Pass {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap_or_default());
-    }
+    let mut all = crate::latencies_of(tasks).await;
     let elapsed = started.elapsed();
     all.sort();
     Pass { puts_per_s: all.len() as f64 / elapsed.as_secs_f64(), p99: percentile(&all, 0.99), max: all.last().copied().unwrap_or_default() }

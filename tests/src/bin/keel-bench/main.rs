@@ -103,6 +103,15 @@ fn fsyncs(endpoints: &[String]) -> f64 {
 }
 
 /// The `p` quantile of sorted latencies.
+/// Every latency the client tasks measured, once they are all done.
+pub async fn latencies_of(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

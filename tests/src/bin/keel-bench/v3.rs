@@ -154,10 +154,7 @@ where
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap_or_default());
-    }
+    let all = crate::latencies_of(tasks).await;
     Row::of(all, started.elapsed())
 }
 

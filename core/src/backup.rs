@@ -31,7 +31,7 @@ pub fn restore(backup: &[u8], members: Vec<Member>) -> Result<Restored> {
     let voters = members.iter().map(|m| m.id).collect();
     state.refound(members, index);
     let mut snapshot = Snapshot::default();
-    snapshot.set_data(state.snapshot().into());
+    snapshot.set_data(state.snapshot()?.into());
     let meta = snapshot.mut_metadata();
     meta.index = index;
     meta.term = 1;

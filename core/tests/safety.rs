@@ -209,14 +209,14 @@ fn malformed_peer_messages_are_refused_without_a_panic() {
     let mut termless = message(MessageType::MsgSnapshot, leader, f, term);
     termless.mut_snapshot().mut_metadata().index = 1_000;
     termless.mut_snapshot().mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
-    termless.mut_snapshot().set_data(c.node(f).state().snapshot().into());
+    termless.mut_snapshot().set_data(c.node(f).state().snapshot().unwrap().into());
     assert!(c.node_mut(f).step(&termless.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/snapshot-voter-twice).
     let mut twice = message(MessageType::MsgSnapshot, leader, f, term);
     twice.mut_snapshot().mut_metadata().index = 1_000;
     twice.mut_snapshot().mut_metadata().term = term;
     twice.mut_snapshot().mut_metadata().mut_conf_state().voters = vec![f, 0, 0];
-    twice.mut_snapshot().set_data(c.node(f).state().snapshot().into());
+    twice.mut_snapshot().set_data(c.node(f).state().snapshot().unwrap().into());
     assert!(c.node_mut(f).step(&twice.write_to_bytes().unwrap()).is_err());
     // Found by the raft_messages fuzzer (fuzz/regressions/raft_messages/empty-proposal).
     let empty_proposal = message(MessageType::MsgPropose, f, leader, term);

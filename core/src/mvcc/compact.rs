@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(s.size_bytes(), 69 + 69 + 65 + 65);
         s.compact(5).unwrap();
         assert_eq!(s.size_bytes(), 65, "only b's live version is left");
-        assert_eq!(MvccStore::restore(s.snapshot()).size_bytes(), 65);
+        assert_eq!(MvccStore::restore(s.snapshot().unwrap()).size_bytes(), 65);
     }
 
     #[test]

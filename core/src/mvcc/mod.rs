@@ -55,6 +55,8 @@ pub struct MvccStore {
     /// Whether the state machine is gathering one entry's changes (commit waits for it).
     held: bool,
     meta: StoreMeta,
+    /// The revisions as the engine last stored them (they are written only when they change).
+    written: StoreMeta,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -81,35 +83,37 @@ impl Default for MvccStore {
 }
 
 /// Two stores are equal when they hold the same revisions and versions (an O(size) comparison,
-/// for tests).
+/// for the unit tests).
+#[cfg(test)]
 impl PartialEq for MvccStore {
     fn eq(&self, other: &Self) -> bool {
-        self.snapshot() == other.snapshot()
+        matches!((self.snapshot(), other.snapshot()), (Ok(a), Ok(b)) if a == b)
     }
 }
 
-/// A copy in memory: the same revisions and versions on a new [`MemEngine`] (for tests and
-/// models that fork a store).
+/// A copy in memory: the same revisions and versions on a new [`MemEngine`] (for the unit tests,
+/// which fork stores).
+#[cfg(test)]
 impl Clone for MvccStore {
     fn clone(&self) -> Self {
-        MvccStore::restore(self.snapshot())
+        MvccStore::restore(self.snapshot().expect("a store in memory reads back"))
     }
 }
 
 impl MvccStore {
     /// An empty key space at revision 1 with nothing compacted, like a fresh etcd, in memory.
     pub fn new() -> Self {
-        MvccStore::open(Box::new(MemEngine::new())).unwrap_or_else(|_| MvccStore::empty(Box::new(MemEngine::new())))
+        MvccStore::with_meta(Box::new(MemEngine::new()), StoreMeta::default())
     }
 
-    fn empty(engine: Box<dyn Engine>) -> Self {
-        MvccStore { engine, staged: Batch::default(), held: false, meta: StoreMeta::default() }
+    fn with_meta(engine: Box<dyn Engine>, meta: StoreMeta) -> Self {
+        MvccStore { engine, staged: Batch::default(), held: false, meta, written: meta }
     }
 
     /// The key space `engine` holds (an empty one at revision 1 if it holds none).
     pub fn open(engine: Box<dyn Engine>) -> Result<Self> {
         let meta = StoreMeta::read(&*engine).map_err(storage_error)?;
-        Ok(MvccStore { engine, staged: Batch::default(), held: false, meta })
+        Ok(MvccStore::with_meta(engine, meta))
     }
 
     /// What reads see: the engine with the staged changes on top.
@@ -127,9 +131,14 @@ impl MvccStore {
     pub(crate) fn commit(&mut self, extra: Batch) -> Result<()> {
         self.held = false;
         let mut batch = std::mem::take(&mut self.staged);
-        self.meta.write(&mut batch);
+        // A replaced state (`clear`) rewrites them: the batch empties the space they are in.
+        if self.meta != self.written || batch.clear {
+            self.meta.write(&mut batch);
+        }
         batch.extend(extra);
-        self.engine.commit(batch).map_err(storage_error)
+        self.engine.commit(batch).map_err(storage_error)?;
+        self.written = self.meta;
+        Ok(())
     }
 
     /// Commit what a write staged unless the state machine holds the batch open.
@@ -205,16 +214,18 @@ impl MvccStore {
         replay::events_since(self, start, key, range_end)
     }
 
-    /// The whole store as serializable data, for Raft snapshots.
-    pub fn snapshot(&self) -> MvccSnapshot {
+    /// The whole store as serializable data, for Raft snapshots; fails when the engine cannot
+    /// read it back (a short copy would lose data wherever it is restored).
+    pub fn snapshot(&self) -> Result<MvccSnapshot> {
         snapshot::snapshot(self)
     }
 
     /// Rebuilds a store in memory from [`MvccStore::snapshot`]'s output:
     /// `restore(s.snapshot()) == s`.
     pub fn restore(snap: MvccSnapshot) -> Self {
-        let mut store = MvccStore::empty(Box::new(MemEngine::new()));
+        let mut store = MvccStore::new();
         store.replace(snap);
+        // An in-memory engine takes every batch.
         let _ = store.commit(Batch::default());
         store
     }

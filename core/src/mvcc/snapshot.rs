@@ -44,11 +44,10 @@ struct SnapshotLive {
 }
 
 /// Copies `store` into a snapshot, reading every retained change in key order.
-pub(crate) fn snapshot(store: &MvccStore) -> MvccSnapshot {
+pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
     let mut keys = Vec::new();
     let reader = store.reader();
-    // A read failure leaves the snapshot short; its digest then differs from the source's.
-    let _ = View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
+    View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
         let changes = history
             .changes
             .into_iter()
@@ -60,8 +59,8 @@ pub(crate) fn snapshot(store: &MvccStore) -> MvccSnapshot {
             .collect();
         keys.push(SnapshotKey { key, changes });
         Ok(true)
-    });
-    MvccSnapshot { current_revision: store.meta.current_revision, compact_revision: store.meta.compact_revision, keys }
+    })?;
+    Ok(MvccSnapshot { current_revision: store.meta.current_revision, compact_revision: store.meta.compact_revision, keys })
 }
 
 /// The batch that makes an engine hold exactly `snap` (it clears every space first) and the
@@ -167,14 +166,14 @@ mod tests {
     #[test]
     fn snapshot_round_trip() {
         let s = busy_store();
-        let snap = s.snapshot();
+        let snap = s.snapshot().unwrap();
         let bytes = postcard::to_allocvec(&snap).unwrap();
         let decoded: MvccSnapshot = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, snap);
         let restored = MvccStore::restore(decoded);
         assert_eq!(restored, s);
         assert_eq!(restored.hash(), s.hash());
-        assert_eq!(MvccStore::restore(MvccStore::new().snapshot()), MvccStore::new());
+        assert_eq!(MvccStore::restore(MvccStore::new().snapshot().unwrap()), MvccStore::new());
     }
 
     #[test]
@@ -182,8 +181,8 @@ mod tests {
         let a = busy_store();
         let b = busy_store();
         assert_eq!(
-            postcard::to_allocvec(&a.snapshot()).unwrap(),
-            postcard::to_allocvec(&b.snapshot()).unwrap()
+            postcard::to_allocvec(&a.snapshot().unwrap()).unwrap(),
+            postcard::to_allocvec(&b.snapshot().unwrap()).unwrap()
         );
     }
 
@@ -246,7 +245,7 @@ mod tests {
             ],
         };
         let s = MvccStore::restore(snap);
-        let restored = s.snapshot();
+        let restored = s.snapshot().unwrap();
         assert_eq!(restored.keys.len(), 1);
         let mains: Vec<i64> = restored.keys[0].changes.iter().map(|c| c.main).collect();
         assert_eq!(mains, vec![2, 4]);

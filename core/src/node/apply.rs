@@ -131,8 +131,11 @@ impl Node {
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.sm.applied_index();
         if self.raw.store().take_snapshot_wanted() {
-            let data = self.sm.snapshot();
-            self.raw.mut_store().set_outgoing_snapshot(applied, data);
+            // On a failed read none is kept; raft-rs asks again at its next try.
+            match self.sm.snapshot() {
+                Ok(data) => self.raw.mut_store().set_outgoing_snapshot(applied, data),
+                Err(e) => tracing::error!("cannot build a snapshot for a follower: {e}"),
+            }
         }
         if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
             return;

@@ -503,7 +503,7 @@ impl Node {
             }
             Request::Alarm(req) => self.propose(id, Command::Alarm(req)),
             Request::Snapshot => {
-                let resp = SnapshotResponse { data: self.sm.snapshot(), applied_index: self.sm.applied_index(), ..Default::default() };
+                let resp = SnapshotResponse { data: self.sm.snapshot()?, applied_index: self.sm.applied_index(), ..Default::default() };
                 self.respond(id, Ok(Response::Snapshot(resp)));
                 Ok(())
             }

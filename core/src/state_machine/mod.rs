@@ -83,10 +83,17 @@ impl From<SnapshotBeforeAlarms> for StateSnapshot {
 impl StateMachine {
     /// An empty key space in memory for a cluster whose first members are `members`.
     pub fn new(members: Vec<Member>, min_lease_ttl: i64) -> Self {
+        let mut sm = StateMachine::empty(MvccStore::new(), min_lease_ttl);
+        sm.members = members.into_iter().map(|m| (m.id, m)).collect();
+        sm
+    }
+
+    /// A state machine over `store` with no leases, members, alarms or applied entries.
+    fn empty(store: MvccStore, min_lease_ttl: i64) -> Self {
         StateMachine {
-            store: MvccStore::new(),
+            store,
             lessor: Lessor::new(min_lease_ttl),
-            members: members.into_iter().map(|m| (m.id, m)).collect(),
+            members: BTreeMap::new(),
             alarms: Alarms::default(),
             applied_index: 0,
             applied_term: 0,
@@ -101,20 +108,9 @@ impl StateMachine {
     /// it holds none. Fails when what it holds cannot be read back.
     pub fn open(engine: Box<dyn Engine>, min_lease_ttl: i64) -> Result<Self> {
         let stored = records::read(&*engine).map_err(|e| Error::Internal(format!("storage: {e}")))?;
-        let store = MvccStore::open(engine)?;
-        let mut sm = StateMachine {
-            store,
-            lessor: Lessor::new(min_lease_ttl),
-            members: BTreeMap::new(),
-            alarms: Alarms::default(),
-            applied_index: 0,
-            applied_term: 0,
-            records: Batch::default(),
-            failure: None,
-            stored: stored.is_some(),
-            conf_state: None,
-        };
+        let mut sm = StateMachine::empty(MvccStore::open(engine)?, min_lease_ttl);
         let Some(stored) = stored else { return Ok(sm) };
+        sm.stored = true;
         let mut keys: BTreeMap<i64, Vec<Vec<u8>>> = BTreeMap::new();
         sm.store.for_each_leased_key(&mut |lease, key| keys.entry(lease).or_default().push(key))?;
         let leases = stored
@@ -225,7 +221,9 @@ impl StateMachine {
             false => self.applied_index,
         };
         let mut batch = std::mem::take(&mut self.records);
-        records::write_format(&mut batch);
+        if !self.stored {
+            records::write_format(&mut batch);
+        }
         records::write_applied(&mut batch, stored, self.applied_term);
         self.stored = true;
         if let Err(e) = self.store.commit(batch) {
@@ -433,16 +431,17 @@ impl StateMachine {
         }))
     }
 
-    /// Serialize the whole applied state for a Raft snapshot.
-    pub fn snapshot(&self) -> Vec<u8> {
+    /// Serialize the whole applied state for a Raft snapshot; fails when the state store cannot
+    /// read it back.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
         let snap = StateSnapshot {
             applied_index: self.applied_index,
-            store: self.store.snapshot(),
+            store: self.store.snapshot()?,
             leases: self.lessor.snapshot(),
             members: self.members(),
             alarms: self.alarms.list(),
         };
-        postcard::to_stdvec(&snap).unwrap_or_default()
+        postcard::to_stdvec(&snap).map_err(|e| Error::Internal(format!("encoding a snapshot: {e}")))
     }
 
     /// Decode a snapshot's bytes (checking them before anything is replaced). Corrupt bytes are
@@ -471,6 +470,8 @@ impl StateMachine {
         self.applied_index = snap.applied_index;
         self.applied_term = term;
         self.records = Batch::default();
+        // The batch empties every space, the format record's too.
+        records::write_format(&mut self.records);
         let members = self.members();
         records::write_members(&mut self.records, &members);
         records::write_alarms(&mut self.records, &self.alarms.list());
@@ -537,7 +538,7 @@ mod tests {
         let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
         sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
         // The old layout: the same fields, without the alarms.
-        let old = postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot(), sm.lessor.snapshot(), sm.members())).unwrap();
+        let old = postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot().unwrap(), sm.lessor.snapshot(), sm.members())).unwrap();
         let restored = StateMachine::restore(&old, 5).unwrap();
         assert_eq!(restored.hash(), sm.hash());
         assert!(StateMachine::restore(&old[..old.len() / 2], 5).is_err(), "a cut snapshot is still corrupt");

@@ -125,7 +125,7 @@ fn build(cluster: &LocalCluster, target: u64, m: &Msg) -> Message {
         .collect::<Vec<_>>()
         .into();
     if let Some(s) = &m.snapshot {
-        let data = if s.real_state { node.state().snapshot() } else { s.data.clone() };
+        let data = if s.real_state { node.state().snapshot().unwrap_or_default() } else { s.data.clone() };
         let mut snap = Snapshot { data: data.into(), ..Default::default() };
         let meta = snap.mut_metadata();
         meta.index = near(commit, s.index);

@@ -166,6 +166,9 @@ impl LocalCluster {
         let now = self.now_ms;
         for node in self.nodes.values_mut() {
             node.tick(now);
+            if node.compaction_pending() {
+                node.sweep_compaction();
+            }
         }
         self.settle();
     }

@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// The space quota in bytes of retained key-space history (etcd's
     /// `--quota-backend-bytes`, 2 GiB by default); 0 means no quota.
     pub quota_bytes: u64,
+    /// Most revisions whose discarded history one background batch deletes after a compaction
+    /// (etcd's `--experimental-compaction-batch-limit`, 1000).
+    pub compaction_batch_limit: usize,
 }
 
 /// etcd's default space quota: 2 GiB.
@@ -71,6 +74,7 @@ impl NodeConfig {
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
             quota_bytes: DEFAULT_QUOTA_BYTES,
+            compaction_batch_limit: 1000,
         }
     }
 

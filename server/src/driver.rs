@@ -25,6 +25,8 @@ use crate::storage::{Storage, StorageError};
 /// Watch events buffered per watcher; a watcher that falls further behind is cancelled rather
 /// than let it grow the member's memory without bound.
 const WATCH_BUFFER: usize = 4096;
+/// The pause between two batches of a compaction's deletions (etcd's, 10 ms).
+const COMPACTION_PAUSE: Duration = Duration::from_millis(10);
 
 /// Inputs queued by the driver's handles.
 enum Input {
@@ -142,6 +144,10 @@ impl<S: Storage> Driver<S> {
     pub async fn run(mut self) -> std::result::Result<(), StorageError> {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A compaction's discarded history goes in batches with this pause between them (as
+        // etcd's), so requests keep flowing while a large history is deleted.
+        let mut sweeper = tokio::time::interval(COMPACTION_PAUSE);
+        sweeper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.process().await?;
         loop {
             // `biased`: tokio's unbiased choice draws from a process-wide counter, which would make
@@ -155,6 +161,11 @@ impl<S: Storage> Driver<S> {
                     let db_size = self.storage.size_bytes();
                     self.metrics.db_size.set(db_size as f64);
                     lock(&self.status).db_size = db_size;
+                }
+                _ = sweeper.tick(), if self.node.compaction_pending() => {
+                    let started = Instant::now();
+                    self.node.sweep_compaction();
+                    warn_if_slow("compacting the history took too long", "compaction batch", started);
                 }
                 Some(inbound) = self.peers.recv() => self.on_peer(inbound),
                 input = self.inputs.recv() => {

@@ -395,6 +395,7 @@ pub fn clients(env: &Env) -> Vec<(u64, ClientRun)> {
     add(20..22, |e, c| Box::pin(service_client(e, c)));
     add(40..42, |e, c| Box::pin(producer_client(e, c)));
     add(42..44, |e, c| Box::pin(consumer_client(e, c)));
+    add(50..51, |e, c| Box::pin(workload_v3::compactor_client(e, c)));
     out
 }
 

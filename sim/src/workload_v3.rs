@@ -257,3 +257,23 @@ async fn holder_client(env: Env, client: u64, recipe: Recipe) -> Vec<Op> {
     }
     ops
 }
+
+/// How far behind the current revision the operator compacts.
+const COMPACTION_LAG: u64 = 50;
+
+/// An operator compacting the history every few seconds, a little behind the current revision:
+/// members delete the discarded history in batches while faults strike, and every checker must
+/// still hold (a watcher that fell further behind is told its revision was compacted). Records
+/// no operations: what compaction may not change is what the other clients check.
+pub async fn compactor_client(env: Env, _client: u64) -> Vec<Op> {
+    while !env.stopped() {
+        pause_ms(2_000, 5_000).await;
+        let addr = env.addr(env.pick_member());
+        let Ok(body) = call(addr, "kv/range", json!({ "key": b64("/compactor"), "serializable": true })).await else { continue };
+        let revision = int(&body["header"]["revision"]).saturating_sub(COMPACTION_LAG);
+        if revision > 1 {
+            let _ = call(addr, "kv/compaction", json!({ "revision": revision.to_string() })).await;
+        }
+    }
+    Vec::new()
+}

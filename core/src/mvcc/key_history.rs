@@ -59,6 +59,14 @@ pub(crate) fn change_bytes(key: &[u8], change: &Change) -> u64 {
     (key.len() + change.live.as_ref().map_or(0, |l| l.value.len())) as u64 + super::REVISION_OVERHEAD
 }
 
+/// Whether compaction at `compacted` discards `change`, whose key's next change (if any) is at
+/// main revision `next`: every version superseded at or before `compacted`, and the version
+/// in effect at `compacted` when it is a deletion. The one rule for the reads (which must not
+/// see what compaction discarded while its deletion is still under way) and the deletion.
+pub(crate) fn is_discarded(change: &Change, next: Option<i64>, compacted: i64) -> bool {
+    change.rev.main <= compacted && (change.live.is_none() || next.is_some_and(|n| n <= compacted))
+}
+
 /// Every retained change of one key in revision order, as a read gathers them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyHistory {
@@ -66,6 +74,18 @@ pub(crate) struct KeyHistory {
 }
 
 impl KeyHistory {
+    /// The history without what compaction at `compacted` discarded (see [`is_discarded`]):
+    /// always a prefix, as every change up to `compacted` but the last is superseded.
+    pub(crate) fn without_discarded(mut self, compacted: i64) -> KeyHistory {
+        let upto = self.changes.partition_point(|c| c.rev.main <= compacted);
+        let discarded = match upto.checked_sub(1).and_then(|i| self.changes.get(i)) {
+            Some(last) if !is_discarded(last, self.changes.get(upto).map(|c| c.rev.main), compacted) => upto - 1,
+            _ => upto,
+        };
+        self.changes.drain(..discarded);
+        self
+    }
+
     /// The change in effect at main revision `rev` (the latest one at or before it).
     pub(crate) fn at(&self, rev: i64) -> Option<&Change> {
         match self.changes.partition_point(|c| c.rev.main <= rev) {
@@ -83,6 +103,28 @@ impl KeyHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_skip_exactly_what_the_deletion_discards() {
+        // put 2, put 3, delete 5, put 7, put 8.
+        let history = KeyHistory { changes: vec![put(2, 1, 2), put(3, 2, 2), tomb(5), put(7, 1, 7), put(8, 2, 7)] };
+        for compacted in 0..10 {
+            let kept = history.clone().without_discarded(compacted);
+            let by_rule: Vec<Change> = history
+                .changes
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| !is_discarded(c, history.changes.get(i + 1).map(|n| n.rev.main), compacted))
+                .map(|(_, c)| c.clone())
+                .collect();
+            assert_eq!(kept.changes, by_rule, "compacted at {compacted}");
+            for rev in compacted.max(1)..10 {
+                assert_eq!(kept.live_at(rev).map(|(m, _)| m), history.live_at(rev).map(|(m, _)| m), "reads at {rev} unchanged");
+            }
+        }
+        assert_eq!(history.clone().without_discarded(6).changes.len(), 2, "the deletion in effect at 6 goes");
+        assert_eq!(history.without_discarded(3).changes.len(), 4, "the version in effect at 3 stays");
+    }
 
     fn put(main: i64, version: i64, create: i64) -> Change {
         Change { rev: Revision { main, sub: 0 }, live: Some(Live { create_revision: create, version, value: b"v".to_vec(), lease: 0 }) }

@@ -178,7 +178,7 @@ impl MvccStore {
     /// Reads keys, at the current or a past revision, with etcd's count/filter/sort/limit rules.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let reader = self.reader();
-        range::range(View::new(&reader), req, self.meta.current_revision, self.meta.compact_revision)
+        range::range(View::new(&reader, self.meta.compact_revision), req, self.meta.current_revision, self.meta.compact_revision)
     }
 
     /// Writes one key at a new revision. `lease_exists` answers whether a lease is granted (the
@@ -200,11 +200,30 @@ impl MvccStore {
     }
 
     /// Discards history before `revision`: per key the version in effect at `revision` is kept
-    /// (unless it is a deletion), plus everything after. The revision does not change.
+    /// (unless it is a deletion), plus everything after. The revision does not change. Reads
+    /// stop seeing the discarded versions at once; their records go in later batches (see
+    /// [`MvccStore::sweep_compaction`]), so compacting costs no more than any other entry.
     pub fn compact(&mut self, revision: i64) -> Result<CompactionResponse> {
         let response = compact::compact(self, revision)?;
         self.settle()?;
         Ok(response)
+    }
+
+    /// Deletes the records of up to `limit` revisions that compaction discarded, as a batch of
+    /// its own; returns whether more remain. Invisible to reads and digests, so each member
+    /// sweeps at its own pace; does nothing while the state machine holds a batch open.
+    pub fn sweep_compaction(&mut self, limit: usize) -> Result<bool> {
+        if self.held || self.meta.sweep.is_none() {
+            return Ok(self.meta.sweep.is_some());
+        }
+        let more = compact::sweep(self, limit.max(1))?;
+        self.commit(Batch::default())?;
+        Ok(more)
+    }
+
+    /// Whether records that compaction discarded are still to be deleted.
+    pub fn compaction_pending(&self) -> bool {
+        self.meta.sweep.is_some()
     }
 
     /// Watch replay: every retained event with revision >= `start` in [`key`, `range_end`),
@@ -270,7 +289,7 @@ impl MvccStore {
     /// rebuilds its key sets from when a member opens its state.
     pub(crate) fn for_each_leased_key(&self, f: &mut dyn FnMut(i64, Vec<u8>)) -> Result<()> {
         let reader = self.reader();
-        View::new(&reader).for_each_latest(b"", &[0], &mut |key, _, live| {
+        View::new(&reader, self.meta.compact_revision).for_each_latest(b"", &[0], &mut |key, _, live| {
             if live.lease != 0 {
                 f(live.lease, key);
             }

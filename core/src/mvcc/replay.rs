@@ -17,7 +17,7 @@ pub(crate) fn events_since(store: &MvccStore, start: i64, key: &[u8], range_end:
         return Err(Error::Compacted);
     }
     let reader = store.reader();
-    let view = View::new(&reader);
+    let view = View::new(&reader, store.meta.compact_revision);
     let floor = layout::revision_floor(start.max(0));
     let bounds = KeyBounds { start: Bound::Included(floor.as_slice()), end: Bound::Unbounded };
     let mut events = Vec::new();

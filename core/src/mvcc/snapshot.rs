@@ -47,7 +47,7 @@ struct SnapshotLive {
 pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
     let mut keys = Vec::new();
     let reader = store.reader();
-    View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
+    View::new(&reader, store.meta.compact_revision).for_each_history(b"", &[0], &mut |key, history| {
         let changes = history
             .changes
             .into_iter()
@@ -91,7 +91,7 @@ pub(crate) fn restore_batch(snap: MvccSnapshot) -> (Batch, StoreMeta) {
             }
         }
     }
-    let meta = StoreMeta { current_revision: snap.current_revision, compact_revision: snap.compact_revision, bytes };
+    let meta = StoreMeta { current_revision: snap.current_revision, compact_revision: snap.compact_revision, bytes, sweep: None };
     (batch, meta)
 }
 
@@ -119,7 +119,7 @@ pub(crate) fn hash_up_to(store: &MvccStore, revision: i64) -> Result<u32> {
 /// Feeds every retained change at or below `revision`, in key and revision order, into `h`.
 fn hash_changes(h: &mut Fnv64, store: &MvccStore, revision: i64) -> Result<()> {
     let reader = store.reader();
-    View::new(&reader).for_each_history(b"", &[0], &mut |key, history| {
+    View::new(&reader, store.meta.compact_revision).for_each_history(b"", &[0], &mut |key, history| {
         // A history is in revision order, so the changes up to `revision` are a prefix.
         let changes = &history.changes[..history.changes.partition_point(|c| c.rev.main <= revision)];
         if changes.is_empty() {

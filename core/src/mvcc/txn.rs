@@ -147,7 +147,7 @@ pub(crate) fn run(
 ) -> Result<(TxnResponse, Vec<Event>)> {
     let path = {
         let reader = store.reader();
-        let view = View::new(&reader);
+        let view = View::new(&reader, store.meta.compact_revision);
         let path = plan(view, req)?;
         check(store, view, req, &path, lease_exists)?;
         path

@@ -4,15 +4,17 @@
 
 use std::ops::Bound;
 
-use super::key_history::{Change, KeyHistory, Live, Revision};
+use super::key_history::{is_discarded, Change, KeyHistory, Live, Revision};
 use super::layout;
 use crate::engine::{EngineResult, KeyBounds, Reader, Space};
 use crate::error::{Error, Result};
 
-/// The key space as the records of `reader` hold it.
+/// The key space as the records of `reader` hold it, compacted at `compacted`: what compaction
+/// discarded but the background deletion has not reached yet is never seen.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
     pub(crate) reader: &'a dyn Reader,
+    compacted: i64,
 }
 
 pub(crate) fn storage_error(e: crate::engine::EngineError) -> Error {
@@ -49,8 +51,8 @@ fn history_bounds(key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Option<Vec<u
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn new(reader: &'a dyn Reader) -> Self {
-        View { reader }
+    pub(crate) fn new(reader: &'a dyn Reader, compacted: i64) -> Self {
+        View { reader, compacted }
     }
 
     /// The key's newest version, if the key is live.
@@ -160,7 +162,8 @@ impl<'a> View<'a> {
                 }
                 next_latest = latest.next().map(decode_latest).transpose()?;
             }
-            if !f(current, KeyHistory { changes })? {
+            let history = KeyHistory { changes }.without_discarded(self.compacted);
+            if !history.changes.is_empty() && !f(current, history)? {
                 return Ok(());
             }
         }
@@ -178,6 +181,10 @@ impl<'a> View<'a> {
 
     /// `key`'s change at exactly `rev`, if it is retained.
     pub(crate) fn change_at(&self, key: &[u8], rev: Revision) -> Result<Option<Change>> {
+        if rev.main <= self.compacted {
+            // Whether compaction discarded it depends on what follows: read the whole history.
+            return Ok(self.history(key)?.changes.into_iter().find(|c| c.rev == rev));
+        }
         if let Some(latest) = self.latest_change(key)? {
             if latest.rev == rev {
                 return Ok(Some(latest));
@@ -189,19 +196,26 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The retained change of `key` just before `rev`, if any.
+    /// The retained change of `key` just before `rev` (a change of `key` that exists), if any.
     pub(crate) fn change_before(&self, key: &[u8], rev: Revision) -> Result<Option<Change>> {
         let start = layout::history_prefix(key);
         let end = layout::history_key(key, rev);
         let bounds = KeyBounds { start: Bound::Included(start.as_slice()), end: Bound::Excluded(end.as_slice()) };
-        let found = self.reader.scan(Space::History, bounds, true).next();
-        match found {
-            Some(pair) => {
-                let (k, v) = pair.map_err(storage_error)?;
-                let (_, prev) = layout::decode_history_key(&k).map_err(storage_error)?;
-                Ok(Some(layout::decode_history(prev, &v).map_err(storage_error)?))
-            }
-            None => Ok(None),
-        }
+        let previous = first_history_change(self.reader, bounds, true)?;
+        Ok(previous.filter(|p| !is_discarded(p, Some(rev.main), self.compacted)))
     }
+}
+
+/// The first `History` record within `bounds` (the last with `reverse`) as stored, whether or
+/// not compaction discarded it.
+pub(crate) fn first_history_change(reader: &dyn Reader, bounds: KeyBounds<'_>, reverse: bool) -> Result<Option<Change>> {
+    match reader.scan(Space::History, bounds, reverse).next() {
+        Some(pair) => {
+            let (k, v) = pair.map_err(storage_error)?;
+            let (_, rev) = layout::decode_history_key(&k).map_err(storage_error)?;
+            Ok(Some(layout::decode_history(rev, &v).map_err(storage_error)?))
+        }
+        None => Ok(None),
+    }
+
 }

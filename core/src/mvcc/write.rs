@@ -52,7 +52,7 @@ impl<'s> Writer<'s> {
     fn with_view<T>(&self, f: impl FnOnce(View<'_>) -> T) -> T {
         let base = self.store.reader();
         let overlay = Overlay { base: &base, top: &self.local };
-        f(View::new(&overlay))
+        f(View::new(&overlay, self.store.meta.compact_revision))
     }
 
     /// A Range inside the transaction, seeing its earlier writes.

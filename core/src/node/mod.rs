@@ -817,7 +817,20 @@ impl Node {
         Ok(())
     }
 
+    /// Delete one batch of the history a compaction discarded (at most the configured
+    /// `compaction_batch_limit` revisions); returns whether more remains. The shell calls it
+    /// between its other work while [`Node::compaction_pending`] holds (etcd pauses 10 ms between
+    /// batches), so a large compaction never holds up requests.
+    pub fn sweep_compaction(&mut self) -> bool {
+        self.sm.sweep_compaction(self.config.compaction_batch_limit)
+    }
+
     // ----- queries -----
+
+    /// Whether a compaction's discarded history is still being deleted.
+    pub fn compaction_pending(&self) -> bool {
+        self.sm.store().compaction_pending() && self.sm.failure().is_none()
+    }
 
     /// This member's id.
     pub fn id(&self) -> u64 {

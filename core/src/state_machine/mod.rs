@@ -206,6 +206,25 @@ impl StateMachine {
         self.commit();
     }
 
+    /// Delete one batch of what compaction discarded (see [`MvccStore::sweep_compaction`]);
+    /// returns whether more remains. A refusal is kept for [`StateMachine::failure`].
+    pub fn sweep_compaction(&mut self, limit: usize) -> bool {
+        match self.store.sweep_compaction(limit) {
+            Ok(more) => more,
+            Err(e) => {
+                self.fail(&e.to_string());
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, error: &str) {
+        if self.failure.is_none() {
+            tracing::error!("the state store refused a write: {error}");
+            self.failure = Some(error.to_string());
+        }
+    }
+
     /// The term of the last applied entry, as the state store knows it (0: unknown).
     pub fn applied_term(&self) -> u64 {
         self.applied_term
@@ -227,10 +246,7 @@ impl StateMachine {
         records::write_applied(&mut batch, stored, self.applied_term);
         self.stored = true;
         if let Err(e) = self.store.commit(batch) {
-            if self.failure.is_none() {
-                tracing::error!("the state store refused a write: {e}");
-                self.failure = Some(e.to_string());
-            }
+            self.fail(&e.to_string());
         }
     }
 

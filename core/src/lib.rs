@@ -8,6 +8,7 @@
 //! cluster from a seed.
 
 pub mod alarm;
+pub mod auto_compaction;
 pub mod backup;
 pub mod cluster;
 pub mod command;

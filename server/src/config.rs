@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use keel_core::auto_compaction::Retention;
 use keel_core::request::Member;
 
 use keel_net::ids;
@@ -57,6 +58,16 @@ pub struct Flags {
     /// Log entries kept behind a snapshot for followers slightly behind (etcd 3.5's flag).
     #[arg(long, env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
     pub experimental_snapshot_catchup_entries: u64,
+    /// How --auto-compaction-retention is read: "periodic" (a duration, hours without a unit)
+    /// or "revision" (a number of revisions).
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    pub auto_compaction_mode: String,
+    /// How much history automatic compaction keeps; 0 turns it off.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// Most revisions one background batch of a compaction deletes (0: 1000).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_COMPACTION_BATCH_LIMIT", default_value_t = 1000)]
+    pub experimental_compaction_batch_limit: usize,
     /// Largest client request in bytes.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
     pub max_request_bytes: usize,
@@ -120,6 +131,9 @@ struct FileConfig {
     election_timeout: Option<u64>,
     snapshot_count: Option<u64>,
     experimental_snapshot_catchup_entries: Option<u64>,
+    experimental_compaction_batch_limit: Option<usize>,
+    auto_compaction_mode: Option<String>,
+    auto_compaction_retention: Option<String>,
     quota_backend_bytes: Option<i64>,
     max_request_bytes: Option<usize>,
     max_txn_ops: Option<usize>,
@@ -159,8 +173,8 @@ impl Flags {
         }
         take!(name, listen_client_urls, advertise_client_urls, listen_peer_urls, initial_advertise_peer_urls,
               initial_cluster_token, heartbeat_interval, election_timeout, snapshot_count,
-              experimental_snapshot_catchup_entries,
-              quota_backend_bytes, max_request_bytes, max_txn_ops, enable_v2, log_level);
+              experimental_snapshot_catchup_entries, experimental_compaction_batch_limit,
+              auto_compaction_mode, auto_compaction_retention, quota_backend_bytes, max_request_bytes, max_txn_ops, enable_v2, log_level);
         if let Some(dir) = file.data_dir {
             self.data_dir = Some(dir);
         }
@@ -220,6 +234,10 @@ pub struct ServerConfig {
     pub max_txn_ops: usize,
     /// The space quota in bytes, 0 for none.
     pub quota_bytes: u64,
+    /// Revisions per background batch of a compaction's deletions.
+    pub compaction_batch_limit: usize,
+    /// What automatic compaction keeps, if it is on.
+    pub auto_compaction: Option<Retention>,
     pub enable_v2: bool,
     /// TLS for `https://` client URLs.
     pub client_tls: TlsFiles,
@@ -354,11 +372,41 @@ impl ServerConfig {
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
             quota_bytes: quota_bytes(f.quota_backend_bytes),
+            compaction_batch_limit: match f.experimental_compaction_batch_limit {
+                0 => 1000,
+                n => n,
+            },
+            auto_compaction: auto_compaction(&f.auto_compaction_mode, &f.auto_compaction_retention)?,
             enable_v2: f.enable_v2,
             client_tls,
             peer_tls,
         })
     }
+}
+
+/// What `--auto-compaction-mode` and `--auto-compaction-retention` ask for, read as etcd reads
+/// them: a bare number is revisions or hours, anything else a Go duration; 0 turns it off.
+fn auto_compaction(mode: &str, retention: &str) -> Result<Option<Retention>, ConfigError> {
+    if mode != "periodic" && mode != "revision" {
+        return Err(ConfigError(format!("unknown auto-compaction-mode {mode:?}")));
+    }
+    let retention = match (retention.parse::<i64>(), mode) {
+        (Ok(n), "revision") if n >= 0 => Retention::Revisions(n),
+        (Ok(n), _) if n >= 0 => Retention::Periodic { ms: (n as u64).saturating_mul(3_600_000) },
+        _ => {
+            let ms = crate::go_duration::parse_ms(retention)
+                .map_err(|e| ConfigError(format!("error parsing CompactionRetention: {e}")))?;
+            match mode {
+                // etcd reads a duration in revision mode as that many nanoseconds' worth of revisions.
+                "revision" => Retention::Revisions(ms.saturating_mul(1_000_000) as i64),
+                _ => Retention::Periodic { ms },
+            }
+        }
+    };
+    Ok(match retention {
+        Retention::Revisions(0) | Retention::Periodic { ms: 0 } => None,
+        on => Some(on),
+    })
 }
 
 /// The space quota `--quota-backend-bytes` asks for, as etcd reads it: 0 is the default of
@@ -437,6 +485,23 @@ mod tests {
         assert!(err(&["--listen-client-urls", "nonsense"]).contains("is not a URL"));
         assert!(Flags::try_parse_from(["keel", "--no-such-flag"]).is_err());
         assert!(Flags::try_parse_from(["keel", "--initial-cluster-state", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn auto_compaction_flags_read_as_etcd_reads_them() {
+        let retention = |args: &[&str]| ServerConfig::from_flags(&flags(args)).map(|c| c.auto_compaction);
+        assert_eq!(retention(&[]), Ok(None), "off by default");
+        assert_eq!(retention(&["--auto-compaction-retention", "1"]), Ok(Some(Retention::Periodic { ms: 3_600_000 })), "hours");
+        assert_eq!(retention(&["--auto-compaction-retention", "90s"]), Ok(Some(Retention::Periodic { ms: 90_000 })));
+        let revisions = ["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"];
+        assert_eq!(retention(&revisions), Ok(Some(Retention::Revisions(1000))));
+        assert_eq!(
+            retention(&["--auto-compaction-retention", "soon"]).unwrap_err().0,
+            r#"error parsing CompactionRetention: time: invalid duration "soon""#
+        );
+        assert_eq!(retention(&["--auto-compaction-mode", "daily"]).unwrap_err().0, r#"unknown auto-compaction-mode "daily""#);
+        let batch = |args: &[&str]| ServerConfig::from_flags(&flags(args)).unwrap().compaction_batch_limit;
+        assert_eq!((batch(&[]), batch(&["--experimental-compaction-batch-limit", "50"])), (1000, 50));
     }
 
     #[test]

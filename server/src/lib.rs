@@ -4,10 +4,12 @@
 //! the simulator), the driver loop that feeds the core and carries out its outputs, and the
 //! etcd-compatible configuration of the `keel` binary, with TLS for `https://` URLs.
 
+pub mod auto_compaction;
 pub mod chaos;
 pub mod storage;
 pub mod config;
 pub mod driver;
+pub mod go_duration;
 pub mod clock;
 pub mod member;
 pub mod tls;

@@ -75,6 +75,7 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     node_config.max_request_bytes = config.max_request_bytes;
     node_config.max_txn_ops = config.max_txn_ops;
     node_config.quota_bytes = config.quota_bytes;
+    node_config.compaction_batch_limit = config.compaction_batch_limit;
     node_config.seed = seed;
     let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
     let node = match recovery {
@@ -106,9 +107,13 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     let metrics = Metrics::new();
     let identity = Identity { name: config.name.clone(), client_urls: config.advertise_client_urls.clone() };
     let tick = Duration::from_millis(config.tick_ms);
+    let compactor_clock = clock.clone();
     let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout, clock };
     let (driver, handle) = Driver::new(node, storage, wiring);
     handle.set_cluster_id(cluster_id);
+    if let Some(retention) = config.auto_compaction {
+        tokio::spawn(crate::auto_compaction::run(handle.clone(), retention, compactor_clock));
+    }
     let api = Arc::new(Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone()));
     for (listener, accept) in client_listeners {
         tokio::spawn(http::serve(listener, accept, api.clone()));

@@ -11,6 +11,26 @@ use std::time::{Duration, Instant};
 use keel_tests::{etcdctl, etcdctl_command, json, wait_until, ProcessCluster, Processes, ReferenceEtcd, Run};
 
 /// Run etcdctl and insist that it succeeded; returns its stdout.
+#[test]
+fn periodic_auto_compaction_keeps_only_the_retention_and_logs_as_etcd() {
+    let c = ProcessCluster::start_with(1, &["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"]);
+    let e = c.url(0);
+    for i in 0..20 {
+        ok(e, &["put", "k", &i.to_string()]);
+    }
+    // The leader compacts once a retention has passed, at the revision it saw one retention ago.
+    let compacted = wait_until(Duration::from_secs(20), || {
+        let r = etcdctl(e, &["get", "k", "--rev=2"], "");
+        r.stderr.contains("etcdserver: mvcc: required revision has been compacted")
+    });
+    assert!(compacted, "revision 2 is still readable");
+    assert_eq!(ok(e, &["get", "k", "--print-value-only"]), "19\n");
+    let logs: String = c.members.iter().map(|m| m.log()).collect();
+    assert!(logs.contains("Starting auto-compaction at revision"), "{logs}");
+    assert!(logs.contains("(retention: 2s)"), "{logs}");
+    assert!(logs.contains("Finished auto-compaction at revision"), "{logs}");
+}
+
 fn ok(endpoints: &str, args: &[&str]) -> String {
     let r = etcdctl(endpoints, args, "");
     assert_eq!(r.code, 0, "etcdctl {args:?} failed: {}{}", r.stdout, r.stderr);

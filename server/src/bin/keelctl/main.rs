@@ -639,12 +639,16 @@ async fn member_add(client: &mut Client, output: Output, name: Option<&str>, pee
     if output == Output::Json {
         return print_raw(&reply);
     }
-    let id = field(&reply.require_json()?, "id");
+    let added = reply.require_json()?;
+    let id = field(&added, "id");
     emit(&format!("Member {id} added"))?;
-    match name {
-        Some(name) => emit(&start_settings(&members(client).await?.1, &id, name, peer_urls)),
-        None => Ok(()),
+    let Some(name) = name else { return Ok(()) };
+    // The list may come from a member that has not applied the addition yet: the reply names it.
+    let mut list = members(client).await?.1;
+    if !list.iter().any(|m| field(m, "id") == id) {
+        list.push(added);
     }
+    emit(&start_settings(&list, &id, name, peer_urls))
 }
 
 /// The `ETCD_*` settings a new member starts with, as etcdctl prints them.

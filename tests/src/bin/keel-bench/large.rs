@@ -2,8 +2,10 @@
 //! each started by the same command line (Keel takes etcd's flags): N puts of 256-byte values
 //! over N distinct keys at 64 clients, then the same N again (a second version of every key).
 //! Reported per system: puts/s and the worst put latency of each pass, the resident memory after
-//! the load and at its peak (`VmRSS`, `VmHWM`), and how long a `kill -9`ed member takes from its
-//! restart to answering a linearizable read of the last key written.
+//! the load and at its peak (`VmRSS`, `VmHWM`), then a third pass with a compaction of the first
+//! two passes' history sent 200 ms into it (how long the Compact call took, and what the
+//! deletion behind it costs the puts), and how long a `kill -9`ed member takes from its restart to
+//! answering a linearizable read of the last key written.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -27,6 +29,8 @@ struct Pass {
 /// Everything measured of one system.
 struct Measured {
     passes: Vec<Pass>,
+    /// How long the Compact call of the third pass took.
+    compact: Duration,
     rss_mb: f64,
     peak_mb: f64,
     restart: Duration,
@@ -93,8 +97,20 @@ fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: u64) -> Measured {
     let healthy = |url: &str| keel_tests::curl(&[&format!("{url}/health")]).0 == 200;
     let mut child = spawn(binary, &data, client, peer);
     assert!(wait_until(Duration::from_secs(30), || healthy(&url)), "{} did not start", binary.display());
-    let passes = vec![rt.block_on(one_pass(&url, keys)), rt.block_on(one_pass(&url, keys))];
+    let mut passes = vec![rt.block_on(one_pass(&url, keys)), rt.block_on(one_pass(&url, keys))];
     let (rss_mb, peak_mb) = memory_mb(child.id());
+    let (compacting, compact) = rt.block_on(async {
+        let mut client = Client::connect([url.as_str()], None).await.expect("connect");
+        let revision = client.get("large/", None).await.expect("a get").header().map_or(0, |h| h.revision());
+        let compaction = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            client.compact(revision, None).await.expect("the compaction");
+            started.elapsed()
+        };
+        tokio::join!(one_pass(&url, keys), compaction)
+    });
+    passes.push(compacting);
     let _ = child.kill();
     let _ = child.wait();
     let started = Instant::now();
@@ -112,7 +128,7 @@ fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: u64) -> Measured {
     assert!(answered, "{} did not serve after its restart", binary.display());
     let _ = child.kill();
     let _ = child.wait();
-    Measured { passes, rss_mb, peak_mb, restart }
+    Measured { passes, compact, rss_mb, peak_mb, restart }
 }
 
 /// Run the large-data row for Keel and for etcd 3.4 and print both.
@@ -120,11 +136,24 @@ pub fn compare(keys: u64) {
     keel_tests::require_program("etcd");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let etcd = std::path::PathBuf::from("etcd");
-    println!("keel-bench --v3 --large {keys}: 1 member, {keys} puts of 256 B over {keys} keys at {CLIENTS} clients, twice");
+    println!("keel-bench --v3 --large {keys}: 1 member, {keys} puts of 256 B over {keys} keys at {CLIENTS} clients, three times (the third while compacting the first two)");
     let results = [("keel", measure(&rt, &keel_binary(), keys)), ("etcd 3.4", measure(&rt, &etcd, keys))];
-    println!("{:<9} {:>26} {:>26} {:>9} {:>9} {:>10}", "", "pass 1 puts/s p99 max ms", "pass 2 puts/s p99 max ms", "RSS MB", "peak MB", "restart s");
+    println!(
+        "{:<9} {:>26} {:>26} {:>9} {:>9} {:>26} {:>11} {:>10}",
+        "", "pass 1 puts/s p99 max ms", "pass 2 puts/s p99 max ms", "RSS MB", "peak MB", "pass 3 puts/s p99 max ms", "compact ms", "restart s"
+    );
     for (name, m) in &results {
         let pass = |p: &Pass| format!("{:>9.0} {:>7.1} {:>8.1}", p.puts_per_s, p.p99.as_secs_f64() * 1e3, p.max.as_secs_f64() * 1e3);
-        println!("{:<9} {:>26} {:>26} {:>9.0} {:>9.0} {:>10.2}", name, pass(&m.passes[0]), pass(&m.passes[1]), m.rss_mb, m.peak_mb, m.restart.as_secs_f64());
+        println!(
+            "{:<9} {:>26} {:>26} {:>9.0} {:>9.0} {:>26} {:>11.1} {:>10.2}",
+            name,
+            pass(&m.passes[0]),
+            pass(&m.passes[1]),
+            m.rss_mb,
+            m.peak_mb,
+            pass(&m.passes[2]),
+            m.compact.as_secs_f64() * 1e3,
+            m.restart.as_secs_f64()
+        );
     }
 }

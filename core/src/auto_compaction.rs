@@ -51,22 +51,22 @@ impl AutoCompactor {
     /// member leads (others only watch the revision go by). Returns the revision to compact at,
     /// if it is time. The caller reports the outcome with [`AutoCompactor::compacted`].
     pub fn observe(&mut self, now_ms: u64, revision: i64, leader: bool) -> Option<i64> {
-        let started = *self.started_ms.get_or_insert(now_ms);
         match self.retention {
             Retention::Revisions(keep) => {
                 let target = revision - keep;
                 (leader && target > 0 && target != self.last_revision).then_some(target)
             }
             Retention::Periodic { ms } => {
+                let started = *self.started_ms.get_or_insert(now_ms);
                 self.samples.push_back((now_ms, revision));
                 // One retention of samples, plus the one from just before it.
-                while self.samples.len() > 2 && self.samples[1].0 + ms <= now_ms {
+                while self.samples.len() > 1 && self.samples[1].0 + ms <= now_ms {
                     self.samples.pop_front();
                 }
                 let interval = ms.min(MAX_PERIOD_MS);
                 let due = self.last_compaction_ms.is_none_or(|last| now_ms >= last + interval);
                 let (_, target) = *self.samples.front()?;
-                (leader && now_ms >= started + ms && due && target > self.last_revision && target > 0).then_some(target)
+                (leader && now_ms >= started + ms && due && target > self.last_revision).then_some(target)
             }
         }
     }

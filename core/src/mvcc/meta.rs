@@ -74,14 +74,24 @@ impl StoreMeta {
         })
     }
 
-    /// Stage the records.
-    pub(crate) fn write(&self, batch: &mut Batch) {
-        batch.put(Space::Meta, CURRENT_REVISION.to_vec(), encode(self.current_revision as u64));
-        batch.put(Space::Meta, COMPACT_REVISION.to_vec(), encode(self.compact_revision as u64));
-        batch.put(Space::Meta, BYTES.to_vec(), encode(self.bytes));
-        match self.sweep {
-            Some(rev) => batch.put(Space::Meta, SWEEP.to_vec(), encode_revision(rev)),
-            None => batch.delete(Space::Meta, SWEEP.to_vec()),
+    /// Stage the records that differ from `stored` (all of them when nothing is stored, as
+    /// after a batch that clears the engine): most entries change only the current revision
+    /// and the quota count.
+    pub(crate) fn write(&self, stored: Option<&StoreMeta>, batch: &mut Batch) {
+        let changed = |field: fn(&StoreMeta) -> u64| stored.is_none_or(|s| field(s) != field(self));
+        if changed(|m| m.current_revision as u64) {
+            batch.put(Space::Meta, CURRENT_REVISION.to_vec(), encode(self.current_revision as u64));
+        }
+        if changed(|m| m.compact_revision as u64) {
+            batch.put(Space::Meta, COMPACT_REVISION.to_vec(), encode(self.compact_revision as u64));
+        }
+        if changed(|m| m.bytes) {
+            batch.put(Space::Meta, BYTES.to_vec(), encode(self.bytes));
+        }
+        match (self.sweep, stored.and_then(|s| s.sweep)) {
+            (Some(rev), was) if was != Some(rev) => batch.put(Space::Meta, SWEEP.to_vec(), encode_revision(rev)),
+            (None, Some(_)) => batch.delete(Space::Meta, SWEEP.to_vec()),
+            _ => {}
         }
     }
 }

@@ -132,8 +132,10 @@ impl MvccStore {
         self.held = false;
         let mut batch = std::mem::take(&mut self.staged);
         // A replaced state (`clear`) rewrites them: the batch empties the space they are in.
-        if self.meta != self.written || batch.clear {
-            self.meta.write(&mut batch);
+        if batch.clear {
+            self.meta.write(None, &mut batch);
+        } else if self.meta != self.written {
+            self.meta.write(Some(&self.written), &mut batch);
         }
         batch.extend(extra);
         self.engine.commit(batch).map_err(storage_error)?;

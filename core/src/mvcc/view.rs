@@ -87,10 +87,7 @@ impl<'a> View<'a> {
     }
 
     fn latest_change(&self, key: &[u8]) -> Result<Option<Change>> {
-        match self.reader.get(Space::Latest, key).map_err(storage_error)? {
-            Some(bytes) => Ok(Some(layout::decode_latest(&bytes).map_err(storage_error)?)),
-            None => Ok(None),
-        }
+        stored_latest(self.reader, key)
     }
 
     /// Calls `f` with every key of (`key`, `range_end`) live at revision `rev` of a store whose
@@ -190,10 +187,7 @@ impl<'a> View<'a> {
                 return Ok(Some(latest));
             }
         }
-        match self.reader.get(Space::History, &layout::history_key(key, rev)).map_err(storage_error)? {
-            Some(bytes) => Ok(Some(layout::decode_history(rev, &bytes).map_err(storage_error)?)),
-            None => Ok(None),
-        }
+        stored_history_change(self.reader, key, rev)
     }
 
     /// The retained change of `key` just before `rev` (a change of `key` that exists), if any.
@@ -203,6 +197,22 @@ impl<'a> View<'a> {
         let bounds = KeyBounds { start: Bound::Included(start.as_slice()), end: Bound::Excluded(end.as_slice()) };
         let previous = first_history_change(self.reader, bounds, true)?;
         Ok(previous.filter(|p| !is_discarded(p, Some(rev.main), self.compacted)))
+    }
+}
+
+/// `key`'s newest version as stored in `Latest` (compaction never discards it).
+pub(crate) fn stored_latest(reader: &dyn Reader, key: &[u8]) -> Result<Option<Change>> {
+    match reader.get(Space::Latest, key).map_err(storage_error)? {
+        Some(bytes) => Ok(Some(layout::decode_latest(&bytes).map_err(storage_error)?)),
+        None => Ok(None),
+    }
+}
+
+/// `key`'s `History` record at `rev` as stored, whether or not compaction discarded it.
+pub(crate) fn stored_history_change(reader: &dyn Reader, key: &[u8], rev: Revision) -> Result<Option<Change>> {
+    match reader.get(Space::History, &layout::history_key(key, rev)).map_err(storage_error)? {
+        Some(bytes) => Ok(Some(layout::decode_history(rev, &bytes).map_err(storage_error)?)),
+        None => Ok(None),
     }
 }
 

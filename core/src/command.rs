@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::AlarmRequest;
 use crate::error::{Error, Result};
+use crate::format::{decode_whole, Format};
 use crate::request::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange,
     PutInOrderRequest, PutRequest, TxnRequest,
@@ -46,16 +47,26 @@ pub struct Proposal {
     pub command: Command,
 }
 
+/// How a proposal is stored in a Raft entry: a version byte, then the postcard body. Version 1
+/// is the first versioned one; releases before it wrote the bare body (see [`Proposal::decode_unversioned`]).
+pub const PROPOSAL_FORMAT: Format = Format { name: "log entry", tag: b"", version: 1 };
+
 impl Proposal {
     /// The bytes stored in the Raft entry.
     pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain owned data into a Vec cannot fail.
-        postcard::to_stdvec(self).unwrap_or_default()
+        PROPOSAL_FORMAT.encode(self)
     }
 
-    /// Read a proposal back from an entry; corrupt bytes are an error, never a panic.
+    /// Read a proposal back from an entry; bytes of another format, or corrupt ones, are an
+    /// error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        postcard::from_bytes(bytes).map_err(|e| Error::Internal(format!("corrupt entry: {e}")))
+        PROPOSAL_FORMAT.decode(bytes).map_err(Error::Internal)
+    }
+
+    /// Read a proposal as releases before [`PROPOSAL_FORMAT`] stored it (the bare body): only
+    /// the storage's upgrade of an old data directory reads these.
+    pub fn decode_unversioned(bytes: &[u8]) -> Result<Self> {
+        decode_whole(PROPOSAL_FORMAT.name, bytes).map_err(Error::Internal)
     }
 }
 
@@ -73,5 +84,23 @@ mod tests {
         };
         assert_eq!(Proposal::decode(&p.encode()).unwrap(), p);
         assert!(Proposal::decode(&[0xff, 0xff, 0xff]).is_err());
+        assert!(Proposal::decode(&[]).is_err());
+    }
+
+    /// The stored bytes of a proposal, pinned: a change to them is a new format version.
+    #[test]
+    fn golden_bytes_of_a_put_proposal() {
+        let p = Proposal {
+            origin: 3,
+            incarnation: 1,
+            request_id: 9,
+            command: Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }),
+        };
+        let golden = b"\x01\x03\x01\x09\x00\x01k\x01v\x00\x00\x00\x00";
+        assert_eq!(p.encode(), golden.to_vec());
+        assert_eq!(Proposal::decode(golden).unwrap(), p);
+        let refused = Proposal::decode(&golden[1..]).unwrap_err().to_string();
+        assert!(refused.ends_with("a keel log entry in format 3; this keel reads format 1"), "the unversioned body is refused: {refused}");
+        assert_eq!(Proposal::decode_unversioned(&golden[1..]).unwrap(), p);
     }
 }

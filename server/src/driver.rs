@@ -309,10 +309,10 @@ impl<S: Storage> Driver<S> {
             let started = Instant::now();
             let ready = self.node.ready();
             warn_if_slow("apply request took too long", "ready", started);
-            // The state store refused a write: the state no longer follows the log, so the
-            // member stops rather than answer from it.
+            // The state cannot follow the log any more (a refused write, an unreadable entry):
+            // the member stops rather than answer from it.
             if let Some(failure) = self.node.failure() {
-                return Err(StorageError::Io(format!("the member cannot store its applied state: {failure}")));
+                return Err(StorageError::Io(format!("the member stops: {failure}")));
             }
             if ready.is_empty() {
                 break;

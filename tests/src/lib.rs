@@ -129,6 +129,22 @@ impl ProcessCluster {
         cluster
     }
 
+    /// A one-member cluster started on the data directory packed in `tarball` (a `NAME.keel`
+    /// folder, such as a fixture written by an earlier release), with the name, peer port and
+    /// token it was founded with; waits until it answers /health.
+    pub fn adopt(tarball: &Path, name: &str, peer_port: u16, token: &str) -> ProcessCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let unpacked = Command::new("tar").arg("-xzf").arg(tarball).arg("-C").arg(dir.path()).status().expect("run tar");
+        assert!(unpacked.success(), "tar -xzf {}", tarball.display());
+        let initial = vec![format!("{name}=http://127.0.0.1:{peer_port}")];
+        let mut cluster = ProcessCluster { members: Vec::new(), initial, token: token.into(), extra: Vec::new(), dir };
+        let mut member = cluster.member(name, free_port(), peer_port, "new");
+        member.spawn();
+        cluster.members.push(member);
+        cluster.wait_healthy(Duration::from_secs(20));
+        cluster
+    }
+
     /// A member's process description (not yet started).
     fn member(&self, name: &str, client_port: u16, peer_port: u16, state: &str) -> Member {
         let client_url = format!("http://127.0.0.1:{client_port}");

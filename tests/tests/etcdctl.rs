@@ -428,3 +428,30 @@ fn the_space_quota_raises_nospace_as_etcd_does() {
     assert_eq!(on_keel, on_etcd, "left: Keel, right: etcd");
     assert!(on_keel[1].contains("memberID:<id> alarm:NOSPACE"), "{on_keel:?}");
 }
+
+/// A data directory the release before versioned formats wrote (`tests/fixtures/README.md`
+/// says how it was made) opens: its log is rewritten once, its keys, history and lease are all
+/// there, and a member added afterwards applies the rewritten log from its first entry.
+#[test]
+fn a_data_directory_of_the_release_before_versioned_formats_is_upgraded_and_replicated() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format2-member.tar.gz");
+    let mut c = ProcessCluster::adopt(&fixture, "m0", 23801, "format2");
+    assert!(c.members[0].log().contains("from storage format 2 to 3 (12 log entries rewritten)"), "{}", c.members[0].log());
+    let keys = |endpoint: &str| ok(endpoint, &["get", "--prefix", "", "--consistency=s"]);
+    let expected = "key1\nvalue1b\nkey2\nvalue2b\nleased\nv\n";
+    assert_eq!(keys(c.url(0)), expected);
+    assert_eq!(ok(c.url(0), &["get", "key2", "--rev=3"]), "key2\nvalue2\n", "history above the compaction");
+    assert!(fails(c.url(0), &["get", "key2", "--rev=2"]).contains("required revision has been compacted"));
+    assert!(ok(c.url(0), &["lease", "list"]).contains("25b1e9c7474c6b74"));
+    ok(c.url(0), &["put", "after", "upgrade"]);
+
+    let joiner = c.add_member();
+    c.wait_healthy(Duration::from_secs(30));
+    assert!(wait_until(Duration::from_secs(10), || keys(c.url(joiner)).contains("after")), "{}", c.members[joiner].log());
+    assert_eq!(keys(c.url(joiner)), format!("after\nupgrade\n{expected}"));
+    assert!(!c.members[joiner].log().contains("must stop"), "{}", c.members[joiner].log());
+
+    c.restart(0);
+    c.wait_healthy(Duration::from_secs(30));
+    assert_eq!(c.members[0].log().matches("from storage format 2 to 3").count(), 1, "upgraded once");
+}

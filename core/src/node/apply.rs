@@ -13,28 +13,35 @@ use crate::state_machine::StateMachine;
 
 impl Node {
     /// Apply committed entries in order; entries already in the state (replayed after a
-    /// restart from a snapshot) are skipped, so nothing is ever applied twice.
+    /// restart from a snapshot) are skipped, so nothing is ever applied twice. An entry that
+    /// cannot be read stops the state before it (see [`StateMachine::failure`]): skipping it
+    /// would part this member's state from every other's.
     pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
         for entry in entries {
+            if self.sm.failure().is_some() {
+                return;
+            }
             if entry.index <= self.sm.applied_index() {
                 continue;
             }
-            match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => {}
-                EntryType::EntryNormal => match Proposal::decode(&entry.data) {
-                    Ok(proposal) => self.apply_proposal(proposal),
-                    Err(e) => tracing::error!(index = entry.index, "skipping entry: {e}"),
-                },
-                EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&entry.data) {
-                    Ok(cc) => self.apply_conf_change(cc.into_v2()),
-                    Err(e) => tracing::error!(index = entry.index, "skipping conf change: {e}"),
-                },
-                EntryType::EntryConfChangeV2 => match ConfChangeV2::parse_from_bytes(&entry.data) {
-                    Ok(cc) => self.apply_conf_change(cc),
-                    Err(e) => tracing::error!(index = entry.index, "skipping conf change: {e}"),
-                },
+            let applied = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => Ok(()),
+                EntryType::EntryNormal => Proposal::decode(&entry.data).map(|p| self.apply_proposal(p)),
+                EntryType::EntryConfChange => ConfChange::parse_from_bytes(&entry.data)
+                    .map_err(|e| Error::Internal(format!("a malformed configuration change: {e}")))
+                    .and_then(|cc| self.apply_conf_change(cc.into_v2())),
+                EntryType::EntryConfChangeV2 => ConfChangeV2::parse_from_bytes(&entry.data)
+                    .map_err(|e| Error::Internal(format!("a malformed configuration change: {e}")))
+                    .and_then(|cc| self.apply_conf_change(cc)),
+            };
+            match applied {
+                Ok(()) => self.sm.set_applied(entry.index, entry.term),
+                Err(e) => self.sm.fail(format!(
+                    "committed entry {} (term {}) cannot be read ({e}); this keel may be older \
+                     than the one that wrote it, or the log is damaged",
+                    entry.index, entry.term
+                )),
             }
-            self.sm.set_applied(entry.index, entry.term);
         }
     }
 
@@ -70,10 +77,11 @@ impl Node {
     /// A configuration change: the membership table decides whether it is valid (the same way
     /// on every member); only a valid change reaches Raft's configuration. An empty change is
     /// Raft's automatic "leave joint configuration" and is always applied.
-    fn apply_conf_change(&mut self, cc: ConfChangeV2) {
+    /// A context that cannot be read is an error (the entry is not applied).
+    fn apply_conf_change(&mut self, cc: ConfChangeV2) -> crate::error::Result<()> {
         let proposal = match cc.context.is_empty() {
             true => None,
-            false => Proposal::decode(&cc.context).ok(),
+            false => Some(Proposal::decode(&cc.context)?),
         };
         let change = match &proposal {
             Some(Proposal { command: Command::Member(change), .. }) => Some(change.clone()),
@@ -101,6 +109,7 @@ impl Node {
         if let (Some(proposal), Some(response)) = (proposal, response) {
             self.answer_origin(&proposal, response);
         }
+        Ok(())
     }
 
     /// Replace the state machine's contents with a snapshot the leader sent (this member was
@@ -149,5 +158,37 @@ impl Node {
                 compact_to,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::LocalCluster;
+    use crate::request::{PutRequest, Request};
+
+    fn put(key: &str) -> Request {
+        Request::Put(PutRequest { key: key.into(), value: b"v".to_vec(), ..Default::default() })
+    }
+
+    #[test]
+    fn an_unreadable_committed_entry_stops_every_member_before_it() {
+        let mut c = LocalCluster::new(3, 1);
+        let leader = c.wait_for_leader();
+        c.call(leader, put("before")).unwrap();
+        c.settle();
+        let applied = c.node(leader).applied_index();
+        // What a newer keel's entry would look like: a format this one does not read.
+        c.node_mut(leader).raw.propose(vec![], b"\x02newer".to_vec()).unwrap();
+        let after = c.submit(leader, put("after"));
+        assert!(c.tick_until(200, |c| c.running().iter().all(|id| c.node(*id).failure().is_some())));
+        for id in c.running() {
+            let node = c.node(id);
+            let failure = node.failure().unwrap();
+            assert!(failure.starts_with(&format!("committed entry {} (term", applied + 1)), "{failure}");
+            assert!(failure.contains("a keel log entry in format 2; this keel reads format 1"), "{failure}");
+            assert_eq!(node.applied_index(), applied, "member {id} applied nothing from the bad entry on");
+        }
+        c.tick_until(20, |_| false);
+        assert!(c.response(leader, after).is_none(), "the write after it was not applied");
     }
 }

@@ -881,8 +881,8 @@ impl Node {
         self.expired_keys
     }
 
-    /// Why this member's state store refused a write, if it did: the member cannot go on and
-    /// must stop (its state would part from its log).
+    /// Why this member cannot go on, if so (its state store refused a write, or a committed
+    /// entry cannot be read): it must stop, since its state would part from its log.
     pub fn failure(&self) -> Option<&str> {
         self.sm.failure()
     }

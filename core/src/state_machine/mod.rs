@@ -16,6 +16,7 @@ use crate::alarm::{self, AlarmAction, AlarmMember, AlarmRequest, AlarmType, Alar
 use crate::command::Command;
 use crate::engine::{Batch, Engine, MemEngine};
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::kv::{Event, EventType};
 use crate::lease::{LeaseRecord, LeaseSnapshot, Lessor};
 use crate::mvcc::{Applied, MvccSnapshot, MvccStore};
@@ -54,6 +55,9 @@ pub struct StateMachine {
     conf_state: Option<Vec<u8>>,
 }
 
+/// How a [`StateSnapshot`] is stored and shipped (Raft snapshots, backups).
+pub const SNAPSHOT_FORMAT: Format = Format { name: "snapshot", tag: b"keel-snapshot", version: 1 };
+
 /// The serialized form of a [`StateMachine`], shipped in Raft snapshots.
 #[derive(Serialize, Deserialize)]
 pub struct StateSnapshot {
@@ -64,8 +68,8 @@ pub struct StateSnapshot {
     alarms: Vec<AlarmMember>,
 }
 
-/// A snapshot as written before alarms were part of the state, so data directories made then
-/// still start.
+/// A snapshot as written before alarms were part of the state, so backups made then still
+/// restore.
 #[derive(Deserialize)]
 struct SnapshotBeforeAlarms {
     applied_index: u64,
@@ -144,7 +148,8 @@ impl StateMachine {
         self.conf_state = Some(conf_state);
     }
 
-    /// Why the engine refused to store the state, if it did: the member must stop.
+    /// Why the state cannot go on (the engine refused to store it, or a committed entry cannot
+    /// be read), if so: the member must stop.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
     }
@@ -212,16 +217,18 @@ impl StateMachine {
         match self.store.sweep_compaction(limit) {
             Ok(more) => more,
             Err(e) => {
-                self.fail(&e.to_string());
+                self.fail(format!("the state store refused a write: {e}"));
                 false
             }
         }
     }
 
-    fn fail(&mut self, error: &str) {
+    /// Stop this member's state where it is: nothing more is applied or stored, and the shell
+    /// stops the member with `why` (see [`StateMachine::failure`]). The first reason wins.
+    pub(crate) fn fail(&mut self, why: String) {
         if self.failure.is_none() {
-            tracing::error!("the state store refused a write: {error}");
-            self.failure = Some(error.to_string());
+            tracing::error!("the member must stop: {why}");
+            self.failure = Some(why);
         }
     }
 
@@ -246,7 +253,7 @@ impl StateMachine {
         records::write_applied(&mut batch, stored, self.applied_term);
         self.stored = true;
         if let Err(e) = self.store.commit(batch) {
-            self.fail(&e.to_string());
+            self.fail(format!("the state store refused a write: {e}"));
         }
     }
 
@@ -447,8 +454,8 @@ impl StateMachine {
         }))
     }
 
-    /// Serialize the whole applied state for a Raft snapshot; fails when the state store cannot
-    /// read it back.
+    /// Serialize the whole applied state for a Raft snapshot (or a backup); fails when the
+    /// state store cannot read it back.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
         let snap = StateSnapshot {
             applied_index: self.applied_index,
@@ -457,15 +464,34 @@ impl StateMachine {
             members: self.members(),
             alarms: self.alarms.list(),
         };
-        postcard::to_stdvec(&snap).map_err(|e| Error::Internal(format!("encoding a snapshot: {e}")))
+        Ok(SNAPSHOT_FORMAT.encode(&snap))
     }
 
-    /// Decode a snapshot's bytes (checking them before anything is replaced). Corrupt bytes are
-    /// an error, not a panic.
+    /// Decode a Raft snapshot's bytes (checking them before anything is replaced). Bytes of
+    /// another format, or corrupt ones, are an error, not a panic.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<StateSnapshot> {
-        postcard::from_bytes(bytes)
-            .or_else(|e| postcard::from_bytes::<SnapshotBeforeAlarms>(bytes).map(StateSnapshot::from).map_err(|_| e))
-            .map_err(|e| Error::Internal(format!("corrupt snapshot: {e}")))
+        SNAPSHOT_FORMAT.decode(bytes).map_err(|e| Error::Internal(format!("cannot read the snapshot: {e}")))
+    }
+
+    /// Decode a backup: a snapshot followed by the zero padding `snapshot save` adds, or the
+    /// unversioned snapshot of a release before [`SNAPSHOT_FORMAT`] (with or without alarms),
+    /// so backups taken then still restore.
+    pub fn decode_backup(bytes: &[u8]) -> Result<StateSnapshot> {
+        let unpadded = |body: &[u8]| -> std::result::Result<StateSnapshot, String> {
+            let (snap, rest) = postcard::take_from_bytes::<StateSnapshot>(body)
+                .or_else(|e| postcard::take_from_bytes::<SnapshotBeforeAlarms>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e))
+                .map_err(|e| format!("a malformed keel snapshot: {e}"))?;
+            match rest.iter().all(|b| *b == 0) {
+                true => Ok(snap),
+                false => Err("a keel snapshot with stray bytes after it".into()),
+            }
+        };
+        let decoded = match bytes.strip_prefix(SNAPSHOT_FORMAT.tag) {
+            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT.version => unpadded(body),
+            Some(_) => SNAPSHOT_FORMAT.decode(bytes),
+            None => unpadded(bytes),
+        };
+        decoded.map_err(|e| Error::Internal(format!("cannot read the backup: {e}")))
     }
 
     /// Label a decoded snapshot with the index of the last entry it holds (the Raft
@@ -499,10 +525,10 @@ impl StateMachine {
         self.commit();
     }
 
-    /// Rebuild the state in memory from a snapshot's bytes. Corrupt bytes are an error, not a
-    /// panic.
+    /// Rebuild the state in memory from a backup's bytes (see [`StateMachine::decode_backup`]).
+    /// Corrupt bytes are an error, not a panic.
     pub fn restore(bytes: &[u8], min_lease_ttl: i64) -> Result<Self> {
-        let snap = Self::decode_snapshot(bytes)?;
+        let snap = Self::decode_backup(bytes)?;
         let mut sm = StateMachine::open(Box::new(MemEngine::new()), min_lease_ttl)?;
         sm.install(snap, 0, Vec::new());
         Ok(sm)
@@ -550,11 +576,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshots_written_before_alarms_still_restore() {
+    fn snapshots_are_versioned_strict_and_backups_may_be_padded() {
+        let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
+        sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
+        let bytes = sm.snapshot().unwrap();
+        assert!(bytes.starts_with(b"keel-snapshot\x01"), "tag and version lead");
+        assert_eq!(StateMachine::restore(&bytes, 5).unwrap().hash(), sm.hash());
+        let mut padded = bytes.clone();
+        padded.resize(bytes.len() + 300, 0);
+        assert!(StateMachine::decode_snapshot(&padded).is_err(), "a Raft snapshot has no padding");
+        assert_eq!(StateMachine::restore(&padded, 5).unwrap().hash(), sm.hash(), "a backup may");
+        padded.push(1);
+        assert!(StateMachine::restore(&padded, 5).is_err(), "padding is zeros only");
+        let mut newer = bytes.clone();
+        newer[13] = 2;
+        let err = |b: &[u8]| StateMachine::decode_snapshot(b).err().unwrap().to_string();
+        assert!(err(&newer).contains("a keel snapshot in format 2; this keel reads format 1"), "{}", err(&newer));
+        assert!(StateMachine::restore(&newer, 5).is_err(), "nor is a newer backup guessed at");
+    }
+
+    #[test]
+    fn backups_written_before_versions_and_alarms_still_restore() {
         let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
         sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
         // The old layout: the same fields, without the alarms.
         let old = postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot().unwrap(), sm.lessor.snapshot(), sm.members())).unwrap();
+        assert!(StateMachine::decode_snapshot(&old).is_err(), "not as a Raft snapshot");
         let restored = StateMachine::restore(&old, 5).unwrap();
         assert_eq!(restored.hash(), sm.hash());
         assert!(StateMachine::restore(&old[..old.len() / 2], 5).is_err(), "a cut snapshot is still corrupt");

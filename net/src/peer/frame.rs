@@ -1,8 +1,10 @@
-//! The peer protocol's framing: `[u32 length, big-endian][postcard-encoded Frame]`. Bytes from a
-//! peer are untrusted: lengths are checked against a limit before anything is allocated, and a
-//! frame that does not decode is an error, never a panic.
+//! The peer protocol's framing: `[u32 length, big-endian]["K"][version][postcard-encoded Frame]`.
+//! Bytes from a peer are untrusted: lengths are checked against a limit before anything is
+//! allocated, and a frame that does not decode is an error, never a panic. The version tells a
+//! member that runs another release (whose frames it must not guess at) from a damaged stream.
 
 use keel_core::error::Error;
+use keel_core::format::Format;
 use keel_core::request::{Request, Response};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,6 +14,10 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// Size of one snapshot chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How a frame's body is encoded. The tag cannot start a frame of the releases before it (those
+/// began with the variant's number, below 9), so they are refused by name too.
+pub const PEER_FORMAT: Format = Format { name: "peer frame", tag: b"K", version: 1 };
 
 /// Everything one member says to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +61,7 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Io(e) => write!(f, "peer connection: {e}"),
             FrameError::TooLarge(n) => write!(f, "peer frame of {n} bytes exceeds {MAX_FRAME_BYTES}"),
-            FrameError::Malformed(e) => write!(f, "malformed peer frame: {e}"),
+            FrameError::Malformed(e) => write!(f, "unreadable peer frame: {e} (every member must run the same keel release)"),
         }
     }
 }
@@ -63,7 +69,7 @@ impl std::fmt::Display for FrameError {
 impl Frame {
     /// The frame's wire form, length prefix included.
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_stdvec(self).unwrap_or_default();
+        let body = PEER_FORMAT.encode(self);
         let mut out = Vec::with_capacity(body.len() + 4);
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         out.extend_from_slice(&body);
@@ -72,7 +78,7 @@ impl Frame {
 
     /// Decode one frame body (without its length prefix).
     pub fn decode(body: &[u8]) -> Result<Frame, FrameError> {
-        postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
+        PEER_FORMAT.decode(body).map_err(FrameError::Malformed)
     }
 
     /// Read one frame; `Ok(None)` at a clean end of stream.
@@ -178,6 +184,24 @@ mod tests {
         assert!(matches!(Frame::read(&mut &garbage[..]).await, Err(FrameError::Malformed(_))));
         let truncated = [0u8, 0, 0, 10, 1];
         assert!(Frame::read(&mut &truncated[..]).await.is_err());
+    }
+
+    /// The wire bytes of a frame, pinned: a change to them is a new protocol version.
+    #[tokio::test]
+    async fn golden_bytes_and_other_releases_frames_are_refused_by_name() {
+        let hello = Frame::Hello { from: 7, cluster_id: 9, peer_url: "u".into() };
+        assert_eq!(hello.encode(), b"\0\0\0\x07K\x01\x00\x07\x09\x01u".to_vec());
+        let unreadable = |body: &[u8]| {
+            let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+            wire.extend_from_slice(body);
+            async move { Frame::read(&mut &wire[..]).await.unwrap_err().to_string() }
+        };
+        assert_eq!(
+            unreadable(b"K\x02\x00\x07\x09\x01u").await,
+            "unreadable peer frame: a keel peer frame in format 2; this keel reads format 1 (every member must run the same keel release)"
+        );
+        // A Hello as releases before the version wrote it.
+        assert!(unreadable(b"\x00\x07\x09\x01u").await.contains("5 bytes that are not a keel peer frame"));
     }
 
     #[test]

@@ -158,6 +158,11 @@ impl PeerTransport {
                 tracing::warn!("peer {from:x} belongs to cluster {cluster_id:x}, not ours; closing");
                 return;
             }
+            // Another release's frames, or garbage: worth an operator's look.
+            Err(e @ (FrameError::Malformed(_) | FrameError::TooLarge(_))) => {
+                tracing::warn!("peer connection refused: {e}");
+                return;
+            }
             _ => return,
         };
         let mut snapshot = SnapshotAssembler::default();

@@ -68,7 +68,11 @@ const TAG_FORMAT: u8 = 4;
 const TAG_LAST_WRITE: u8 = 5;
 
 const FORMAT_MAGIC: &[u8] = b"keel-raft-log";
-const FORMAT_VERSION: u32 = 2;
+/// The layout this release writes: entries and snapshots in their own versioned formats.
+const FORMAT_VERSION: u32 = 3;
+/// The layout of releases before that (the same records, bare proposals and states inside):
+/// opened by rewriting them once (see [`keel_core::upgrade`]).
+const UNVERSIONED_FORMAT_VERSION: u32 = 2;
 
 /// One keyspace's memtable size before it is written out as a table. fjall's default (64 MiB)
 /// over Keel's seven keyspaces is hundreds of MiB of memory (fjall 3 has no working cap on all
@@ -136,7 +140,10 @@ impl FjallStorage {
         let (db, log, meta) = opened;
         let engine = FjallEngine::open(dir, &db).map_err(|e| engine_error(dir, "opening the state", e))?;
         let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, engine, bounds: None, written: false, marked: false, last_write: 0 };
-        catch_panic(dir, "reading", || store.load_bounds())?;
+        let format = catch_panic(dir, "reading", || store.load_bounds())?;
+        if format == Some(UNVERSIONED_FORMAT_VERSION) {
+            catch_panic(dir, "upgrading", || store.upgrade_unversioned())?;
+        }
         Ok(store)
     }
 
@@ -145,16 +152,25 @@ impl FjallStorage {
         &self.dir
     }
 
-    /// Read the format record and the log's first and last index (cheap: two seeks).
-    fn load_bounds(&mut self) -> Result<(), StorageError> {
-        self.written = match self.meta.get(KEY_FORMAT).map_err(|e| self.err("reading the format record", e))? {
+    /// Read the format record and the log's first and last index (cheap: two seeks); returns
+    /// the store's format version (`None`: a new store).
+    fn load_bounds(&mut self) -> Result<Option<u32>, StorageError> {
+        let format = match self.meta.get(KEY_FORMAT).map_err(|e| self.err("reading the format record", e))? {
             Some(v) => {
                 let body = unseal(KEY_FORMAT, &v).map_err(|m| self.corrupt("the format record", m))?;
-                check_format(body).map_err(|m| self.corrupt("the format record", m))?;
-                true
+                Some(check_format(body).map_err(|m| self.corrupt("the format record", m))?)
             }
-            None => false,
+            None => None,
         };
+        if let Some(v) = format.filter(|v| ![FORMAT_VERSION, UNVERSIONED_FORMAT_VERSION].contains(v)) {
+            return Err(StorageError::Corrupt(format!(
+                "data directory {} was written by another keel release (storage format {v}; this keel \
+                 reads formats {UNVERSIONED_FORMAT_VERSION} and {FORMAT_VERSION}): run the release that \
+                 wrote it, or remove the directory and add this member to the cluster again",
+                self.dir.display()
+            )));
+        }
+        self.written = format.is_some();
         self.last_write = match self.meta.get(KEY_LAST_WRITE).map_err(|e| self.err("reading the last write's number", e))? {
             Some(v) => decode_last_write(&v).map_err(|m| self.corrupt("the last write's number", m))?,
             None => 0,
@@ -181,6 +197,34 @@ impl FjallStorage {
                 ));
             }
         }
+        Ok(format)
+    }
+
+    /// Rewrite a store of [`UNVERSIONED_FORMAT_VERSION`] in this release's format: every log
+    /// entry and the snapshot, with the new format record, in one batch (a crash leaves the old
+    /// store whole, and the next start upgrades it again), made durable before it is used.
+    fn upgrade_unversioned(&mut self) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        let mut rewritten = 0;
+        for g in self.log.iter() {
+            let (key, value) = g.into_inner().map_err(|e| self.err("reading the log", e))?;
+            let (entry, write) = decode_entry(&key, &value).map_err(|m| self.corrupt("the log", m))?;
+            let upgraded = keel_core::upgrade::unversioned_entry(&entry).map_err(|e| self.corrupt("the log", e.to_string()))?;
+            batch.insert(&self.log, key, encode_entry(&upgraded, write));
+            rewritten += 1;
+        }
+        if let Some(v) = self.meta.get(KEY_SNAPSHOT).map_err(|e| self.err("reading the snapshot", e))? {
+            let (snapshot, write) = decode_snapshot(&v).map_err(|m| self.corrupt("the snapshot", m))?;
+            let upgraded = keel_core::upgrade::unversioned_snapshot(&snapshot).map_err(|e| self.corrupt("the snapshot", e.to_string()))?;
+            batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(&upgraded, write));
+        }
+        batch.insert(&self.meta, KEY_FORMAT, format_record());
+        batch.commit().map_err(|e| self.err("upgrading the store", e))?;
+        self.db.persist(PersistMode::SyncData).map_err(|e| self.err("upgrading the store", e))?;
+        tracing::info!(
+            "upgraded data directory {} from storage format {UNVERSIONED_FORMAT_VERSION} to {FORMAT_VERSION} ({rewritten} log entries rewritten)",
+            self.dir.display()
+        );
         Ok(())
     }
 
@@ -715,15 +759,14 @@ fn format_record() -> Vec<u8> {
     seal(KEY_FORMAT, header(TAG_FORMAT, &[], &tail))
 }
 
-fn check_format(body: &[u8]) -> Result<(), String> {
+/// The version in a format record.
+fn check_format(body: &[u8]) -> Result<u32, String> {
     let ([], tail) = fields::<0>(body, TAG_FORMAT)?;
     let Some(version) = tail.strip_prefix(FORMAT_MAGIC) else {
         return Err("the format record does not name a keel log".into());
     };
-    match <[u8; 4]>::try_from(version).map(u32::from_le_bytes) {
-        Ok(FORMAT_VERSION) => Ok(()),
-        Ok(v) => Err(format!("written in storage format {v}, this keel reads format {FORMAT_VERSION}")),
-        Err(_) => Err("the format record's version is malformed".into()),
-    }
+    <[u8; 4]>::try_from(version)
+        .map(u32::from_le_bytes)
+        .map_err(|_| "the format record's version is malformed".into())
 }
 

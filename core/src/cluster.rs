@@ -243,6 +243,9 @@ impl LocalCluster {
         if let Some(s) = &ready.snapshot {
             disk.keep_snapshot(&s.snapshot, s.compact_to);
         }
+        if let Some(job) = ready.snapshot_job {
+            node.snapshot_built(job.index(), job.build());
+        }
         for m in ready.messages {
             self.wire.push_back((id, m.to, m.bytes));
         }

@@ -166,13 +166,23 @@ impl LogStore {
         snapshot
     }
 
-    /// Keep `data`, the applied state at `index`, as the snapshot to send followers.
-    pub fn set_outgoing_snapshot(&mut self, index: u64, data: Vec<u8>) {
-        if let Ok(term) = self.term(index) {
-            let mut snapshot = self.metadata_at(index, term);
-            snapshot.set_data(data.into());
-            self.outgoing = Some(snapshot);
-        }
+    /// A snapshot's metadata for the applied state at `index` (which must still be in the
+    /// log): taken when a snapshot for a follower starts, as the log may move on before the
+    /// state's data is ready.
+    pub fn metadata_at_index(&self, index: u64) -> Option<Snapshot> {
+        self.term(index).ok().map(|term| self.metadata_at(index, term))
+    }
+
+    /// Keep `snapshot` (metadata and the state's data) as the snapshot to send followers.
+    pub fn set_outgoing_snapshot(&mut self, snapshot: Snapshot) {
+        self.outgoing = Some(snapshot);
+    }
+
+    /// The index of the snapshot kept for followers, while there is one: the log is not
+    /// compacted past it until it has been sent (as etcd skips compaction while a snapshot is
+    /// in flight), or the follower would need another one as soon as it installed this one.
+    pub fn outgoing_index(&self) -> Option<u64> {
+        self.outgoing.as_ref().map(|s| s.get_metadata().index)
     }
 
     /// Forget the snapshot built for followers (it has been sent, or failed to be).

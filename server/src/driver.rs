@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use keel_core::error::{Error, Result};
 use keel_core::node::{Node, Ready, RequestId};
+use keel_core::state_machine::SnapshotJob;
 use keel_core::request::{MemberChange, Request, Response};
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
 use keel_net::backend::{Backend, MemberStatus, WatchStream};
@@ -97,7 +98,13 @@ pub struct Driver<S: Storage> {
     told_removed: bool,
     /// Duplicated and reordered peer messages, in simulation builds only.
     chaos: MessageChaos,
+    /// Snapshots for followers, built on a blocking thread, come back here (index, bytes).
+    built_snapshots: (BuiltSender, mpsc::UnboundedReceiver<BuiltSnapshot>),
 }
+
+/// A snapshot built off the driver: its index and its bytes (or why there are none).
+type BuiltSnapshot = (u64, Result<Vec<u8>>);
+type BuiltSender = mpsc::UnboundedSender<BuiltSnapshot>;
 
 /// A cloneable way in to the driver: what the API handlers call.
 #[derive(Clone)]
@@ -138,6 +145,7 @@ impl<S: Storage> Driver<S> {
             last_leader: 0,
             told_removed: false,
             chaos: MessageChaos::default(),
+            built_snapshots: mpsc::unbounded_channel(),
         };
         (driver, handle)
     }
@@ -177,6 +185,7 @@ impl<S: Storage> Driver<S> {
                     }
                 }
                 Some(inbound) = self.peers.recv() => self.on_peer(inbound),
+                Some((index, data)) = self.built_snapshots.1.recv() => self.node.snapshot_built(index, data),
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input);
@@ -351,6 +360,9 @@ impl<S: Storage> Driver<S> {
             self.storage.keep_snapshot(snapshot)?;
             warn_if_slow("compacting the log took too long", "keep_snapshot", started);
         }
+        if let Some(job) = ready.snapshot_job {
+            build_snapshot(job, self.built_snapshots.0.clone());
+        }
         for (id, result) in ready.responses {
             if let Some(waiter) = self.waiting.remove(&id) {
                 self.answer(waiter, result);
@@ -485,6 +497,24 @@ impl Backend for Handle {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Serialize a follower's snapshot on a blocking thread (it reads the whole key space from a
+/// frozen view, which takes time in proportion to the data) and send the result to the driver.
+fn build_snapshot(job: SnapshotJob, done: BuiltSender) {
+    let index = job.index();
+    // madsim runs the closure as one of its deterministic tasks (it marks this deprecated: a
+    // simulation has no blocking threads); tokio on its blocking pool.
+    #[allow(deprecated)]
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let data = job.build();
+        if let Ok(bytes) = &data {
+            tracing::info!(index, "built a snapshot of {} bytes for a follower in {:?}", bytes.len(), started.elapsed());
+        }
+        // The driver is gone when the member stopped; nobody needs the snapshot then.
+        let _ = done.send((index, data));
+    });
 }
 
 /// etcd warns when applying takes more than 100 ms; Keel warns the same way about each step of

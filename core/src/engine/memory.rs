@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Batch, Engine, EngineResult, KeyBounds, Reader, Scan, Space};
+use super::{Batch, Engine, EngineResult, KeyBounds, Pair, Reader, Scan, Space, View};
 
 /// Every space's contents.
 type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -95,23 +95,30 @@ impl MemEngine {
     }
 }
 
+fn get_in(spaces: &Spaces, space: Space, key: &[u8]) -> Option<Vec<u8>> {
+    spaces.get(&space).and_then(|m| m.get(key)).cloned()
+}
+
+/// The pairs within `bounds`, copied out (so no lock is held while a caller iterates).
+fn scan_in(spaces: &Spaces, space: Space, bounds: KeyBounds<'_>, reverse: bool) -> Vec<EngineResult<Pair>> {
+    let Some(map) = spaces.get(&space) else { return Vec::new() };
+    if !bounds.is_ordered() {
+        return Vec::new();
+    }
+    let range = map.range::<[u8], _>((bounds.start, bounds.end));
+    match reverse {
+        false => range.map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+        true => range.rev().map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+    }
+}
+
 impl Reader for MemEngine {
     fn get(&self, space: Space, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
-        Ok(self.lock().current.get(&space).and_then(|m| m.get(key)).cloned())
+        Ok(get_in(&self.lock().current, space, key))
     }
 
     fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
-        let inner = self.lock();
-        let Some(map) = inner.current.get(&space) else { return Box::new(std::iter::empty()) };
-        if !bounds.is_ordered() {
-            return Box::new(std::iter::empty());
-        }
-        let range = map.range::<[u8], _>((bounds.start, bounds.end));
-        let pairs: Vec<_> = match reverse {
-            false => range.map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
-            true => range.rev().map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
-        };
-        Box::new(pairs.into_iter())
+        Box::new(scan_in(&self.lock().current, space, bounds, reverse).into_iter())
     }
 }
 
@@ -121,6 +128,24 @@ impl Engine for MemEngine {
         apply(&mut inner.current, &batch);
         inner.pending.push(batch);
         Ok(())
+    }
+
+    /// A copy of the current contents (in memory there is no cheaper way to freeze them).
+    fn view(&self) -> EngineResult<View> {
+        Ok(Arc::new(Frozen(self.lock().current.clone())))
+    }
+}
+
+/// The contents of a [`MemEngine`] at one moment.
+struct Frozen(Spaces);
+
+impl Reader for Frozen {
+    fn get(&self, space: Space, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        Ok(get_in(&self.0, space, key))
+    }
+
+    fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
+        Box::new(scan_in(&self.0, space, bounds, reverse).into_iter())
     }
 }
 
@@ -161,5 +186,17 @@ mod tests {
         assert_eq!(fork.len(), 3);
         let inverted = KeyBounds { start: std::ops::Bound::Included(b"c"), end: std::ops::Bound::Excluded(b"a") };
         assert_eq!(fork.scan(Space::Latest, inverted, false).count(), 0);
+    }
+
+    #[test]
+    fn a_view_keeps_the_contents_it_was_taken_with() {
+        let mut e = MemEngine::new();
+        e.commit(batch("a", "1")).unwrap();
+        let view = e.view().unwrap();
+        e.commit(batch("a", "2")).unwrap();
+        e.commit(batch("b", "2")).unwrap();
+        assert_eq!(view.get(Space::Latest, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(view.scan(Space::Latest, KeyBounds::all(), false).count(), 1);
+        assert_eq!(e.get(Space::Latest, b"a").unwrap(), Some(b"2".to_vec()));
     }
 }

@@ -16,9 +16,11 @@
 
 mod memory;
 mod overlay;
+mod view;
 
 pub use memory::MemEngine;
 pub(crate) use overlay::Overlay;
+pub use view::{View, ViewEngine};
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -136,6 +138,11 @@ pub trait Reader {
 pub trait Engine: Reader + Send {
     /// Apply `batch` atomically: all of it becomes visible, or (on error) none of it.
     fn commit(&mut self, batch: Batch) -> EngineResult<()>;
+
+    /// The state as every batch committed so far left it, unchanged by later ones, readable
+    /// from another thread: a snapshot for a follower is read from one while the member goes
+    /// on applying. Cheap on disk (fjall keeps the old versions while the view lives).
+    fn view(&self) -> EngineResult<View>;
 }
 
 /// Changes to apply together. Later changes to one key replace earlier ones; with `clear`, every

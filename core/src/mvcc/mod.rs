@@ -26,7 +26,7 @@ mod test_util;
 pub use snapshot::MvccSnapshot;
 
 use crate::engine::{Batch, Engine, MemEngine, Overlay};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kv::Event;
 use crate::request::{
     CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, PutRequest, PutResponse,
@@ -239,6 +239,15 @@ impl MvccStore {
     /// read it back (a short copy would lose data wherever it is restored).
     pub fn snapshot(&self) -> Result<MvccSnapshot> {
         snapshot::snapshot(self)
+    }
+
+    /// A frozen read view of the committed store (see [`crate::engine::Engine::view`]); fails
+    /// while changes are staged, which a view would miss.
+    pub(crate) fn engine_view(&self) -> Result<crate::engine::View> {
+        if !self.staged.is_empty() {
+            return Err(Error::Internal("a view of the key space was asked for with changes not yet committed".into()));
+        }
+        self.engine.view().map_err(storage_error)
     }
 
     /// Rebuilds a store in memory from [`MvccStore::snapshot`]'s output:

@@ -135,21 +135,23 @@ impl Node {
     }
 
     /// Every `snapshot_count` applied entries, compact the log behind the applied state (which
-    /// the engine holds, so nothing is copied); and when a follower needs a snapshot, build one
-    /// of the state for it.
+    /// the engine holds, so nothing is copied); and when a follower needs a snapshot, freeze the
+    /// state for the shell to build one from.
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.sm.applied_index();
-        if self.raw.store().take_snapshot_wanted() {
-            // On a failed read none is kept; raft-rs asks again at its next try.
-            match self.sm.snapshot() {
-                Ok(data) => self.raw.mut_store().set_outgoing_snapshot(applied, data),
-                Err(e) => tracing::error!("cannot build a snapshot for a follower: {e}"),
-            }
+        if self.building_snapshot.is_none() && self.raw.store().take_snapshot_wanted() {
+            self.start_snapshot_job(applied);
         }
         if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
             return;
         }
-        let compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
+        let mut compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
+        // While a snapshot for a follower is built or sent, the log after it stays: the follower
+        // continues from there once it has installed it.
+        let in_flight = self.building_snapshot.as_ref().map(|s| s.get_metadata().index).or(self.raw.store().outgoing_index());
+        if let Some(index) = in_flight {
+            compact_to = compact_to.min(index);
+        }
         let store = self.raw.mut_store();
         if store.create_snapshot(applied, compact_to) {
             self.last_snapshot_index = applied;
@@ -157,6 +159,19 @@ impl Node {
                 snapshot: SnapshotRecord::from_raft(store.snapshot_ref()),
                 compact_to,
             });
+        }
+    }
+
+    /// Freeze the applied state for a follower's snapshot (a view of the engine, cheap whatever
+    /// the size) and hand it to the shell as [`crate::node::Ready::snapshot_job`].
+    fn start_snapshot_job(&mut self, applied: u64) {
+        let Some(metadata) = self.raw.store().metadata_at_index(applied) else { return };
+        match self.sm.snapshot_job() {
+            Ok(job) => {
+                self.building_snapshot = Some(metadata);
+                self.out.snapshot_job = Some(job);
+            }
+            Err(e) => tracing::error!("cannot take a snapshot for a follower: {e}"),
         }
     }
 }

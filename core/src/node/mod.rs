@@ -101,6 +101,9 @@ pub struct Node {
     /// A leader transfer waiting to complete: request, target, deadline.
     transfer: Option<(RequestId, u64, u64)>,
     last_snapshot_index: u64,
+    /// The metadata of the snapshot for followers being built off the apply path (see
+    /// [`Ready::snapshot_job`]), until [`Node::snapshot_built`] brings its data.
+    building_snapshot: Option<raft::eraftpb::Snapshot>,
     removed: bool,
 }
 
@@ -255,6 +258,7 @@ impl Node {
             next_progress_ms: config.progress_notify_ms,
             transfer: None,
             last_snapshot_index: applied,
+            building_snapshot: None,
             removed: false,
             config,
         };
@@ -404,6 +408,20 @@ impl Node {
         self.raw.report_snapshot(peer, status);
         // Built for that follower; the next one that needs a snapshot gets a fresh one.
         self.raw.mut_store().drop_outgoing_snapshot();
+    }
+
+    /// The shell built the snapshot a [`Ready::snapshot_job`] asked for (`data`, or why it could
+    /// not): it is kept to send the followers that need it.
+    pub fn snapshot_built(&mut self, index: u64, data: Result<Vec<u8>>) {
+        let Some(mut snapshot) = self.building_snapshot.take_if(|s| s.get_metadata().index == index) else { return };
+        match data {
+            Ok(data) => {
+                snapshot.set_data(data.into());
+                self.raw.mut_store().set_outgoing_snapshot(snapshot);
+            }
+            // None is kept; raft-rs asks again at its next try.
+            Err(e) => tracing::error!("cannot build a snapshot for a follower: {e}"),
+        }
     }
 
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
@@ -640,6 +658,9 @@ impl Node {
         }
         if role != StateRole::Leader && self.last_role == StateRole::Leader {
             self.sm.lessor_mut().demote();
+            // Only a leader sends snapshots; holding one would hold back log compaction.
+            self.building_snapshot = None;
+            self.raw.mut_store().drop_outgoing_snapshot();
         }
         self.last_role = role;
         self.last_leader = leader;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::request::Response;
+use crate::state_machine::SnapshotJob;
 use crate::watch::WatchResponse;
 
 /// Identifies a client request to the member that received it; chosen by the shell, unique
@@ -144,6 +145,9 @@ pub struct Ready {
     pub watch_responses: Vec<WatchResponse>,
     /// A snapshot taken of the applied state.
     pub snapshot: Option<LocalSnapshot>,
+    /// A follower needs a snapshot: build it off the apply path (it takes time in proportion
+    /// to the data) and hand the result to `Node::snapshot_built`.
+    pub snapshot_job: Option<SnapshotJob>,
 }
 
 impl Ready {
@@ -154,6 +158,7 @@ impl Ready {
             && self.responses.is_empty()
             && self.watch_responses.is_empty()
             && self.snapshot.is_none()
+            && self.snapshot_job.is_none()
     }
 }
 

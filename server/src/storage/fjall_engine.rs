@@ -11,9 +11,10 @@
 //! [`Storage::sync`]: super::Storage::sync
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use fjall::{Database, Keyspace};
-use keel_core::engine::{Batch, Engine, EngineError, EngineResult, KeyBounds, Reader, Scan, Space};
+use fjall::{Database, Keyspace, Readable};
+use keel_core::engine::{Batch, Engine, EngineError, EngineResult, KeyBounds, Reader, Scan, Space, View};
 
 /// The applied state's spaces in a fjall database.
 pub struct FjallEngine {
@@ -36,8 +37,7 @@ impl FjallEngine {
     }
 
     fn keyspace(&self, space: Space) -> &Keyspace {
-        let i = Space::ALL.iter().position(|s| *s == space).unwrap_or(0);
-        &self.spaces[i]
+        &self.spaces[space_index(space)]
     }
 
     fn error(&self, doing: &str, e: fjall::Error) -> EngineError {
@@ -45,27 +45,65 @@ impl FjallEngine {
     }
 }
 
+/// Where a read went wrong, as the engine reports it.
+fn read_error(dir: &Path, e: fjall::Error) -> EngineError {
+    EngineError(format!("reading the state in data directory {}: {e}", dir.display()))
+}
+
+/// A point read's result, copied out.
+fn found(dir: &Path, value: Result<Option<fjall::Slice>, fjall::Error>) -> EngineResult<Option<Vec<u8>>> {
+    value.map(|v| v.map(|v| v.to_vec())).map_err(|e| read_error(dir, e))
+}
+
+/// A range iterator (of a keyspace or of a snapshot) as a scan, copied out pair by pair.
+fn pairs<'a>(dir: &'a Path, iter: fjall::Iter, reverse: bool) -> Scan<'a> {
+    let pair = move |g: fjall::Guard| match g.into_inner() {
+        Ok((k, v)) => Ok((k.to_vec(), v.to_vec())),
+        Err(e) => Err(read_error(dir, e)),
+    };
+    match reverse {
+        false => Box::new(iter.map(pair)),
+        true => Box::new(iter.rev().map(pair)),
+    }
+}
+
+/// The position of `space` in [`Space::ALL`], hence of its keyspace.
+fn space_index(space: Space) -> usize {
+    Space::ALL.iter().position(|s| *s == space).unwrap_or(0)
+}
+
 impl Reader for FjallEngine {
     fn get(&self, space: Space, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
-        match self.keyspace(space).get(key) {
-            Ok(v) => Ok(v.map(|v| v.to_vec())),
-            Err(e) => Err(self.error("reading the state", e)),
-        }
+        found(&self.dir, self.keyspace(space).get(key))
     }
 
     fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
         if !bounds.is_ordered() {
             return Box::new(std::iter::empty());
         }
-        let iter = self.keyspace(space).range::<&[u8], _>((bounds.start, bounds.end));
-        let pair = move |g: fjall::Guard| match g.into_inner() {
-            Ok((k, v)) => Ok((k.to_vec(), v.to_vec())),
-            Err(e) => Err(self.error("reading the state", e)),
-        };
-        match reverse {
-            false => Box::new(iter.map(pair)),
-            true => Box::new(iter.rev().map(pair)),
+        pairs(&self.dir, self.keyspace(space).range::<&[u8], _>((bounds.start, bounds.end)), reverse)
+    }
+}
+
+/// The state's keyspaces as a fjall snapshot holds them: what a follower's snapshot is read
+/// from while the member goes on writing (fjall keeps the versions it sees until it is dropped).
+struct FjallView {
+    dir: PathBuf,
+    snapshot: fjall::Snapshot,
+    spaces: Vec<Keyspace>,
+}
+
+impl Reader for FjallView {
+    fn get(&self, space: Space, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        found(&self.dir, self.snapshot.get(&self.spaces[space_index(space)], key))
+    }
+
+    fn scan<'a>(&'a self, space: Space, bounds: KeyBounds<'a>, reverse: bool) -> Scan<'a> {
+        if !bounds.is_ordered() {
+            return Box::new(std::iter::empty());
         }
+        let iter = self.snapshot.range::<&[u8], _>(&self.spaces[space_index(space)], (bounds.start, bounds.end));
+        pairs(&self.dir, iter, reverse)
     }
 }
 
@@ -91,5 +129,9 @@ impl Engine for FjallEngine {
             }
         }
         out.commit().map_err(|e| self.error("writing the state", e))
+    }
+
+    fn view(&self) -> EngineResult<View> {
+        Ok(Arc::new(FjallView { dir: self.dir.clone(), snapshot: self.db.snapshot(), spaces: self.spaces.clone() }))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use keel_core::cluster::Disk;
-use keel_core::engine::{Batch, Engine, KeyBounds, Space};
+use keel_core::engine::{Batch, Engine, KeyBounds, Reader, Space};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 use proptest::prelude::*;
 
@@ -352,7 +352,7 @@ pub(crate) enum EngineStep {
 /// Every space's contents, as a model of an engine.
 type Contents = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
 
-fn contents(engine: &dyn Engine) -> Contents {
+fn contents(engine: &dyn Reader) -> Contents {
     let mut out = Contents::new();
     for space in Space::ALL {
         let pairs: BTreeMap<_, _> = engine.scan(space, KeyBounds::all(), false).map(|p| p.unwrap()).collect();
@@ -379,7 +379,7 @@ fn apply_to_model(model: &mut Contents, batch: &Batch) {
 
 /// Reads through `engine` agree with `model`: point reads, and scans in both directions over a
 /// few bounds.
-fn assert_reads_match(engine: &dyn Engine, model: &Contents) {
+fn assert_reads_match(engine: &dyn Reader, model: &Contents) {
     assert_eq!(&contents(engine), model);
     let empty = BTreeMap::new();
     for space in Space::ALL {
@@ -394,8 +394,9 @@ fn assert_reads_match(engine: &dyn Engine, model: &Contents) {
     }
 }
 
-/// Random engine batches, syncs and restarts against a model: reads always match it, and after
-/// a restart the engine holds one of the states since the last sync (a prefix of the batches).
+/// Random engine batches, syncs and restarts against a model: reads always match it, a view
+/// taken before a batch still reads as the state before it, and after a restart the engine
+/// holds one of the states since the last sync (a prefix of the batches).
 /// Log writes go between the batches, as a member makes them, and must not disturb the state.
 pub(crate) fn engine_steps_match_the_model<H: Harness>(h: &mut H, steps: &[EngineStep]) {
     let mut store = h.fresh();
@@ -405,7 +406,9 @@ pub(crate) fn engine_steps_match_the_model<H: Harness>(h: &mut H, steps: &[Engin
     for (i, step) in steps.iter().enumerate() {
         match step {
             EngineStep::Commit(batch) => {
+                let (view, before) = (engine.view().unwrap(), model.clone());
                 engine.commit(batch.clone()).unwrap();
+                assert_reads_match(&*view, &before);
                 apply_to_model(&mut model, batch);
                 since_sync.push(model.clone());
                 store.write(&append(i as u64 + 1, vec![entry(i as u64 + 1, 1)])).unwrap();

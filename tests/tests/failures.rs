@@ -256,7 +256,77 @@ fn a_member_far_behind_catches_up_from_a_snapshot_streamed_by_the_leader() {
     assert_eq!(code, 200, "{body}");
     let (_, body) = curl(&[&format!("{}/v2/keys/snap", c.url(lagging))]);
     assert_eq!(json(&body)["node"]["nodes"].as_array().map(|n| n.len()), Some(200), "serializable read after catch-up");
-    assert!(c.members[lagging].log().contains("snapshot"), "the member did not log a snapshot install:\n{}", c.members[lagging].log());
+    let log = c.members[lagging].log();
+    assert!(log.contains("installing a snapshot from the leader"), "the member did not log a snapshot install:\n{log}");
+    let log = c.members[leader].log();
+    assert!(log.contains("bytes for a follower in"), "the leader did not build the snapshot off the apply path:\n{log}");
+}
+
+/// A follower that missed 100 MB of writes catches up from a snapshot the leader builds from a
+/// frozen view of its state while it goes on taking writes: the log after the snapshot is kept
+/// until the follower has it, so it continues from the log instead of needing another one.
+#[test]
+fn a_follower_100_mb_behind_catches_up_from_a_snapshot_while_writes_go_on() {
+    const KEYS: usize = 6_400;
+    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "1000", "--experimental-snapshot-catchup-entries", "100"]);
+    let leader = c.leader().expect("a leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let leader_url = c.url(leader).to_string();
+    let value = "v".repeat(16 * 1024);
+    runtime.block_on(async {
+        let client = etcd_client::Client::connect([leader_url.as_str()], None).await.expect("connects");
+        let writers: Vec<_> = (0..32)
+            .map(|w| {
+                let (mut client, value) = (client.clone(), value.clone());
+                tokio::spawn(async move {
+                    for i in (w..KEYS).step_by(32) {
+                        client.put(format!("big/{i:05}"), value.as_str(), None).await.expect("a put on a healthy majority");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+    });
+    // Writes go on while the follower catches up, so the log moves past the snapshot.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, url) = (stop.clone(), leader_url.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut client = etcd_client::Client::connect([url.as_str()], None).await.expect("connects");
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    client.put(format!("after/{n:06}"), "x", None).await.expect("a put during the catch-up");
+                    n += 1;
+                }
+                n
+            })
+        })
+    };
+    c.restart(lagging);
+    let lagging_url = c.url(lagging).to_string();
+    let count_on_follower = |prefix: &str| {
+        runtime.block_on(async {
+            let Ok(mut client) = etcd_client::Client::connect([lagging_url.as_str()], None).await else { return 0 };
+            let options = etcd_client::GetOptions::new().with_prefix().with_count_only().with_serializable();
+            client.get(prefix, Some(options)).await.map(|r| r.count()).unwrap_or(0)
+        })
+    };
+    let caught_up = keel_tests::wait_until(Duration::from_secs(120), || count_on_follower("big/") == KEYS as i64);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written_after = writer.join().unwrap();
+    let logs = || (0..3).map(|i| format!("--- member {i}:\n{}", c.members[i].log())).collect::<String>();
+    assert!(caught_up, "the follower holds {} of {KEYS} keys after 120 s\n{}", count_on_follower("big/"), logs());
+    assert!(written_after > 0, "no write went on during the catch-up");
+    let all_after = keel_tests::wait_until(Duration::from_secs(30), || count_on_follower("after/") == written_after as i64);
+    assert!(all_after, "the follower holds {} of the {written_after} writes made during its catch-up", count_on_follower("after/"));
+    let log = c.members[lagging].log();
+    assert!(log.contains("installing a snapshot from the leader"), "caught up without a snapshot:\n{}", logs());
 }
 
 /// The applied state lives on disk beside the log: with the log compacted every 40 entries and

@@ -139,17 +139,19 @@ impl Node {
     /// state for the shell to build one from.
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.sm.applied_index();
-        if self.building_snapshot.is_none() && self.raw.store().take_snapshot_wanted() {
+        if !self.follower_snapshots.is_building() && self.raw.store().take_snapshot_wanted() {
             self.start_snapshot_job(applied);
         }
         if applied.saturating_sub(self.last_snapshot_index) < self.config.snapshot_count {
             return;
         }
         let mut compact_to = applied.saturating_sub(self.config.snapshot_catchup_entries);
-        // While a snapshot for a follower is built or sent, the log after it stays: the follower
-        // continues from there once it has installed it.
-        let in_flight = self.building_snapshot.as_ref().map(|s| s.get_metadata().index).or(self.raw.store().outgoing_index());
-        if let Some(index) = in_flight {
+        // While a snapshot for a follower is built, sent or installed, the log after it stays:
+        // the follower continues from there.
+        let outgoing = self.raw.store().outgoing_index();
+        let prs = self.raw.raft.prs();
+        let matched = |peer| prs.get(peer).map_or(u64::MAX, |p| p.matched);
+        if let Some(index) = self.follower_snapshots.keep_log_after(self.now_ms, outgoing, matched) {
             compact_to = compact_to.min(index);
         }
         let store = self.raw.mut_store();
@@ -168,7 +170,7 @@ impl Node {
         let Some(metadata) = self.raw.store().metadata_at_index(applied) else { return };
         match self.sm.snapshot_job() {
             Ok(job) => {
-                self.building_snapshot = Some(metadata);
+                self.follower_snapshots.start(metadata);
                 self.out.snapshot_job = Some(job);
             }
             Err(e) => tracing::error!("cannot take a snapshot for a follower: {e}"),

@@ -7,6 +7,7 @@
 //! same inputs produces the same outputs, byte for byte.
 
 mod apply;
+mod follower_snapshots;
 mod leader;
 mod output;
 mod reads;
@@ -101,9 +102,8 @@ pub struct Node {
     /// A leader transfer waiting to complete: request, target, deadline.
     transfer: Option<(RequestId, u64, u64)>,
     last_snapshot_index: u64,
-    /// The metadata of the snapshot for followers being built off the apply path (see
-    /// [`Ready::snapshot_job`]), until [`Node::snapshot_built`] brings its data.
-    building_snapshot: Option<raft::eraftpb::Snapshot>,
+    /// Snapshots for followers being built off the apply path or not yet installed.
+    follower_snapshots: follower_snapshots::FollowerSnapshots,
     removed: bool,
 }
 
@@ -258,7 +258,7 @@ impl Node {
             next_progress_ms: config.progress_notify_ms,
             transfer: None,
             last_snapshot_index: applied,
-            building_snapshot: None,
+            follower_snapshots: Default::default(),
             removed: false,
             config,
         };
@@ -406,6 +406,9 @@ impl Node {
             raft::SnapshotStatus::Failure
         };
         self.raw.report_snapshot(peer, status);
+        if let (true, Some(index)) = (delivered, self.raw.store().outgoing_index()) {
+            self.follower_snapshots.delivered(peer, index, self.now_ms);
+        }
         // Built for that follower; the next one that needs a snapshot gets a fresh one.
         self.raw.mut_store().drop_outgoing_snapshot();
     }
@@ -413,11 +416,13 @@ impl Node {
     /// The shell built the snapshot a [`Ready::snapshot_job`] asked for (`data`, or why it could
     /// not): it is kept to send the followers that need it.
     pub fn snapshot_built(&mut self, index: u64, data: Result<Vec<u8>>) {
-        let Some(mut snapshot) = self.building_snapshot.take_if(|s| s.get_metadata().index == index) else { return };
+        let Some(mut snapshot) = self.follower_snapshots.built(index) else { return };
         match data {
             Ok(data) => {
                 snapshot.set_data(data.into());
                 self.raw.mut_store().set_outgoing_snapshot(snapshot);
+                // Raft asked again while it was being built; this one answers those asks.
+                self.raw.store().take_snapshot_wanted();
             }
             // None is kept; raft-rs asks again at its next try.
             Err(e) => tracing::error!("cannot build a snapshot for a follower: {e}"),
@@ -659,7 +664,7 @@ impl Node {
         if role != StateRole::Leader && self.last_role == StateRole::Leader {
             self.sm.lessor_mut().demote();
             // Only a leader sends snapshots; holding one would hold back log compaction.
-            self.building_snapshot = None;
+            self.follower_snapshots.clear();
             self.raw.mut_store().drop_outgoing_snapshot();
         }
         self.last_role = role;

@@ -246,6 +246,9 @@ impl LocalCluster {
         if let Some(job) = ready.snapshot_job {
             node.snapshot_built(job.index(), job.build());
         }
+        for (rid, job) in ready.backups {
+            node.backup_built(rid, job.index(), job.build());
+        }
         for m in ready.messages {
             self.wire.push_back((id, m.to, m.bytes));
         }

@@ -102,8 +102,15 @@ pub struct Driver<S: Storage> {
     built_snapshots: (BuiltSender, mpsc::UnboundedReceiver<BuiltSnapshot>),
 }
 
-/// A snapshot built off the driver: its index and its bytes (or why there are none).
-type BuiltSnapshot = (u64, Result<Vec<u8>>);
+/// Who a snapshot built off the driver is for: a follower, or a client's backup request.
+#[derive(Clone, Copy, Debug)]
+enum SnapshotFor {
+    Follower,
+    Backup(RequestId),
+}
+
+/// A snapshot built off the driver: who it is for, its index and its bytes (or why there are none).
+type BuiltSnapshot = (SnapshotFor, u64, Result<Vec<u8>>);
 type BuiltSender = mpsc::UnboundedSender<BuiltSnapshot>;
 
 /// A cloneable way in to the driver: what the API handlers call.
@@ -185,7 +192,10 @@ impl<S: Storage> Driver<S> {
                     }
                 }
                 Some(inbound) = self.peers.recv() => self.on_peer(inbound),
-                Some((index, data)) = self.built_snapshots.1.recv() => self.node.snapshot_built(index, data),
+                Some((purpose, index, data)) = self.built_snapshots.1.recv() => match purpose {
+                    SnapshotFor::Follower => self.node.snapshot_built(index, data),
+                    SnapshotFor::Backup(id) => self.node.backup_built(id, index, data),
+                },
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input);
@@ -361,7 +371,10 @@ impl<S: Storage> Driver<S> {
             warn_if_slow("compacting the log took too long", "keep_snapshot", started);
         }
         if let Some(job) = ready.snapshot_job {
-            build_snapshot(job, self.built_snapshots.0.clone());
+            build_snapshot(SnapshotFor::Follower, job, self.built_snapshots.0.clone());
+        }
+        for (id, job) in ready.backups {
+            build_snapshot(SnapshotFor::Backup(id), job, self.built_snapshots.0.clone());
         }
         for (id, result) in ready.responses {
             if let Some(waiter) = self.waiting.remove(&id) {
@@ -499,9 +512,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Serialize a follower's snapshot on a blocking thread (it reads the whole key space from a
-/// frozen view, which takes time in proportion to the data) and send the result to the driver.
-fn build_snapshot(job: SnapshotJob, done: BuiltSender) {
+/// Serialize a snapshot on a blocking thread (it reads the whole key space from a frozen view,
+/// which takes time in proportion to the data) and send the result to the driver.
+fn build_snapshot(purpose: SnapshotFor, job: SnapshotJob, done: BuiltSender) {
     let index = job.index();
     // madsim runs the closure as one of its deterministic tasks (it marks this deprecated: a
     // simulation has no blocking threads); tokio on its blocking pool.
@@ -510,10 +523,14 @@ fn build_snapshot(job: SnapshotJob, done: BuiltSender) {
         let started = Instant::now();
         let data = job.build();
         if let Ok(bytes) = &data {
-            tracing::info!(index, "built a snapshot of {} bytes for a follower in {:?}", bytes.len(), started.elapsed());
+            let whom = match purpose {
+                SnapshotFor::Follower => "a follower",
+                SnapshotFor::Backup(_) => "a backup",
+            };
+            tracing::info!(index, "built a snapshot of {} bytes for {whom} in {:?}", bytes.len(), started.elapsed());
         }
         // The driver is gone when the member stopped; nobody needs the snapshot then.
-        let _ = done.send((index, data));
+        let _ = done.send((purpose, index, data));
     });
 }
 

@@ -280,6 +280,8 @@ fn snapshot_save_writes_a_verified_backup() {
     assert_eq!(r.stdout, format!("Snapshot saved at {}\n", path.display()));
     let size = std::fs::metadata(&path).unwrap().len();
     assert_eq!(size % 512, 32, "whole pages and their SHA-256: {size}");
+    let log = c.members[0].log();
+    assert!(log.contains("bytes for a backup in"), "the backup was not built off the apply path:\n{log}");
 }
 
 #[test]

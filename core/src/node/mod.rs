@@ -429,6 +429,13 @@ impl Node {
         }
     }
 
+    /// The shell built the backup a [`Ready::backups`] job asked for, of the state at `index`:
+    /// it goes to the client that asked (Maintenance.Snapshot).
+    pub fn backup_built(&mut self, id: RequestId, index: u64, data: Result<Vec<u8>>) {
+        let response = data.map(|data| Response::Snapshot(SnapshotResponse { data, applied_index: index, ..Default::default() }));
+        self.respond(id, response);
+    }
+
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
     pub fn request(&mut self, id: RequestId, request: Request) {
         if self.removed {
@@ -526,8 +533,9 @@ impl Node {
             }
             Request::Alarm(req) => self.propose(id, Command::Alarm(req)),
             Request::Snapshot => {
-                let resp = SnapshotResponse { data: self.sm.snapshot()?, applied_index: self.sm.applied_index(), ..Default::default() };
-                self.respond(id, Ok(Response::Snapshot(resp)));
+                // Built off the apply path, as a follower's is; the answer comes from backup_built.
+                let job = self.sm.snapshot_job()?;
+                self.out.backups.push((id, job));
                 Ok(())
             }
         }

@@ -148,6 +148,9 @@ pub struct Ready {
     /// A follower needs a snapshot: build it off the apply path (it takes time in proportion
     /// to the data) and hand the result to `Node::snapshot_built`.
     pub snapshot_job: Option<SnapshotJob>,
+    /// Backups clients asked for (Maintenance.Snapshot), by request: build each like a
+    /// follower's snapshot and hand it to `Node::backup_built`.
+    pub backups: Vec<(RequestId, SnapshotJob)>,
 }
 
 impl Ready {
@@ -159,6 +162,7 @@ impl Ready {
             && self.watch_responses.is_empty()
             && self.snapshot.is_none()
             && self.snapshot_job.is_none()
+            && self.backups.is_empty()
     }
 }
 

@@ -104,8 +104,9 @@ pub struct FjallStorage {
     meta: Keyspace,
     /// The applied state's keyspaces in the same database (see [`FjallEngine`]).
     engine: FjallEngine,
-    /// Lowest and highest stored log index (`None`: no entries), kept in step with every write
-    /// so that appends need no reads and truncations read only the suffix they drop.
+    /// Lowest and highest stored log index (`None`: no entries), kept in step with every write.
+    /// The entries between them are all stored (raft appends without gaps, and a snapshot
+    /// starts the log afresh), so no write has to read the log to know what it drops.
     bounds: Option<(u64, u64)>,
     /// Whether anything was ever written (the `format` record exists).
     written: bool,
@@ -239,14 +240,6 @@ impl FjallStorage {
         }
     }
 
-    /// Stored indexes in `from..`, ascending (reads only that suffix of the log).
-    fn indexes_from(&self, from: u64) -> impl Iterator<Item = Result<u64, StorageError>> + '_ {
-        self.log.range(from.to_be_bytes()..).map(move |g| {
-            let key = g.key().map_err(|e| self.err("reading the log", e))?;
-            decode_index(&key).map_err(|m| self.corrupt("the log", m))
-        })
-    }
-
     fn err(&self, doing: &str, e: fjall::Error) -> StorageError {
         engine_error(&self.dir, doing, e)
     }
@@ -343,8 +336,7 @@ impl Storage for FjallStorage {
                 // Keys written again below get their new value; only the others need tombstones
                 // (one batch must not hold two changes to one key).
                 let rewritten: BTreeSet<u64> = persist.entries.iter().map(|e| e.index).collect();
-                for index in self.indexes_from(from.max(lo)) {
-                    let index = index?;
+                for index in from.max(lo)..=hi {
                     if !rewritten.contains(&index) {
                         batch.remove(&self.log, index.to_be_bytes());
                     }
@@ -398,15 +390,11 @@ impl Storage for FjallStorage {
         let mut bounds = self.bounds;
         if let Some((lo, hi)) = self.bounds {
             if lo <= snap.compact_to {
-                bounds = None;
-                for index in self.indexes_from(lo) {
-                    let index = index?;
-                    if index > snap.compact_to {
-                        bounds = Some((index, hi));
-                        break;
-                    }
+                let last_dropped = snap.compact_to.min(hi);
+                for index in lo..=last_dropped {
                     batch.remove(&self.log, index.to_be_bytes());
                 }
+                bounds = (last_dropped < hi).then_some((last_dropped + 1, hi));
             }
         }
         batch.commit().map_err(|e| self.err("storing a snapshot", e))?;

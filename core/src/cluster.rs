@@ -250,7 +250,7 @@ impl LocalCluster {
             node.backup_built(rid, job.index(), job.build());
         }
         for m in ready.messages {
-            self.wire.push_back((id, m.to, m.bytes));
+            self.wire.push_back((id, m.to, m.to_bytes()));
         }
         for (rid, resp) in ready.responses {
             self.responses.insert((id, rid), resp);

@@ -7,6 +7,8 @@
 //! is not its job: the shell makes entries durable and acknowledges them to the node (see
 //! `node::Ready::persist`).
 
+use std::sync::Arc;
+
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -18,9 +20,10 @@ pub struct LogStore {
     /// Where the log was last compacted: everything up to its index is in the applied state.
     /// Metadata only.
     snapshot: Snapshot,
-    /// A snapshot with the state's data, built when a follower needed one, served to followers
-    /// until it has been sent.
-    outgoing: Option<Snapshot>,
+    /// A snapshot built when a follower needed one, served to followers until it has been
+    /// sent: raft-rs gets its metadata, the state's data stays here (the node attaches it to the
+    /// message without copying it, see `OutMessage::encode`).
+    outgoing: Option<(Snapshot, Arc<Vec<u8>>)>,
     /// Index and term of the last entry dropped from the log (at or before the snapshot's
     /// index: entries after a local snapshot are kept a while for lagging followers).
     compacted: (u64, u64),
@@ -173,16 +176,21 @@ impl LogStore {
         self.term(index).ok().map(|term| self.metadata_at(index, term))
     }
 
-    /// Keep `snapshot` (metadata and the state's data) as the snapshot to send followers.
-    pub fn set_outgoing_snapshot(&mut self, snapshot: Snapshot) {
-        self.outgoing = Some(snapshot);
+    /// Keep `metadata` and `data` (the state at its index) as the snapshot to send followers.
+    pub fn set_outgoing_snapshot(&mut self, metadata: Snapshot, data: Vec<u8>) {
+        self.outgoing = Some((metadata, Arc::new(data)));
+    }
+
+    /// The state's data of the snapshot kept for followers, if it is the one at `index`.
+    pub fn outgoing_data(&self, index: u64) -> Option<Arc<Vec<u8>>> {
+        self.outgoing.as_ref().filter(|(s, _)| s.get_metadata().index == index).map(|(_, data)| data.clone())
     }
 
     /// The index of the snapshot kept for followers, while there is one: the log is not
     /// compacted past it until it has been sent (as etcd skips compaction while a snapshot is
     /// in flight), or the follower would need another one as soon as it installed this one.
     pub fn outgoing_index(&self) -> Option<u64> {
-        self.outgoing.as_ref().map(|s| s.get_metadata().index)
+        self.outgoing.as_ref().map(|(s, _)| s.get_metadata().index)
     }
 
     /// Forget the snapshot built for followers (it has been sent, or failed to be).
@@ -249,7 +257,7 @@ impl Storage for LogStore {
         // A snapshot taken before `to` joined does not list it, and `to` would refuse it
         // (found by keel-sim seed 73: a learner added after the last snapshot never caught up).
         // One that does not reach the log's start cannot be followed by the log.
-        let servable = self.outgoing.as_ref().filter(|s| {
+        let servable = self.outgoing.as_ref().map(|(s, _)| s).filter(|s| {
             let meta = s.get_metadata();
             let conf = meta.get_conf_state();
             let lists_to = [conf.get_voters(), conf.get_learners(), conf.get_voters_outgoing(), conf.get_learners_next()]

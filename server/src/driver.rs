@@ -344,7 +344,7 @@ impl<S: Storage> Driver<S> {
 
     async fn carry_out(&mut self, ready: Ready) -> std::result::Result<(), StorageError> {
         for m in ready.messages {
-            self.transport.send_raft(m.to, m.bytes, m.snapshot);
+            self.transport.send_raft(m);
         }
         // The log writes first: a snapshot stored ahead of the hard state that committed its
         // entries would otherwise be possible after a crash between the two.

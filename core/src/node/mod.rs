@@ -23,7 +23,7 @@ use raft::{RawNode, ReadOnlyOption, StateRole};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use output::{HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotRecord};
+pub use output::{HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord};
 
 use crate::alarm;
 use crate::command::{Command, Proposal};
@@ -416,11 +416,10 @@ impl Node {
     /// The shell built the snapshot a [`Ready::snapshot_job`] asked for (`data`, or why it could
     /// not): it is kept to send the followers that need it.
     pub fn snapshot_built(&mut self, index: u64, data: Result<Vec<u8>>) {
-        let Some(mut snapshot) = self.follower_snapshots.built(index) else { return };
+        let Some(snapshot) = self.follower_snapshots.built(index) else { return };
         match data {
             Ok(data) => {
-                snapshot.set_data(data.into());
-                self.raw.mut_store().set_outgoing_snapshot(snapshot);
+                self.raw.mut_store().set_outgoing_snapshot(snapshot, data);
                 // Raft asked again while it was being built; this one answers those asks.
                 self.raw.store().take_snapshot_wanted();
             }
@@ -654,11 +653,16 @@ impl Node {
 
     fn queue_messages(&mut self, msgs: Vec<Message>) {
         for msg in msgs {
-            self.out.messages.push(OutMessage {
-                to: msg.to,
-                snapshot: msg.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot,
-                bytes: msg.write_to_bytes().unwrap_or_default(),
-            });
+            if msg.get_msg_type() != raft::eraftpb::MessageType::MsgSnapshot {
+                self.out.messages.push(OutMessage::encode(&msg, None));
+                continue;
+            }
+            // raft-rs carries the snapshot's metadata; its data is the one kept for followers.
+            match self.raw.store().outgoing_data(msg.get_snapshot().get_metadata().index) {
+                Some(data) => self.out.messages.push(OutMessage::encode(&msg, Some(data))),
+                // Given up meanwhile (this member stopped leading): raft-rs tries again later.
+                None => self.raw.report_snapshot(msg.to, raft::SnapshotStatus::Failure),
+            }
         }
     }
 

@@ -2,8 +2,11 @@
 //! make durable, answers for clients, watch events, snapshots to keep. Raft's own types stay
 //! inside the core; the shell sees numbers and encoded bytes it can store and ship as they are.
 
+use std::sync::Arc;
+
 use protobuf::Message as _;
-use raft::eraftpb::{Entry, HardState as RaftHardState, Snapshot};
+use protobuf::wire_format::WireType;
+use raft::eraftpb::{Entry, HardState as RaftHardState, Message, Snapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -15,13 +18,83 @@ use crate::watch::WatchResponse;
 /// among that member's requests in flight.
 pub type RequestId = u64;
 
-/// A Raft message for a peer, already encoded. `snapshot` marks the (possibly large) messages
-/// that carry a whole state-machine snapshot, which transports stream separately.
+/// A Raft message for a peer, already encoded. A snapshot message's state travels in
+/// `payload`, apart from `bytes`: the state (of any size) is never copied into a message on the
+/// member's loop. The message on the wire is `bytes`, then the payload's data, then its trailer
+/// ([`OutMessage::parts`]), which the receiver reads as one protobuf message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutMessage {
     pub to: u64,
     pub bytes: Vec<u8>,
-    pub snapshot: bool,
+    pub payload: Option<SnapshotPayload>,
+}
+
+/// The state a snapshot message carries, shared with the snapshot kept for followers, and the
+/// encoded bytes that follow it (the snapshot's metadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPayload {
+    pub data: Arc<Vec<u8>>,
+    pub trailer: Vec<u8>,
+}
+
+/// eraftpb's field numbers that the split encoding writes itself (`Message.snapshot`,
+/// `Snapshot.data`, `Snapshot.metadata`); the round-trip test pins them.
+const MESSAGE_SNAPSHOT: u32 = 9;
+const SNAPSHOT_DATA: u32 = 1;
+const SNAPSHOT_METADATA: u32 = 2;
+
+impl OutMessage {
+    /// `msg` encoded; for a snapshot message, `data` is the state it carries (its `snapshot`
+    /// holds only the metadata), written as the snapshot's data field without being copied.
+    pub(crate) fn encode(msg: &Message, data: Option<Arc<Vec<u8>>>) -> OutMessage {
+        let Some(data) = data else {
+            return OutMessage { to: msg.to, bytes: msg.write_to_bytes().unwrap_or_default(), payload: None };
+        };
+        // Protobuf fields may come in any order: the message without its snapshot, then the
+        // snapshot as one field holding the data and then the metadata.
+        let mut head = msg.clone();
+        head.clear_snapshot();
+        let mut bytes = head.write_to_bytes().unwrap_or_default();
+        let metadata = msg.get_snapshot().get_metadata().write_to_bytes().unwrap_or_default();
+        let field = |number: u32, len: usize| {
+            protobuf::rt::tag_size(number) + protobuf::rt::compute_raw_varint64_size(len as u64) + len as u32
+        };
+        let inner = field(SNAPSHOT_DATA, data.len()) + field(SNAPSHOT_METADATA, metadata.len());
+        let mut trailer = Vec::with_capacity(metadata.len() + 8);
+        let written = (|| -> protobuf::ProtobufResult<()> {
+            let mut os = protobuf::CodedOutputStream::vec(&mut bytes);
+            os.write_tag(MESSAGE_SNAPSHOT, WireType::WireTypeLengthDelimited)?;
+            os.write_raw_varint64(u64::from(inner))?;
+            os.write_tag(SNAPSHOT_DATA, WireType::WireTypeLengthDelimited)?;
+            os.write_raw_varint64(data.len() as u64)?;
+            os.flush()?;
+            let mut os = protobuf::CodedOutputStream::vec(&mut trailer);
+            os.write_tag(SNAPSHOT_METADATA, WireType::WireTypeLengthDelimited)?;
+            os.write_bytes_no_tag(&metadata)?;
+            os.flush()
+        })();
+        // Writing into a Vec cannot fail.
+        debug_assert!(written.is_ok());
+        OutMessage { to: msg.to, bytes, payload: Some(SnapshotPayload { data, trailer }) }
+    }
+
+    /// Whether this carries a snapshot (transports stream those in chunks).
+    pub fn is_snapshot(&self) -> bool {
+        self.payload.is_some()
+    }
+
+    /// The encoded message, in the pieces it is kept in.
+    pub fn parts(&self) -> Vec<&[u8]> {
+        match &self.payload {
+            None => vec![&self.bytes],
+            Some(p) => vec![&self.bytes, &p.data, &p.trailer],
+        }
+    }
+
+    /// The encoded message in one piece (a copy of the payload: for shells in memory).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
 }
 
 /// One Raft log entry as stored on disk: its position and its encoded form.
@@ -172,6 +245,30 @@ mod tests {
 
     fn entry(index: u64, term: u64) -> LogEntry {
         LogEntry { index, term, bytes: vec![] }
+    }
+
+    #[test]
+    fn a_snapshot_message_in_parts_reads_as_the_whole_message() {
+        let mut msg = Message::default();
+        msg.set_msg_type(raft::eraftpb::MessageType::MsgSnapshot);
+        (msg.to, msg.from, msg.term, msg.commit) = (2, 1, 7, 300);
+        let meta = msg.mut_snapshot().mut_metadata();
+        (meta.index, meta.term) = (300, 7);
+        meta.mut_conf_state().set_voters(vec![1, 2, 3]);
+        for size in [0, 1, 127, 128, 300_000] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let out = OutMessage::encode(&msg, Some(Arc::new(data.clone())));
+            assert!(out.is_snapshot() && out.parts().len() == 3);
+            let mut whole = msg.clone();
+            whole.mut_snapshot().set_data(data.into());
+            if size > 0 {
+                // (Protobuf leaves an empty data field out, and no field after the snapshot is set.)
+                assert_eq!(out.to_bytes(), whole.write_to_bytes().unwrap(), "what protobuf writes, byte for byte");
+            }
+            assert_eq!(Message::parse_from_bytes(&out.to_bytes()).unwrap(), whole);
+        }
+        let plain = OutMessage::encode(&Message::default(), None);
+        assert!(!plain.is_snapshot() && plain.parts().len() == 1);
     }
 
     #[test]

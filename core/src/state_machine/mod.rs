@@ -612,7 +612,7 @@ mod tests {
     #[test]
     fn a_snapshot_job_builds_the_state_as_it_was_when_taken() {
         let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
-        let mut apply = |sm: &mut StateMachine, command: Command| {
+        let apply = |sm: &mut StateMachine, command: Command| {
             sm.apply(&command, None);
             sm.set_applied(sm.applied_index() + 1, 1);
         };

@@ -104,18 +104,31 @@ impl Frame {
     }
 }
 
-/// Cut an encoded snapshot message into chunk frames.
-pub fn snapshot_chunks(bytes: &[u8]) -> Vec<Frame> {
-    let total = bytes.len() as u64;
-    bytes
-        .chunks(SNAPSHOT_CHUNK_BYTES)
-        .enumerate()
-        .map(|(i, data)| Frame::SnapshotChunk {
-            total,
-            offset: (i * SNAPSHOT_CHUNK_BYTES) as u64,
-            data: data.to_vec(),
-        })
-        .collect()
+/// Cut an encoded snapshot message, kept in `parts` (see `OutMessage::parts`), into chunk
+/// frames, made one at a time as they are written: the message is never copied whole.
+pub fn snapshot_chunks<'a>(parts: &'a [&'a [u8]]) -> impl Iterator<Item = Frame> + 'a {
+    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let mut bytes = parts.iter().flat_map(|p| p.chunks(SNAPSHOT_CHUNK_BYTES)).peekable();
+    let mut offset = 0u64;
+    std::iter::from_fn(move || {
+        bytes.peek()?;
+        let mut data = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        while let Some(piece) = bytes.peek_mut() {
+            let room = SNAPSHOT_CHUNK_BYTES - data.len();
+            if room == 0 {
+                break;
+            }
+            let take = room.min(piece.len());
+            data.extend_from_slice(&piece[..take]);
+            *piece = &piece[take..];
+            if piece.is_empty() {
+                bytes.next();
+            }
+        }
+        let frame = Frame::SnapshotChunk { total, offset, data };
+        offset += SNAPSHOT_CHUNK_BYTES as u64;
+        Some(frame)
+    })
 }
 
 /// Reassembles one snapshot from its chunks, refusing chunks that do not fit.
@@ -207,7 +220,10 @@ mod tests {
     #[test]
     fn snapshots_reassemble_from_chunks_and_reject_disorder() {
         let bytes: Vec<u8> = (0..(SNAPSHOT_CHUNK_BYTES * 2 + 10)).map(|i| i as u8).collect();
-        let chunks = snapshot_chunks(&bytes);
+        // In uneven parts, as a message's head, state and trailer are kept.
+        let (head, rest) = bytes.split_at(7);
+        let (data, trailer) = rest.split_at(SNAPSHOT_CHUNK_BYTES * 2);
+        let chunks: Vec<Frame> = snapshot_chunks(&[head, data, trailer]).collect();
         assert_eq!(chunks.len(), 3);
         let mut a = SnapshotAssembler::default();
         let mut out = None;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_core::error::Error;
+use keel_core::node::OutMessage;
 use keel_core::request::{Request, Response};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpListener;
@@ -48,7 +49,7 @@ pub enum Inbound {
 /// One item in a peer's queue.
 enum Outgoing {
     Frame(Frame),
-    Snapshot(Vec<u8>),
+    Snapshot(OutMessage),
 }
 
 struct Link {
@@ -272,8 +273,12 @@ impl PeerTransport {
     }
 
     /// Queue a Raft message (snapshots are chunked). Returns false when it had to be dropped.
-    pub fn send_raft(&self, to: u64, bytes: Vec<u8>, snapshot: bool) -> bool {
-        let item = if snapshot { Outgoing::Snapshot(bytes) } else { Outgoing::Frame(Frame::Raft(bytes)) };
+    pub fn send_raft(&self, message: OutMessage) -> bool {
+        let to = message.to;
+        let item = match message.is_snapshot() {
+            true => Outgoing::Snapshot(message),
+            false => Outgoing::Frame(Frame::Raft(message.bytes)),
+        };
         self.enqueue(to, item)
     }
 
@@ -337,7 +342,7 @@ async fn run_link(
             let Some(item) = rx.recv().await else { return };
             let written = match &item {
                 Outgoing::Frame(f) => f.write(&mut w).await,
-                Outgoing::Snapshot(bytes) => write_snapshot(&mut w, bytes).await,
+                Outgoing::Snapshot(message) => write_snapshot(&mut w, message).await,
             };
             // Flush when the queue is drained, so bursts share one syscall.
             let flushed = match written {
@@ -359,8 +364,8 @@ async fn run_link(
     }
 }
 
-async fn write_snapshot<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    for chunk in snapshot_chunks(bytes) {
+async fn write_snapshot<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, message: &OutMessage) -> std::io::Result<()> {
+    for chunk in snapshot_chunks(&message.parts()) {
         chunk.write(w).await?;
     }
     w.flush().await
@@ -381,6 +386,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_core::node::SnapshotPayload;
+
+    /// A plain Raft message of `bytes` for `to`.
+    fn message(to: u64, bytes: Vec<u8>) -> OutMessage {
+        OutMessage { to, bytes, payload: None }
+    }
 
     #[test]
     fn urls_give_host_and_port() {
@@ -403,9 +414,10 @@ mod tests {
         t2.serve(l2);
         t1.set_peer(2, &format!("http://{a2}"));
         t2.set_peer(1, &format!("http://{a1}"));
-        assert!(t1.send_raft(2, vec![1, 2, 3], false));
+        assert!(t1.send_raft(message(2, vec![1, 2, 3])));
         let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
-        assert!(t1.send_raft(2, big.clone(), true));
+        let payload = SnapshotPayload { data: std::sync::Arc::new(big[5..2_999_990].to_vec()), trailer: big[2_999_990..].to_vec() };
+        assert!(t1.send_raft(OutMessage { to: 2, bytes: big[..5].to_vec(), payload: Some(payload) }));
         assert!(t2.send_frame(1, Frame::Forward { id: 9, request: Request::LeaseLeases }));
         let mut got = Vec::new();
         while got.len() < 2 {
@@ -436,9 +448,9 @@ mod tests {
         t1.serve(l1);
         t2.serve(l2);
         t1.set_peer(2, &u2);
-        assert!(t1.send_raft(2, vec![1], false));
+        assert!(t1.send_raft(message(2, vec![1])));
         assert!(matches!(rx2.recv().await, Some(Inbound::Raft { from: 1, .. })));
-        assert!(t2.send_raft(1, vec![2], false), "member 2 can answer");
+        assert!(t2.send_raft(message(1, vec![2])), "member 2 can answer");
         loop {
             if let Inbound::Raft { from, bytes } = rx1.recv().await.unwrap() {
                 assert_eq!((from, bytes), (2, vec![2]));
@@ -457,7 +469,7 @@ mod tests {
         let a2 = l2.local_addr().unwrap();
         t2.serve(l2);
         t1.set_peer(2, &format!("http://{a2}"));
-        t1.send_raft(2, vec![1], false);
+        t1.send_raft(message(2, vec![1]));
         let got = tokio::time::timeout(Duration::from_millis(300), rx2.recv()).await;
         assert!(got.is_err(), "a foreign cluster's message was delivered");
     }

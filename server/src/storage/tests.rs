@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use keel_core::cluster::Disk;
-use keel_core::engine::{Batch, Engine, KeyBounds, Reader, Space};
+use keel_core::engine::{Batch, KeyBounds, Reader, Space};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
 use proptest::prelude::*;
 

@@ -38,14 +38,22 @@ struct Measured {
 
 /// A member process on `dir`, listening on the given ports; the same flags for both systems.
 fn spawn(binary: &Path, dir: &Path, client: u16, peer: u16) -> Child {
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    spawn_member(binary, dir, "large", client, peer, &format!("large={peer_url}"), &[])
+}
+
+/// Member `name` of a cluster of `initial_cluster` (etcd's `name=peer-url,...`), on `dir`, with
+/// an 8 GiB quota and `extra` flags: the same command line starts Keel and etcd 3.4.
+pub(crate) fn spawn_member(binary: &Path, dir: &Path, name: &str, client: u16, peer: u16, initial_cluster: &str, extra: &[&str]) -> Child {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     Command::new(binary)
-        .args(["--name", "large", "--data-dir"])
+        .args(["--name", name, "--data-dir"])
         .arg(dir)
         .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
         .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("large={peer_url}"), "--quota-backend-bytes", "8589934592"])
+        .args(["--initial-cluster", initial_cluster, "--quota-backend-bytes", "8589934592"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,7 +61,7 @@ fn spawn(binary: &Path, dir: &Path, client: u16, peer: u16) -> Child {
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in MB.
-fn memory_mb(pid: u32) -> (f64, f64) {
+pub(crate) fn memory_mb(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status

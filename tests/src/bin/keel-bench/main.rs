@@ -7,8 +7,10 @@
 //!
 //! `keel-bench --v3` compares Keel with etcd 3.4 over the v3 API instead (see `v3.rs`), at 1
 //! and 3 members (or `--members N`); `keel-bench --v3 --large N` runs the large-data row (see
-//! `large.rs`).
+//! `large.rs`), `keel-bench --v3 --catch-up MB` a follower MB megabytes behind catching up
+//! (see `catchup.rs`).
 
+mod catchup;
 mod large;
 mod v3;
 
@@ -33,10 +35,12 @@ pub struct Options {
     keys: u64,
     /// `--large N`: the large-data row instead (see `large.rs`).
     large: Option<u64>,
+    /// `--catch-up MB`: the catch-up row instead (see `catchup.rs`).
+    catch_up: Option<usize>,
 }
 
 fn options() -> Options {
-    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000, large: None };
+    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000, large: None, catch_up: None };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -55,6 +59,7 @@ fn options() -> Options {
             "--seconds" => o.seconds = value.parse().unwrap_or(5),
             "--keys" => o.keys = value.parse().unwrap_or(10_000),
             "--large" => o.large = value.parse().ok(),
+            "--catch-up" => o.catch_up = value.parse().ok(),
             other => {
                 eprintln!("keel-bench: unknown flag {other} (see the source's header)");
                 std::process::exit(2);
@@ -121,6 +126,9 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let o = options();
+    if let Some(megabytes) = o.catch_up {
+        return catchup::compare(megabytes);
+    }
     if let Some(keys) = o.large {
         return large::compare(keys);
     }

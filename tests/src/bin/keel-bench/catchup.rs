@@ -4,8 +4,9 @@
 //! killed, MB megabytes of 16 KiB values are put through the other two at 32 clients, then it
 //! restarts while 16 clients go on putting 256-byte values. Reported per system: how long the
 //! follower took from its restart to holding every key (a serializable count on it), the puts/s,
-//! p99 and worst latency of the steady writers meanwhile, and the peak resident memory of the
-//! follower and of the busiest other member (`VmHWM`).
+//! p99 and worst latency of the steady writers meanwhile and how many of their puts failed, the
+//! peak resident memory of the follower and of the busiest other member (`VmHWM`), and how many
+//! puts of the load before it failed (each is tried until it succeeds).
 
 use std::path::Path;
 use std::process::Child;
@@ -29,6 +30,10 @@ struct Measured {
     puts_per_s: f64,
     p99: Duration,
     max: Duration,
+    /// Steady puts that failed during the catch-up.
+    failed: usize,
+    /// Load puts that failed (and were tried again) before it.
+    load_failed: usize,
     follower_peak_mb: f64,
     others_peak_mb: f64,
 }
@@ -86,45 +91,60 @@ impl Drop for Cluster {
     }
 }
 
-/// Put `keys` values of [`VALUE_BYTES`] through `urls` at [`LOADERS`] clients.
-async fn load(urls: &[String], keys: usize) {
+/// Put `keys` values of [`VALUE_BYTES`] through `urls` at [`LOADERS`] clients, each put tried
+/// until it succeeds (the load is not what is measured, and on 2 cores both systems time some
+/// out); returns how many attempts failed.
+async fn load(urls: &[String], keys: usize) -> usize {
     let value = vec![b'v'; VALUE_BYTES];
     let tasks: Vec<_> = (0..LOADERS)
         .map(|w| {
             let (url, value) = (urls[w % urls.len()].clone(), value.clone());
             tokio::spawn(async move {
                 let mut client = Client::connect([url], None).await.expect("connect");
+                let mut failed = 0;
                 for i in (w..keys).step_by(LOADERS) {
-                    client.put(format!("big/{i:06}"), value.clone(), None).await.expect("a put");
+                    while client.put(format!("big/{i:06}"), value.clone(), None).await.is_err() {
+                        failed += 1;
+                    }
                 }
+                failed
             })
         })
         .collect();
+    let mut failed = 0;
     for t in tasks {
-        t.await.expect("a loader");
+        failed += t.await.expect("a loader");
     }
+    failed
 }
 
-/// Small puts through `urls` until `stop`; each put's latency.
-async fn steady(urls: Vec<String>, stop: Arc<AtomicBool>) -> Vec<Duration> {
+/// Small puts through `urls` until `stop`; each put's latency (a failed put's too: the time its
+/// client waited) and how many failed.
+async fn steady(urls: Vec<String>, stop: Arc<AtomicBool>) -> (Vec<Duration>, usize) {
     let tasks: Vec<_> = (0..STEADY_CLIENTS)
         .map(|w| {
             let (url, stop) = (urls[w % urls.len()].clone(), stop.clone());
             tokio::spawn(async move {
                 let mut client = Client::connect([url], None).await.expect("connect");
-                let mut latencies = Vec::new();
+                let (mut latencies, mut failed) = (Vec::new(), 0);
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    client.put(format!("steady/{w}/{}", n % 1000), vec![b's'; 256], None).await.expect("a steady put");
+                    failed += usize::from(client.put(format!("steady/{w}/{}", n % 1000), vec![b's'; 256], None).await.is_err());
                     latencies.push(started.elapsed());
                     n += 1;
                 }
-                latencies
+                (latencies, failed)
             })
         })
         .collect();
-    crate::latencies_of(tasks).await
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for t in tasks {
+        let (latencies, f) = t.await.expect("a steady writer");
+        all.extend(latencies);
+        failed += f;
+    }
+    (all, failed)
 }
 
 /// Keys under `big/` that member `url` holds, read locally (serializable); 0 while it cannot answer.
@@ -139,7 +159,7 @@ fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: usize) -> Measured
     let follower = 2;
     c.kill(follower);
     let others: Vec<String> = c.urls[..2].to_vec();
-    rt.block_on(load(&others, keys));
+    let load_failed = rt.block_on(load(&others, keys));
     let stop = Arc::new(AtomicBool::new(false));
     let writers = rt.spawn(steady(others, stop.clone()));
     std::thread::sleep(Duration::from_millis(500));
@@ -150,7 +170,7 @@ fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: usize) -> Measured
     let caught_up = started.elapsed();
     assert!(caught, "the {} follower did not catch up", binary.display());
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = rt.block_on(writers).expect("the steady writers");
+    let (mut latencies, failed) = rt.block_on(writers).expect("the steady writers");
     let elapsed = started.elapsed();
     latencies.sort();
     Measured {
@@ -158,6 +178,8 @@ fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: usize) -> Measured
         puts_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
         p99: percentile(&latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
+        failed,
+        load_failed,
         follower_peak_mb: c.peak_mb(follower),
         others_peak_mb: c.peak_mb(0).max(c.peak_mb(1)),
     }
@@ -173,17 +195,22 @@ pub fn compare(megabytes: usize) {
          then restarted while {STEADY_CLIENTS} clients put 256 B"
     );
     let results = [("keel", measure(&rt, &keel_binary(), keys)), ("etcd 3.4", measure(&rt, Path::new("etcd"), keys))];
-    println!("{:<9} {:>12} {:>10} {:>9} {:>9} {:>17} {:>15}", "", "caught up s", "puts/s", "p99 ms", "max ms", "follower peak MB", "others peak MB");
+    println!(
+        "{:<9} {:>12} {:>10} {:>9} {:>9} {:>7} {:>17} {:>15} {:>12}",
+        "", "caught up s", "puts/s", "p99 ms", "max ms", "failed", "follower peak MB", "others peak MB", "load failed"
+    );
     for (name, m) in &results {
         println!(
-            "{:<9} {:>12.2} {:>10.0} {:>9.1} {:>9.1} {:>17.0} {:>15.0}",
+            "{:<9} {:>12.2} {:>10.0} {:>9.1} {:>9.1} {:>7} {:>17.0} {:>15.0} {:>12}",
             name,
             m.caught_up.as_secs_f64(),
             m.puts_per_s,
             m.p99.as_secs_f64() * 1e3,
             m.max.as_secs_f64() * 1e3,
+            m.failed,
             m.follower_peak_mb,
-            m.others_peak_mb
+            m.others_peak_mb,
+            m.load_failed
         );
     }
 }

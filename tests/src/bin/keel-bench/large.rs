@@ -55,9 +55,20 @@ pub(crate) fn spawn_member(binary: &Path, dir: &Path, name: &str, client: u16, p
         .args(["--initial-cluster", initial_cluster, "--quota-backend-bytes", "8589934592"])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file(name))
         .spawn()
         .expect("start the member")
+}
+
+/// Where member `name` logs: nowhere, or with `KEEL_BENCH_LOG_DIR=D` set, `D/<name>.log` (appended
+/// to, Keel's and etcd's runs one after the other).
+fn log_file(name: &str) -> Stdio {
+    let Some(dir) = std::env::var_os("KEEL_BENCH_LOG_DIR") else { return Stdio::null() };
+    let path = Path::new(&dir).join(format!("{name}.log"));
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(file) => Stdio::from(file),
+        Err(e) => panic!("cannot log to {}: {e}", path.display()),
+    }
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in MB.

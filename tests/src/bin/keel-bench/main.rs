@@ -8,7 +8,8 @@
 //! `keel-bench --v3` compares Keel with etcd 3.4 over the v3 API instead (see `v3.rs`), at 1
 //! and 3 members (or `--members N`); `keel-bench --v3 --large N` runs the large-data row (see
 //! `large.rs`), `keel-bench --v3 --catch-up MB` a follower MB megabytes behind catching up
-//! (see `catchup.rs`).
+//! (see `catchup.rs`). With `KEEL_BENCH_LOG_DIR=D`, the members of the last two log to
+//! `D/<name>.log`.
 
 mod catchup;
 mod large;

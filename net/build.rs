@@ -35,9 +35,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// `protoc` on the PATH, if any.
 fn which_protoc() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| PathBuf::from(dir).join("protoc"))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join("protoc")).find(|p| p.is_file())
 }

@@ -94,7 +94,8 @@ fn bench_range() {
     });
     println!("range, 100 keys on 1M keys:       {scan100:>10.0} ops/s");
     let full = Instant::now();
-    let all = RangeRequest { key: b"key/".to_vec(), range_end: b"key0".to_vec(), count_only: true, ..Default::default() };
+    let all =
+        RangeRequest { key: b"key/".to_vec(), range_end: b"key0".to_vec(), count_only: true, ..Default::default() };
     assert_eq!(store.range(&all).expect("range").count, KEYS as i64);
     println!("range, count of all 1M keys:      {:>10.1} ms", full.elapsed().as_secs_f64() * 1000.0);
 }

@@ -66,7 +66,9 @@ impl Alarms {
     pub fn apply(&mut self, req: &AlarmRequest) -> AlarmResponse {
         let named = AlarmMember { member_id: req.member_id, alarm: req.alarm };
         let alarms = match req.action {
-            AlarmAction::Get => self.active.iter().filter(|a| req.alarm == AlarmType::None || a.alarm == req.alarm).copied().collect(),
+            AlarmAction::Get => {
+                self.active.iter().filter(|a| req.alarm == AlarmType::None || a.alarm == req.alarm).copied().collect()
+            }
             AlarmAction::Activate if req.alarm != AlarmType::None && self.active.insert(named) => vec![named],
             AlarmAction::Deactivate if self.active.remove(&named) => vec![named],
             AlarmAction::Activate | AlarmAction::Deactivate => vec![],
@@ -157,11 +159,19 @@ mod tests {
 
     #[test]
     fn the_quota_weighs_what_a_command_adds() {
-        let put = |k: &str, v: &str| RequestOp::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() });
+        let put =
+            |k: &str, v: &str| RequestOp::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() });
         let del = RequestOp::DeleteRange(DeleteRangeRequest { key: b"k".to_vec(), ..Default::default() });
-        assert_eq!(quota_cost(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"vv".to_vec(), ..Default::default() })), Some(67));
+        assert_eq!(
+            quota_cost(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"vv".to_vec(), ..Default::default() })),
+            Some(67)
+        );
         let nested = TxnRequest { success: vec![put("a", "")], ..Default::default() };
-        let txn = TxnRequest { success: vec![put("k", "v"), del.clone()], failure: vec![RequestOp::Txn(nested.clone()), put("b", "")], ..Default::default() };
+        let txn = TxnRequest {
+            success: vec![put("k", "v"), del.clone()],
+            failure: vec![RequestOp::Txn(nested.clone()), put("b", "")],
+            ..Default::default()
+        };
         assert_eq!(quota_cost(&Command::Txn(txn)), Some(65 + 65), "the larger branch: the failure one");
         let deletes = TxnRequest { success: vec![del], ..Default::default() };
         assert_eq!(quota_cost(&Command::Txn(deletes)), None);

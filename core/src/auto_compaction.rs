@@ -34,7 +34,13 @@ pub struct AutoCompactor {
 impl AutoCompactor {
     /// A compactor keeping `retention`.
     pub fn new(retention: Retention) -> Self {
-        AutoCompactor { retention, started_ms: None, samples: VecDeque::new(), last_compaction_ms: None, last_revision: 0 }
+        AutoCompactor {
+            retention,
+            started_ms: None,
+            samples: VecDeque::new(),
+            last_compaction_ms: None,
+            last_revision: 0,
+        }
     }
 
     /// How often the shell calls [`AutoCompactor::observe`]: a tenth of the compaction period in
@@ -109,7 +115,10 @@ mod tests {
     fn periodic_over_an_hour_compacts_hourly() {
         let done = run(Retention::Periodic { ms: 3 * 3600 * 1000 }, 5 * 3600, |_| true);
         assert_eq!(done.iter().map(|d| d.0 / 3600).collect::<Vec<_>>(), vec![3, 4, 5]);
-        assert!(done.iter().all(|(at, target)| (at - 3 * 3600) as i64 + 1 == *target), "the revision of 3 h before: {done:?}");
+        assert!(
+            done.iter().all(|(at, target)| (at - 3 * 3600) as i64 + 1 == *target),
+            "the revision of 3 h before: {done:?}"
+        );
     }
 
     #[test]

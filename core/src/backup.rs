@@ -56,7 +56,11 @@ mod tests {
         let mut old = LocalCluster::new(3, 1);
         old.wait_for_leader();
         for i in 0..10 {
-            old.call(1, Request::Put(PutRequest { key: format!("k{i}").into(), value: b"v".to_vec(), ..Default::default() })).unwrap();
+            old.call(
+                1,
+                Request::Put(PutRequest { key: format!("k{i}").into(), value: b"v".to_vec(), ..Default::default() }),
+            )
+            .unwrap();
         }
         let Ok(Response::Snapshot(backup)) = old.call(1, Request::Snapshot) else { panic!() };
         let mut padded = backup.data.clone();
@@ -65,10 +69,12 @@ mod tests {
         assert_eq!(restored.revision, 11);
 
         let recovery = Recovery { snapshot: Some(restored.snapshot), hard_state: restored.hard_state, entries: vec![] };
-        let node = Node::recover(NodeConfig::new(7, vec![]), recovery, Box::new(crate::engine::MemEngine::new())).unwrap();
+        let node =
+            Node::recover(NodeConfig::new(7, vec![]), recovery, Box::new(crate::engine::MemEngine::new())).unwrap();
         let members = node.state().members();
         assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), [7], "only the new membership");
-        let range = RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), serializable: true, ..Default::default() };
+        let range =
+            RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), serializable: true, ..Default::default() };
         let resp = node.state().store().range(&range).unwrap();
         assert_eq!((resp.count, resp.header.revision), (10, 11), "every key, at the backup's revision");
         assert!(restore(b"not a backup", vec![Member { id: 7, ..Default::default() }]).is_err());

@@ -27,8 +27,14 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] =
-        [Bug::AckBeforeFsync, Bug::LocalLinearizableRead, Bug::DoubleApplyAfterRestart, Bug::EarlyLeaseExpiry, Bug::WatchOutOfOrder, Bug::ForgetTermAndVote];
+    pub const ALL: [Bug; 6] = [
+        Bug::AckBeforeFsync,
+        Bug::LocalLinearizableRead,
+        Bug::DoubleApplyAfterRestart,
+        Bug::EarlyLeaseExpiry,
+        Bug::WatchOutOfOrder,
+        Bug::ForgetTermAndVote,
+    ];
 
     /// The bug's name on the command line (`keel-sim --bug <name>`).
     pub fn name(self) -> &'static str {

@@ -53,11 +53,7 @@ impl Disk {
 
     /// What a restarting member reads back.
     pub fn recovery(&self) -> Recovery {
-        Recovery {
-            snapshot: self.snapshot.clone(),
-            hard_state: self.hard_state,
-            entries: self.entries.clone(),
-        }
+        Recovery { snapshot: self.snapshot.clone(), hard_state: self.hard_state, entries: self.entries.clone() }
     }
 }
 
@@ -91,7 +87,12 @@ impl LocalCluster {
     /// Like [`LocalCluster::new`], with each member's config adjusted by `adjust`.
     pub fn with_config(n: u64, seed: u64, adjust: impl Fn(&mut NodeConfig)) -> Self {
         let members: Vec<Member> = (1..=n)
-            .map(|id| Member { id, name: format!("m{id}"), peer_urls: vec![format!("http://m{id}:2380")], ..Default::default() })
+            .map(|id| Member {
+                id,
+                name: format!("m{id}"),
+                peer_urls: vec![format!("http://m{id}:2380")],
+                ..Default::default()
+            })
             .collect();
         let mut cluster = LocalCluster {
             nodes: BTreeMap::new(),

@@ -8,8 +8,8 @@ use crate::alarm::AlarmRequest;
 use crate::error::{Error, Result};
 use crate::format::{decode_whole, Format};
 use crate::request::{
-    CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange,
-    PutInOrderRequest, PutRequest, TxnRequest,
+    CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange, PutInOrderRequest,
+    PutRequest, TxnRequest,
 };
 
 /// A replicated state-machine command. Applying one is deterministic on every member.
@@ -32,7 +32,9 @@ pub enum Command {
     /// Member `member_id` found that a write would exceed the space quota: raise its NOSPACE
     /// alarm and refuse the write (etcd raises the alarm before answering "database space
     /// exceeded", so a client that then lists alarms sees it).
-    QuotaExceeded { member_id: u64 },
+    QuotaExceeded {
+        member_id: u64,
+    },
 }
 
 /// A command with its origin. `origin` 0 marks a command the cluster made for itself (lease
@@ -100,7 +102,10 @@ mod tests {
         assert_eq!(p.encode(), golden.to_vec());
         assert_eq!(Proposal::decode(golden).unwrap(), p);
         let refused = Proposal::decode(&golden[1..]).unwrap_err().to_string();
-        assert!(refused.ends_with("a keel log entry in format 3; this keel reads format 1"), "the unversioned body is refused: {refused}");
+        assert!(
+            refused.ends_with("a keel log entry in format 3; this keel reads format 1"),
+            "the unversioned body is refused: {refused}"
+        );
         assert_eq!(Proposal::decode_unversioned(&golden[1..]).unwrap(), p);
     }
 }

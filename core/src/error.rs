@@ -78,12 +78,16 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         use Error::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | RequestTooLarge | LeaseTtlTooLarge => ErrorClass::InvalidArgument,
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
+            | LeaseTtlTooLarge => ErrorClass::InvalidArgument,
             Compacted | FutureRevision => ErrorClass::OutOfRange,
             LeaseNotFound | MemberNotFound => ErrorClass::NotFound,
-            LeaseExists | MemberExists | MemberNotLearner | LearnerNotReady
-            | NotEnoughStartedMembers | BadLeaderTransferee => ErrorClass::FailedPrecondition,
+            LeaseExists
+            | MemberExists
+            | MemberNotLearner
+            | LearnerNotReady
+            | NotEnoughStartedMembers
+            | BadLeaderTransferee => ErrorClass::FailedPrecondition,
             NoLeader | NotLeader | LeaderChanged | Stopped => ErrorClass::Unavailable,
             Timeout => ErrorClass::DeadlineExceeded,
             Internal(_) => ErrorClass::Internal,
@@ -101,10 +105,7 @@ mod tests {
 
     #[test]
     fn texts_match_etcd() {
-        assert_eq!(
-            Error::Compacted.to_string(),
-            "etcdserver: mvcc: required revision has been compacted"
-        );
+        assert_eq!(Error::Compacted.to_string(), "etcdserver: mvcc: required revision has been compacted");
         assert_eq!(Error::LeaseNotFound.to_string(), "etcdserver: requested lease not found");
         assert_eq!(Error::Compacted.class(), ErrorClass::OutOfRange);
         assert_eq!(Error::NoLeader.class(), ErrorClass::Unavailable);

@@ -30,7 +30,8 @@ impl Format {
     /// Read a value written by [`Format::encode`] of the same release.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, String> {
         let name = self.name;
-        let rest = bytes.strip_prefix(self.tag).ok_or_else(|| format!("{} bytes that are not a keel {name}", bytes.len()))?;
+        let rest =
+            bytes.strip_prefix(self.tag).ok_or_else(|| format!("{} bytes that are not a keel {name}", bytes.len()))?;
         match rest.split_first() {
             None => Err(format!("a keel {name} without its format version")),
             Some((&v, body)) if v == self.version => decode_whole(name, body),

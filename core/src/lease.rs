@@ -100,12 +100,7 @@ impl Eq for Lessor {}
 impl Lessor {
     /// A Lessor with no leases, raising every grant to at least `min_ttl` seconds.
     pub fn new(min_ttl: i64) -> Self {
-        Lessor {
-            min_ttl,
-            leases: BTreeMap::new(),
-            expiry: BTreeMap::new(),
-            queue: BTreeSet::new(),
-        }
+        Lessor { min_ttl, leases: BTreeMap::new(), expiry: BTreeMap::new(), queue: BTreeSet::new() }
     }
 
     /// etcd's minimum lease TTL for a cluster: a lease must outlive one leader election, so it is
@@ -155,22 +150,11 @@ impl Lessor {
             return Err(Error::LeaseExists);
         }
         let ttl = ttl.max(self.min_ttl);
-        self.leases.insert(
-            id,
-            Lease {
-                ttl,
-                remaining_ttl: 0,
-                keys: BTreeSet::new(),
-            },
-        );
+        self.leases.insert(id, Lease { ttl, remaining_ttl: 0, keys: BTreeSet::new() });
         if let Some(now) = now_ms {
             self.set_expiry(id, now.saturating_add(secs_to_ms(ttl)));
         }
-        Ok(LeaseGrantResponse {
-            id,
-            ttl,
-            ..Default::default()
-        })
+        Ok(LeaseGrantResponse { id, ttl, ..Default::default() })
     }
 
     /// Apply a LeaseRevoke (replicated): remove the lease and return its attached keys, sorted,
@@ -188,11 +172,7 @@ impl Lessor {
     /// lengthens a lease. Unknown ids are ignored. Expiries are not touched; `promote` uses this.
     pub fn checkpoint(&mut self, id: i64, remaining_ttl: i64) {
         if let Some(lease) = self.leases.get_mut(&id) {
-            lease.remaining_ttl = if remaining_ttl <= 0 {
-                0
-            } else {
-                remaining_ttl.min(lease.effective_remaining())
-            };
+            lease.remaining_ttl = if remaining_ttl <= 0 { 0 } else { remaining_ttl.min(lease.effective_remaining()) };
         }
     }
 
@@ -237,34 +217,19 @@ impl Lessor {
     /// Answer LeaseTimeToLive. An unknown lease answers `ttl: -1` (as etcd does). On the leader
     /// (`now_ms` given and the lease's expiry known) `ttl` is the whole seconds left, truncated and
     /// never negative; elsewhere it is the checkpointed remaining TTL, else the granted TTL.
-    pub fn time_to_live(
-        &self,
-        id: i64,
-        keys: bool,
-        now_ms: Option<u64>,
-    ) -> LeaseTimeToLiveResponse {
+    pub fn time_to_live(&self, id: i64, keys: bool, now_ms: Option<u64>) -> LeaseTimeToLiveResponse {
         let Some(lease) = self.leases.get(&id) else {
-            return LeaseTimeToLiveResponse {
-                id,
-                ttl: -1,
-                ..Default::default()
-            };
+            return LeaseTimeToLiveResponse { id, ttl: -1, ..Default::default() };
         };
         let ttl = match (now_ms, self.expiry.get(&id)) {
-            (Some(now), Some(&at)) => {
-                i64::try_from(at.saturating_sub(now) / 1000).unwrap_or(i64::MAX)
-            }
+            (Some(now), Some(&at)) => i64::try_from(at.saturating_sub(now) / 1000).unwrap_or(i64::MAX),
             _ => lease.effective_remaining(),
         };
         LeaseTimeToLiveResponse {
             id,
             ttl,
             granted_ttl: lease.ttl,
-            keys: if keys {
-                lease.keys.iter().cloned().collect()
-            } else {
-                Vec::new()
-            },
+            keys: if keys { lease.keys.iter().cloned().collect() } else { Vec::new() },
             ..Default::default()
         }
     }
@@ -296,11 +261,8 @@ impl Lessor {
         self.expiry.clear();
         self.queue.clear();
         let base = now_ms.saturating_add(extend_ms);
-        let plan: Vec<(i64, u64)> = self
-            .leases
-            .iter()
-            .map(|(&id, l)| (id, base.saturating_add(secs_to_ms(l.effective_remaining()))))
-            .collect();
+        let plan: Vec<(i64, u64)> =
+            self.leases.iter().map(|(&id, l)| (id, base.saturating_add(secs_to_ms(l.effective_remaining())))).collect();
         for (id, at) in plan {
             self.set_expiry(id, at);
         }
@@ -316,12 +278,7 @@ impl Lessor {
     /// The node proposes a revoke for each; they keep being reported until that revoke is
     /// applied, so the node should remember which revokes it has in flight.
     pub fn expired(&self, now_ms: u64, max: usize) -> Vec<i64> {
-        self.queue
-            .iter()
-            .take_while(|&&(at, _)| at <= now_ms)
-            .take(max)
-            .map(|&(_, id)| id)
-            .collect()
+        self.queue.iter().take_while(|&&(at, _)| at <= now_ms).take(max).map(|&(_, id)| id).collect()
     }
 
     /// Leader only: `(id, remaining seconds rounded up, at least 1)` for every lease with a known
@@ -365,11 +322,7 @@ impl Lessor {
             }
             lessor.leases.insert(
                 r.id,
-                Lease {
-                    ttl: r.ttl,
-                    remaining_ttl: r.remaining_ttl.max(0),
-                    keys: r.keys.into_iter().collect(),
-                },
+                Lease { ttl: r.ttl, remaining_ttl: r.remaining_ttl.max(0), keys: r.keys.into_iter().collect() },
             );
         }
         lessor
@@ -412,10 +365,7 @@ mod tests {
     fn grant_rejects_zero_id_duplicate_and_too_large() {
         let mut l = Lessor::new(1);
         assert_eq!(l.grant(0, 10, None), Err(Error::LeaseNotFound));
-        assert_eq!(
-            l.grant(7, MAX_LEASE_TTL + 1, None),
-            Err(Error::LeaseTtlTooLarge)
-        );
+        assert_eq!(l.grant(7, MAX_LEASE_TTL + 1, None), Err(Error::LeaseTtlTooLarge));
         assert_eq!(l.grant(7, i64::MAX, Some(0)), Err(Error::LeaseTtlTooLarge));
         assert!(!l.exists(7));
         l.grant(7, 10, None).unwrap();
@@ -452,10 +402,7 @@ mod tests {
         l.attach(1, b"a");
         assert_eq!(l.revoke(1), Ok(keys(&["a", "b", "c"])));
         assert!(!l.exists(1));
-        assert!(
-            l.expired(u64::MAX, 10).is_empty(),
-            "expiry removed with the lease"
-        );
+        assert!(l.expired(u64::MAX, 10).is_empty(), "expiry removed with the lease");
         assert_eq!(l.revoke(1), Err(Error::LeaseNotFound));
         assert_eq!(l.revoke(0), Err(Error::LeaseNotFound));
         l.grant(2, 10, None).unwrap();
@@ -665,24 +612,9 @@ mod tests {
         let snap = LeaseSnapshot {
             min_ttl: 1,
             leases: vec![
-                LeaseRecord {
-                    id: 0,
-                    ttl: 5,
-                    remaining_ttl: 0,
-                    keys: vec![],
-                },
-                LeaseRecord {
-                    id: 4,
-                    ttl: 5,
-                    remaining_ttl: -9,
-                    keys: keys(&["b", "a", "b"]),
-                },
-                LeaseRecord {
-                    id: 4,
-                    ttl: 6,
-                    remaining_ttl: 0,
-                    keys: keys(&["z"]),
-                },
+                LeaseRecord { id: 0, ttl: 5, remaining_ttl: 0, keys: vec![] },
+                LeaseRecord { id: 4, ttl: 5, remaining_ttl: -9, keys: keys(&["b", "a", "b"]) },
+                LeaseRecord { id: 4, ttl: 6, remaining_ttl: 0, keys: keys(&["z"]) },
             ],
         };
         let mut r = Lessor::restore(snap);

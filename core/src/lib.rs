@@ -10,10 +10,10 @@
 pub mod alarm;
 pub mod auto_compaction;
 pub mod backup;
+pub mod bugs;
 pub mod cluster;
 pub mod command;
 pub mod config;
-pub mod bugs;
 pub mod digest;
 pub mod engine;
 pub mod error;

@@ -52,7 +52,12 @@ impl LogStore {
     /// Rebuild from what the shell recovered from disk: the newest snapshot (possibly empty),
     /// the hard state, the entries after the snapshot, and how far the state has applied them.
     /// A stored log with a gap is refused: entries after it cannot be trusted.
-    pub fn recover(snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry>, applied: u64) -> Result<Self, String> {
+    pub fn recover(
+        snapshot: Snapshot,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+        applied: u64,
+    ) -> Result<Self, String> {
         let meta = snapshot.get_metadata();
         let mut hard_state = hard_state;
         // A snapshot and an applied state hold only committed entries; a crash between storing
@@ -260,9 +265,10 @@ impl Storage for LogStore {
         let servable = self.outgoing.as_ref().map(|(s, _)| s).filter(|s| {
             let meta = s.get_metadata();
             let conf = meta.get_conf_state();
-            let lists_to = [conf.get_voters(), conf.get_learners(), conf.get_voters_outgoing(), conf.get_learners_next()]
-                .iter()
-                .any(|ids| ids.contains(&to));
+            let lists_to =
+                [conf.get_voters(), conf.get_learners(), conf.get_voters_outgoing(), conf.get_learners_next()]
+                    .iter()
+                    .any(|ids| ids.contains(&to));
             meta.index >= request_index && meta.index >= self.compacted.0 && lists_to
         });
         match servable {

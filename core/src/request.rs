@@ -284,13 +284,24 @@ pub struct MemberResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberChange {
     Add(MemberAddRequest),
-    Remove { id: u64 },
-    Promote { id: u64 },
+    Remove {
+        id: u64,
+    },
+    Promote {
+        id: u64,
+    },
     /// New peer URLs for a member (no Raft configuration change, but replicated).
-    Update { id: u64, peer_urls: Vec<String> },
+    Update {
+        id: u64,
+        peer_urls: Vec<String>,
+    },
     /// A member announces its name and client URLs once it runs (etcd's "publish"), so every
     /// member can list where clients reach it.
-    Publish { id: u64, name: String, client_urls: Vec<String> },
+    Publish {
+        id: u64,
+        name: String,
+        client_urls: Vec<String>,
+    },
 }
 
 /// Every request a client can make of a member, whatever API it arrived through.
@@ -310,13 +321,17 @@ pub enum Request {
     MemberChange(MemberChange),
     MemberList,
     /// Hand leadership to another voter (etcd's MoveLeader); answered on the current leader.
-    MoveLeader { target: u64 },
+    MoveLeader {
+        target: u64,
+    },
     /// A digest of this member's replicated state (etcd's Maintenance Hash), answered locally:
     /// members that applied the same entries give the same hash, which is how divergence shows.
     Hash,
     /// A digest of the key space's versions up to `revision` (0: the current one), etcd's
     /// HashKV: members agree on it at one revision whatever they applied since.
-    HashKv { revision: i64 },
+    HashKv {
+        revision: i64,
+    },
     /// This member's whole replicated state as bytes (etcd's Maintenance Snapshot), answered
     /// locally: the backup `etcdctl snapshot save` writes.
     Snapshot,

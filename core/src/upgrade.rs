@@ -16,7 +16,9 @@ use crate::state_machine::{StateMachine, SNAPSHOT_FORMAT};
 pub fn unversioned_entry(entry: &LogEntry) -> Result<LogEntry> {
     let mut raft = entry.to_raft()?;
     let upgrade = |bytes: &[u8]| Proposal::decode_unversioned(bytes).map(|p| p.encode());
-    let malformed = |e: protobuf::ProtobufError| Error::Internal(format!("a malformed configuration change in entry {}: {e}", entry.index));
+    let malformed = |e: protobuf::ProtobufError| {
+        Error::Internal(format!("a malformed configuration change in entry {}: {e}", entry.index))
+    };
     match raft.get_entry_type() {
         EntryType::EntryNormal if !raft.data.is_empty() => raft.data = upgrade(&raft.data)?.into(),
         EntryType::EntryNormal => {}
@@ -78,7 +80,11 @@ mod tests {
         assert_eq!((upgraded.index, upgraded.term), (7, 2));
         assert_eq!(Proposal::decode(&upgraded.to_raft().unwrap().data).unwrap(), put);
 
-        let add = proposal(Command::Member(MemberChange::Add(MemberAddRequest { id: 4, peer_urls: vec!["u".into()], is_learner: false })));
+        let add = proposal(Command::Member(MemberChange::Add(MemberAddRequest {
+            id: 4,
+            peer_urls: vec!["u".into()],
+            is_learner: false,
+        })));
         let mut cc = ConfChangeV2::default();
         let mut single = raft::eraftpb::ConfChangeSingle::default();
         single.set_change_type(ConfChangeType::AddNode);

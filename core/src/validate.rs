@@ -98,10 +98,9 @@ fn writes_of(ops: &[RequestOp]) -> Result<(BTreeSet<&[u8]>, Vec<Deleted<'_>>)> {
     let mut dels: Vec<Deleted<'_>> = ops
         .iter()
         .filter_map(|op| match op {
-            RequestOp::DeleteRange(d) => Some(Deleted {
-                start: &d.key,
-                end: (!d.range_end.is_empty()).then_some(d.range_end.as_slice()),
-            }),
+            RequestOp::DeleteRange(d) => {
+                Some(Deleted { start: &d.key, end: (!d.range_end.is_empty()).then_some(d.range_end.as_slice()) })
+            }
             _ => None,
         })
         .collect();
@@ -149,11 +148,7 @@ mod tests {
     }
 
     fn d(key: &str, end: &[u8]) -> RequestOp {
-        RequestOp::DeleteRange(DeleteRangeRequest {
-            key: key.into(),
-            range_end: end.to_vec(),
-            prev_kv: false,
-        })
+        RequestOp::DeleteRange(DeleteRangeRequest { key: key.into(), range_end: end.to_vec(), prev_kv: false })
     }
 
     fn r(key: &str) -> RequestOp {
@@ -165,19 +160,13 @@ mod tests {
     }
 
     fn cmp(key: &str) -> Compare {
-        Compare {
-            result: CompareResult::Equal,
-            target: CompareTarget::Version(0),
-            key: key.into(),
-            range_end: vec![],
-        }
+        Compare { result: CompareResult::Equal, target: CompareTarget::Version(0), key: key.into(), range_end: vec![] }
     }
 
     #[test]
     fn single_requests() {
         assert_eq!(range(&RangeRequest::default()), Err(Error::EmptyKey));
-        let negative =
-            RangeRequest { key: b"a".to_vec(), limit: -1, revision: -5, ..Default::default() };
+        let negative = RangeRequest { key: b"a".to_vec(), limit: -1, revision: -5, ..Default::default() };
         assert_eq!(range(&negative), Ok(()));
         assert_eq!(delete_range(&DeleteRangeRequest::default()), Err(Error::EmptyKey));
         assert_eq!(put(&PutRequest::default()), Err(Error::EmptyKey));
@@ -200,13 +189,7 @@ mod tests {
         assert_eq!(txn(&compares, 2), Err(Error::TooManyOps));
         // The parent uses 2 of 4; its nested txn may use 2, not 3.
         let nested = |n: usize| {
-            t(
-                vec![
-                    RequestOp::Txn(t((0..n).map(|i| p(&format!("n{i}"))).collect(), vec![])),
-                    p("x"),
-                ],
-                vec![],
-            )
+            t(vec![RequestOp::Txn(t((0..n).map(|i| p(&format!("n{i}"))).collect(), vec![])), p("x")], vec![])
         };
         assert_eq!(txn(&nested(2), 4), Ok(()));
         assert_eq!(txn(&nested(3), 4), Err(Error::TooManyOps));
@@ -223,10 +206,7 @@ mod tests {
             value: b"v".to_vec(),
             ..Default::default()
         });
-        let deep = t(
-            vec![RequestOp::Txn(t(vec![], vec![RequestOp::Txn(t(vec![bad_put], vec![]))]))],
-            vec![],
-        );
+        let deep = t(vec![RequestOp::Txn(t(vec![], vec![RequestOp::Txn(t(vec![bad_put], vec![]))]))], vec![]);
         assert_eq!(txn(&deep, 8), Err(Error::ValueProvided));
     }
 
@@ -236,17 +216,9 @@ mod tests {
         assert_eq!(txn(&t(vec![p("a")], vec![p("a")]), 8), Ok(()), "branches are exclusive");
         assert_eq!(txn(&t(vec![d("a", b""), p("a")], vec![]), 8), Err(Error::DuplicateKey));
         assert_eq!(txn(&t(vec![p("b"), d("a", b"c")], vec![]), 8), Err(Error::DuplicateKey));
-        assert_eq!(
-            txn(&t(vec![p("c"), d("a", b"c")], vec![]), 8),
-            Ok(()),
-            "range end is exclusive"
-        );
+        assert_eq!(txn(&t(vec![p("c"), d("a", b"c")], vec![]), 8), Ok(()), "range end is exclusive");
         assert_eq!(txn(&t(vec![p("a"), d("b", b"")], vec![]), 8), Ok(()));
-        assert_eq!(
-            txn(&t(vec![d("a", b"b"), d("a", b"")], vec![]), 8),
-            Ok(()),
-            "deletes may overlap"
-        );
+        assert_eq!(txn(&t(vec![d("a", b"b"), d("a", b"")], vec![]), 8), Ok(()), "deletes may overlap");
         // etcd's interval tree reads a `[0]` range end literally: from-key deletes never clash.
         assert_eq!(txn(&t(vec![d("a", &[0]), p("b")], vec![]), 8), Ok(()));
         // Reads do not conflict with anything.
@@ -272,19 +244,12 @@ mod tests {
             Err(Error::DuplicateKey),
             "outer put inside nested delete"
         );
-        let sibling_puts = t(
-            vec![RequestOp::Txn(t(vec![p("a")], vec![])), RequestOp::Txn(t(vec![], vec![p("a")]))],
-            vec![],
-        );
+        let sibling_puts =
+            t(vec![RequestOp::Txn(t(vec![p("a")], vec![])), RequestOp::Txn(t(vec![], vec![p("a")]))], vec![]);
         assert_eq!(txn(&sibling_puts, 8), Err(Error::DuplicateKey));
         // Else-branch put of a key an earlier sibling put in its then-branch only.
-        let else_after_then = t(
-            vec![
-                RequestOp::Txn(t(vec![p("a")], vec![])),
-                RequestOp::Txn(t(vec![p("b")], vec![p("a")])),
-            ],
-            vec![],
-        );
+        let else_after_then =
+            t(vec![RequestOp::Txn(t(vec![p("a")], vec![])), RequestOp::Txn(t(vec![p("b")], vec![p("a")]))], vec![]);
         assert_eq!(txn(&else_after_then, 8), Err(Error::DuplicateKey));
         assert_eq!(
             txn(&t(vec![RequestOp::Txn(t(vec![p("x"), p("x")], vec![]))], vec![]), 8),

@@ -122,21 +122,12 @@ impl WatchHub {
     /// then either a compaction cancel (the start revision is compacted; the watcher is removed)
     /// or the replay of history from the start revision up to the current one, grouped so that
     /// no revision's events are split across responses.
-    pub fn create(
-        &mut self,
-        req: WatchCreate,
-        history: &dyn EventHistory,
-    ) -> (WatchId, Vec<WatchResponse>) {
+    pub fn create(&mut self, req: WatchCreate, history: &dyn EventHistory) -> (WatchId, Vec<WatchResponse>) {
         let id = self.next_id;
         self.next_id = self.next_id.saturating_add(1);
         let current = history.current_revision();
         self.revision = self.revision.max(current);
-        let mut out = vec![WatchResponse {
-            watch_id: id,
-            created: true,
-            revision: current,
-            ..Default::default()
-        }];
+        let mut out = vec![WatchResponse { watch_id: id, created: true, revision: current, ..Default::default() }];
         // Replays from `start` (0: from the next revision); a compacted start cancels the watch.
         let start = req.start_revision.max(0);
         let mut watcher = Watcher {
@@ -162,7 +153,6 @@ impl WatchHub {
         out
     }
 
-
     /// Route the events of one newly applied `revision`: for each watcher (in id order) that has
     /// not yet passed this revision, the events in its range that survive its filters (with
     /// `prev_kv` removed unless asked for), as one response; watchers with nothing to receive get
@@ -177,12 +167,7 @@ impl WatchHub {
             w.passed = revision;
             let evs: Vec<Event> = events.iter().filter_map(|e| w.admit(e)).collect();
             if !evs.is_empty() {
-                out.push(WatchResponse {
-                    watch_id: id,
-                    events: evs,
-                    revision,
-                    ..Default::default()
-                });
+                out.push(WatchResponse { watch_id: id, events: evs, revision, ..Default::default() });
             }
         }
         out
@@ -205,11 +190,7 @@ impl WatchHub {
         self.watchers
             .iter()
             .filter(|(_, w)| w.req.progress_notify)
-            .map(|(&id, _)| WatchResponse {
-                watch_id: id,
-                revision,
-                ..Default::default()
-            })
+            .map(|(&id, _)| WatchResponse { watch_id: id, revision, ..Default::default() })
             .collect()
     }
 
@@ -299,12 +280,7 @@ fn pack_by_revision(id: WatchId, header: i64, events: Vec<Event>) -> Vec<WatchRe
         i = j;
     }
     if !batch.is_empty() {
-        out.push(WatchResponse {
-            watch_id: id,
-            events: batch,
-            revision: header,
-            ..Default::default()
-        });
+        out.push(WatchResponse { watch_id: id, events: batch, revision: header, ..Default::default() });
     }
     out
 }
@@ -355,17 +331,9 @@ mod tests {
     }
 
     fn ev(key: &[u8], rev: i64, put: bool) -> Event {
-        let prev = KeyValue {
-            key: key.to_vec(),
-            mod_revision: rev - 1,
-            ..Default::default()
-        };
+        let prev = KeyValue { key: key.to_vec(), mod_revision: rev - 1, ..Default::default() };
         Event {
-            kind: if put {
-                EventType::Put
-            } else {
-                EventType::Delete
-            },
+            kind: if put { EventType::Put } else { EventType::Delete },
             kv: KeyValue {
                 key: key.to_vec(),
                 mod_revision: rev,
@@ -377,19 +345,11 @@ mod tests {
     }
 
     fn watch(key: &[u8], range_end: &[u8], start: i64) -> WatchCreate {
-        WatchCreate {
-            key: key.to_vec(),
-            range_end: range_end.to_vec(),
-            start_revision: start,
-            ..Default::default()
-        }
+        WatchCreate { key: key.to_vec(), range_end: range_end.to_vec(), start_revision: start, ..Default::default() }
     }
 
     fn revs(resps: &[WatchResponse]) -> Vec<i64> {
-        resps
-            .iter()
-            .flat_map(|r| r.events.iter().map(|e| e.kv.mod_revision))
-            .collect()
+        resps.iter().flat_map(|r| r.events.iter().map(|e| e.kv.mod_revision)).collect()
     }
 
     #[test]
@@ -425,15 +385,7 @@ mod tests {
         let mut hub = WatchHub::new();
         let (id, out) = hub.create(watch(b"a", b"", 0), &log);
         assert_eq!(id, 0);
-        assert_eq!(
-            out,
-            vec![WatchResponse {
-                watch_id: 0,
-                created: true,
-                revision: 1,
-                ..Default::default()
-            }]
-        );
+        assert_eq!(out, vec![WatchResponse { watch_id: 0, created: true, revision: 1, ..Default::default() }]);
         let (id2, _) = hub.create(watch(b"b", b"", 0), &log);
         assert_eq!(id2, 1);
         assert_eq!(hub.len(), 2);
@@ -442,10 +394,7 @@ mod tests {
         let (evs, rev) = log.write(&[(b"a", true), (b"b", false)]);
         let out = hub.on_events(&evs, rev);
         assert_eq!(out.len(), 2);
-        assert_eq!(
-            (out[0].watch_id, out[0].revision, out[0].events.len()),
-            (0, 2, 1)
-        );
+        assert_eq!((out[0].watch_id, out[0].revision, out[0].events.len()), (0, 2, 1));
         assert_eq!(out[1].events[0].kind, EventType::Delete);
         // Already seen: not again.
         assert!(hub.on_events(&evs, rev).is_empty());
@@ -465,27 +414,10 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].watch_id, id);
         assert_eq!(out[1].revision, 4);
-        let got: Vec<(Vec<u8>, i64)> = out[1]
-            .events
-            .iter()
-            .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (b"a".to_vec(), 2),
-                (b"b".to_vec(), 2),
-                (b"b".to_vec(), 4),
-                (b"a".to_vec(), 4)
-            ]
-        );
+        let got: Vec<(Vec<u8>, i64)> = out[1].events.iter().map(|e| (e.kv.key.clone(), e.kv.mod_revision)).collect();
+        assert_eq!(got, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 2), (b"b".to_vec(), 4), (b"a".to_vec(), 4)]);
         // Replaying revision 4 again (e.g. the node routes it late) delivers nothing twice.
-        let again: Vec<Event> = log
-            .events
-            .iter()
-            .filter(|e| e.kv.mod_revision == 4)
-            .cloned()
-            .collect();
+        let again: Vec<Event> = log.events.iter().filter(|e| e.kv.mod_revision == 4).cloned().collect();
         assert!(hub.on_events(&again, 4).is_empty());
         let (evs, rev) = log.write(&[(b"a", true)]); // 5
         let out = hub.on_events(&evs, rev);
@@ -530,13 +462,7 @@ mod tests {
         assert!(out[0].created);
         assert_eq!(
             out[1],
-            WatchResponse {
-                watch_id: id,
-                canceled: true,
-                compact_revision: 3,
-                revision: 5,
-                ..Default::default()
-            }
+            WatchResponse { watch_id: id, canceled: true, compact_revision: 3, revision: 5, ..Default::default() }
         );
         assert!(hub.is_empty());
         assert_eq!(hub.cancel(id), None);
@@ -583,12 +509,7 @@ mod tests {
         hub.on_events(&evs, rev);
         assert_eq!(
             hub.cancel(id),
-            Some(WatchResponse {
-                watch_id: id,
-                canceled: true,
-                revision: 1,
-                ..Default::default()
-            })
+            Some(WatchResponse { watch_id: id, canceled: true, revision: 1, ..Default::default() })
         );
         assert_eq!(hub.cancel(id), None);
         assert_eq!(hub.cancel(99), None);
@@ -649,14 +570,10 @@ mod tests {
         hub.create(watch(b"p/a", b"", 0), &log); // 2: single key
         let (evs, rev) = log.write(&[(b"a", true), (b"p/a", true), (b"p0", true), (b"z", true)]);
         let out = hub.on_events(&evs, rev);
-        let keys =
-            |i: usize| -> Vec<Vec<u8>> { out[i].events.iter().map(|e| e.kv.key.clone()).collect() };
+        let keys = |i: usize| -> Vec<Vec<u8>> { out[i].events.iter().map(|e| e.kv.key.clone()).collect() };
         assert_eq!(out.len(), 3);
         assert_eq!(keys(0), vec![b"p/a".to_vec()]);
-        assert_eq!(
-            keys(1),
-            vec![b"p/a".to_vec(), b"p0".to_vec(), b"z".to_vec()]
-        );
+        assert_eq!(keys(1), vec![b"p/a".to_vec(), b"p0".to_vec(), b"z".to_vec()]);
         assert_eq!(keys(2), vec![b"p/a".to_vec()]);
     }
 
@@ -668,22 +585,14 @@ mod tests {
         let mut p = watch(b"b", b"", 0);
         p.progress_notify = true;
         hub.create(p, &log);
-        assert_eq!(
-            hub.progress(7),
-            vec![WatchResponse {
-                watch_id: 1,
-                revision: 7,
-                ..Default::default()
-            }]
-        );
+        assert_eq!(hub.progress(7), vec![WatchResponse { watch_id: 1, revision: 7, ..Default::default() }]);
     }
 
     #[test]
     fn large_replay_is_packed_without_splitting_revisions() {
         let mut log = Log::default();
-        let big: Vec<Vec<u8>> = (0..MAX_REPLAY_EVENTS_PER_RESPONSE + 5)
-            .map(|i| format!("k{i:05}").into_bytes())
-            .collect();
+        let big: Vec<Vec<u8>> =
+            (0..MAX_REPLAY_EVENTS_PER_RESPONSE + 5).map(|i| format!("k{i:05}").into_bytes()).collect();
         log.write(&[(b"k", true)]); // 1
         let ops: Vec<(&[u8], bool)> = big.iter().map(|k| (k.as_slice(), true)).collect();
         log.write(&ops); // 2: more than one response's worth
@@ -699,28 +608,18 @@ mod tests {
     #[test]
     fn extreme_revisions_do_not_overflow() {
         let mut hub = WatchHub::new();
-        let log = Log {
-            current: i64::MAX,
-            ..Default::default()
-        };
+        let log = Log { current: i64::MAX, ..Default::default() };
         hub.create(watch(b"k", b"", 0), &log);
         hub.create(watch(b"k", b"", i64::MIN), &log);
         hub.create(watch(b"k", b"", i64::MAX), &log);
         // Every watcher has passed revision i64::MAX already: nothing is delivered twice.
-        assert!(hub
-            .on_events(&[ev(b"k", i64::MAX, true)], i64::MAX)
-            .is_empty());
-        let log = Log {
-            current: 5,
-            ..Default::default()
-        };
+        assert!(hub.on_events(&[ev(b"k", i64::MAX, true)], i64::MAX).is_empty());
+        let log = Log { current: 5, ..Default::default() };
         let (id, _) = hub.create(watch(b"k", b"", i64::MAX), &log);
         let out = hub.on_events(&[ev(b"k", i64::MAX, true)], i64::MAX);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].watch_id, id);
-        assert!(hub
-            .on_events(&[ev(b"k", i64::MAX, true)], i64::MAX)
-            .is_empty());
+        assert!(hub.on_events(&[ev(b"k", i64::MAX, true)], i64::MAX).is_empty());
         assert!(hub.on_events(&[ev(b"k", 1, true)], i64::MIN).is_empty());
     }
 

@@ -139,7 +139,12 @@ fn a_lagging_member_catches_up_from_a_snapshot() {
     c.restart(lagging);
     c.tick_until(50, |c| c.node(lagging).applied_index() == c.node(leader).applied_index());
     assert!(c.disk(lagging).snapshot.as_ref().is_some_and(|s| s.index > 100), "caught up by snapshot");
-    let all = Request::Range(RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), serializable: true, ..Default::default() });
+    let all = Request::Range(RangeRequest {
+        key: b"k".to_vec(),
+        range_end: b"l".to_vec(),
+        serializable: true,
+        ..Default::default()
+    });
     let Ok(Response::Range(r)) = c.call(lagging, all) else { panic!() };
     assert_eq!(r.count, 200);
     assert_converged(&mut c);
@@ -204,20 +209,24 @@ fn members_are_added_as_learners_promoted_removed_and_leadership_moves() {
 fn an_expired_lease_deletes_its_keys_in_one_revision_on_every_member() {
     let mut c = LocalCluster::new(3, 12);
     let leader = c.wait_for_leader();
-    let Ok(Response::LeaseGrant(g)) = c.call(leader, Request::LeaseGrant(LeaseGrantRequest { ttl: 3, id: 0 })) else { panic!() };
+    let Ok(Response::LeaseGrant(g)) = c.call(leader, Request::LeaseGrant(LeaseGrantRequest { ttl: 3, id: 0 })) else {
+        panic!()
+    };
     assert!(g.id > 0);
     for k in ["svc/a", "svc/b"] {
         let req = PutRequest { key: k.into(), value: b"up".to_vec(), lease: g.id, ..Default::default() };
         c.call(leader, Request::Put(req)).unwrap();
     }
     let rev_before = c.node(leader).state().store().current_revision();
-    let watcher = c.watch(leader, WatchCreate { key: b"svc/".to_vec(), range_end: b"svc0".to_vec(), ..Default::default() });
+    let watcher =
+        c.watch(leader, WatchCreate { key: b"svc/".to_vec(), range_end: b"svc0".to_vec(), ..Default::default() });
     c.take_watch_responses(leader);
     // Alive before the TTL, gone after it.
     c.tick_until(20, |_| false);
     assert_eq!(value_of(c.call(leader, get("svc/a", false))), Some(b"up".to_vec()));
     assert!(c.tick_until(30, |c| c.node(leader).state().store().current_revision() > rev_before));
-    let events: Vec<_> = c.take_watch_responses(leader).into_iter().filter(|r| r.watch_id == watcher).flat_map(|r| r.events).collect();
+    let events: Vec<_> =
+        c.take_watch_responses(leader).into_iter().filter(|r| r.watch_id == watcher).flat_map(|r| r.events).collect();
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.kv.mod_revision == rev_before + 1), "both keys go in one revision");
     assert_converged(&mut c);
@@ -239,7 +248,13 @@ fn a_leader_change_does_not_restart_a_checkpointed_lease() {
     c.tick_until(60, |_| false);
     c.crash(leader);
     let new = c.wait_for_leader();
-    let gone = |c: &LocalCluster| c.node(new).state().store().range(&RangeRequest { key: b"lock".to_vec(), ..Default::default() }).is_ok_and(|r| r.count == 0);
+    let gone = |c: &LocalCluster| {
+        c.node(new)
+            .state()
+            .store()
+            .range(&RangeRequest { key: b"lock".to_vec(), ..Default::default() })
+            .is_ok_and(|r| r.count == 0)
+    };
     assert!(c.tick_until(200, gone));
     let expired_after = c.now_ms() - granted_at;
     // Remaining ~4 s (+ at most 1 s checkpoint staleness + the 1 s election extension), well
@@ -256,10 +271,17 @@ fn keep_alives_hold_a_lease_and_time_to_live_reports_it() {
     c.call(leader, Request::Put(PutRequest { key: b"hb".to_vec(), lease: 5, ..Default::default() })).unwrap();
     for _ in 0..10 {
         c.tick_until(10, |_| false);
-        let Ok(Response::LeaseKeepAlive(k)) = c.call(leader, Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 5 })) else { panic!() };
+        let Ok(Response::LeaseKeepAlive(k)) = c.call(leader, Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 5 }))
+        else {
+            panic!()
+        };
         assert_eq!(k.ttl, 2);
     }
-    let Ok(Response::LeaseTimeToLive(t)) = c.call(leader, Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: 5, keys: true })) else { panic!() };
+    let Ok(Response::LeaseTimeToLive(t)) =
+        c.call(leader, Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: 5, keys: true }))
+    else {
+        panic!()
+    };
     assert_eq!((t.granted_ttl, t.keys.clone()), (2, vec![b"hb".to_vec()]));
     assert!(t.ttl >= 1 && t.ttl <= 2);
     let follower = followers(&c, leader)[0];
@@ -301,13 +323,24 @@ fn watchers_on_followers_see_every_event_in_order_including_replays() {
     let leader = c.wait_for_leader();
     let follower = followers(&c, leader)[0];
     c.call(leader, put("cfg/a", "1")).unwrap();
-    let live = c.watch(follower, WatchCreate { key: b"cfg/".to_vec(), range_end: b"cfg0".to_vec(), prev_kv: true, ..Default::default() });
-    let replay = c.watch(follower, WatchCreate { key: b"cfg/".to_vec(), range_end: b"cfg0".to_vec(), start_revision: 1, ..Default::default() });
+    let live = c.watch(
+        follower,
+        WatchCreate { key: b"cfg/".to_vec(), range_end: b"cfg0".to_vec(), prev_kv: true, ..Default::default() },
+    );
+    let replay = c.watch(
+        follower,
+        WatchCreate { key: b"cfg/".to_vec(), range_end: b"cfg0".to_vec(), start_revision: 1, ..Default::default() },
+    );
     c.call(leader, put("cfg/a", "2")).unwrap();
     c.call(leader, Request::DeleteRange(DeleteRangeRequest { key: b"cfg/a".to_vec(), ..Default::default() })).unwrap();
     c.tick_until(5, |_| false);
     let out = c.take_watch_responses(follower);
-    let revs = |id| out.iter().filter(|r| r.watch_id == id).flat_map(|r| r.events.iter().map(|e| e.kv.mod_revision)).collect::<Vec<_>>();
+    let revs = |id| {
+        out.iter()
+            .filter(|r| r.watch_id == id)
+            .flat_map(|r| r.events.iter().map(|e| e.kv.mod_revision))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(revs(live), vec![3, 4]);
     assert_eq!(revs(replay), vec![2, 3, 4]);
     let prev = out.iter().filter(|r| r.watch_id == live).flat_map(|r| &r.events).next().unwrap();

@@ -17,7 +17,11 @@ fn trace(seed: u64) -> Vec<TickTrace> {
     for tick in 0..600u64 {
         c.tick();
         if let Some(leader) = c.leader() {
-            let put = PutRequest { key: format!("k{}", tick % 7).into_bytes(), value: tick.to_le_bytes().to_vec(), ..Default::default() };
+            let put = PutRequest {
+                key: format!("k{}", tick % 7).into_bytes(),
+                value: tick.to_le_bytes().to_vec(),
+                ..Default::default()
+            };
             c.request(leader, Request::Put(put));
             if tick % 97 == 0 {
                 if let Some(id) = crashed.take() {

@@ -70,19 +70,14 @@ impl Model {
             return Err(Error::Compacted);
         }
         let state = if rev == current { state_now } else { &self.states[&rev] };
-        let live: Vec<&KeyValue> =
-            state.values().filter(|kv| in_range(&kv.key, &req.key, &req.range_end)).collect();
+        let live: Vec<&KeyValue> = state.values().filter(|kv| in_range(&kv.key, &req.key, &req.range_end)).collect();
         let count = live.len() as i64;
         let mut kvs: Vec<KeyValue> = live
             .into_iter()
             .filter(|kv| req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
             .filter(|kv| req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
-            .filter(|kv| {
-                req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision
-            })
-            .filter(|kv| {
-                req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision
-            })
+            .filter(|kv| req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+            .filter(|kv| req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
             .cloned()
             .collect();
         let order = match (req.sort_target, req.sort_order) {
@@ -148,12 +143,8 @@ impl Model {
     }
 
     fn delete(&self, s: &mut Scratch, req: &DeleteRangeRequest) -> DeleteRangeResponse {
-        let gone: Vec<KeyValue> = s
-            .state
-            .values()
-            .filter(|kv| in_range(&kv.key, &req.key, &req.range_end))
-            .cloned()
-            .collect();
+        let gone: Vec<KeyValue> =
+            s.state.values().filter(|kv| in_range(&kv.key, &req.key, &req.range_end)).cloned().collect();
         for prev in &gone {
             s.state.remove(&prev.key);
             s.changes += 1;
@@ -171,8 +162,7 @@ impl Model {
     }
 
     fn compare_holds(&self, c: &Compare) -> bool {
-        let kvs: Vec<&KeyValue> =
-            self.now().values().filter(|kv| in_range(&kv.key, &c.key, &c.range_end)).collect();
+        let kvs: Vec<&KeyValue> = self.now().values().filter(|kv| in_range(&kv.key, &c.key, &c.range_end)).collect();
         if kvs.is_empty() {
             if matches!(c.target, CompareTarget::Value(_)) {
                 return false;
@@ -193,11 +183,7 @@ impl Model {
         }
     }
 
-    fn chosen_ops<'a>(
-        req: &'a TxnRequest,
-        path: &mut std::slice::Iter<'_, bool>,
-        out: &mut Vec<&'a RequestOp>,
-    ) {
+    fn chosen_ops<'a>(req: &'a TxnRequest, path: &mut std::slice::Iter<'_, bool>, out: &mut Vec<&'a RequestOp>) {
         let ok = *path.next().unwrap();
         for op in if ok { &req.success } else { &req.failure } {
             match op {
@@ -240,12 +226,7 @@ impl Model {
         Ok((resp, events))
     }
 
-    fn apply(
-        &self,
-        s: &mut Scratch,
-        req: &TxnRequest,
-        path: &mut std::slice::Iter<'_, bool>,
-    ) -> Result<TxnResponse> {
+    fn apply(&self, s: &mut Scratch, req: &TxnRequest, path: &mut std::slice::Iter<'_, bool>) -> Result<TxnResponse> {
         let ok = *path.next().unwrap();
         let mut responses = vec![];
         for op in if ok { &req.success } else { &req.failure } {
@@ -291,9 +272,8 @@ impl Model {
             if main > c {
                 out.push(e.clone());
             } else if main == c {
-                let last_at_c = !self.log[i + 1..]
-                    .iter()
-                    .any(|later| later.kv.mod_revision == c && later.kv.key == e.kv.key);
+                let last_at_c =
+                    !self.log[i + 1..].iter().any(|later| later.kv.mod_revision == c && later.kv.key == e.kv.key);
                 if e.kind == EventType::Put && last_at_c {
                     out.push(Event { prev_kv: None, ..e.clone() });
                 }
@@ -339,8 +319,7 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 // Strategies
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![Just("a"), Just("ab"), Just("b"), Just("c"), Just("d")]
-        .prop_map(|k| k.as_bytes().to_vec())
+    prop_oneof![Just("a"), Just("ab"), Just("b"), Just("c"), Just("d")].prop_map(|k| k.as_bytes().to_vec())
 }
 
 fn range_end() -> impl Strategy<Value = Vec<u8>> {
@@ -360,15 +339,16 @@ fn lease() -> impl Strategy<Value = i64> {
 }
 
 fn put_req() -> impl Strategy<Value = PutRequest> {
-    (key(), value(), lease(), any::<bool>(), prop::bool::weighted(0.15), prop::bool::weighted(0.15))
-        .prop_map(|(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
+    (key(), value(), lease(), any::<bool>(), prop::bool::weighted(0.15), prop::bool::weighted(0.15)).prop_map(
+        |(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
             key,
             value,
             lease,
             prev_kv,
             ignore_value,
             ignore_lease,
-        })
+        },
+    )
 }
 
 fn del_req() -> impl Strategy<Value = DeleteRangeRequest> {
@@ -406,34 +386,23 @@ fn range_req() -> impl Strategy<Value = RangeRequest> {
         prop::bool::weighted(0.2),
         filters,
     )
-        .prop_map(
-            |(
+        .prop_map(|(key, range_end, limit, revision, (sort_order, sort_target), keys_only, count_only, f)| {
+            RangeRequest {
                 key,
                 range_end,
                 limit,
                 revision,
-                (sort_order, sort_target),
+                sort_order,
+                sort_target,
+                serializable: false,
                 keys_only,
                 count_only,
-                f,
-            )| {
-                RangeRequest {
-                    key,
-                    range_end,
-                    limit,
-                    revision,
-                    sort_order,
-                    sort_target,
-                    serializable: false,
-                    keys_only,
-                    count_only,
-                    min_mod_revision: f.0,
-                    max_mod_revision: f.1,
-                    min_create_revision: f.2,
-                    max_create_revision: f.3,
-                }
-            },
-        )
+                min_mod_revision: f.0,
+                max_mod_revision: f.1,
+                min_create_revision: f.2,
+                max_create_revision: f.3,
+            }
+        })
 }
 
 fn compare() -> impl Strategy<Value = Compare> {
@@ -464,11 +433,7 @@ fn leaf_op() -> BoxedStrategy<RequestOp> {
 }
 
 fn txn_of(op: BoxedStrategy<RequestOp>) -> BoxedStrategy<TxnRequest> {
-    (
-        prop::collection::vec(compare(), 0..3),
-        prop::collection::vec(op.clone(), 0..4),
-        prop::collection::vec(op, 0..3),
-    )
+    (prop::collection::vec(compare(), 0..3), prop::collection::vec(op.clone(), 0..4), prop::collection::vec(op, 0..3))
         .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure })
         .boxed()
 }
@@ -569,14 +534,8 @@ fn run(ops: &[Op]) -> std::result::Result<(), TestCaseError> {
 
     // Every retained revision still reads like the model.
     for rev in model.compacted.max(1)..=model.current {
-        let req =
-            RangeRequest { key: vec![0], range_end: vec![0], revision: rev, ..Default::default() };
-        prop_assert_eq!(
-            store.range(&req),
-            model.range(&req, model.now(), model.current),
-            "full read at {}",
-            rev
-        );
+        let req = RangeRequest { key: vec![0], range_end: vec![0], revision: rev, ..Default::default() };
+        prop_assert_eq!(store.range(&req), model.range(&req, model.now(), model.current), "full read at {}", rev);
     }
     let start = model.compacted;
     prop_assert_eq!(store.events_since(start, &[0], &[0]), model.events_since(start, &[0], &[0]));

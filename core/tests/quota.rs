@@ -11,7 +11,11 @@ fn put(key: &str, bytes: usize) -> Request {
 }
 
 fn alarm(action: AlarmAction, member_id: u64) -> Request {
-    Request::Alarm(AlarmRequest { action, member_id, alarm: if member_id == 0 { AlarmType::None } else { AlarmType::Nospace } })
+    Request::Alarm(AlarmRequest {
+        action,
+        member_id,
+        alarm: if member_id == 0 { AlarmType::None } else { AlarmType::Nospace },
+    })
 }
 
 fn alarms(c: &mut LocalCluster, on: u64) -> Vec<AlarmMember> {
@@ -50,21 +54,34 @@ fn a_full_store_raises_nospace_everywhere_until_space_is_freed_and_the_alarm_dis
         assert_eq!(c.call(id, grant).unwrap_err(), Error::NoSpace);
     }
     // ...but reads, deletes and compaction go on.
-    let all = Request::Range(RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), count_only: true, ..Default::default() });
+    let all = Request::Range(RangeRequest {
+        key: b"k".to_vec(),
+        range_end: b"l".to_vec(),
+        count_only: true,
+        ..Default::default()
+    });
     let Ok(Response::Range(r)) = c.call(leader, all) else { panic!() };
     assert_eq!(r.count, 9);
-    let del = Request::DeleteRange(DeleteRangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), ..Default::default() });
+    let del =
+        Request::DeleteRange(DeleteRangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), ..Default::default() });
     let Ok(Response::DeleteRange(d)) = c.call(leader, del) else { panic!() };
-    let Ok(Response::Compact(_)) = c.call(leader, Request::Compact(CompactionRequest { revision: d.header.revision, physical: false })) else {
+    let Ok(Response::Compact(_)) =
+        c.call(leader, Request::Compact(CompactionRequest { revision: d.header.revision, physical: false }))
+    else {
         panic!()
     };
 
     // A member that restarts from a snapshot keeps the alarm.
     c.crash(follower);
     c.restart(follower);
-    let caught_up = c.tick_until(100, |c| c.node(follower).leader_id() != 0 && c.node(follower).applied_index() == c.node(leader).applied_index());
+    let caught_up = c.tick_until(100, |c| {
+        c.node(follower).leader_id() != 0 && c.node(follower).applied_index() == c.node(leader).applied_index()
+    });
     assert!(caught_up, "the restarted member caught up");
-    assert!(c.disk(follower).snapshot.as_ref().is_some_and(|s| s.index > raised_at), "the alarm came back from a snapshot");
+    assert!(
+        c.disk(follower).snapshot.as_ref().is_some_and(|s| s.index > raised_at),
+        "the alarm came back from a snapshot"
+    );
     assert_eq!(alarms(&mut c, follower), raised);
 
     // Disarmed, writes go through again, and the store is below the quota.

@@ -66,7 +66,15 @@ pub struct AuthorityRepair<S> {
 impl<S> AuthorityRepair<S> {
     /// Repair what arrives on `inner`.
     pub fn new(inner: S) -> Self {
-        AuthorityRepair { inner, mode: Mode::Preface, raw: Vec::new(), ready: Vec::new(), ready_at: 0, passing: 0, eof: false }
+        AuthorityRepair {
+            inner,
+            mode: Mode::Preface,
+            raw: Vec::new(),
+            ready: Vec::new(),
+            ready_at: 0,
+            passing: 0,
+            eof: false,
+        }
     }
 
     /// Move what can be decided from `raw` to `ready`.
@@ -199,7 +207,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityRepair<S> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -308,7 +320,13 @@ fn repair_frames(frames: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(first);
     while !rest.is_empty() {
         let (piece, after) = rest.split_at(rest.len().min(MIN_MAX_FRAME));
-        FrameHead::write(&mut out, piece.len(), CONTINUATION, if after.is_empty() { END_HEADERS } else { 0 }, head.stream);
+        FrameHead::write(
+            &mut out,
+            piece.len(),
+            CONTINUATION,
+            if after.is_empty() { END_HEADERS } else { 0 },
+            head.stream,
+        );
         out.extend_from_slice(piece);
         rest = after;
     }

@@ -179,7 +179,11 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
     match read_body(body).await {
         Ok(body) => answer(api, &parts.method, &parts.uri, body).await,
         Err(too_large) => {
-            let kind = if v3::gateway::call_name(parts.uri.path()).is_some() { "v3_gateway" } else { api_of(parts.uri.path()) };
+            let kind = if v3::gateway::call_name(parts.uri.path()).is_some() {
+                "v3_gateway"
+            } else {
+                api_of(parts.uri.path())
+            };
             to_hyper(finish(api, kind, &parts.method, started, too_large))
         }
     }

@@ -12,11 +12,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::backend::{Backend, MemberStatus, WatchStream};
 use keel_core::cluster::LocalCluster;
 use keel_core::error::Result;
 use keel_core::request::{Request, Response};
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
-use crate::backend::{Backend, MemberStatus, WatchStream};
 use tokio::sync::mpsc;
 
 /// The cluster id `LocalCluster` gives its members.
@@ -46,13 +46,7 @@ impl LocalBackend {
     pub fn new() -> LocalBackend {
         let mut cluster = LocalCluster::new(1, 7);
         cluster.wait_for_leader();
-        LocalBackend {
-            inner: Arc::new(Mutex::new(Inner {
-                cluster,
-                watchers: HashMap::new(),
-                log: Vec::new(),
-            })),
-        }
+        LocalBackend { inner: Arc::new(Mutex::new(Inner { cluster, watchers: HashMap::new(), log: Vec::new() })) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -94,12 +88,7 @@ fn dispatch(g: &mut Inner) {
             let _ = tx.try_send(r);
         }
     }
-    let closed: Vec<WatchId> = g
-        .watchers
-        .iter()
-        .filter(|(_, tx)| tx.is_closed())
-        .map(|(id, _)| *id)
-        .collect();
+    let closed: Vec<WatchId> = g.watchers.iter().filter(|(_, tx)| tx.is_closed()).map(|(id, _)| *id).collect();
     for id in &closed {
         g.watchers.remove(id);
         g.cluster.node_mut(1).cancel_watch(*id);

@@ -58,7 +58,9 @@ pub async fn handle<B: Backend>(backend: &B, token: &str, method: &Method, path:
         }
         (&Method::DELETE, Some(id)) => change(backend, MemberChange::Remove { id }).await,
         (&Method::PUT, Some(id)) => {
-            let Some(peer_urls) = peer_urls(body) else { return error(400, "bad request: expected {\"peerURLs\": [...]}") };
+            let Some(peer_urls) = peer_urls(body) else {
+                return error(400, "bad request: expected {\"peerURLs\": [...]}");
+            };
             change(backend, MemberChange::Update { id, peer_urls }).await
         }
         _ => error(405, "Method Not Allowed"),

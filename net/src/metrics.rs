@@ -2,8 +2,8 @@
 //! members can live in one process, as in tests and the simulator), served at `/metrics`.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric a member exports.
@@ -113,7 +113,12 @@ mod tests {
         m.http_requests.with_label_values(&["v2", "GET", "200"]).inc();
         m.fsync_duration.observe(0.001);
         let text = m.render();
-        for name in ["keel_http_requests_total", "keel_disk_fsync_duration_seconds_bucket", "keel_server_has_leader", "keel_mvcc_watchers"] {
+        for name in [
+            "keel_http_requests_total",
+            "keel_disk_fsync_duration_seconds_bucket",
+            "keel_server_has_leader",
+            "keel_mvcc_watchers",
+        ] {
             assert!(text.contains(name), "{name} missing from /metrics");
         }
     }

@@ -42,12 +42,15 @@ pub fn handle<B: Backend>(api: &Api<B>, path: &str) -> Reply {
     match path.trim_end_matches('/') {
         "/v2/stats/self" => {
             let state = if status.leader == status.id { "StateLeader" } else { "StateFollower" };
-            Reply::json(200, &json!({
-                "name": status.name,
-                "id": id,
-                "state": state,
-                "leaderInfo": { "leader": format!("{:x}", status.leader) },
-            }))
+            Reply::json(
+                200,
+                &json!({
+                    "name": status.name,
+                    "id": id,
+                    "state": state,
+                    "leaderInfo": { "leader": format!("{:x}", status.leader) },
+                }),
+            )
         }
         "/v2/stats/leader" if status.leader == status.id => {
             let followers: serde_json::Map<String, serde_json::Value> = status
@@ -61,19 +64,22 @@ pub fn handle<B: Backend>(api: &Api<B>, path: &str) -> Reply {
         "/v2/stats/leader" => Reply::json(403, &json!({ "message": "not current leader" })),
         "/v2/stats/store" => {
             let s = &api.store_stats;
-            Reply::json(200, &json!({
-                "getsSuccess": s.succeeded(StoreOp::Get), "getsFail": s.failed(StoreOp::Get),
-                "setsSuccess": s.succeeded(StoreOp::Set), "setsFail": s.failed(StoreOp::Set),
-                "deleteSuccess": s.succeeded(StoreOp::Delete), "deleteFail": s.failed(StoreOp::Delete),
-                "updateSuccess": s.succeeded(StoreOp::Update), "updateFail": s.failed(StoreOp::Update),
-                "createSuccess": s.succeeded(StoreOp::Create), "createFail": s.failed(StoreOp::Create),
-                "compareAndSwapSuccess": s.succeeded(StoreOp::CompareAndSwap),
-                "compareAndSwapFail": s.failed(StoreOp::CompareAndSwap),
-                "compareAndDeleteSuccess": s.succeeded(StoreOp::CompareAndDelete),
-                "compareAndDeleteFail": s.failed(StoreOp::CompareAndDelete),
-                "expireCount": status.expired_keys,
-                "watchers": api.metrics.watchers.get(),
-            }))
+            Reply::json(
+                200,
+                &json!({
+                    "getsSuccess": s.succeeded(StoreOp::Get), "getsFail": s.failed(StoreOp::Get),
+                    "setsSuccess": s.succeeded(StoreOp::Set), "setsFail": s.failed(StoreOp::Set),
+                    "deleteSuccess": s.succeeded(StoreOp::Delete), "deleteFail": s.failed(StoreOp::Delete),
+                    "updateSuccess": s.succeeded(StoreOp::Update), "updateFail": s.failed(StoreOp::Update),
+                    "createSuccess": s.succeeded(StoreOp::Create), "createFail": s.failed(StoreOp::Create),
+                    "compareAndSwapSuccess": s.succeeded(StoreOp::CompareAndSwap),
+                    "compareAndSwapFail": s.failed(StoreOp::CompareAndSwap),
+                    "compareAndDeleteSuccess": s.succeeded(StoreOp::CompareAndDelete),
+                    "compareAndDeleteFail": s.failed(StoreOp::CompareAndDelete),
+                    "expireCount": status.expired_keys,
+                    "watchers": api.metrics.watchers.get(),
+                }),
+            )
         }
         _ => Reply::text(404, "404 page not found\n"),
     }

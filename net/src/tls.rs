@@ -69,8 +69,9 @@ impl Dial {
             return Ok(Box::new(tcp));
         };
         let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host).trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host} cannot name a TLS server: {e}")))?;
+        let name = ServerName::try_from(host.to_string()).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{host} cannot name a TLS server: {e}"))
+        })?;
         Ok(Box::new(connector.connect(name, tcp).await?))
     }
 }

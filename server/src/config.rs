@@ -171,10 +171,26 @@ impl Flags {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(v) = file.$field { self.$field = v; } )* };
         }
-        take!(name, listen_client_urls, advertise_client_urls, listen_peer_urls, initial_advertise_peer_urls,
-              initial_cluster_token, heartbeat_interval, election_timeout, snapshot_count,
-              experimental_snapshot_catchup_entries, experimental_compaction_batch_limit,
-              auto_compaction_mode, auto_compaction_retention, quota_backend_bytes, max_request_bytes, max_txn_ops, enable_v2, log_level);
+        take!(
+            name,
+            listen_client_urls,
+            advertise_client_urls,
+            listen_peer_urls,
+            initial_advertise_peer_urls,
+            initial_cluster_token,
+            heartbeat_interval,
+            election_timeout,
+            snapshot_count,
+            experimental_snapshot_catchup_entries,
+            experimental_compaction_batch_limit,
+            auto_compaction_mode,
+            auto_compaction_retention,
+            quota_backend_bytes,
+            max_request_bytes,
+            max_txn_ops,
+            enable_v2,
+            log_level
+        );
         if let Some(dir) = file.data_dir {
             self.data_dir = Some(dir);
         }
@@ -195,7 +211,9 @@ impl Flags {
         }
         if let Some(state) = file.initial_cluster_state {
             if state != "new" && state != "existing" {
-                return Err(ConfigError(format!("--config-file: initial-cluster-state must be new or existing, not {state:?}")));
+                return Err(ConfigError(format!(
+                    "--config-file: initial-cluster-state must be new or existing, not {state:?}"
+                )));
             }
             self.initial_cluster_state = state;
         }
@@ -284,11 +302,20 @@ impl InitialCluster {
         let mut adv = advertise_peer.to_vec();
         adv.sort();
         if own != adv {
-            return Err(ConfigError(format!("--initial-cluster has {name}={} but --initial-advertise-peer-urls is {}", own.join(","), adv.join(","))));
+            return Err(ConfigError(format!(
+                "--initial-cluster has {name}={} but --initial-advertise-peer-urls is {}",
+                own.join(","),
+                adv.join(",")
+            )));
         }
         let members: Vec<Member> = cluster
             .iter()
-            .map(|(name, peer_urls)| Member { id: ids::member_id(peer_urls, token), name: name.clone(), peer_urls: peer_urls.clone(), ..Default::default() })
+            .map(|(name, peer_urls)| Member {
+                id: ids::member_id(peer_urls, token),
+                name: name.clone(),
+                peer_urls: peer_urls.clone(),
+                ..Default::default()
+            })
             .collect();
         let cluster_id = ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
         Ok(InitialCluster { members, member_id: ids::member_id(advertise_peer, token), cluster_id })
@@ -339,15 +366,22 @@ impl ServerConfig {
         let listen_peer = urls(&f.listen_peer_urls, "listen-peer-urls")?.remove(0);
         let listen_client = urls(&f.listen_client_urls, "listen-client-urls")?;
         let advertise_client_urls = urls(&f.advertise_client_urls, "advertise-client-urls")?;
-        let spec = f.initial_cluster.clone().unwrap_or_else(|| format!("{}={}", f.name, advertise_peer.join(&format!(",{}=", f.name))));
+        let spec = f
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={}", f.name, advertise_peer.join(&format!(",{}=", f.name))));
         let initial = InitialCluster::new(&f.name, &spec, &advertise_peer, &f.initial_cluster_token)?;
         let (client_tls, peer_tls) = tls_files(f)?;
         if let Some(url) = listen_client.iter().find(|u| u.starts_with("https://")).filter(|_| client_tls.is_empty()) {
-            return Err(ConfigError(format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme")));
+            return Err(ConfigError(format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme"
+            )));
         }
         if listen_peer.starts_with("https://") && peer_tls.is_empty() {
             let addr = keel_net::peer::host_port(&listen_peer).unwrap_or_default();
-            return Err(ConfigError(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented")));
+            return Err(ConfigError(format!(
+                "cannot listen on TLS for {addr}: KeyFile and CertFile are not presented"
+            )));
         }
         let token = &f.initial_cluster_token;
         let InitialCluster { members, member_id, cluster_id } = initial;
@@ -479,7 +513,9 @@ mod tests {
             "--election-timeout[60000ms] is too long, and should be set less than 50000ms"
         );
         let err = |args: &[&str]| ServerConfig::from_flags(&flags(args)).unwrap_err().0;
-        assert!(err(&["--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"]).contains("couldn't find local name"));
+        assert!(
+            err(&["--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"]).contains("couldn't find local name")
+        );
         assert!(err(&["--election-timeout", "200"]).contains("at least as 5 times"));
         assert!(err(&["--initial-cluster", "default"]).contains("is not name=URL"));
         assert!(err(&["--listen-client-urls", "nonsense"]).contains("is not a URL"));
@@ -491,7 +527,11 @@ mod tests {
     fn auto_compaction_flags_read_as_etcd_reads_them() {
         let retention = |args: &[&str]| ServerConfig::from_flags(&flags(args)).map(|c| c.auto_compaction);
         assert_eq!(retention(&[]), Ok(None), "off by default");
-        assert_eq!(retention(&["--auto-compaction-retention", "1"]), Ok(Some(Retention::Periodic { ms: 3_600_000 })), "hours");
+        assert_eq!(
+            retention(&["--auto-compaction-retention", "1"]),
+            Ok(Some(Retention::Periodic { ms: 3_600_000 })),
+            "hours"
+        );
         assert_eq!(retention(&["--auto-compaction-retention", "90s"]), Ok(Some(Retention::Periodic { ms: 90_000 })));
         let revisions = ["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"];
         assert_eq!(retention(&revisions), Ok(Some(Retention::Revisions(1000))));
@@ -499,7 +539,10 @@ mod tests {
             retention(&["--auto-compaction-retention", "soon"]).unwrap_err().0,
             r#"error parsing CompactionRetention: time: invalid duration "soon""#
         );
-        assert_eq!(retention(&["--auto-compaction-mode", "daily"]).unwrap_err().0, r#"unknown auto-compaction-mode "daily""#);
+        assert_eq!(
+            retention(&["--auto-compaction-mode", "daily"]).unwrap_err().0,
+            r#"unknown auto-compaction-mode "daily""#
+        );
         let batch = |args: &[&str]| ServerConfig::from_flags(&flags(args)).unwrap().compaction_batch_limit;
         assert_eq!((batch(&[]), batch(&["--experimental-compaction-batch-limit", "50"])), (1000, 50));
     }
@@ -516,7 +559,8 @@ mod tests {
              enable-v2: true\nwal-dir: /somewhere\n",
         )
         .unwrap();
-        let (f, ignored) = flags(&["--name", "overridden", "--config-file", path.to_str().unwrap()]).with_config_file().unwrap();
+        let (f, ignored) =
+            flags(&["--name", "overridden", "--config-file", path.to_str().unwrap()]).with_config_file().unwrap();
         assert_eq!(ignored, vec!["wal-dir".to_string()]);
         let c = ServerConfig::from_flags(&f).unwrap();
         assert_eq!(c.name, "infra1");
@@ -539,13 +583,19 @@ mod tests {
         assert!(ignored.is_empty(), "{ignored:?}");
         let c = ServerConfig::from_flags(&f).unwrap();
         let file = |p: &str| Some(PathBuf::from(p));
-        let client = TlsFiles { cert: file("/c.pem"), key: file("/c-key.pem"), trusted_ca: file("/ca.pem"), client_cert_auth: true };
+        let client = TlsFiles {
+            cert: file("/c.pem"),
+            key: file("/c-key.pem"),
+            trusted_ca: file("/ca.pem"),
+            client_cert_auth: true,
+        };
         assert_eq!(c.client_tls, client);
         assert_eq!((c.peer_tls.cert.clone(), c.peer_tls.client_cert_auth), (file("/p.pem"), false));
 
         let half = ServerConfig::from_flags(&flags(&["--peer-cert-file", "/p.pem"])).unwrap_err().0;
         assert_eq!(half, "--peer-cert-file and --peer-key-file must be given together");
-        let https = ServerConfig::from_flags(&flags(&["--listen-client-urls", "https://127.0.0.1:2379"])).unwrap_err().0;
+        let https =
+            ServerConfig::from_flags(&flags(&["--listen-client-urls", "https://127.0.0.1:2379"])).unwrap_err().0;
         assert!(https.starts_with("TLS key/cert (--cert-file, --key-file) must be provided"), "{https}");
     }
 
@@ -564,7 +614,12 @@ mod tests {
     fn environment_variables_set_flags_like_etcds() {
         // clap reads ETCD_* only when the flag is absent; checked through the env attribute.
         let cmd = <Flags as clap::CommandFactory>::command();
-        let env_of = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned());
+        let env_of = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
         assert_eq!(env_of("data_dir").as_deref(), Some("ETCD_DATA_DIR"));
         assert_eq!(env_of("initial_cluster").as_deref(), Some("ETCD_INITIAL_CLUSTER"));
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use keel_core::error::{Error, Result};
 use keel_core::node::{Node, Ready, RequestId};
-use keel_core::state_machine::SnapshotJob;
 use keel_core::request::{MemberChange, Request, Response};
+use keel_core::state_machine::SnapshotJob;
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
 use keel_net::backend::{Backend, MemberStatus, WatchStream};
 use keel_net::metrics::Metrics;
@@ -42,7 +42,10 @@ enum Input {
 enum Waiter {
     Client(oneshot::Sender<Result<Response>>),
     /// A follower forwarded it; the answer goes back over the peer transport.
-    Peer { from: u64, id: u64 },
+    Peer {
+        from: u64,
+        id: u64,
+    },
     /// The member's own publication of its name and client URLs.
     Publish,
 }
@@ -127,7 +130,8 @@ impl<S: Storage> Driver<S> {
     pub fn new(node: Node, storage: S, wiring: Wiring) -> (Self, Handle) {
         let Wiring { transport, peers, identity, metrics, tick, request_timeout, clock } = wiring;
         let (tx, inputs) = mpsc::channel(16 * 1024);
-        let status = Arc::new(Mutex::new(MemberStatus { id: node.id(), name: identity.name.clone(), ..Default::default() }));
+        let status =
+            Arc::new(Mutex::new(MemberStatus { id: node.id(), name: identity.name.clone(), ..Default::default() }));
         let handle = Handle { inputs: tx, status: status.clone(), timeout: request_timeout };
         let driver = Driver {
             node,

@@ -6,10 +6,10 @@
 
 pub mod auto_compaction;
 pub mod chaos;
-pub mod storage;
+pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod go_duration;
-pub mod clock;
 pub mod member;
+pub mod storage;
 pub mod tls;

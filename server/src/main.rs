@@ -68,7 +68,8 @@ async fn run(flags: Flags) -> Result<(), String> {
 /// The member's random seed: elections must differ between members and runs in production
 /// (the simulator passes fixed seeds instead).
 fn seed(member_id: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     nanos ^ member_id.rotate_left(17)
 }
 

@@ -30,7 +30,12 @@ pub struct Started<S: Storage> {
 /// Start the member `config` describes on `storage`. `seed` feeds its election timeouts (it must
 /// differ between members); `clock` is what its ticks read. Client and peer listeners are bound
 /// and served before this returns, so a port in use is reported here.
-pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64, clock: Clock) -> Result<Started<S>, String> {
+pub async fn start<S: Storage>(
+    config: &ServerConfig,
+    mut storage: S,
+    seed: u64,
+    clock: Clock,
+) -> Result<Started<S>, String> {
     let recovery = storage.recover().map_err(|e| e.to_string())?;
     let stored = storage.identity().map_err(|e| e.to_string())?;
     let mut peers: Vec<(u64, Vec<String>)> = config.peers.iter().map(|p| (p.id, p.peer_urls.clone())).collect();
@@ -54,7 +59,8 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
         // A founder with no log (at most an identity kept before a crash): its flags' ids,
         // unless the cluster it names already runs.
         (_, None) => {
-            peer::check_founding(&peer_urls, &config.advertise_peer_urls, (config.member_id, config.cluster_id), &dial).await?;
+            peer::check_founding(&peer_urls, &config.advertise_peer_urls, (config.member_id, config.cluster_id), &dial)
+                .await?;
             MemberIdentity { member_id: config.member_id, cluster_id: config.cluster_id }
         }
         // A log from before data directories kept their ids: the flags must still derive them.
@@ -96,7 +102,8 @@ pub async fn start<S: Storage>(config: &ServerConfig, mut storage: S, seed: u64,
     }
     let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(16 * 1024);
     let own_url = config.advertise_peer_urls.first().cloned().unwrap_or_default();
-    let transport = PeerTransport::new(member_id, cluster_id, peer_tx).with_tls(peer_accept, dial).advertising(&own_url);
+    let transport =
+        PeerTransport::new(member_id, cluster_id, peer_tx).with_tls(peer_accept, dial).advertising(&own_url);
     transport.serve(peer_listener);
     for (id, urls) in &peers {
         if let Some(url) = urls.first() {

@@ -49,7 +49,9 @@ impl TlsFiles {
 
     fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
         let (chain, key) = self.identity()?;
-        let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
         // As etcd: a trusted CA file alone already makes the other end show a certificate.
         let builder = match (&self.trusted_ca, self.client_cert_auth) {
             (None, false) => builder.with_no_client_auth(),
@@ -64,7 +66,8 @@ impl TlsFiles {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder.with_single_cert(chain, key).map_err(|e| format!("the certificate and key do not match: {e}"))?;
+        let mut config =
+            builder.with_single_cert(chain, key).map_err(|e| format!("the certificate and key do not match: {e}"))?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
@@ -74,13 +77,17 @@ impl TlsFiles {
             Some(ca) => roots(ca)?,
             None => system_roots(),
         };
-        let builder =
-            ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?.with_root_certificates(roots);
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
         let config = match self.is_empty() {
             true => builder.with_no_client_auth(),
             false => {
                 let (chain, key) = self.identity()?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| format!("the certificate and key do not match: {e}"))?
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("the certificate and key do not match: {e}"))?
             }
         };
         Ok(Arc::new(config))
@@ -92,7 +99,8 @@ impl TlsFiles {
             return Err("a certificate file and a key file must be given together".into());
         };
         let chain = certificates(cert)?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
         Ok((chain, key))
     }
 }

@@ -24,7 +24,12 @@ async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
     let members: Vec<Member> = listeners
         .iter()
         .enumerate()
-        .map(|(i, l)| Member { id: i as u64 + 1, name: format!("m{i}"), peer_urls: vec![format!("http://{}", l.local_addr().unwrap())], ..Default::default() })
+        .map(|(i, l)| Member {
+            id: i as u64 + 1,
+            name: format!("m{i}"),
+            peer_urls: vec![format!("http://{}", l.local_addr().unwrap())],
+            ..Default::default()
+        })
         .collect();
     let mut out = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -80,13 +85,25 @@ async fn three_drivers_elect_replicate_forward_and_survive_a_member_loss() {
         h.call(put(&format!("k{i}"), "v")).await.unwrap();
     }
     for h in &handles {
-        let Ok(Response::Range(r)) = h.call(Request::Range(RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), ..Default::default() })).await else { panic!() };
+        let Ok(Response::Range(r)) = h
+            .call(Request::Range(RangeRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), ..Default::default() }))
+            .await
+        else {
+            panic!()
+        };
         assert_eq!(r.count, 3);
     }
     // Leader-only requests are forwarded from followers.
     let follower = handles.iter().find(|h| h.status().id != leader).unwrap();
-    let Ok(Response::LeaseGrant(g)) = follower.call(Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 0 })).await else { panic!() };
-    let Ok(Response::LeaseKeepAlive(k)) = follower.call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: g.id })).await else { panic!() };
+    let Ok(Response::LeaseGrant(g)) = follower.call(Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 0 })).await
+    else {
+        panic!()
+    };
+    let Ok(Response::LeaseKeepAlive(k)) =
+        follower.call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: g.id })).await
+    else {
+        panic!()
+    };
     assert_eq!(k.ttl, 10);
     // Members publish their names and client URLs.
     for _ in 0..100 {
@@ -116,6 +133,10 @@ async fn three_drivers_elect_replicate_forward_and_survive_a_member_loss() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(written, "no write succeeded after the leader stopped");
-    let Ok(Response::Range(r)) = survivors[1].call(Request::Range(RangeRequest { key: b"after".to_vec(), ..Default::default() })).await else { panic!() };
+    let Ok(Response::Range(r)) =
+        survivors[1].call(Request::Range(RangeRequest { key: b"after".to_vec(), ..Default::default() })).await
+    else {
+        panic!()
+    };
     assert_eq!(r.kvs[0].value, b"loss");
 }

@@ -81,7 +81,12 @@ fn run_seed(args: &Args, seed: u64) -> Result<RunReport, String> {
 }
 
 fn summary(args: &Args, report: &RunReport) -> String {
-    let mut s = format!("seed {} FAILED ({} members)\nreplay: {}\n\nfault timeline:\n", report.options.seed, report.options.members, replay_command(args, report.options.seed));
+    let mut s = format!(
+        "seed {} FAILED ({} members)\nreplay: {}\n\nfault timeline:\n",
+        report.options.seed,
+        report.options.members,
+        replay_command(args, report.options.seed)
+    );
     for (at, what) in &report.timeline {
         s.push_str(&format!("  {at:>7} ms  {what}\n"));
     }
@@ -111,7 +116,10 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     // Members' logs, when asked for (RUST_LOG=info, say): they go to stderr with simulated time.
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
     }
     if let Some(seed) = args.seed {
         return match run_seed(&args, seed) {

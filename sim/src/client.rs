@@ -35,7 +35,14 @@ pub async fn post_json(addr: SocketAddr, call: &str, body: &Value, timeout: Dura
     exchange(addr, "POST", &format!("/v3/{call}"), "application/json", body.to_string(), timeout).await
 }
 
-async fn exchange(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: String, timeout: Duration) -> Reply {
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: String,
+    timeout: Duration,
+) -> Reply {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Reply::NotSent(e.to_string()),
@@ -63,7 +70,9 @@ async fn exchange(addr: SocketAddr, method: &str, path: &str, content_type: &str
         Ok::<_, String>((status, index, bytes))
     };
     let reply = match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok((status, index, bytes))) => Reply::Answered { status, index, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) },
+        Ok(Ok((status, index, bytes))) => {
+            Reply::Answered { status, index, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        }
         Ok(Err(e)) => Reply::Lost(e),
         Err(_) => Reply::Lost("timed out".into()),
     };

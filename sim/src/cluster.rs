@@ -91,7 +91,8 @@ pub fn client_addr(i: usize) -> SocketAddr {
 fn flags_for(i: usize, members: &[usize], joining: bool, timing: Timing) -> ServerConfig {
     let name = format!("m{}", i + 1);
     let ip = member_ip(i);
-    let cluster: Vec<String> = members.iter().map(|j| format!("m{}=http://{}:{PEER_PORT}", j + 1, member_ip(*j))).collect();
+    let cluster: Vec<String> =
+        members.iter().map(|j| format!("m{}=http://{}:{PEER_PORT}", j + 1, member_ip(*j))).collect();
     let args = vec![
         "keel".to_string(),
         format!("--name={name}"),

@@ -116,6 +116,15 @@ pub struct History {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{:>7} ms .. {:>7} ms] client {} via m{}: {:?} -> {:?}", self.invoke_ms, self.complete_ms, self.client, self.member + 1, self.call, self.outcome)
+        write!(
+            f,
+            "[{:>7} ms .. {:>7} ms] client {} via m{}: {:?} -> {:?}",
+            self.invoke_ms,
+            self.complete_ms,
+            self.client,
+            self.member + 1,
+            self.call,
+            self.outcome
+        )
     }
 }

@@ -34,22 +34,45 @@ impl Monitor {
     pub fn sample(&mut self, cluster: &SimCluster, start: Instant) {
         let at = start.elapsed().as_millis();
         for m in 0..cluster.hosts() {
-            let before = self.seen.get(&m).copied().filter(|s| s.id == cluster.id(m)).unwrap_or(Seen { id: cluster.id(m), ..Seen::default() });
+            let before = self
+                .seen
+                .get(&m)
+                .copied()
+                .filter(|s| s.id == cluster.id(m))
+                .unwrap_or(Seen { id: cluster.id(m), ..Seen::default() });
             let Some(status) = cluster.status(m) else {
                 self.seen.insert(m, Seen { incarnation: None, ..before });
                 continue;
             };
             if status.term < before.term {
-                self.flag("terms", format!("at {at} ms m{} is in term {} after term {}", m + 1, status.term, before.term));
+                self.flag(
+                    "terms",
+                    format!("at {at} ms m{} is in term {} after term {}", m + 1, status.term, before.term),
+                );
             }
             let same = before.incarnation == Some(cluster.incarnation(m));
             if same && status.commit_index < before.commit {
-                self.flag("commit index", format!("at {at} ms m{} commit index {} after {}", m + 1, status.commit_index, before.commit));
+                self.flag(
+                    "commit index",
+                    format!("at {at} ms m{} commit index {} after {}", m + 1, status.commit_index, before.commit),
+                );
             }
             if same && status.revision < before.revision {
-                self.flag("revisions", format!("at {at} ms m{} revision {} after {}", m + 1, status.revision, before.revision));
+                self.flag(
+                    "revisions",
+                    format!("at {at} ms m{} revision {} after {}", m + 1, status.revision, before.revision),
+                );
             }
-            self.seen.insert(m, Seen { id: before.id, term: status.term, commit: status.commit_index, revision: status.revision, incarnation: Some(cluster.incarnation(m)) });
+            self.seen.insert(
+                m,
+                Seen {
+                    id: before.id,
+                    term: status.term,
+                    commit: status.commit_index,
+                    revision: status.revision,
+                    incarnation: Some(cluster.incarnation(m)),
+                },
+            );
         }
     }
 

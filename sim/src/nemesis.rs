@@ -109,7 +109,11 @@ impl Nemesis {
             5 => Fault::Pause { member: leader.unwrap_or_else(|| any(&mut rng)) },
             6 => Fault::PacketLoss { rate: rng.gen_range(0.05..0.3) },
             7 => Fault::Latency { max_ms: rng.gen_range(20..400) },
-            8 => Fault::ClockSkew { member: any(&mut rng), rate: rng.gen_range(0.95..1.05), jump_ms: rng.gen_range(0..300) },
+            8 => Fault::ClockSkew {
+                member: any(&mut rng),
+                rate: rng.gen_range(0.95..1.05),
+                jump_ms: rng.gen_range(0..300),
+            },
             9 => Fault::DiskFailure { member: any(&mut rng) },
             10 => Fault::MoveLeader { to: any(&mut rng) },
             11 => Fault::SlowDisk { member: leader.unwrap_or_else(|| any(&mut rng)), sync_ms: rng.gen_range(20..400) },
@@ -144,13 +148,14 @@ impl Nemesis {
     pub async fn inject(&mut self, cluster: &mut SimCluster, fault: Fault, hold: Duration) {
         self.log(format!("start {fault:?}"));
         match &fault {
-            Fault::IsolateLeader { .. } | Fault::Split { .. } | Fault::OneWay { .. } | Fault::Bridge { .. } => cut(cluster, &fault),
+            Fault::IsolateLeader { .. } | Fault::Split { .. } | Fault::OneWay { .. } | Fault::Bridge { .. } => {
+                cut(cluster, &fault)
+            }
             Fault::Crash { member } => cluster.crash(*member),
             Fault::Pause { member } => cluster.pause(*member),
             Fault::PacketLoss { rate } => NetSim::current().update_config(|c| c.packet_loss_rate = *rate),
-            Fault::Latency { max_ms } => {
-                NetSim::current().update_config(|c| c.send_latency = Duration::from_millis(1)..Duration::from_millis(*max_ms))
-            }
+            Fault::Latency { max_ms } => NetSim::current()
+                .update_config(|c| c.send_latency = Duration::from_millis(1)..Duration::from_millis(*max_ms)),
             Fault::ClockSkew { member, rate, jump_ms } => {
                 if let Some(clock) = cluster.clock(*member) {
                     clock.jump(*jump_ms);
@@ -234,7 +239,11 @@ impl Nemesis {
             }
             Fault::SlowDisk { member, .. } => cluster.disk(*member).set_sync_ms(0),
             Fault::MessageChaos { .. } => keel_server::chaos::set_rates(0, 0),
-            Fault::MoveLeader { .. } | Fault::AddLearner | Fault::Promote { .. } | Fault::Remove { .. } | Fault::AddBack { .. } => {}
+            Fault::MoveLeader { .. }
+            | Fault::AddLearner
+            | Fault::Promote { .. }
+            | Fault::Remove { .. }
+            | Fault::AddBack { .. } => {}
         }
     }
 

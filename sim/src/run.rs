@@ -35,7 +35,13 @@ pub struct RunOptions {
 impl RunOptions {
     /// The standard run for `seed`: the member count is drawn from the seed too.
     pub fn standard(seed: u64) -> Self {
-        RunOptions { seed, members: if seed.is_multiple_of(4) { 5 } else { 3 }, duration: Duration::from_secs(30), faults: true, bugs: vec![] }
+        RunOptions {
+            seed,
+            members: if seed.is_multiple_of(4) { 5 } else { 3 },
+            duration: Duration::from_secs(30),
+            faults: true,
+            bugs: vec![],
+        }
     }
 }
 
@@ -87,7 +93,8 @@ pub fn check_determinism(options: RunOptions) -> RunReport {
     let seed = options.seed;
     *CHECKED.lock().unwrap_or_else(|p| p.into_inner()) = Some(options);
     madsim::runtime::Runtime::check_determinism(seed, madsim::Config::default(), || {
-        let options = CHECKED.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| RunOptions::standard(0));
+        let options =
+            CHECKED.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| RunOptions::standard(0));
         keel_core::bugs::set(&options.bugs);
         simulate(options)
     })
@@ -173,12 +180,22 @@ async fn converge(cluster: &mut SimCluster, monitor: &mut Monitor, start: Instan
         .members()
         .into_iter()
         .map(|m| match cluster.status(m) {
-            Some(s) => format!("m{}: leader {:x}, term {}, commit {}, {} members known", m + 1, s.leader, s.term, s.commit_index, s.members.len()),
+            Some(s) => format!(
+                "m{}: leader {:x}, term {}, commit {}, {} members known",
+                m + 1,
+                s.leader,
+                s.term,
+                s.commit_index,
+                s.members.len()
+            ),
             None => format!("m{}: down", m + 1),
         })
         .collect();
     Err(Violation::new(
         "convergence",
-        format!("members did not converge within 30 s of healing: (applied index, hash) per member {last:?}; {}", views.join("; ")),
+        format!(
+            "members did not converge within 30 s of healing: (applied index, hash) per member {last:?}; {}",
+            views.join("; ")
+        ),
     ))
 }

@@ -2,8 +2,8 @@
 //! loses only what was not synced), with switches for disk faults.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
 use keel_server::storage::{MemStorage, MemberIdentity, Storage, StorageError};

@@ -14,8 +14,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{request, Reply};
-use crate::rng::rng;
 use crate::history::{Call, Op, Outcome, Return, SeenEvent, WatchLog};
+use crate::rng::rng;
 
 /// Register keys live under this directory (watchers watch it).
 pub const REGISTER_DIR: &str = "/r";
@@ -83,7 +83,14 @@ pub async fn record(env: &Env, client: u64, member: usize, call: Call, ops: &mut
 
 /// Record `call`, sent to `member`, as ending with what `run` (the requests that carry it out,
 /// through whichever API) returns, timed from invocation to completion.
-pub async fn record_outcome(env: &Env, client: u64, member: usize, call: Call, ops: &mut Vec<Op>, run: impl std::future::Future<Output = Outcome>) -> Outcome {
+pub async fn record_outcome(
+    env: &Env,
+    client: u64,
+    member: usize,
+    call: Call,
+    ops: &mut Vec<Op>,
+    run: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
     let invoke_ms = env.now_ms();
     let outcome = run.await;
     ops.push(Op { client, member, call, invoke_ms, complete_ms: env.now_ms(), outcome: outcome.clone() });
@@ -96,8 +103,12 @@ async fn send(addr: SocketAddr, call: &Call) -> Reply {
     let (method, path, form): (&str, String, Vec<(&str, &str)>) = match call {
         Call::Get { key } | Call::Lookup { key } => ("GET", format!("/v2/keys{key}?quorum=true"), vec![]),
         Call::Put { key, value } => ("PUT", format!("/v2/keys{key}"), vec![("value", value)]),
-        Call::Cas { key, expected: Some(prev), value } => ("PUT", format!("/v2/keys{key}"), vec![("value", value), ("prevValue", prev)]),
-        Call::Cas { key, expected: None, value } => ("PUT", format!("/v2/keys{key}"), vec![("value", value), ("prevExist", "false")]),
+        Call::Cas { key, expected: Some(prev), value } => {
+            ("PUT", format!("/v2/keys{key}"), vec![("value", value), ("prevValue", prev)])
+        }
+        Call::Cas { key, expected: None, value } => {
+            ("PUT", format!("/v2/keys{key}"), vec![("value", value), ("prevExist", "false")])
+        }
         Call::LockAcquire { lock, ttl: t } => {
             ttl = t.to_string();
             ("PUT", format!("/v2/keys{lock}"), vec![("value", "held"), ("prevExist", "false"), ("ttl", &ttl)])
@@ -106,7 +117,9 @@ async fn send(addr: SocketAddr, call: &Call) -> Reply {
             ttl = TTL_S.to_string();
             ("PUT", format!("/v2/keys{lock}?prevIndex={prev_index}"), vec![("refresh", "true"), ("ttl", &ttl)])
         }
-        Call::LockRelease { lock, prev_index, .. } => ("DELETE", format!("/v2/keys{lock}?prevIndex={prev_index}"), vec![]),
+        Call::LockRelease { lock, prev_index, .. } => {
+            ("DELETE", format!("/v2/keys{lock}?prevIndex={prev_index}"), vec![])
+        }
         Call::Register { key, ttl: t } => {
             ttl = t.to_string();
             ("PUT", format!("/v2/keys{key}"), vec![("value", "up"), ("ttl", &ttl)])
@@ -146,7 +159,9 @@ fn interpret(call: &Call, reply: Reply) -> Outcome {
             Outcome::Ok(Return::Value { value: body["node"]["value"].as_str().map(String::from), index })
         }
         404 if reading && body["errorCode"].as_u64() == Some(100) => Outcome::Ok(Return::Value { value: None, index }),
-        200 | 201 if matches!(call, Call::LockAcquire { .. }) => Outcome::Ok(Return::Acquired { token: node_index(&body, "createdIndex") }),
+        200 | 201 if matches!(call, Call::LockAcquire { .. }) => {
+            Outcome::Ok(Return::Acquired { token: node_index(&body, "createdIndex") })
+        }
         200 | 201 => Outcome::Ok(Return::Written { index: node_index(&body, "modifiedIndex") }),
         404 | 412 if refused(&body) => Outcome::Ok(Return::Refused),
         // A read that failed changed nothing; a write that failed for an unknown reason
@@ -231,7 +246,8 @@ pub async fn service_client(env: Env, client: u64) -> Vec<Op> {
     let mut ops = Vec::new();
     let key = format!("/svc/c{client}");
     while !env.stopped() {
-        let registered = record(&env, client, env.pick_member(), Call::Register { key: key.clone(), ttl: TTL_S }, &mut ops).await;
+        let registered =
+            record(&env, client, env.pick_member(), Call::Register { key: key.clone(), ttl: TTL_S }, &mut ops).await;
         if !matches!(registered, Outcome::Ok(_)) {
             pause_ms(200, 600).await;
             continue;
@@ -239,7 +255,9 @@ pub async fn service_client(env: Env, client: u64) -> Vec<Op> {
         let beats = rng().gen_range(2..10);
         for _ in 0..beats {
             pause_ms(300, 900).await;
-            let beat = record(&env, client, env.pick_member(), Call::Heartbeat { key: key.clone(), ttl: TTL_S }, &mut ops).await;
+            let beat =
+                record(&env, client, env.pick_member(), Call::Heartbeat { key: key.clone(), ttl: TTL_S }, &mut ops)
+                    .await;
             if matches!(beat, Outcome::Ok(Return::Refused)) || env.stopped() {
                 break;
             }
@@ -268,7 +286,8 @@ pub async fn watch_client(env: Env, watcher: u64) -> Vec<WatchLog> {
             let path = format!("/v2/keys{REGISTER_DIR}?quorum=true");
             if let Reply::Answered { index, .. } = request(env.addr(member), "GET", &path, &[], CLIENT_TIMEOUT).await {
                 if index > 0 {
-                    log = Some(WatchLog { watcher, prefix: REGISTER_DIR.into(), start_index: index + 1, events: vec![] });
+                    log =
+                        Some(WatchLog { watcher, prefix: REGISTER_DIR.into(), start_index: index + 1, events: vec![] });
                 }
             }
             pause_ms(50, 200).await;
@@ -366,7 +385,9 @@ async fn dequeue(addr: SocketAddr, queue: &str) -> Outcome {
 /// Every item left in `queue`.
 async fn list_queue(addr: SocketAddr, queue: &str) -> Outcome {
     match request(addr, "GET", &format!("/v2/keys{queue}?sorted=true&quorum=true"), &[], CLIENT_TIMEOUT).await {
-        Reply::Answered { status: 200, body, .. } => Outcome::Ok(Return::Items(queue_items(&body).into_iter().map(|(_, v, _)| v).collect())),
+        Reply::Answered { status: 200, body, .. } => {
+            Outcome::Ok(Return::Items(queue_items(&body).into_iter().map(|(_, v, _)| v).collect()))
+        }
         Reply::Answered { status: 404, .. } => Outcome::Ok(Return::Items(vec![])),
         Reply::Answered { status, body, .. } => Outcome::Failed(format!("{status} {body}")),
         Reply::NotSent(e) | Reply::Lost(e) => Outcome::Failed(e),
@@ -384,7 +405,9 @@ pub type ClientRun = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Op>>
 pub fn clients(env: &Env) -> Vec<(u64, ClientRun)> {
     use crate::{workload_append, workload_grpc, workload_v3};
     let mut out: Vec<(u64, ClientRun)> = Vec::new();
-    let mut add = |ids: std::ops::Range<u64>, client: fn(Env, u64) -> ClientRun| out.extend(ids.map(|c| (c, client(env.clone(), c))));
+    let mut add = |ids: std::ops::Range<u64>, client: fn(Env, u64) -> ClientRun| {
+        out.extend(ids.map(|c| (c, client(env.clone(), c))))
+    };
     add(0..3, |e, c| Box::pin(register_client(e, c)));
     add(3..4, |e, c| Box::pin(workload_v3::register_client(e, c)));
     add(4..5, |e, c| Box::pin(workload_grpc::register_client(e, c)));
@@ -412,7 +435,8 @@ pub async fn final_reads(env: &Env, members: &[usize]) -> Vec<Op> {
     let Some(&first) = members.first() else { return ops };
     read_until_answered(env, 1000, first, Call::ListQueue { queue: QUEUE_DIR.into() }, &mut ops).await;
     for k in 0..crate::workload_append::APPEND_KEYS {
-        read_until_answered(env, 1000, first, Call::ReadList { key: crate::workload_append::append_key(k) }, &mut ops).await;
+        read_until_answered(env, 1000, first, Call::ReadList { key: crate::workload_append::append_key(k) }, &mut ops)
+            .await;
     }
     ops
 }

@@ -42,7 +42,8 @@ pub(crate) async fn carry_out(addr: std::net::SocketAddr, call_: &Call) -> Outco
                 Err(outcome) => return outcome,
             };
             items.push(element.clone());
-            let compare = json!({ "key": b64(key), "result": "EQUAL", "target": "MOD", "mod_revision": revision.to_string() });
+            let compare =
+                json!({ "key": b64(key), "result": "EQUAL", "target": "MOD", "mod_revision": revision.to_string() });
             let put = json!({ "request_put": { "key": b64(key), "value": b64(&items.join(",")) } });
             match call(addr, "kv/txn", json!({ "compare": [compare], "success": [put] })).await {
                 Ok(body) if body["succeeded"] == true => Outcome::Ok(Return::Items(items)),

@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 use hyper::client::conn::http2;
 use hyper_util::rt::TokioIo;
 use keel_net::http::TokioSpawn;
-use keel_net::v3::pb::etcdserverpb::{compare, kv_client::KvClient, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use keel_net::v3::pb::etcdserverpb::{
+    compare, kv_client::KvClient, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tonic::body::Body;
@@ -59,10 +61,15 @@ async fn register_op(addr: SocketAddr, call: Call) -> Outcome {
     let exchange = async {
         let (mut kv, connection) = connect(addr).await.map_err(|e| Outcome::Failed(format!("not sent: {e}")))?;
         driver = Some(connection);
-        let status = |e: tonic::Status| if reading { Outcome::Failed(e.to_string()) } else { Outcome::Unknown(e.to_string()) };
+        let status =
+            |e: tonic::Status| if reading { Outcome::Failed(e.to_string()) } else { Outcome::Unknown(e.to_string()) };
         Ok::<_, Outcome>(match call {
             Call::Get { key } => {
-                let r = kv.range(RangeRequest { key: key.into_bytes(), ..Default::default() }).await.map_err(status)?.into_inner();
+                let r = kv
+                    .range(RangeRequest { key: key.into_bytes(), ..Default::default() })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
                 let value = r.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
                 Return::Value { value, index: revision(r.header) }
             }
@@ -88,8 +95,18 @@ async fn register_op(addr: SocketAddr, call: Call) -> Outcome {
                         ..Default::default()
                     },
                 };
-                let put = RequestOp { request: Some(request_op::Request::RequestPut(PutRequest { key, value: value.into_bytes(), ..Default::default() })) };
-                let r = kv.txn(TxnRequest { compare: vec![compare], success: vec![put], failure: vec![] }).await.map_err(status)?.into_inner();
+                let put = RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key,
+                        value: value.into_bytes(),
+                        ..Default::default()
+                    })),
+                };
+                let r = kv
+                    .txn(TxnRequest { compare: vec![compare], success: vec![put], failure: vec![] })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
                 if r.succeeded {
                     Return::Written { index: revision(r.header) }
                 } else {

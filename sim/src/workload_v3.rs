@@ -165,7 +165,9 @@ async fn refresh(addr: SocketAddr, held: &Held, recipe: Recipe) -> Outcome {
         return proclaim(addr, held).await;
     }
     match call(addr, "lease/keepalive", json!({ "ID": held.lease })).await {
-        Ok(body) if int(&body["result"]["TTL"]) > 0 => Outcome::Ok(Return::Written { index: int(&body["result"]["header"]["revision"]) }),
+        Ok(body) if int(&body["result"]["TTL"]) > 0 => {
+            Outcome::Ok(Return::Written { index: int(&body["result"]["header"]["revision"]) })
+        }
         Ok(body) if body["result"].is_object() => Outcome::Ok(Return::Refused),
         Ok(body) => Outcome::Failed(format!("no keep-alive answer: {body}")),
         Err(e) => failure(true, e),
@@ -196,7 +198,9 @@ async fn release(addr: SocketAddr, held: &Held, recipe: Recipe) -> Outcome {
             let compare = json!({ "key": held.key, "result": "EQUAL", "target": "CREATE", "create_revision": held.token.to_string() });
             let delete = json!({ "request_delete_range": { "key": held.key } });
             match call(addr, "kv/txn", json!({ "compare": [compare], "success": [delete] })).await {
-                Ok(body) if body["succeeded"] == true => Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) }),
+                Ok(body) if body["succeeded"] == true => {
+                    Outcome::Ok(Return::Written { index: int(&body["header"]["revision"]) })
+                }
                 Ok(_) => Outcome::Ok(Return::Refused),
                 Err(e) => failure(false, e),
             }
@@ -243,7 +247,10 @@ async fn holder_client(env: Env, client: u64, recipe: Recipe) -> Vec<Op> {
             pause_ms(200, 900).await;
             let member = env.pick_member();
             let call = Call::LockRefresh { lock: lock.clone(), token: held.token, prev_index: 0 };
-            if !matches!(record_outcome(&env, client, member, call, &mut ops, refresh(env.addr(member), &held, recipe)).await, Outcome::Ok(Return::Written { .. })) {
+            if !matches!(
+                record_outcome(&env, client, member, call, &mut ops, refresh(env.addr(member), &held, recipe)).await,
+                Outcome::Ok(Return::Written { .. })
+            ) {
                 holding = false;
                 break;
             }
@@ -269,7 +276,9 @@ pub async fn compactor_client(env: Env, _client: u64) -> Vec<Op> {
     while !env.stopped() {
         pause_ms(2_000, 5_000).await;
         let addr = env.addr(env.pick_member());
-        let Ok(body) = call(addr, "kv/range", json!({ "key": b64("/compactor"), "serializable": true })).await else { continue };
+        let Ok(body) = call(addr, "kv/range", json!({ "key": b64("/compactor"), "serializable": true })).await else {
+            continue;
+        };
         let revision = int(&body["header"]["revision"]).saturating_sub(COMPACTION_LAG);
         if revision > 1 {
             let _ = call(addr, "kv/compaction", json!({ "revision": revision.to_string() })).await;

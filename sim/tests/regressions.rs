@@ -44,13 +44,21 @@ fn a_quiet_run_passes() {
     use keel_sim::history::{Call, Return};
     // How many of `client`'s operations of one kind took effect (a refused CAS did not).
     let done = |client: u64, took_effect: fn(&Call, &Return) -> bool| {
-        report.history.ops.iter().filter(|op| op.client == client && op.ok().is_some_and(|r| took_effect(&op.call, r))).count()
+        report
+            .history
+            .ops
+            .iter()
+            .filter(|op| op.client == client && op.ok().is_some_and(|r| took_effect(&op.call, r)))
+            .count()
     };
     for client in [0, 3, 4] {
         let gets = done(client, |c, _| matches!(c, Call::Get { .. }));
         let puts = done(client, |c, _| matches!(c, Call::Put { .. }));
         let cas = done(client, |c, r| matches!((c, r), (Call::Cas { .. }, Return::Written { .. })));
-        assert!(gets > 10 && puts > 10 && cas > 10, "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded");
+        assert!(
+            gets > 10 && puts > 10 && cas > 10,
+            "register client {client}: {gets} gets, {puts} puts, {cas} cas succeeded"
+        );
     }
     // Append clients grow their lists.
     let appended = done(16, |c, r| matches!((c, r), (Call::Append { .. }, Return::Items(_))));
@@ -116,9 +124,9 @@ fn seed_106_a_member_answers_a_new_leader_it_does_not_know_yet() {
 /// fast again writes are quick again.
 #[test]
 fn a_slow_disk_delays_acknowledgements_by_its_fsync_time() {
-    use std::time::Duration;
     use keel_sim::client::{request, Reply};
     use keel_sim::cluster::{client_addr, SimCluster, Timing, SETTLE};
+    use std::time::Duration;
     let timed = std::thread::spawn(|| {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(5, madsim::Config::default());
         runtime.block_on(async {
@@ -131,7 +139,10 @@ fn a_slow_disk_delays_acknowledgements_by_its_fsync_time() {
                 cluster.disk(leader).set_sync_ms(sync_ms);
                 let started = madsim::time::Instant::now();
                 let reply = client
-                    .spawn(async move { request(client_addr(leader), "PUT", "/v2/keys/slow", &[("value", "x")], Duration::from_secs(10)).await })
+                    .spawn(async move {
+                        request(client_addr(leader), "PUT", "/v2/keys/slow", &[("value", "x")], Duration::from_secs(10))
+                            .await
+                    })
                     .await
                     .unwrap();
                 assert!(matches!(reply, Reply::Answered { status: 200 | 201, .. }), "{reply:?}");

@@ -32,7 +32,9 @@ fn server_binary(name: &str, override_var: &str) -> PathBuf {
     let dir = exe.parent().expect("executable directory");
     let candidates = [dir.join(name), dir.parent().map(|d| d.join(name)).unwrap_or_default()];
     let found = candidates.iter().find(|p| p.is_file()).cloned();
-    found.unwrap_or_else(|| panic!("no {name} binary next to {}: build it first (cargo build -p keel-server)", exe.display()))
+    found.unwrap_or_else(|| {
+        panic!("no {name} binary next to {}: build it first (cargo build -p keel-server)", exe.display())
+    })
 }
 
 /// Poll `ready` every 100 ms until it holds (true) or `timeout` has passed (false): how tests
@@ -109,7 +111,8 @@ impl ProcessCluster {
     pub fn start_with(n: usize, extra: &[&str]) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+        let initial: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
         let token = format!("test-{}", ports[0].0);
         let mut cluster = ProcessCluster {
             members: Vec::new(),
@@ -134,7 +137,8 @@ impl ProcessCluster {
     /// token it was founded with; waits until it answers /health.
     pub fn adopt(tarball: &Path, name: &str, peer_port: u16, token: &str) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let unpacked = Command::new("tar").arg("-xzf").arg(tarball).arg("-C").arg(dir.path()).status().expect("run tar");
+        let unpacked =
+            Command::new("tar").arg("-xzf").arg(tarball).arg("-C").arg(dir.path()).status().expect("run tar");
         assert!(unpacked.success(), "tar -xzf {}", tarball.display());
         let initial = vec![format!("{name}=http://127.0.0.1:{peer_port}")];
         let mut cluster = ProcessCluster { members: Vec::new(), initial, token: token.into(), extra: Vec::new(), dir };
@@ -151,15 +155,24 @@ impl ProcessCluster {
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let data_dir = self.dir.path().join(format!("{name}.keel"));
         let mut args: Vec<String> = vec![
-            "--name".into(), name.into(),
-            "--data-dir".into(), data_dir.display().to_string(),
-            "--listen-client-urls".into(), client_url.clone(),
-            "--advertise-client-urls".into(), client_url.clone(),
-            "--listen-peer-urls".into(), peer_url.clone(),
-            "--initial-advertise-peer-urls".into(), peer_url.clone(),
-            "--initial-cluster".into(), self.initial.join(","),
-            "--initial-cluster-token".into(), self.token.clone(),
-            "--initial-cluster-state".into(), state.into(),
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen-client-urls".into(),
+            client_url.clone(),
+            "--advertise-client-urls".into(),
+            client_url.clone(),
+            "--listen-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-advertise-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-cluster".into(),
+            self.initial.join(","),
+            "--initial-cluster-token".into(),
+            self.token.clone(),
+            "--initial-cluster-state".into(),
+            state.into(),
         ];
         args.extend(self.extra.iter().cloned());
         let log = self.dir.path().join(format!("{name}.log"));
@@ -173,7 +186,15 @@ impl ProcessCluster {
         let name = format!("m{}", self.members.len());
         let peer_url = format!("http://127.0.0.1:{p}");
         let body = format!(r#"{{"peerURLs":["{peer_url}"]}}"#);
-        let (code, answer) = curl(&["-X", "POST", &format!("{}/v2/members", self.url(0)), "-H", "Content-Type: application/json", "-d", &body]);
+        let (code, answer) = curl(&[
+            "-X",
+            "POST",
+            &format!("{}/v2/members", self.url(0)),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ]);
         assert_eq!(code, 201, "member add: {answer}");
         self.initial.push(format!("{name}={peer_url}"));
         let mut member = self.member(&name, c, p, "existing");
@@ -201,7 +222,8 @@ impl ProcessCluster {
                 return;
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = self.members.iter().map(|m| format!("--- {} ---\n{}", m.name, m.log())).collect();
+                let logs: Vec<String> =
+                    self.members.iter().map(|m| format!("--- {} ---\n{}", m.name, m.log())).collect();
                 panic!("cluster not healthy in {timeout:?}\n{}", logs.join("\n"));
             }
             sleep(Duration::from_millis(50));
@@ -222,8 +244,17 @@ impl ProcessCluster {
     pub fn add_back(&mut self, i: usize) {
         self.kill(i);
         let body = format!(r#"{{"peerURLs":["{}"]}}"#, self.members[i].peer_url);
-        let survivor = (0..self.members.len()).find(|j| *j != i && self.members[*j].child.is_some()).expect("a running member");
-        let (code, answer) = curl(&["-X", "POST", &format!("{}/v2/members", self.url(survivor)), "-H", "Content-Type: application/json", "-d", &body]);
+        let survivor =
+            (0..self.members.len()).find(|j| *j != i && self.members[*j].child.is_some()).expect("a running member");
+        let (code, answer) = curl(&[
+            "-X",
+            "POST",
+            &format!("{}/v2/members", self.url(survivor)),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ]);
         assert_eq!(code, 201, "member add: {answer}");
         let member = &mut self.members[i];
         let state = member.args.iter().position(|a| a == "--initial-cluster-state").expect("state flag") + 1;
@@ -357,7 +388,8 @@ impl ReferenceEtcd {
         require_program("etcd");
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("ref{i}=http://127.0.0.1:{p}")).collect();
+        let initial: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, p))| format!("ref{i}=http://127.0.0.1:{p}")).collect();
         let token = format!("ref-{}", ports[0].0);
         let mut client_urls = Vec::new();
         let mut children = Vec::new();
@@ -378,8 +410,15 @@ impl ReferenceEtcd {
             client_urls.push(client_url);
             children.push(child);
         }
-        let etcd = ReferenceEtcd { client_url: client_urls[0].clone(), client_urls, _children: Processes(children), _dir: dir };
-        let healthy = wait_until(Duration::from_secs(30), || etcd.client_urls.iter().all(|u| curl(&[&format!("{u}/health")]).0 == 200));
+        let etcd = ReferenceEtcd {
+            client_url: client_urls[0].clone(),
+            client_urls,
+            _children: Processes(children),
+            _dir: dir,
+        };
+        let healthy = wait_until(Duration::from_secs(30), || {
+            etcd.client_urls.iter().all(|u| curl(&[&format!("{u}/health")]).0 == 200)
+        });
         assert!(healthy, "reference etcd did not become healthy");
         etcd
     }

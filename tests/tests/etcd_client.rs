@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use etcd_client::{
-    AlarmAction, AlarmType, Client, Compare, CompareOp, EventType, GetOptions, LockOptions, PutOptions, Txn, TxnOp, WatchOptions,
+    AlarmAction, AlarmType, Client, Compare, CompareOp, EventType, GetOptions, LockOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
 };
 use keel_tests::ProcessCluster;
 
@@ -88,9 +89,16 @@ async fn leases(client: &mut Client) {
     client.put("/hb/node-a", "up", Some(PutOptions::new().with_lease(lease.id()))).await.unwrap();
     let (mut keeper, mut stream) = client.lease_keep_alive(lease.id()).await.unwrap();
     keeper.keep_alive().await.unwrap();
-    let kept = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.expect("an answer in time").unwrap().expect("a keep-alive answer");
+    let kept = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .expect("a keep-alive answer");
     assert_eq!((kept.id(), kept.ttl()), (lease.id(), 60));
-    let ttl = client.lease_time_to_live(lease.id(), Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys())).await.unwrap();
+    let ttl = client
+        .lease_time_to_live(lease.id(), Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()))
+        .await
+        .unwrap();
     assert_eq!(ttl.keys(), [b"/hb/node-a".to_vec()]);
     assert!(client.leases().await.unwrap().leases().iter().any(|l| l.id() == lease.id()));
     client.lease_revoke(lease.id()).await.unwrap();
@@ -105,11 +113,13 @@ async fn lock_and_election(client: &mut Client, endpoints: &[String]) {
     // A second client's lock waits while the first holds it, and gets it once it is unlocked.
     let mut other = Client::connect(endpoints, None).await.unwrap();
     let other_lease = other.lease_grant(30, None).await.unwrap().id();
-    let waiting = tokio::spawn(async move { other.lock("/locks/job", Some(LockOptions::new().with_lease(other_lease))).await });
+    let waiting =
+        tokio::spawn(async move { other.lock("/locks/job", Some(LockOptions::new().with_lease(other_lease))).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "the second locker waits for the holder");
     client.unlock(held.key()).await.unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("taken over in time").unwrap().unwrap();
+    let second =
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("taken over in time").unwrap().unwrap();
     assert!(second.key().starts_with(b"/locks/job/"));
 
     let campaign = client.campaign("/election/indexer", "node-a", lease).await.unwrap();

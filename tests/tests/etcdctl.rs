@@ -104,7 +104,10 @@ fn get_honours_prefix_from_key_limit_sort_rev_keys_only_count_only_and_json() {
     assert_eq!(ok(e, &["get", "b/", "--prefix"]), "b/x\n2\nb/y\n3\n");
     assert_eq!(ok(e, &["get", "b", "--from-key", "--keys-only"]), "b/x\n\nb/y\n\nc\n\n");
     assert_eq!(ok(e, &["get", "", "--prefix", "--limit=2"]), "a\n10\nb/x\n2\n");
-    assert_eq!(ok(e, &["get", "", "--prefix", "--sort-by=MODIFY", "--order=DESCEND", "--print-value-only"]), "10\n4\n3\n2\n");
+    assert_eq!(
+        ok(e, &["get", "", "--prefix", "--sort-by=MODIFY", "--order=DESCEND", "--print-value-only"]),
+        "10\n4\n3\n2\n"
+    );
     assert_eq!(ok(e, &["get", "a", "--rev=2"]), "a\n1\n");
     // etcdctl 3.4 has no --count-only; the JSON gateway test covers count_only.
     let fields = ok(e, &["get", "b/", "--prefix", "--keys-only", "-w", "fields"]);
@@ -172,7 +175,11 @@ fn leases_grant_keep_alive_report_and_revoke() {
     assert_eq!(keeper.lines(1, Duration::from_secs(10)), [format!("lease {id} keepalived with TTL(10)")]);
     keeper.stop();
     let ttl = ok(e, &["lease", "timetolive", &id, "--keys"]);
-    assert!(ttl.starts_with(&format!("lease {id} granted with TTL(10s), remaining(")) && ttl.ends_with("attached keys([svc])\n"), "{ttl}");
+    assert!(
+        ttl.starts_with(&format!("lease {id} granted with TTL(10s), remaining("))
+            && ttl.ends_with("attached keys([svc])\n"),
+        "{ttl}"
+    );
     assert!(ok(e, &["lease", "list"]).contains(&id));
     assert_eq!(ok(e, &["lease", "revoke", &id]), format!("lease {id} revoked\n"));
     assert_eq!(ok(e, &["get", "svc"]), "");
@@ -227,7 +234,8 @@ fn members_list_add_learner_promote_refusal_and_remove() {
     let added = ok(e, &["member", "add", "m9", "--peer-urls=http://127.0.0.1:1", "--learner"]);
     // "Member %16x added to cluster %16x": ids are space-padded to 16 columns.
     let first_line = added.lines().next().unwrap_or("");
-    let (padded_id, cluster) = first_line.trim_start_matches("Member ").split_once(" added to cluster ").expect("member add output");
+    let (padded_id, cluster) =
+        first_line.trim_start_matches("Member ").split_once(" added to cluster ").expect("member add output");
     let id = padded_id.trim().to_string();
     let list = ok(c.url(1), &["member", "list", "-w", "json"]);
     let members = json(&list)["members"].as_array().expect("members").clone();
@@ -299,24 +307,54 @@ fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
     drop(old);
 
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (keel_tests::free_port(), keel_tests::free_port())).collect();
-    let cluster: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("r{i}=http://127.0.0.1:{p}")).collect();
+    let cluster: Vec<String> =
+        ports.iter().enumerate().map(|(i, (_, p))| format!("r{i}=http://127.0.0.1:{p}")).collect();
     let mut members = Processes(Vec::new());
     let mut urls = Vec::new();
     for (i, (c, p)) in ports.iter().enumerate() {
         let (name, data) = (format!("r{i}"), dir.path().join(format!("r{i}.keel")));
         let (peer, client) = (format!("http://127.0.0.1:{p}"), format!("http://127.0.0.1:{c}"));
-        let common = ["--name", &name, "--initial-cluster", &cluster.join(","), "--initial-cluster-token", "restored", "--initial-advertise-peer-urls", &peer];
+        let common = [
+            "--name",
+            &name,
+            "--initial-cluster",
+            &cluster.join(","),
+            "--initial-cluster-token",
+            "restored",
+            "--initial-advertise-peer-urls",
+            &peer,
+        ];
         let restore = Command::new(keel_tests::keelctl_binary())
             .args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
             .args(common)
             .output()
             .unwrap();
         assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
-        assert!(String::from_utf8_lossy(&restore.stdout).contains("(revision 22)"), "{}", String::from_utf8_lossy(&restore.stdout));
-        let again = Command::new(keel_tests::keelctl_binary()).args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).args(common).output().unwrap();
-        assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"), "a data directory is never overwritten");
+        assert!(
+            String::from_utf8_lossy(&restore.stdout).contains("(revision 22)"),
+            "{}",
+            String::from_utf8_lossy(&restore.stdout)
+        );
+        let again = Command::new(keel_tests::keelctl_binary())
+            .args(["snapshot", "restore", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+            .args(common)
+            .output()
+            .unwrap();
+        assert!(
+            !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"),
+            "a data directory is never overwritten"
+        );
         let member = Command::new(keel_tests::keel_binary())
-            .args(["--data-dir", data.to_str().unwrap(), "--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer])
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+                "--listen-peer-urls",
+                &peer,
+            ])
             .args(common)
             .stderr(Stdio::null())
             .spawn()
@@ -325,7 +363,10 @@ fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
         urls.push(client);
     }
     let all = urls.join(",");
-    assert!(wait_until(Duration::from_secs(20), || etcdctl(&all, &["endpoint", "health"], "").code == 0), "the restored cluster did not become healthy");
+    assert!(
+        wait_until(Duration::from_secs(20), || etcdctl(&all, &["endpoint", "health"], "").code == 0),
+        "the restored cluster did not become healthy"
+    );
     assert_eq!(ok(&all, &["get", "k", "--prefix", "--keys-only"]).lines().filter(|l| !l.is_empty()).count(), 20);
     assert_eq!(ok(&all, &["get", "leased", "--print-value-only"]), "x\n");
     assert!(ok(&all, &["lease", "list"]).contains(&lease), "the lease came back too");
@@ -333,7 +374,13 @@ fn a_saved_snapshot_restores_as_a_new_three_member_cluster() {
     assert_eq!(listed.lines().count(), 3, "only the new members: {listed}");
     ok(&all, &["put", "after", "restore"]);
     // Every member reaches the next revision (a follower may take a moment).
-    let at_23 = || json(&ok(&all, &["endpoint", "status", "-w", "json"])).as_array().unwrap().iter().all(|s| s["Status"]["header"]["revision"] == 23);
+    let at_23 = || {
+        json(&ok(&all, &["endpoint", "status", "-w", "json"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Status"]["header"]["revision"] == 23)
+    };
     assert!(wait_until(Duration::from_secs(5), at_23), "not every member reached revision 23");
 }
 
@@ -404,7 +451,8 @@ fn quota_transcript(endpoint: &str) -> Vec<String> {
         .find(|r| r.code != 0)
         .expect("the quota refused a put");
     let mut seen = vec![transcript_line(&["put", "k<n>", "<100 000 bytes>"], &refused)];
-    let while_full: &[&[&str]] = &[&["alarm", "list"], &["put", "small", "x"], &["lease", "grant", "60"], &["get", "k0", "--keys-only"]];
+    let while_full: &[&[&str]] =
+        &[&["alarm", "list"], &["put", "small", "x"], &["lease", "grant", "60"], &["get", "k0", "--keys-only"]];
     for args in while_full {
         seen.push(transcript_line(args, &etcdctl(endpoint, args, "")));
     }
@@ -438,7 +486,11 @@ fn the_space_quota_raises_nospace_as_etcd_does() {
 fn a_data_directory_of_the_release_before_versioned_formats_is_upgraded_and_replicated() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format2-member.tar.gz");
     let mut c = ProcessCluster::adopt(&fixture, "m0", 23801, "format2");
-    assert!(c.members[0].log().contains("from storage format 2 to 3 (12 log entries rewritten)"), "{}", c.members[0].log());
+    assert!(
+        c.members[0].log().contains("from storage format 2 to 3 (12 log entries rewritten)"),
+        "{}",
+        c.members[0].log()
+    );
     let keys = |endpoint: &str| ok(endpoint, &["get", "--prefix", "", "--consistency=s"]);
     let expected = "key1\nvalue1b\nkey2\nvalue2b\nleased\nv\n";
     assert_eq!(keys(c.url(0)), expected);
@@ -449,7 +501,11 @@ fn a_data_directory_of_the_release_before_versioned_formats_is_upgraded_and_repl
 
     let joiner = c.add_member();
     c.wait_healthy(Duration::from_secs(30));
-    assert!(wait_until(Duration::from_secs(10), || keys(c.url(joiner)).contains("after")), "{}", c.members[joiner].log());
+    assert!(
+        wait_until(Duration::from_secs(10), || keys(c.url(joiner)).contains("after")),
+        "{}",
+        c.members[joiner].log()
+    );
     assert_eq!(keys(c.url(joiner)), format!("after\nupgrade\n{expected}"));
     assert!(!c.members[joiner].log().contains("must stop"), "{}", c.members[joiner].log());
 

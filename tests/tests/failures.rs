@@ -42,7 +42,8 @@ fn killing_the_leader_loses_no_acknowledged_write_and_the_cluster_carries_on() {
 fn restarting_every_member_keeps_every_acknowledged_write() {
     let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "50"]);
     for i in 0..120 {
-        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/data/{i:03}", c.url(i % 3)), "-d", &format!("value={i}")]);
+        let (code, _) =
+            curl(&["-X", "PUT", &format!("{}/v2/keys/data/{i:03}", c.url(i % 3)), "-d", &format!("value={i}")]);
         assert!(code == 200 || code == 201);
     }
     for i in 0..3 {
@@ -85,7 +86,15 @@ fn bad_input_gets_etcds_errors_not_crashes() {
     let mut big = b"value=".to_vec();
     big.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
     let file = write_file(dir.path(), "big", &big);
-    let (code, _) = curl(&["-X", "PUT", &k, "--data-binary", &format!("@{}", file.display()), "-H", "Content-Type: application/x-www-form-urlencoded"]);
+    let (code, _) = curl(&[
+        "-X",
+        "PUT",
+        &k,
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "-H",
+        "Content-Type: application/x-www-form-urlencoded",
+    ]);
     assert!(code == 413 || code == 400, "oversized body answered {code}");
     // A client that opens a watch and vanishes, and one that sends garbage.
     for _ in 0..20 {
@@ -102,7 +111,11 @@ fn bad_input_gets_etcds_errors_not_crashes() {
     let (code, _) = curl(&["-X", "PUT", &k, "-d", "value=still-here"]);
     assert!(code == 200 || code == 201);
     let (_, metrics) = curl(&[&format!("{}/metrics", c.url(0))]);
-    assert!(metrics.contains("keel_mvcc_watchers 0"), "abandoned watches leaked:\n{}", metrics.lines().filter(|l| l.contains("watchers")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        metrics.contains("keel_mvcc_watchers 0"),
+        "abandoned watches leaked:\n{}",
+        metrics.lines().filter(|l| l.contains("watchers")).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
@@ -134,7 +147,8 @@ fn a_member_added_through_v2_members_joins_catches_up_and_a_removed_one_stops() 
     assert!(stopped, "the removed member kept running");
     // If the removed member was the leader, the rest elect a new one first.
     let wrote = (0..50).any(|_| {
-        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/after", c.url(new)), "-d", "value=remove", "--max-time", "3"]);
+        let (code, _) =
+            curl(&["-X", "PUT", &format!("{}/v2/keys/after", c.url(new)), "-d", "value=remove", "--max-time", "3"]);
         std::thread::sleep(Duration::from_millis(100));
         code == 200 || code == 201
     });
@@ -154,7 +168,8 @@ fn a_removed_member_added_back_at_its_old_address_serves_again() {
     let (code, body) = curl(&["-X", "DELETE", &format!("{}/v2/members/{id}", c.url(0))]);
     assert_eq!(code, 204, "{body}");
     let wrote = (0..50).any(|_| {
-        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/while-out", c.url(0)), "-d", "value=x", "--max-time", "3"]);
+        let (code, _) =
+            curl(&["-X", "PUT", &format!("{}/v2/keys/while-out", c.url(0)), "-d", "value=x", "--max-time", "3"]);
         std::thread::sleep(Duration::from_millis(100));
         code == 200 || code == 201
     });
@@ -164,7 +179,8 @@ fn a_removed_member_added_back_at_its_old_address_serves_again() {
     let (code, body) = curl(&[&format!("{}/v2/keys/while-out?quorum=true", c.url(2))]);
     assert_eq!(code, 200, "{body}\n{}", c.members[2].log());
     let (_, body) = curl(&[&format!("{}/v2/members", c.url(2))]);
-    let ids: Vec<String> = json(&body)["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        json(&body)["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 3, "{body}");
     assert!(!ids.contains(&id), "the member came back with its old id {id}: {body}");
     std::thread::sleep(Duration::from_secs(2));
@@ -205,7 +221,8 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let key = format!("load/w{w}-{n}");
                     let url = &urls[n % 3];
-                    let (code, _) = curl(&["-X", "PUT", &format!("{url}/v2/keys/{key}"), "-d", "value=x", "--max-time", "3"]);
+                    let (code, _) =
+                        curl(&["-X", "PUT", &format!("{url}/v2/keys/{key}"), "-d", "value=x", "--max-time", "3"]);
                     if code == 200 || code == 201 {
                         acked.push(key);
                     }
@@ -235,19 +252,26 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
             .map(|n| n["key"].as_str().unwrap().trim_start_matches("/load/").to_string())
             .collect();
         let lost: Vec<&String> = acked.iter().filter(|k| !present.contains(k.trim_start_matches("load/"))).collect();
-        assert!(lost.is_empty(), "member {i} lost {} acknowledged writes: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        assert!(
+            lost.is_empty(),
+            "member {i} lost {} acknowledged writes: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
     }
 }
 
 #[test]
 fn a_member_far_behind_catches_up_from_a_snapshot_streamed_by_the_leader() {
-    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "5"]);
+    let mut c =
+        ProcessCluster::start_with(3, &["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "5"]);
     let leader = c.leader().expect("a leader");
     let lagging = (leader + 1) % 3;
     c.kill(lagging);
     let big = "v".repeat(2000);
     for i in 0..200 {
-        let (code, _) = curl(&["-X", "PUT", &format!("{}/v2/keys/snap/{i:03}", c.url(leader)), "-d", &format!("value={big}")]);
+        let (code, _) =
+            curl(&["-X", "PUT", &format!("{}/v2/keys/snap/{i:03}", c.url(leader)), "-d", &format!("value={big}")]);
         assert!(code == 200 || code == 201);
     }
     c.restart(lagging);
@@ -259,7 +283,10 @@ fn a_member_far_behind_catches_up_from_a_snapshot_streamed_by_the_leader() {
     let log = c.members[lagging].log();
     assert!(log.contains("installing a snapshot from the leader"), "the member did not log a snapshot install:\n{log}");
     let log = c.members[leader].log();
-    assert!(log.contains("bytes for a follower in"), "the leader did not build the snapshot off the apply path:\n{log}");
+    assert!(
+        log.contains("bytes for a follower in"),
+        "the leader did not build the snapshot off the apply path:\n{log}"
+    );
 }
 
 /// A follower that missed 100 MB of writes catches up from a snapshot the leader builds from a
@@ -268,7 +295,8 @@ fn a_member_far_behind_catches_up_from_a_snapshot_streamed_by_the_leader() {
 #[test]
 fn a_follower_100_mb_behind_catches_up_from_a_snapshot_while_writes_go_on() {
     const KEYS: usize = 6_400;
-    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "1000", "--experimental-snapshot-catchup-entries", "100"]);
+    let mut c =
+        ProcessCluster::start_with(3, &["--snapshot-count", "1000", "--experimental-snapshot-catchup-entries", "100"]);
     let leader = c.leader().expect("a leader");
     let lagging = (leader + 1) % 3;
     c.kill(lagging);
@@ -282,7 +310,10 @@ fn a_follower_100_mb_behind_catches_up_from_a_snapshot_while_writes_go_on() {
                 let (mut client, value) = (client.clone(), value.clone());
                 tokio::spawn(async move {
                     for i in (w..KEYS).step_by(32) {
-                        client.put(format!("big/{i:05}"), value.as_str(), None).await.expect("a put on a healthy majority");
+                        client
+                            .put(format!("big/{i:05}"), value.as_str(), None)
+                            .await
+                            .expect("a put on a healthy majority");
                     }
                 })
             })
@@ -323,8 +354,13 @@ fn a_follower_100_mb_behind_catches_up_from_a_snapshot_while_writes_go_on() {
     let logs = || (0..3).map(|i| format!("--- member {i}:\n{}", c.members[i].log())).collect::<String>();
     assert!(caught_up, "the follower holds {} of {KEYS} keys after 120 s\n{}", count_on_follower("big/"), logs());
     assert!(written_after > 0, "no write went on during the catch-up");
-    let all_after = keel_tests::wait_until(Duration::from_secs(30), || count_on_follower("after/") == written_after as i64);
-    assert!(all_after, "the follower holds {} of the {written_after} writes made during its catch-up", count_on_follower("after/"));
+    let all_after =
+        keel_tests::wait_until(Duration::from_secs(30), || count_on_follower("after/") == written_after as i64);
+    assert!(
+        all_after,
+        "the follower holds {} of the {written_after} writes made during its catch-up",
+        count_on_follower("after/")
+    );
     let log = c.members[lagging].log();
     assert!(log.contains("installing a snapshot from the leader"), "caught up without a snapshot:\n{}", logs());
 }
@@ -334,20 +370,28 @@ fn a_follower_100_mb_behind_catches_up_from_a_snapshot_while_writes_go_on() {
 /// writes, and every acknowledged write is still there, on every member.
 #[test]
 fn acknowledged_writes_survive_log_and_history_compaction_and_a_kill_of_each_member() {
-    let mut c = ProcessCluster::start_with(3, &["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "10"]);
+    let mut c =
+        ProcessCluster::start_with(3, &["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "10"]);
     let mut acknowledged: Vec<(usize, String)> = Vec::new();
     /// 60 writes spread over `members`, then a compaction of the history.
     fn write_round(c: &ProcessCluster, members: &[usize], round: usize, acknowledged: &mut Vec<(usize, String)>) {
         for i in 0..60 {
             let key = round * 1000 + i;
             let url = c.url(members[i % members.len()]);
-            let (code, _) = curl(&["-X", "PUT", &format!("{url}/v2/keys/data/{key:05}"), "-d", &format!("value=v{key}")]);
+            let (code, _) =
+                curl(&["-X", "PUT", &format!("{url}/v2/keys/data/{key:05}"), "-d", &format!("value=v{key}")]);
             if code == 200 || code == 201 {
                 acknowledged.push((key, format!("v{key}")));
             }
         }
         // Compact the history up to a little before the current revision, as a client would.
-        let (_, body) = curl(&["-X", "POST", &format!("{}/v3/kv/range", c.url(members[0])), "-d", r#"{"key":"AA==","serializable":true}"#]);
+        let (_, body) = curl(&[
+            "-X",
+            "POST",
+            &format!("{}/v3/kv/range", c.url(members[0])),
+            "-d",
+            r#"{"key":"AA==","serializable":true}"#,
+        ]);
         let revision: i64 = json(&body)["header"]["revision"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0);
         let compact = format!(r#"{{"revision":"{}"}}"#, revision - 20);
         let (code, body) = curl(&["-X", "POST", &format!("{}/v3/kv/compaction", c.url(members[0])), "-d", &compact]);

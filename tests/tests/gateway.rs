@@ -53,7 +53,11 @@ fn errors_carry_grpc_codes_and_etcds_texts() {
     // An empty operation, at any depth of a txn, is refused as etcd refuses it.
     for txn in [r#"{"success":[{}]}"#, r#"{"success":[{"request_txn":{"failure":[{}]}}]}"#] {
         let (code, err) = post(u, "kv/txn", txn);
-        assert_eq!((code, err["error"].as_str(), err["code"].as_i64()), (400, Some("etcdserver: key not found"), Some(3)), "{txn}");
+        assert_eq!(
+            (code, err["error"].as_str(), err["code"].as_i64()),
+            (400, Some("etcdserver: key not found"), Some(3)),
+            "{txn}"
+        );
     }
     let (code, err) = post(u, "kv/range", "{not json");
     assert_eq!((code, err["code"].as_i64()), (400, Some(3)));
@@ -70,7 +74,15 @@ fn keep_alive_answers_each_request_and_ends() {
     // As on etcd, the call ends once the body's keep-alives are answered (one result line per
     // request), well before curl's --max-time would end it.
     let started = std::time::Instant::now();
-    let (code, body) = curl(&["--max-time", "20", "-X", "POST", &format!("{u}/v3/lease/keepalive"), "-d", &format!(r#"{{"ID":"{id}"}} {{"ID":"{id}"}}"#)]);
+    let (code, body) = curl(&[
+        "--max-time",
+        "20",
+        "-X",
+        "POST",
+        &format!("{u}/v3/lease/keepalive"),
+        "-d",
+        &format!(r#"{{"ID":"{id}"}} {{"ID":"{id}"}}"#),
+    ]);
     assert!(started.elapsed() < std::time::Duration::from_secs(19), "the keep-alive call stayed open");
     assert_eq!(code, 200);
     let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
@@ -123,7 +135,15 @@ fn lock_and_election_services_queue_contenders_in_creation_order() {
     // "job" in base64 is "am9i".
     let (_, held) = post(&u, "lock/lock", &format!(r#"{{"name":"am9i","lease":"{a}"}}"#));
     let key_a = held["key"].as_str().expect("lock key").to_string();
-    let waiter = curl_background(&["--max-time", "10", "-X", "POST", &format!("{u}/v3/lock/lock"), "-d", &format!(r#"{{"name":"am9i","lease":"{b}"}}"#)]);
+    let waiter = curl_background(&[
+        "--max-time",
+        "10",
+        "-X",
+        "POST",
+        &format!("{u}/v3/lock/lock"),
+        "-d",
+        &format!(r#"{{"name":"am9i","lease":"{b}"}}"#),
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     let (code, _) = post(&u, "lock/unlock", &format!(r#"{{"key":"{key_a}"}}"#));
     assert_eq!(code, 200);

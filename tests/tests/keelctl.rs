@@ -145,8 +145,15 @@ fn member_list_shows_every_members_id_name_and_urls() {
     let lines: Vec<&str> = listed.lines().collect();
     assert!(lines[1].contains("ID") && lines[1].contains("NAME") && lines[1].contains("PEER ADDRS"), "{listed}");
     for m in &c.members {
-        let id = members.iter().find(|j| j["name"] == m.name.as_str()).map(|j| j["id"].as_str().unwrap_or("")).expect("listed by curl");
-        let row = lines.iter().find(|l| l.contains(&format!(" {} ", m.name))).unwrap_or_else(|| panic!("{} missing:\n{listed}", m.name));
+        let id = members
+            .iter()
+            .find(|j| j["name"] == m.name.as_str())
+            .map(|j| j["id"].as_str().unwrap_or(""))
+            .expect("listed by curl");
+        let row = lines
+            .iter()
+            .find(|l| l.contains(&format!(" {} ", m.name)))
+            .unwrap_or_else(|| panic!("{} missing:\n{listed}", m.name));
         for part in [id, "started", &m.peer_url, &m.client_url] {
             assert!(row.contains(part), "{part} not in {row}");
         }
@@ -161,7 +168,13 @@ fn member_add_then_remove_changes_the_member_list() {
     let e = c.url(0);
     let peer = format!("http://127.0.0.1:{}", free_port());
     let added = ok(e, &["member", "add", "newbie", "--peer-urls", &peer]);
-    let id = added.lines().next().and_then(|l| l.strip_prefix("Member ")).and_then(|l| l.strip_suffix(" added")).expect(&added).to_string();
+    let id = added
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Member "))
+        .and_then(|l| l.strip_suffix(" added"))
+        .expect(&added)
+        .to_string();
     assert!(added.contains("ETCD_NAME=\"newbie\""), "{added}");
     assert!(added.contains(&format!("newbie={peer}")) && added.contains("m0=http://"), "{added}");
     assert!(added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{added}");

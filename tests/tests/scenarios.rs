@@ -78,7 +78,9 @@ fn an_exclusive_lock_has_exactly_one_winner_among_concurrent_clients() {
     let attempts: Vec<_> = (0..10)
         .map(|i| {
             let lock = lock.clone();
-            thread::spawn(move || curl(&["-X", "PUT", &format!("{lock}?prevExist=false"), "-d", &format!("value=client{i}")]))
+            thread::spawn(move || {
+                curl(&["-X", "PUT", &format!("{lock}?prevExist=false"), "-d", &format!("value=client{i}")])
+            })
         })
         .collect();
     let results: Vec<(u16, String)> = attempts.into_iter().map(|t| t.join().unwrap()).collect();
@@ -103,9 +105,19 @@ fn in_order_keys_give_a_fair_lock_queue_in_creation_order() {
         created.push(node["key"].as_str().unwrap().to_string());
     }
     let (_, body) = curl(&[&format!("{}?sorted=true&quorum=true", key(&c, 1, "/queue"))]);
-    let listed: Vec<String> = json(&body)["node"]["nodes"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
+    let listed: Vec<String> = json(&body)["node"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed, created);
-    let values: Vec<String> = json(&body)["node"]["nodes"].as_array().unwrap().iter().map(|n| n["value"].as_str().unwrap().to_string()).collect();
+    let values: Vec<String> = json(&body)["node"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["value"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(values, vec!["job0", "job1", "job2", "job3", "job4"]);
 }
 
@@ -151,7 +163,13 @@ fn a_conditional_queue_counts_ready_subtasks_atomically() {
                         let node = &json(&body)["node"];
                         let n: u64 = node["value"].as_str().unwrap().parse().unwrap();
                         let index = node["modifiedIndex"].as_i64().unwrap();
-                        let (code, _) = curl(&["-X", "PUT", &format!("{member_url}?prevIndex={index}"), "-d", &format!("value={}", n + 1)]);
+                        let (code, _) = curl(&[
+                            "-X",
+                            "PUT",
+                            &format!("{member_url}?prevIndex={index}"),
+                            "-d",
+                            &format!("value={}", n + 1),
+                        ]);
                         if code == 200 {
                             break;
                         }

@@ -57,7 +57,8 @@ fn start_up_mistakes_exit_with_a_clear_message() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("http://{}", busy.local_addr().unwrap());
     let peer = format!("http://127.0.0.1:{}", free_port());
-    let (code, err) = run(&["--listen-client-urls", &taken, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer]);
+    let (code, err) =
+        run(&["--listen-client-urls", &taken, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer]);
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot listen for clients"), "{err}");
 
@@ -110,16 +111,31 @@ impl Lone {
     fn new(extra: &[&str]) -> Lone {
         let client = format!("http://127.0.0.1:{}", free_port());
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let mut args: Vec<String> = ["--listen-client-urls", &client, "--advertise-client-urls", &client, "--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(extra.iter().map(|a| a.to_string()));
         Lone { dir: tempfile::tempdir().unwrap(), client, args }
     }
 
     /// Start it (with `extra` flags) and wait until it answers `/health`.
     fn start(&self, extra: &[&str], stderr: Stdio) -> Child {
-        let mut child = Command::new(keel_binary()).args(&self.args).args(extra).current_dir(self.dir.path()).stderr(stderr).spawn().unwrap();
+        let mut child = Command::new(keel_binary())
+            .args(&self.args)
+            .args(extra)
+            .current_dir(self.dir.path())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
         if !wait_until(Duration::from_secs(10), || curl(&[&self.url("/health")]).0 == 200) {
             let _ = child.kill();
             panic!("keel did not become healthy");

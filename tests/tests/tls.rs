@@ -36,19 +36,31 @@ impl Pki {
             std::fs::write(&path, pem).unwrap();
             path
         };
-        Pki { ca: write("ca.pem", ca.pem()), cert: write("member.pem", cert.pem()), key: write("member-key.pem", key.serialize_pem()) }
+        Pki {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("member.pem", cert.pem()),
+            key: write("member-key.pem", key.serialize_pem()),
+        }
     }
 
     fn curl_args(&self) -> Vec<String> {
-        ["--cacert", &self.ca.display().to_string(), "--cert", &self.cert.display().to_string(), "--key", &self.key.display().to_string()]
-            .map(String::from)
-            .to_vec()
+        [
+            "--cacert",
+            &self.ca.display().to_string(),
+            "--cert",
+            &self.cert.display().to_string(),
+            "--key",
+            &self.key.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
     }
 }
 
 /// `curl -s` with extra arguments: (exit code, HTTP status, body).
 fn curl(args: &[String]) -> (i32, u16, String) {
-    let out = Command::new("curl").args(["-s", "--max-time", "10", "-w", "\n%{http_code}"]).args(args).output().unwrap();
+    let out =
+        Command::new("curl").args(["-s", "--max-time", "10", "-w", "\n%{http_code}"]).args(args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (out.status.code().unwrap_or(-1), code.trim().parse().unwrap_or(0), body.to_string())
@@ -60,7 +72,8 @@ fn a_cluster_with_tls_on_client_and_peer_urls_serves_only_clients_with_certifica
     let pki = Pki::new(dir.path());
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let client = |i: usize| format!("https://127.0.0.1:{}", ports[i].0);
-    let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=https://127.0.0.1:{p}")).collect();
+    let initial: Vec<String> =
+        ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=https://127.0.0.1:{p}")).collect();
     let path = |p: &PathBuf| p.display().to_string();
     let members = Processes(
         (0..3)
@@ -117,7 +130,9 @@ fn a_cluster_with_tls_on_client_and_peer_urls_serves_only_clients_with_certifica
     assert_eq!((got.code, got.stdout.as_str()), (0, "over-tls\n"), "{}", got.stderr);
 
     // keelctl, with the same flags etcdctl takes.
-    let keelctl = |args: &[&str]| run(Command::new(keelctl_binary()).env_remove("KEELCTL_ENDPOINTS").args(["--endpoints", &client(2)]).args(args));
+    let keelctl = |args: &[&str]| {
+        run(Command::new(keelctl_binary()).env_remove("KEELCTL_ENDPOINTS").args(["--endpoints", &client(2)]).args(args))
+    };
     let got = keelctl(&[&tls_args[..], &["get", "/secret"]].concat());
     assert_eq!((got.code, got.stdout.as_str()), (0, "/secret\nkept\n"), "{}", got.stderr);
     let health = keelctl(&[&tls_args[..], &["endpoint", "health", "--cluster"]].concat());
@@ -143,8 +158,16 @@ fn an_https_url_without_a_certificate_is_refused_at_start_up() {
     let (https, http) = (format!("https://127.0.0.1:{c}"), format!("http://127.0.0.1:{p}"));
     let (code, err) = start(&https, &http);
     assert_eq!(code, Some(1));
-    assert!(err.contains(&format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {https} with HTTPS scheme")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url {https} with HTTPS scheme"
+        )),
+        "{err}"
+    );
     let (code, err) = start(&format!("http://127.0.0.1:{c}"), &format!("https://127.0.0.1:{p}"));
     assert_eq!(code, Some(1));
-    assert!(err.contains(&format!("cannot listen on TLS for 127.0.0.1:{p}: KeyFile and CertFile are not presented")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on TLS for 127.0.0.1:{p}: KeyFile and CertFile are not presented")),
+        "{err}"
+    );
 }

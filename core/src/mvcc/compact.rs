@@ -79,7 +79,12 @@ pub(crate) fn sweep(store: &mut MvccStore, limit: usize) -> Result<bool> {
 /// change before it, which it superseded; the change itself when compaction discarded it; and
 /// the record itself below `compacted` (watches start at `compacted` or later). Each item is a
 /// revision with the `History` change to delete at it (`None`: only its `Revisions` record).
-fn sweep_change(reader: &dyn Reader, key: &[u8], rev: Revision, compacted: i64) -> Result<Vec<(Revision, Option<Change>)>> {
+fn sweep_change(
+    reader: &dyn Reader,
+    key: &[u8],
+    rev: Revision,
+    compacted: i64,
+) -> Result<Vec<(Revision, Option<Change>)>> {
     let mut deletions = Vec::new();
     let prefix = layout::history_prefix(key);
     let here = layout::history_key(key, rev);
@@ -115,8 +120,7 @@ mod tests {
     use crate::request::RangeRequest;
 
     fn all_at(s: &MvccStore, revision: i64) -> Result<Vec<String>, Error> {
-        let req =
-            RangeRequest { key: b"a".to_vec(), range_end: vec![0], revision, ..Default::default() };
+        let req = RangeRequest { key: b"a".to_vec(), range_end: vec![0], revision, ..Default::default() };
         s.range(&req).map(|r| keys_of(&r.kvs))
     }
 
@@ -155,8 +159,7 @@ mod tests {
         // a keeps its version at 3 and 9; b (deleted at 5) is gone; c keeps only 8: its
         // tombstone at 7 is the version in effect at 7.
         let events = s.events_since(7, b"a", &[0]).unwrap();
-        let revs: Vec<(Vec<u8>, i64)> =
-            events.iter().map(|e| (e.kv.key.clone(), e.kv.mod_revision)).collect();
+        let revs: Vec<(Vec<u8>, i64)> = events.iter().map(|e| (e.kv.key.clone(), e.kv.mod_revision)).collect();
         assert_eq!(revs, vec![(b"c".to_vec(), 8), (b"a".to_vec(), 9)]);
         assert_eq!(events[1].prev_kv.as_ref().map(|p| p.mod_revision), Some(3), "retained prev");
         assert_eq!(events[0].prev_kv, None);
@@ -268,7 +271,11 @@ mod tests {
                 }
                 // From the compaction revision itself, a deletion at it is gone (as in etcd).
                 let reference = if rev == 40 { &unswept } else { &plain };
-                assert_eq!(s.events_since(rev, b"a", &[0]), reference.events_since(rev, b"a", &[0]), "replay from {rev}");
+                assert_eq!(
+                    s.events_since(rev, b"a", &[0]),
+                    reference.events_since(rev, b"a", &[0]),
+                    "replay from {rev}"
+                );
             }
         }
         sweep_all(&mut swept, 2);

@@ -26,9 +26,7 @@ fn satisfied(cmp: &Compare, kv: Option<(i64, &Live)>) -> bool {
         (CompareTarget::Value(_), None) => return false,
         (CompareTarget::Value(want), Some((_, live))) => live.value.as_slice().cmp(want.as_slice()),
         (CompareTarget::Version(want), kv) => kv.map_or(0, |(_, l)| l.version).cmp(want),
-        (CompareTarget::CreateRevision(want), kv) => {
-            kv.map_or(0, |(_, l)| l.create_revision).cmp(want)
-        }
+        (CompareTarget::CreateRevision(want), kv) => kv.map_or(0, |(_, l)| l.create_revision).cmp(want),
         (CompareTarget::ModRevision(want), kv) => kv.map_or(0, |(m, _)| m).cmp(want),
         (CompareTarget::Lease(want), kv) => kv.map_or(0, |(_, l)| l.lease).cmp(want),
     };

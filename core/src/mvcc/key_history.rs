@@ -34,9 +34,7 @@ impl Change {
     pub(crate) fn to_key_value(&self, key: &[u8]) -> KeyValue {
         match &self.live {
             Some(live) => live_key_value(key, self.rev.main, live),
-            None => {
-                KeyValue { key: key.to_vec(), mod_revision: self.rev.main, ..KeyValue::default() }
-            }
+            None => KeyValue { key: key.to_vec(), mod_revision: self.rev.main, ..KeyValue::default() },
         }
     }
 }
@@ -119,7 +117,11 @@ mod tests {
                 .collect();
             assert_eq!(kept.changes, by_rule, "compacted at {compacted}");
             for rev in compacted.max(1)..10 {
-                assert_eq!(kept.live_at(rev).map(|(m, _)| m), history.live_at(rev).map(|(m, _)| m), "reads at {rev} unchanged");
+                assert_eq!(
+                    kept.live_at(rev).map(|(m, _)| m),
+                    history.live_at(rev).map(|(m, _)| m),
+                    "reads at {rev} unchanged"
+                );
             }
         }
         assert_eq!(history.clone().without_discarded(6).changes.len(), 2, "the deletion in effect at 6 goes");
@@ -127,7 +129,10 @@ mod tests {
     }
 
     fn put(main: i64, version: i64, create: i64) -> Change {
-        Change { rev: Revision { main, sub: 0 }, live: Some(Live { create_revision: create, version, value: b"v".to_vec(), lease: 0 }) }
+        Change {
+            rev: Revision { main, sub: 0 },
+            live: Some(Live { create_revision: create, version, value: b"v".to_vec(), lease: 0 }),
+        }
     }
 
     fn tomb(main: i64) -> Change {

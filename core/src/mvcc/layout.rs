@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn golden_bytes() {
         let rev = Revision { main: 5, sub: 1 };
-        assert_eq!(history_key(b"a\0b", rev), [b'a', 0, 0xff, b'b', 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            history_key(b"a\0b", rev),
+            [b'a', 0, 0xff, b'b', 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
         let latest = encode_latest(rev, &live(b"v"));
         let mut want = vec![1];
         for n in [5i64, 1, 2, 3, 7] {

@@ -29,8 +29,8 @@ use crate::engine::{Batch, Engine, MemEngine, Overlay};
 use crate::error::{Error, Result};
 use crate::kv::Event;
 use crate::request::{
-    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, TxnRequest, TxnResponse,
 };
 use view::{storage_error, View};
 use write::Writer;
@@ -180,7 +180,12 @@ impl MvccStore {
     /// Reads keys, at the current or a past revision, with etcd's count/filter/sort/limit rules.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let reader = self.reader();
-        range::range(View::new(&reader, self.meta.compact_revision), req, self.meta.current_revision, self.meta.compact_revision)
+        range::range(
+            View::new(&reader, self.meta.compact_revision),
+            req,
+            self.meta.current_revision,
+            self.meta.compact_revision,
+        )
     }
 
     /// Writes one key at a new revision. `lease_exists` answers whether a lease is granted (the

@@ -69,12 +69,7 @@ pub(crate) fn range(view: View<'_>, req: &RangeRequest, current: i64, compacted:
         })
         .collect();
 
-    Ok(RangeResponse {
-        header: ResponseHeader { revision: current, ..ResponseHeader::default() },
-        kvs,
-        more,
-        count,
-    })
+    Ok(RangeResponse { header: ResponseHeader { revision: current, ..ResponseHeader::default() }, kvs, more, count })
 }
 
 /// etcd sorts ascending by default when a target other than the key is named.
@@ -167,11 +162,7 @@ mod tests {
         assert_eq!(sorted(Key, Descend), ["d", "c", "b", "a"]);
         // Versions a3 b1 c2 d1; ties keep key order (stable sort).
         assert_eq!(sorted(Version, Ascend), ["b", "d", "c", "a"]);
-        assert_eq!(
-            sorted(Version, None),
-            ["b", "d", "c", "a"],
-            "non-key target defaults to ascend"
-        );
+        assert_eq!(sorted(Version, None), ["b", "d", "c", "a"], "non-key target defaults to ascend");
         assert_eq!(sorted(Version, Descend), ["a", "c", "b", "d"]);
         // Create revisions a2 b3 c4 d8.
         assert_eq!(sorted(Create, Ascend), ["a", "b", "c", "d"]);
@@ -220,12 +211,7 @@ mod tests {
         assert_eq!(keys_of(&r.kvs), ["b", "c", "d"]);
         let r = s.range(&RangeRequest { max_create_revision: 3, ..req("a", &[0]) }).unwrap();
         assert_eq!(keys_of(&r.kvs), ["a", "b"]);
-        let both = RangeRequest {
-            min_mod_revision: 4,
-            max_create_revision: 4,
-            limit: 1,
-            ..req("a", &[0])
-        };
+        let both = RangeRequest { min_mod_revision: 4, max_create_revision: 4, limit: 1, ..req("a", &[0]) };
         let r = s.range(&both).unwrap();
         assert_eq!((keys_of(&r.kvs), r.more, r.count), (vec!["a".into()], true, 4));
     }
@@ -243,10 +229,7 @@ mod tests {
     fn reads_at_past_revisions() {
         let s = store();
         let r = s.range(&RangeRequest { revision: 4, ..req("a", &[0]) }).unwrap();
-        assert_eq!(
-            r.kvs,
-            vec![kv("a", "1", 2, 2, 1, 0), kv("b", "y", 3, 3, 1, 0), kv("c", "1", 4, 4, 1, 0)]
-        );
+        assert_eq!(r.kvs, vec![kv("a", "1", 2, 2, 1, 0), kv("b", "y", 3, 3, 1, 0), kv("c", "1", 4, 4, 1, 0)]);
         assert_eq!(r.header.revision, 8, "header carries the current revision");
         assert_eq!(s.range(&RangeRequest { revision: 1, ..req("a", &[0]) }).unwrap().count, 0);
         assert_eq!(s.range(&RangeRequest { revision: 8, ..req("a", &[0]) }).unwrap().count, 4);
@@ -257,10 +240,7 @@ mod tests {
     #[test]
     fn future_and_compacted_revisions_fail() {
         let mut s = store();
-        assert_eq!(
-            s.range(&RangeRequest { revision: 9, ..req("a", b"") }),
-            Err(Error::FutureRevision)
-        );
+        assert_eq!(s.range(&RangeRequest { revision: 9, ..req("a", b"") }), Err(Error::FutureRevision));
         s.compact(5).unwrap();
         assert_eq!(s.range(&RangeRequest { revision: 4, ..req("a", b"") }), Err(Error::Compacted));
         let at_compaction = s.range(&RangeRequest { revision: 5, ..req("a", &[0]) }).unwrap();

@@ -29,7 +29,8 @@ pub(crate) fn events_since(store: &MvccStore, start: i64, key: &[u8], range_end:
         }
         let rev = layout::decode_revision(&k).map_err(storage_error)?;
         let Some(change) = view.change_at(&user_key, rev)? else { continue };
-        let prev_kv = view.change_before(&user_key, rev)?.filter(|p| p.live.is_some()).map(|p| p.to_key_value(&user_key));
+        let prev_kv =
+            view.change_before(&user_key, rev)?.filter(|p| p.live.is_some()).map(|p| p.to_key_value(&user_key));
         let kind = if change.live.is_some() { EventType::Put } else { EventType::Delete };
         events.push(Event { kind, kv: change.to_key_value(&user_key), prev_kv });
     }
@@ -44,12 +45,7 @@ mod tests {
     use crate::kv::EventType;
     use crate::request::{PutRequest, RequestOp, TxnRequest};
 
-    fn summary(
-        s: &MvccStore,
-        start: i64,
-        key: &str,
-        end: &[u8],
-    ) -> Vec<(EventType, String, i64, Option<i64>)> {
+    fn summary(s: &MvccStore, start: i64, key: &str, end: &[u8]) -> Vec<(EventType, String, i64, Option<i64>)> {
         s.events_since(start, key.as_bytes(), end)
             .unwrap()
             .into_iter()
@@ -99,17 +95,11 @@ mod tests {
                 (Put, "a".into(), 6, None),
             ]
         );
-        assert_eq!(
-            summary(&s, 5, "a", b""),
-            vec![(Delete, "a".into(), 5, Some(4)), (Put, "a".into(), 6, None)]
-        );
+        assert_eq!(summary(&s, 5, "a", b""), vec![(Delete, "a".into(), 5, Some(4)), (Put, "a".into(), 6, None)]);
         assert_eq!(summary(&s, 4, "b", b"c").len(), 2);
         assert!(summary(&s, 7, "a", &[0]).is_empty());
         let deleted = s.events_since(5, b"b", b"").unwrap();
-        assert_eq!(
-            deleted[0].kv,
-            crate::kv::KeyValue { key: b"b".to_vec(), mod_revision: 5, ..Default::default() }
-        );
+        assert_eq!(deleted[0].kv, crate::kv::KeyValue { key: b"b".to_vec(), mod_revision: 5, ..Default::default() });
         assert_eq!(deleted[0].prev_kv, Some(kv("b", "2", 2, 4, 2, 0)));
     }
 
@@ -123,9 +113,6 @@ mod tests {
         assert_eq!(s.events_since(2, b"a", b""), Err(Error::Compacted));
         use EventType::*;
         // The put at the compaction revision is retained, its predecessor is not.
-        assert_eq!(
-            summary(&s, 3, "a", b""),
-            vec![(Put, "a".into(), 3, None), (Put, "a".into(), 4, Some(3))]
-        );
+        assert_eq!(summary(&s, 3, "a", b""), vec![(Put, "a".into(), 3, None), (Put, "a".into(), 4, Some(3))]);
     }
 }

@@ -54,13 +54,22 @@ pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
             .map(|c| SnapshotChange {
                 main: c.rev.main,
                 sub: c.rev.sub,
-                live: c.live.map(|l| SnapshotLive { create_revision: l.create_revision, version: l.version, value: l.value, lease: l.lease }),
+                live: c.live.map(|l| SnapshotLive {
+                    create_revision: l.create_revision,
+                    version: l.version,
+                    value: l.value,
+                    lease: l.lease,
+                }),
             })
             .collect();
         keys.push(SnapshotKey { key, changes });
         Ok(true)
     })?;
-    Ok(MvccSnapshot { current_revision: store.meta.current_revision, compact_revision: store.meta.compact_revision, keys })
+    Ok(MvccSnapshot {
+        current_revision: store.meta.current_revision,
+        compact_revision: store.meta.compact_revision,
+        keys,
+    })
 }
 
 /// The batch that makes an engine hold exactly `snap` (it clears every space first) and the
@@ -73,7 +82,12 @@ pub(crate) fn restore_batch(snap: MvccSnapshot) -> (Batch, StoreMeta) {
     for SnapshotKey { key, changes } in snap.keys {
         seen.entry(key).or_default().extend(changes.into_iter().map(|c| Change {
             rev: Revision { main: c.main, sub: c.sub },
-            live: c.live.map(|l| Live { create_revision: l.create_revision, version: l.version, value: l.value, lease: l.lease }),
+            live: c.live.map(|l| Live {
+                create_revision: l.create_revision,
+                version: l.version,
+                value: l.value,
+                lease: l.lease,
+            }),
         }));
     }
     for (key, mut changes) in seen {
@@ -83,7 +97,9 @@ pub(crate) fn restore_batch(snap: MvccSnapshot) -> (Batch, StoreMeta) {
         for (i, change) in changes.iter().enumerate() {
             bytes += change_bytes(&key, change);
             match &change.live {
-                Some(live) if i == newest => batch.put(Space::Latest, key.clone(), layout::encode_latest(change.rev, live)),
+                Some(live) if i == newest => {
+                    batch.put(Space::Latest, key.clone(), layout::encode_latest(change.rev, live))
+                }
                 _ => batch.put(Space::History, layout::history_key(&key, change.rev), layout::encode_history(change)),
             }
             if change.rev.main >= snap.compact_revision {
@@ -91,7 +107,12 @@ pub(crate) fn restore_batch(snap: MvccSnapshot) -> (Batch, StoreMeta) {
             }
         }
     }
-    let meta = StoreMeta { current_revision: snap.current_revision, compact_revision: snap.compact_revision, bytes, sweep: None };
+    let meta = StoreMeta {
+        current_revision: snap.current_revision,
+        compact_revision: snap.compact_revision,
+        bytes,
+        sweep: None,
+    };
     (batch, meta)
 }
 
@@ -229,12 +250,7 @@ mod tests {
         let change = |main: i64| SnapshotChange {
             main,
             sub: 0,
-            live: Some(SnapshotLive {
-                create_revision: 2,
-                version: 1,
-                value: b"v".to_vec(),
-                lease: 0,
-            }),
+            live: Some(SnapshotLive { create_revision: 2, version: 1, value: b"v".to_vec(), lease: 0 }),
         };
         let snap = MvccSnapshot {
             current_revision: 5,

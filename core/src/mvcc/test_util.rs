@@ -37,20 +37,6 @@ pub(crate) fn keys_of(kvs: &[KeyValue]) -> Vec<String> {
     kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
 }
 
-pub(crate) fn kv(
-    key: &str,
-    value: &str,
-    create: i64,
-    modr: i64,
-    version: i64,
-    lease: i64,
-) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: value.into(),
-        create_revision: create,
-        mod_revision: modr,
-        version,
-        lease,
-    }
+pub(crate) fn kv(key: &str, value: &str, create: i64, modr: i64, version: i64, lease: i64) -> KeyValue {
+    KeyValue { key: key.into(), value: value.into(), create_revision: create, mod_revision: modr, version, lease }
 }

@@ -44,11 +44,7 @@ fn plan(view: View<'_>, req: &TxnRequest) -> Result<Path> {
 }
 
 /// Visits the operations that will run, depth first, in order.
-fn for_each_chosen_op(
-    req: &TxnRequest,
-    path: &Path,
-    f: &mut dyn FnMut(&RequestOp) -> Result<()>,
-) -> Result<()> {
+fn for_each_chosen_op(req: &TxnRequest, path: &Path, f: &mut dyn FnMut(&RequestOp) -> Result<()>) -> Result<()> {
     let mut nested = path.nested.iter();
     for op in branch(req, path.succeeded) {
         if let RequestOp::Txn(t) = op {
@@ -101,12 +97,7 @@ fn check(
 }
 
 /// Runs the chosen branch of `req` (recursively) inside `w`.
-fn apply(
-    w: &mut Writer<'_>,
-    req: &TxnRequest,
-    path: &Path,
-    lease_exists: &dyn Fn(i64) -> bool,
-) -> Result<TxnResponse> {
+fn apply(w: &mut Writer<'_>, req: &TxnRequest, path: &Path, lease_exists: &dyn Fn(i64) -> bool) -> Result<TxnResponse> {
     let ops = branch(req, path.succeeded);
     let mut nested = path.nested.iter();
     let mut responses = Vec::with_capacity(ops.len());
@@ -116,9 +107,7 @@ fn apply(
             RequestOp::Put(p) => ResponseOp::Put(w.put(p, lease_exists)?),
             RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(w.delete_range(d)?),
             RequestOp::Txn(t) => {
-                let p = nested
-                    .next()
-                    .ok_or_else(|| Error::Internal("mvcc: txn plan out of step".into()))?;
+                let p = nested.next().ok_or_else(|| Error::Internal("mvcc: txn plan out of step".into()))?;
                 ResponseOp::Txn(apply(w, t, p, lease_exists)?)
             }
         });
@@ -178,11 +167,7 @@ mod tests {
     }
 
     fn get_op(key: &str, end: &[u8]) -> RequestOp {
-        RequestOp::Range(RangeRequest {
-            key: key.into(),
-            range_end: end.to_vec(),
-            ..Default::default()
-        })
+        RequestOp::Range(RangeRequest { key: key.into(), range_end: end.to_vec(), ..Default::default() })
     }
 
     fn del_op(key: &str) -> RequestOp {
@@ -282,12 +267,7 @@ mod tests {
         let applied = s.txn(&req, &leases).unwrap();
         assert!(applied.response.succeeded);
         let flipped = TxnRequest {
-            compare: vec![cmp(
-                "b",
-                b"",
-                CompareResult::NotEqual,
-                CompareTarget::Value(b"b".to_vec()),
-            )],
+            compare: vec![cmp("b", b"", CompareResult::NotEqual, CompareTarget::Value(b"b".to_vec()))],
             ..req
         };
         let applied = s.txn(&flipped, &leases).unwrap();
@@ -304,8 +284,7 @@ mod tests {
         };
         let applied = s.txn(&req, &leases).unwrap();
         assert_eq!(s.current_revision(), 5);
-        let kinds: Vec<_> =
-            applied.events.iter().map(|e| (e.kind, e.kv.key.clone(), e.kv.mod_revision)).collect();
+        let kinds: Vec<_> = applied.events.iter().map(|e| (e.kind, e.kv.key.clone(), e.kv.mod_revision)).collect();
         assert_eq!(
             kinds,
             vec![
@@ -323,8 +302,7 @@ mod tests {
     #[test]
     fn read_only_and_no_op_txns_do_not_bump_the_revision() {
         let mut s = store();
-        let req =
-            TxnRequest { success: vec![get_op("a", b""), del_op("zz")], ..Default::default() };
+        let req = TxnRequest { success: vec![get_op("a", b""), del_op("zz")], ..Default::default() };
         let applied = s.txn(&req, &leases).unwrap();
         assert_eq!(applied.response.header.revision, 4);
         assert!(applied.events.is_empty());
@@ -342,10 +320,7 @@ mod tests {
             success: vec![put_op("inner-then", "1"), get_op("n", b"")],
             failure: vec![put_op("inner-else", "1")],
         };
-        let req = TxnRequest {
-            success: vec![put_op("n", "1"), RequestOp::Txn(inner)],
-            ..Default::default()
-        };
+        let req = TxnRequest { success: vec![put_op("n", "1"), RequestOp::Txn(inner)], ..Default::default() };
         let applied = s.txn(&req, &leases).unwrap();
         assert!(get(&s, "inner-then").is_some() && get(&s, "inner-else").is_none());
         let ResponseOp::Txn(nested) = &applied.response.responses[1] else { panic!() };
@@ -360,56 +335,31 @@ mod tests {
     fn failing_txns_change_nothing() {
         let s0 = store();
         let mut s = s0.clone();
-        let with = |op: RequestOp| TxnRequest {
-            success: vec![put_op("x", "1"), del_op("b"), op],
-            ..Default::default()
-        };
+        let with =
+            |op: RequestOp| TxnRequest { success: vec![put_op("x", "1"), del_op("b"), op], ..Default::default() };
         let cases = vec![
+            (RequestOp::Put(PutRequest { key: b"y".to_vec(), lease: 77, ..Default::default() }), Error::LeaseNotFound),
             (
-                RequestOp::Put(PutRequest { key: b"y".to_vec(), lease: 77, ..Default::default() }),
-                Error::LeaseNotFound,
-            ),
-            (
-                RequestOp::Put(PutRequest {
-                    key: b"y".to_vec(),
-                    ignore_value: true,
-                    ..Default::default()
-                }),
+                RequestOp::Put(PutRequest { key: b"y".to_vec(), ignore_value: true, ..Default::default() }),
                 Error::KeyNotFound,
             ),
             (
-                RequestOp::Put(PutRequest {
-                    key: b"y".to_vec(),
-                    ignore_lease: true,
-                    ..Default::default()
-                }),
+                RequestOp::Put(PutRequest { key: b"y".to_vec(), ignore_lease: true, ..Default::default() }),
                 Error::KeyNotFound,
             ),
             (
-                RequestOp::Range(RangeRequest {
-                    key: b"a".to_vec(),
-                    revision: 5,
-                    ..Default::default()
-                }),
+                RequestOp::Range(RangeRequest { key: b"a".to_vec(), revision: 5, ..Default::default() }),
                 Error::FutureRevision,
             ),
             // Ignore_value of a key the same txn deleted: passes the pre-check (the key exists
             // before the txn) and fails while applying; the undo must still leave nothing.
             (
-                RequestOp::Put(PutRequest {
-                    key: b"b".to_vec(),
-                    ignore_value: true,
-                    ..Default::default()
-                }),
+                RequestOp::Put(PutRequest { key: b"b".to_vec(), ignore_value: true, ..Default::default() }),
                 Error::KeyNotFound,
             ),
             (
                 RequestOp::Txn(TxnRequest {
-                    failure: vec![RequestOp::Put(PutRequest {
-                        key: b"y".to_vec(),
-                        lease: 77,
-                        ..Default::default()
-                    })],
+                    failure: vec![RequestOp::Put(PutRequest { key: b"y".to_vec(), lease: 77, ..Default::default() })],
                     compare: vec![cmp("a", b"", CompareResult::Equal, CompareTarget::Version(99))],
                     ..Default::default()
                 }),
@@ -425,11 +375,7 @@ mod tests {
         let untaken = TxnRequest {
             compare: vec![cmp("a", b"", CompareResult::Equal, CompareTarget::Version(2))],
             success: vec![put_op("ok", "1")],
-            failure: vec![RequestOp::Put(PutRequest {
-                key: b"y".to_vec(),
-                lease: 77,
-                ..Default::default()
-            })],
+            failure: vec![RequestOp::Put(PutRequest { key: b"y".to_vec(), lease: 77, ..Default::default() })],
         };
         assert!(s.txn(&untaken, &leases).unwrap().response.succeeded);
     }
@@ -441,22 +387,14 @@ mod tests {
         let req = TxnRequest {
             success: vec![
                 put_op("x", "1"),
-                RequestOp::Range(RangeRequest {
-                    key: b"a".to_vec(),
-                    revision: 2,
-                    ..Default::default()
-                }),
+                RequestOp::Range(RangeRequest { key: b"a".to_vec(), revision: 2, ..Default::default() }),
             ],
             ..Default::default()
         };
         assert_eq!(s.txn(&req, &leases).unwrap_err(), Error::Compacted);
         assert!(get(&s, "x").is_none());
         let at_compaction = TxnRequest {
-            success: vec![RequestOp::Range(RangeRequest {
-                key: b"a".to_vec(),
-                revision: 3,
-                ..Default::default()
-            })],
+            success: vec![RequestOp::Range(RangeRequest { key: b"a".to_vec(), revision: 3, ..Default::default() })],
             ..Default::default()
         };
         let applied = s.txn(&at_compaction, &leases).unwrap();
@@ -469,11 +407,7 @@ mod tests {
         let mut s = store();
         let req = TxnRequest {
             success: vec![
-                RequestOp::Range(RangeRequest {
-                    key: b"a".to_vec(),
-                    revision: 50,
-                    ..Default::default()
-                }),
+                RequestOp::Range(RangeRequest { key: b"a".to_vec(), revision: 50, ..Default::default() }),
                 RequestOp::Put(PutRequest { key: b"y".to_vec(), lease: 77, ..Default::default() }),
             ],
             ..Default::default()

@@ -118,7 +118,9 @@ impl<'a> View<'a> {
         range_end: &[u8],
         f: &mut dyn FnMut(Vec<u8>, KeyHistory) -> Result<bool>,
     ) -> Result<()> {
-        let (Some(latest_bounds), Some((h_start, h_end))) = (user_bounds(key, range_end), history_bounds(key, range_end)) else {
+        let (Some(latest_bounds), Some((h_start, h_end))) =
+            (user_bounds(key, range_end), history_bounds(key, range_end))
+        else {
             return Ok(());
         };
         let h_bounds = KeyBounds {
@@ -218,7 +220,11 @@ pub(crate) fn stored_history_change(reader: &dyn Reader, key: &[u8], rev: Revisi
 
 /// The first `History` record within `bounds` (the last with `reverse`) as stored, whether or
 /// not compaction discarded it.
-pub(crate) fn first_history_change(reader: &dyn Reader, bounds: KeyBounds<'_>, reverse: bool) -> Result<Option<Change>> {
+pub(crate) fn first_history_change(
+    reader: &dyn Reader,
+    bounds: KeyBounds<'_>,
+    reverse: bool,
+) -> Result<Option<Change>> {
     match reader.scan(Space::History, bounds, reverse).next() {
         Some(pair) => {
             let (k, v) = pair.map_err(storage_error)?;
@@ -227,5 +233,4 @@ pub(crate) fn first_history_change(reader: &dyn Reader, bounds: KeyBounds<'_>, r
         }
         None => Ok(None),
     }
-
 }

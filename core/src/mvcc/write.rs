@@ -9,9 +9,7 @@ use super::MvccStore;
 use crate::engine::{Batch, Overlay, Space};
 use crate::error::{Error, Result};
 use crate::kv::{Event, EventType, KeyValue};
-use crate::request::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-};
+use crate::request::{DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse};
 
 /// Gathers changes under main revision `current + 1` in a batch of its own, read through on top
 /// of the store; `commit` stages them in the store and makes that revision current (if anything
@@ -86,11 +84,7 @@ impl<'s> Writer<'s> {
 
     /// Writes one key. The lease is checked first, then the existence of the key when
     /// `ignore_value`/`ignore_lease` need its current version (etcd's order for a lone Put).
-    pub(crate) fn put(
-        &mut self,
-        req: &PutRequest,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<PutResponse> {
+    pub(crate) fn put(&mut self, req: &PutRequest, lease_exists: &dyn Fn(i64) -> bool) -> Result<PutResponse> {
         if req.lease != 0 && !lease_exists(req.lease) {
             return Err(Error::LeaseNotFound);
         }
@@ -184,9 +178,7 @@ mod tests {
     fn delete_of_nothing_does_not_bump_the_revision() {
         let mut s = MvccStore::new();
         put(&mut s, "a", "1");
-        let applied = s
-            .delete_range(&DeleteRangeRequest { key: b"zz".to_vec(), ..Default::default() })
-            .unwrap();
+        let applied = s.delete_range(&DeleteRangeRequest { key: b"zz".to_vec(), ..Default::default() }).unwrap();
         assert_eq!(applied.response.deleted, 0);
         assert_eq!(applied.response.header.revision, 2);
         assert!(applied.events.is_empty());
@@ -199,8 +191,7 @@ mod tests {
         for k in ["a", "b", "c", "d"] {
             put(&mut s, k, k);
         }
-        let req =
-            DeleteRangeRequest { key: b"b".to_vec(), range_end: b"d".to_vec(), prev_kv: true };
+        let req = DeleteRangeRequest { key: b"b".to_vec(), range_end: b"d".to_vec(), prev_kv: true };
         let applied = s.delete_range(&req).unwrap();
         assert_eq!(applied.response.deleted, 2);
         assert_eq!(applied.response.header.revision, 6);
@@ -221,12 +212,7 @@ mod tests {
     #[test]
     fn put_prev_kv_and_events() {
         let mut s = MvccStore::new();
-        let req = PutRequest {
-            key: b"k".to_vec(),
-            value: b"1".to_vec(),
-            prev_kv: true,
-            ..Default::default()
-        };
+        let req = PutRequest { key: b"k".to_vec(), value: b"1".to_vec(), prev_kv: true, ..Default::default() };
         let first = s.put(&req, &leases).unwrap();
         assert_eq!(first.response.prev_kv, None);
         assert_eq!(first.events.len(), 1);
@@ -239,35 +225,24 @@ mod tests {
         let quiet = PutRequest { prev_kv: false, ..req };
         let third = s.put(&quiet, &leases).unwrap();
         assert_eq!(third.response.prev_kv, None);
-        assert_eq!(
-            third.events[0].prev_kv,
-            Some(kv("k", "2", 2, 3, 2, 0)),
-            "events always carry prev_kv"
-        );
+        assert_eq!(third.events[0].prev_kv, Some(kv("k", "2", 2, 3, 2, 0)), "events always carry prev_kv");
     }
 
     #[test]
     fn ignore_value_and_ignore_lease_keep_the_current_ones() {
         let mut s = MvccStore::new();
         put_lease(&mut s, "k", "v", 3);
-        let keep_value =
-            PutRequest { key: b"k".to_vec(), ignore_value: true, lease: 4, ..Default::default() };
+        let keep_value = PutRequest { key: b"k".to_vec(), ignore_value: true, lease: 4, ..Default::default() };
         s.put(&keep_value, &leases).unwrap();
         assert_eq!(get(&s, "k"), Some(kv("k", "v", 2, 3, 2, 4)));
-        let keep_lease = PutRequest {
-            key: b"k".to_vec(),
-            value: b"w".to_vec(),
-            ignore_lease: true,
-            ..Default::default()
-        };
+        let keep_lease =
+            PutRequest { key: b"k".to_vec(), value: b"w".to_vec(), ignore_lease: true, ..Default::default() };
         s.put(&keep_lease, &leases).unwrap();
         assert_eq!(get(&s, "k"), Some(kv("k", "w", 2, 4, 3, 4)));
 
-        let missing =
-            PutRequest { key: b"nope".to_vec(), ignore_value: true, ..Default::default() };
+        let missing = PutRequest { key: b"nope".to_vec(), ignore_value: true, ..Default::default() };
         assert_eq!(s.put(&missing, &leases).unwrap_err(), Error::KeyNotFound);
-        let missing =
-            PutRequest { key: b"nope".to_vec(), ignore_lease: true, ..Default::default() };
+        let missing = PutRequest { key: b"nope".to_vec(), ignore_lease: true, ..Default::default() };
         assert_eq!(s.put(&missing, &leases).unwrap_err(), Error::KeyNotFound);
         del(&mut s, "k", "");
         let deleted = PutRequest { key: b"k".to_vec(), ignore_value: true, ..Default::default() };
@@ -282,8 +257,7 @@ mod tests {
         assert_eq!(s.put(&req, &leases).unwrap_err(), Error::LeaseNotFound);
         assert_eq!(s, MvccStore::new());
         // The lease is checked before the key (etcd's order for a lone put).
-        let both =
-            PutRequest { key: b"k".to_vec(), lease: 42, ignore_value: true, ..Default::default() };
+        let both = PutRequest { key: b"k".to_vec(), lease: 42, ignore_value: true, ..Default::default() };
         assert_eq!(s.put(&both, &leases).unwrap_err(), Error::LeaseNotFound);
     }
 

@@ -157,10 +157,8 @@ impl Node {
         let store = self.raw.mut_store();
         if store.create_snapshot(applied, compact_to) {
             self.last_snapshot_index = applied;
-            self.out.snapshot = Some(LocalSnapshot {
-                snapshot: SnapshotRecord::from_raft(store.snapshot_ref()),
-                compact_to,
-            });
+            self.out.snapshot =
+                Some(LocalSnapshot { snapshot: SnapshotRecord::from_raft(store.snapshot_ref()), compact_to });
         }
     }
 

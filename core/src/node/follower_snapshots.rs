@@ -46,7 +46,12 @@ impl FollowerSnapshots {
     /// The first index the log must keep for followers' snapshots, if any: the one being built,
     /// `outgoing` (the one being sent), and the delivered ones whose follower has not yet
     /// `matched` their index, within their grace.
-    pub(super) fn keep_log_after(&mut self, now_ms: u64, outgoing: Option<u64>, matched: impl Fn(u64) -> u64) -> Option<u64> {
+    pub(super) fn keep_log_after(
+        &mut self,
+        now_ms: u64,
+        outgoing: Option<u64>,
+        matched: impl Fn(u64) -> u64,
+    ) -> Option<u64> {
         self.delivered.retain(|peer, (index, until)| now_ms < *until && matched(*peer) < *index);
         let building = self.building.as_ref().map(|s| s.get_metadata().index);
         let delivered = self.delivered.values().map(|(index, _)| *index);

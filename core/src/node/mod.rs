@@ -16,26 +16,27 @@ use std::collections::BTreeMap;
 
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType,
-    Message, MessageType,
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
 };
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use output::{HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord};
+pub use output::{
+    HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord,
+};
 
 use crate::alarm;
 use crate::command::{Command, Proposal};
 use crate::config::NodeConfig;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::raft_log::LogStore;
 use crate::request::{
-    HashResponse, LeaseKeepAliveResponse, SnapshotResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
-    ResponseHeader,
+    HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
+    ResponseHeader, SnapshotResponse,
 };
-use crate::engine::Engine;
 use crate::state_machine::{StateMachine, StateSnapshot};
 use crate::validate;
 use crate::watch::{WatchCreate, WatchHub, WatchId};
@@ -213,7 +214,8 @@ impl Node {
                  the data directory is damaged; restore it from a backup, or remove it and add this member to the cluster again"
             )));
         }
-        let log = LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries, applied).map_err(Error::Internal)?;
+        let log =
+            LogStore::recover(snapshot, recovery.hard_state.to_raft(), entries, applied).map_err(Error::Internal)?;
         Node::build(config, log, sm, applied)
     }
 
@@ -311,8 +313,7 @@ impl Node {
         if self.removed {
             return Err(Error::Stopped);
         }
-        let msg = Message::parse_from_bytes(bytes)
-            .map_err(|e| Error::Internal(format!("bad peer message: {e}")))?;
+        let msg = Message::parse_from_bytes(bytes).map_err(|e| Error::Internal(format!("bad peer message: {e}")))?;
         self.check_peer_message(&msg)?;
         if msg.get_msg_type() == MessageType::MsgSnapshot {
             let snap = msg.get_snapshot();
@@ -328,7 +329,9 @@ impl Node {
     }
 
     fn check_peer_message(&self, msg: &Message) -> Result<()> {
-        let bad = |why: &str| Err(Error::Internal(format!("refused peer message {:?} from {:x}: {why}", msg.get_msg_type(), msg.from)));
+        let bad = |why: &str| {
+            Err(Error::Internal(format!("refused peer message {:?} from {:x}: {why}", msg.get_msg_type(), msg.from)))
+        };
         if raft::raw_node::is_local_msg(msg.get_msg_type()) {
             return bad("local message type");
         }
@@ -342,7 +345,9 @@ impl Node {
             // raft-rs steps a message of term 0 as a local one, skipping every term check; peers
             // send term 0 only when forwarding proposals and read requests (found by the
             // raft_messages fuzzer: a term-0 heartbeat committed beyond the log).
-            kind if msg.term == 0 && !matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) => bad("no term"),
+            kind if msg.term == 0 && !matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) => {
+                bad("no term")
+            }
             // A follower forwards these to the leader, and raft-rs panics sending one with a
             // term; Keel forwards leadership transfers as requests, never as Raft messages
             // (found by the raft_messages fuzzer).
@@ -351,7 +356,9 @@ impl Node {
             // raft-rs assumes an append's entries follow its index one by one, with terms that
             // never go down or past the message's (found by the raft_messages fuzzer).
             MessageType::MsgAppend if !entries_in_sequence(msg) => bad("entries out of sequence"),
-            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => bad("heartbeat commits beyond our log"),
+            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => {
+                bad("heartbeat commits beyond our log")
+            }
             MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
             // raft-rs takes term 0 as a match for any index past its log and commits up to the
             // snapshot's index (found by the raft_messages fuzzer).
@@ -400,11 +407,7 @@ impl Node {
 
     /// The transport finished (or failed) sending a snapshot to `peer`.
     pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
-        let status = if delivered {
-            raft::SnapshotStatus::Finish
-        } else {
-            raft::SnapshotStatus::Failure
-        };
+        let status = if delivered { raft::SnapshotStatus::Finish } else { raft::SnapshotStatus::Failure };
         self.raw.report_snapshot(peer, status);
         if let (true, Some(index)) = (delivered, self.raw.store().outgoing_index()) {
             self.follower_snapshots.delivered(peer, index, self.now_ms);
@@ -431,7 +434,8 @@ impl Node {
     /// The shell built the backup a [`Ready::backups`] job asked for, of the state at `index`:
     /// it goes to the client that asked (Maintenance.Snapshot).
     pub fn backup_built(&mut self, id: RequestId, index: u64, data: Result<Vec<u8>>) {
-        let response = data.map(|data| Response::Snapshot(SnapshotResponse { data, applied_index: index, ..Default::default() }));
+        let response =
+            data.map(|data| Response::Snapshot(SnapshotResponse { data, applied_index: index, ..Default::default() }));
         self.respond(id, response);
     }
 
@@ -521,7 +525,8 @@ impl Node {
             }
             Request::MoveLeader { target } => self.move_leader(id, target),
             Request::Hash => {
-                let resp = HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
+                let resp =
+                    HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
                 self.respond(id, Ok(Response::Hash(resp)));
                 Ok(())
             }
@@ -720,8 +725,7 @@ impl Node {
 
     fn expire_requests(&mut self) {
         let now = self.now_ms;
-        let expired: Vec<RequestId> =
-            self.pending.iter().filter(|(_, d)| **d <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<RequestId> = self.pending.iter().filter(|(_, d)| **d <= now).map(|(id, _)| *id).collect();
         if expired.is_empty() {
             return;
         }
@@ -769,7 +773,8 @@ impl Node {
     /// write through only while size plus cost stays below the quota; see [`crate::alarm`]).
     fn exceeds_quota(&self, command: &Command) -> bool {
         let quota = self.config.quota_bytes;
-        quota > 0 && alarm::quota_cost(command).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
+        quota > 0
+            && alarm::quota_cost(command).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
     }
 
     /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal). A
@@ -819,7 +824,12 @@ impl Node {
                 return self.propose(id, Command::Member(change))
             }
         };
-        let proposal = Proposal { origin: self.config.id, incarnation: self.incarnation, request_id: id, command: Command::Member(change) };
+        let proposal = Proposal {
+            origin: self.config.id,
+            incarnation: self.incarnation,
+            request_id: id,
+            command: Command::Member(change),
+        };
         let cc = conf_change(kind, target, proposal.encode());
         self.raw.propose_conf_change(vec![], cc).map_err(|_| self.dropped_error())?;
         self.pending.insert(id, self.deadline());
@@ -1005,7 +1015,8 @@ fn entries_in_sequence(msg: &Message) -> bool {
     let mut term = msg.log_term;
     (msg.index == 0 || msg.log_term > 0)
         && msg.entries.iter().enumerate().all(|(i, e)| {
-            let ok = e.index == msg.index.saturating_add(1 + i as u64) && e.term > 0 && e.term >= term && e.term <= msg.term;
+            let ok =
+                e.index == msg.index.saturating_add(1 + i as u64) && e.term > 0 && e.term >= term && e.term <= msg.term;
             term = e.term;
             ok
         })

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use protobuf::Message as _;
 use protobuf::wire_format::WireType;
+use protobuf::Message as _;
 use raft::eraftpb::{Entry, HardState as RaftHardState, Message, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -107,11 +107,7 @@ pub struct LogEntry {
 
 impl LogEntry {
     pub(crate) fn from_raft(entry: &Entry) -> Self {
-        LogEntry {
-            index: entry.index,
-            term: entry.term,
-            bytes: entry.write_to_bytes().unwrap_or_default(),
-        }
+        LogEntry { index: entry.index, term: entry.term, bytes: entry.write_to_bytes().unwrap_or_default() }
     }
 
     pub(crate) fn to_raft(&self) -> Result<Entry> {

@@ -24,8 +24,8 @@ use crate::kv::{Event, EventType};
 use crate::lease::{LeaseRecord, LeaseSnapshot, Lessor};
 use crate::mvcc::{Applied, MvccSnapshot, MvccStore};
 use crate::request::{
-    DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse,
-    PutInOrderRequest, PutInOrderResponse, PutRequest, RequestOp, Response, TxnRequest,
+    DeleteRangeRequest, LeaseRevokeResponse, Member, MemberChange, MemberResponse, PutInOrderRequest,
+    PutInOrderResponse, PutRequest, RequestOp, Response, TxnRequest,
 };
 
 /// The result of applying one command: the answer for its client (`None` for commands that
@@ -83,7 +83,13 @@ struct SnapshotBeforeAlarms {
 
 impl From<SnapshotBeforeAlarms> for StateSnapshot {
     fn from(old: SnapshotBeforeAlarms) -> Self {
-        StateSnapshot { applied_index: old.applied_index, store: old.store, leases: old.leases, members: old.members, alarms: vec![] }
+        StateSnapshot {
+            applied_index: old.applied_index,
+            store: old.store,
+            leases: old.leases,
+            members: old.members,
+            alarms: vec![],
+        }
     }
 }
 
@@ -123,7 +129,12 @@ impl StateMachine {
         let leases = stored
             .leases
             .into_iter()
-            .map(|(id, ttl, remaining_ttl)| LeaseRecord { id, ttl, remaining_ttl, keys: keys.remove(&id).unwrap_or_default() })
+            .map(|(id, ttl, remaining_ttl)| LeaseRecord {
+                id,
+                ttl,
+                remaining_ttl,
+                keys: keys.remove(&id).unwrap_or_default(),
+            })
             .collect();
         sm.lessor = Lessor::restore(LeaseSnapshot { min_ttl: min_lease_ttl, leases });
         sm.members = stored.members.into_iter().map(|m| (m.id, m)).collect();
@@ -288,7 +299,9 @@ impl StateMachine {
                 let members = self.members();
                 records::write_members(&mut self.records, &members);
             }
-            Command::Alarm(_) | Command::QuotaExceeded { .. } => records::write_alarms(&mut self.records, &self.alarms.list()),
+            Command::Alarm(_) | Command::QuotaExceeded { .. } => {
+                records::write_alarms(&mut self.records, &self.alarms.list())
+            }
             _ => {}
         }
     }
@@ -309,9 +322,7 @@ impl StateMachine {
                 split(self.store.txn(req, &|id| lessor.exists(id)), Response::Txn)
             }
             Command::Compact(req) => (self.store.compact(req.revision).map(Response::Compact), vec![]),
-            Command::LeaseGrant(req) => {
-                (self.lessor.grant(req.id, req.ttl, now_ms).map(Response::LeaseGrant), vec![])
-            }
+            Command::LeaseGrant(req) => (self.lessor.grant(req.id, req.ttl, now_ms).map(Response::LeaseGrant), vec![]),
             Command::LeaseRevoke(req) => self.revoke(req.id),
             Command::LeaseCheckpoint(checkpoints) => {
                 for &(id, remaining) in checkpoints {
@@ -322,7 +333,11 @@ impl StateMachine {
             Command::Member(change) => (self.change_member(change), vec![]),
             Command::Alarm(req) => (Ok(Response::Alarm(self.alarms.apply(req))), vec![]),
             Command::QuotaExceeded { member_id } => {
-                self.alarms.apply(&AlarmRequest { action: AlarmAction::Activate, member_id: *member_id, alarm: AlarmType::Nospace });
+                self.alarms.apply(&AlarmRequest {
+                    action: AlarmAction::Activate,
+                    member_id: *member_id,
+                    alarm: AlarmType::Nospace,
+                });
                 (Err(Error::NoSpace), vec![])
             }
         };
@@ -396,9 +411,7 @@ impl StateMachine {
                 }
                 Ok(())
             }
-            MemberChange::Remove { id }
-            | MemberChange::Update { id, .. }
-            | MemberChange::Publish { id, .. } => {
+            MemberChange::Remove { id } | MemberChange::Update { id, .. } | MemberChange::Publish { id, .. } => {
                 self.members.get(id).map(|_| ()).ok_or(Error::MemberNotFound)
             }
             MemberChange::Promote { id } => match self.members.get(id) {
@@ -492,7 +505,9 @@ impl StateMachine {
     pub fn decode_backup(bytes: &[u8]) -> Result<StateSnapshot> {
         let unpadded = |body: &[u8]| -> std::result::Result<StateSnapshot, String> {
             let (snap, rest) = postcard::take_from_bytes::<StateSnapshot>(body)
-                .or_else(|e| postcard::take_from_bytes::<SnapshotBeforeAlarms>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e))
+                .or_else(|e| {
+                    postcard::take_from_bytes::<SnapshotBeforeAlarms>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e)
+                })
                 .map_err(|e| format!("a malformed keel snapshot: {e}"))?;
             match rest.iter().all(|b| *b == 0) {
                 true => Ok(snap),
@@ -636,7 +651,9 @@ mod tests {
         let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
         sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
         // The old layout: the same fields, without the alarms.
-        let old = postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot().unwrap(), sm.lessor.snapshot(), sm.members())).unwrap();
+        let old =
+            postcard::to_stdvec(&(sm.applied_index, sm.store.snapshot().unwrap(), sm.lessor.snapshot(), sm.members()))
+                .unwrap();
         assert!(StateMachine::decode_snapshot(&old).is_err(), "not as a Raft snapshot");
         let restored = StateMachine::restore(&old, 5).unwrap();
         assert_eq!(restored.hash(), sm.hash());

@@ -83,7 +83,8 @@ pub(crate) fn read(reader: &dyn Reader) -> EngineResult<Option<Stored>> {
     let Some(format) = reader.get(Space::Meta, FORMAT_KEY)? else { return Ok(None) };
     check_format(&format)?;
     let get = |key: &[u8]| reader.get(Space::Meta, key);
-    let (applied_index, applied_term) = get(APPLIED_KEY)?.map(|b| decode("applied index", &b)).transpose()?.unwrap_or((0, 0));
+    let (applied_index, applied_term) =
+        get(APPLIED_KEY)?.map(|b| decode("applied index", &b)).transpose()?.unwrap_or((0, 0));
     let members = get(MEMBERS_KEY)?.map(|b| decode("members", &b)).transpose()?.unwrap_or_default();
     let alarms = get(ALARMS_KEY)?.map(|b| decode("alarms", &b)).transpose()?.unwrap_or_default();
     let conf_state = get(CONF_STATE_KEY)?.map(|b| decode("configuration", &b)).transpose()?;
@@ -149,7 +150,10 @@ mod tests {
         assert!(read(&engine).unwrap().is_none(), "no format record: no state");
         engine.commit(batch).unwrap();
         let stored = read(&engine).unwrap().unwrap();
-        assert_eq!((stored.applied_index, stored.applied_term, stored.members.len(), stored.leases), (300, 2, 1, vec![(5, 10, 3)]));
+        assert_eq!(
+            (stored.applied_index, stored.applied_term, stored.members.len(), stored.leases),
+            (300, 2, 1, vec![(5, 10, 3)])
+        );
     }
 
     #[test]

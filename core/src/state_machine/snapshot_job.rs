@@ -10,8 +10,8 @@ use crate::alarm::AlarmMember;
 use crate::engine::{View, ViewEngine};
 use crate::error::Result;
 use crate::lease::LeaseSnapshot;
-use crate::request::Member;
 use crate::mvcc::MvccStore;
+use crate::request::Member;
 
 use super::{StateSnapshot, SNAPSHOT_FORMAT};
 
@@ -31,7 +31,13 @@ impl std::fmt::Debug for SnapshotJob {
 }
 
 impl SnapshotJob {
-    pub(super) fn new(index: u64, view: View, leases: LeaseSnapshot, members: Vec<Member>, alarms: Vec<AlarmMember>) -> Self {
+    pub(super) fn new(
+        index: u64,
+        view: View,
+        leases: LeaseSnapshot,
+        members: Vec<Member>,
+        alarms: Vec<AlarmMember>,
+    ) -> Self {
         SnapshotJob { index, view, leases, members, alarms }
     }
 

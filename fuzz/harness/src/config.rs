@@ -30,7 +30,8 @@ pub fn run(data: &[u8]) {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let path = dir.path().join("keel.yaml");
             std::fs::write(&path, text.as_bytes()).expect("writing the config file");
-            let flags = Flags::try_parse_from(["keel", "--config-file", path.to_str().expect("a UTF-8 path")]).expect("a plain command line");
+            let flags = Flags::try_parse_from(["keel", "--config-file", path.to_str().expect("a UTF-8 path")])
+                .expect("a plain command line");
             match flags.with_config_file() {
                 Ok((flags, _ignored)) => check(ServerConfig::from_flags(&flags)),
                 Err(e) => explained(&e),

@@ -24,7 +24,8 @@ impl Default for Exec {
 impl Exec {
     /// A fresh current-thread runtime.
     pub fn new() -> Exec {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime");
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime");
         Exec { runtime }
     }
 

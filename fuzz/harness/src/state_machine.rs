@@ -31,21 +31,51 @@ const RESTART_EXTENSION_MS: u64 = 3_000;
 /// One operation. Keys are single letters from a tiny alphabet, so operations collide.
 #[derive(Arbitrary, Debug, Clone)]
 pub enum Op {
-    Put { key: u8, value: u8, lease: Option<u8> },
+    Put {
+        key: u8,
+        value: u8,
+        lease: Option<u8>,
+    },
     /// Delete one key (`width` 0) or the keys from `key` up to `key + width`.
-    Delete { key: u8, width: u8 },
-    Txn { compare: Cmp, success: Vec<TxnOp>, failure: Vec<TxnOp> },
+    Delete {
+        key: u8,
+        width: u8,
+    },
+    Txn {
+        compare: Cmp,
+        success: Vec<TxnOp>,
+        failure: Vec<TxnOp>,
+    },
     /// Read one key or a range, at the current revision or `current + delta`.
-    Get { key: u8, width: u8, delta: Option<i8> },
+    Get {
+        key: u8,
+        width: u8,
+        delta: Option<i8>,
+    },
     /// Compact at `current + delta` (at least revision 1).
-    Compact { delta: i8 },
-    Grant { lease: u8, ttl: u8 },
-    Revoke { lease: u8 },
+    Compact {
+        delta: i8,
+    },
+    Grant {
+        lease: u8,
+        ttl: u8,
+    },
+    Revoke {
+        lease: u8,
+    },
     /// Let `ticks` ticks (100 ms each) pass.
-    Advance { ticks: u8 },
+    Advance {
+        ticks: u8,
+    },
     /// Watch one key, a range, or every key (`width` 255), from `start` if given.
-    Watch { key: u8, width: u8, start: Option<i8> },
-    Cancel { watch: u8 },
+    Watch {
+        key: u8,
+        width: u8,
+        start: Option<i8>,
+    },
+    Cancel {
+        watch: u8,
+    },
     SnapshotRestore,
     Restart,
 }
@@ -135,7 +165,13 @@ pub struct Model {
 impl Model {
     fn new() -> Model {
         // Revision 1 is the empty key space, as on a new etcd.
-        Model { states: vec![State::new(), State::new()], compacted: 0, events: vec![], leases: BTreeMap::new(), watches: vec![] }
+        Model {
+            states: vec![State::new(), State::new()],
+            compacted: 0,
+            events: vec![],
+            leases: BTreeMap::new(),
+            watches: vec![],
+        }
     }
 
     fn current(&self) -> i64 {
@@ -186,7 +222,14 @@ impl<'a> Scratch<'a> {
                 if let Some(l) = self.model.leases.get_mut(&old.lease) {
                     l.keys.remove(&key);
                 }
-                KeyValue { key: key.clone(), create_revision: old.create_revision, mod_revision: rev, version: old.version + 1, value, lease }
+                KeyValue {
+                    key: key.clone(),
+                    create_revision: old.create_revision,
+                    mod_revision: rev,
+                    version: old.version + 1,
+                    value,
+                    lease,
+                }
             }
             None => KeyValue { key: key.clone(), create_revision: rev, mod_revision: rev, version: 1, value, lease },
         };
@@ -261,18 +304,34 @@ impl Run {
 
     fn create_watch(&mut self, key: Vec<u8>, range_end: Vec<u8>, start: i64) {
         let compacted = (start > 0 && start < self.model.compacted).then_some(self.model.compacted);
-        let req = WatchCreate { key: key.clone(), range_end: range_end.clone(), start_revision: start, ..Default::default() };
+        let req =
+            WatchCreate { key: key.clone(), range_end: range_end.clone(), start_revision: start, ..Default::default() };
         let id = self.cluster.watch(1, req);
         let start = if start <= 0 { self.model.current() + 1 } else { start };
         let starts_at_compaction = start == self.model.compacted;
-        self.model.watches.push(WatchModel { id, key, range_end, start, compacted, starts_at_compaction, until: None, received: vec![], cancelled: None });
+        self.model.watches.push(WatchModel {
+            id,
+            key,
+            range_end,
+            start,
+            compacted,
+            starts_at_compaction,
+            until: None,
+            received: vec![],
+            cancelled: None,
+        });
     }
 
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Put { key: k, value, lease } => {
                 let lease = lease.map_or(0, lease_id);
-                let got = self.call(Request::Put(PutRequest { key: key(*k), value: vec![*value], lease, ..Default::default() }));
+                let got = self.call(Request::Put(PutRequest {
+                    key: key(*k),
+                    value: vec![*value],
+                    lease,
+                    ..Default::default()
+                }));
                 if lease != 0 && !self.model.leases.contains_key(&lease) {
                     assert_eq!(got.err(), Some(Error::LeaseNotFound), "{op:?}");
                     return;
@@ -284,7 +343,11 @@ impl Run {
             }
             Op::Delete { key: k, width } => {
                 let (key, range_end) = range(*k, *width % 255);
-                let got = self.call(Request::DeleteRange(DeleteRangeRequest { key: key.clone(), range_end: range_end.clone(), prev_kv: false }));
+                let got = self.call(Request::DeleteRange(DeleteRangeRequest {
+                    key: key.clone(),
+                    range_end: range_end.clone(),
+                    prev_kv: false,
+                }));
                 let mut s = Scratch::new(&mut self.model);
                 let deleted = s.delete(&key, &range_end);
                 s.commit();
@@ -330,9 +393,17 @@ impl Run {
                     assert_eq!(got.err(), Some(Error::LeaseExists), "{op:?}");
                     return;
                 }
-                assert!(matches!(got, Ok(Response::LeaseGrant(ref r)) if r.id == id && r.ttl == ttl), "{op:?}: {got:?}");
+                assert!(
+                    matches!(got, Ok(Response::LeaseGrant(ref r)) if r.id == id && r.ttl == ttl),
+                    "{op:?}: {got:?}"
+                );
                 let deadline = self.cluster.now_ms() + ttl as u64 * 1000;
-                let lease = LeaseModel { keys: BTreeSet::new(), ttl_ms: ttl as u64 * 1000, earliest_ms: deadline.saturating_sub(200), latest_ms: deadline + EXPIRY_SLACK_MS };
+                let lease = LeaseModel {
+                    keys: BTreeSet::new(),
+                    ttl_ms: ttl as u64 * 1000,
+                    earliest_ms: deadline.saturating_sub(200),
+                    latest_ms: deadline + EXPIRY_SLACK_MS,
+                };
                 self.model.leases.insert(id, lease);
             }
             Op::Revoke { lease } => {
@@ -357,7 +428,8 @@ impl Run {
             }
             Op::Cancel { watch } => {
                 // The watch on every key (the first) stays.
-                let open: Vec<usize> = (1..self.model.watches.len()).filter(|&i| self.model.watches[i].until.is_none()).collect();
+                let open: Vec<usize> =
+                    (1..self.model.watches.len()).filter(|&i| self.model.watches[i].until.is_none()).collect();
                 let Some(&i) = open.get(*watch as usize % open.len().max(1)) else { return };
                 self.collect_watch_responses();
                 let id = self.model.watches[i].id;
@@ -367,7 +439,8 @@ impl Run {
             }
             Op::SnapshotRestore => {
                 let sm = self.cluster.node(1).state();
-                let restored = StateMachine::restore(&sm.snapshot().expect("a member reads its own state"), MIN_TTL).expect("a member's own snapshot restores");
+                let restored = StateMachine::restore(&sm.snapshot().expect("a member reads its own state"), MIN_TTL)
+                    .expect("a member's own snapshot restores");
                 assert_eq!(restored.hash(), sm.hash(), "a restored snapshot is the same state");
                 assert_eq!(everything(&restored), everything(sm));
                 assert_eq!(restored.lessor().leases(), sm.lessor().leases());
@@ -406,8 +479,12 @@ impl Run {
         let request = |ops: &[TxnOp]| -> Vec<RequestOp> {
             ops.iter()
                 .map(|op| match op {
-                    TxnOp::Put { key: k, value } => RequestOp::Put(PutRequest { key: key(*k), value: vec![*value], ..Default::default() }),
-                    TxnOp::Delete { key: k } => RequestOp::DeleteRange(DeleteRangeRequest { key: key(*k), ..Default::default() }),
+                    TxnOp::Put { key: k, value } => {
+                        RequestOp::Put(PutRequest { key: key(*k), value: vec![*value], ..Default::default() })
+                    }
+                    TxnOp::Delete { key: k } => {
+                        RequestOp::DeleteRange(DeleteRangeRequest { key: key(*k), ..Default::default() })
+                    }
                     TxnOp::Get { key: k, width } => {
                         let (key, range_end) = range(*k, *width);
                         RequestOp::Range(RangeRequest { key, range_end, ..Default::default() })
@@ -425,7 +502,9 @@ impl Run {
         for (op, resp) in ops.iter().zip(&got.responses) {
             match (op, resp) {
                 (TxnOp::Put { key: k, value }, ResponseOp::Put(_)) => s.put(key(*k), vec![*value], 0),
-                (TxnOp::Delete { key: k }, ResponseOp::DeleteRange(r)) => assert_eq!(r.deleted, s.delete(&key(*k), &[]), "txn delete"),
+                (TxnOp::Delete { key: k }, ResponseOp::DeleteRange(r)) => {
+                    assert_eq!(r.deleted, s.delete(&key(*k), &[]), "txn delete")
+                }
                 (TxnOp::Get { key: k, width }, ResponseOp::Range(r)) => {
                     let (key, range_end) = range(*k, *width);
                     // A read in a transaction sees the branch's earlier writes.
@@ -442,7 +521,9 @@ impl Run {
         let now = self.model.now();
         let (k, target, result) = match c {
             Cmp::Value { key: k, value, result: r } => (*k, CompareTarget::Value(vec![*value]), result(*r)),
-            Cmp::Version { key: k, version, result: r } => (*k, CompareTarget::Version(i64::from(*version % 4)), result(*r)),
+            Cmp::Version { key: k, version, result: r } => {
+                (*k, CompareTarget::Version(i64::from(*version % 4)), result(*r))
+            }
             Cmp::Mod { key: k, back, result: r } => {
                 (*k, CompareTarget::ModRevision((self.model.current() - i64::from(*back % 8)).max(0)), result(*r))
             }
@@ -501,9 +582,17 @@ impl Run {
         let mut gone: Vec<i64> = vec![];
         for (id, lease) in &self.model.leases {
             if held.contains(id) {
-                assert!(now <= lease.latest_ms, "lease {id} outlived its TTL: now {now} ms, due by {} ms", lease.latest_ms);
+                assert!(
+                    now <= lease.latest_ms,
+                    "lease {id} outlived its TTL: now {now} ms, due by {} ms",
+                    lease.latest_ms
+                );
             } else {
-                assert!(now >= lease.earliest_ms, "lease {id} expired early after {op:?}: now {now} ms, due at {} ms", lease.earliest_ms);
+                assert!(
+                    now >= lease.earliest_ms,
+                    "lease {id} expired early after {op:?}: now {now} ms, due at {} ms",
+                    lease.earliest_ms
+                );
                 gone.push(*id);
             }
         }
@@ -517,11 +606,9 @@ impl Run {
             by_revision.entry(e.kv.mod_revision).or_default().insert(e.kv.key);
         }
         for keys in by_revision.into_values() {
-            let id = gone
-                .iter()
-                .copied()
-                .find(|id| self.model.leases[id].keys == keys)
-                .unwrap_or_else(|| panic!("keys {keys:?} were deleted together, but no expired lease holds exactly them"));
+            let id = gone.iter().copied().find(|id| self.model.leases[id].keys == keys).unwrap_or_else(|| {
+                panic!("keys {keys:?} were deleted together, but no expired lease holds exactly them")
+            });
             gone.retain(|g| *g != id);
             self.model_revoke(id);
         }
@@ -566,7 +653,12 @@ impl Run {
             assert!(
                 w.received.len() <= expected.len() && w.received[..] == expected[..w.received.len()],
                 "watch {} ({:?}..{:?} from {}) delivered {:?}, expected a prefix of {:?}",
-                w.id, w.key, w.range_end, w.start, w.received, expected
+                w.id,
+                w.key,
+                w.range_end,
+                w.start,
+                w.received,
+                expected
             );
             if let Some(c) = &w.cancelled {
                 assert!(w.until.is_some() || w.compacted.is_some(), "watch {} cancelled unasked: {c:?}", w.id);
@@ -578,10 +670,21 @@ impl Run {
     fn check_watches_complete(&self) {
         for w in &self.model.watches {
             if let Some(compact) = w.compacted {
-                let c = w.cancelled.as_ref().unwrap_or_else(|| panic!("watch {} from compacted revision {} not cancelled", w.id, w.start));
+                let c = w
+                    .cancelled
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("watch {} from compacted revision {} not cancelled", w.id, w.start));
                 assert_eq!(c.compact_revision, compact, "watch {}", w.id);
             } else if w.until.is_none() {
-                assert_eq!(w.received, self.expected(w), "watch {} ({:?}..{:?} from {})", w.id, w.key, w.range_end, w.start);
+                assert_eq!(
+                    w.received,
+                    self.expected(w),
+                    "watch {} ({:?}..{:?} from {})",
+                    w.id,
+                    w.key,
+                    w.range_end,
+                    w.start
+                );
             }
         }
     }

@@ -96,7 +96,10 @@ fn build_history(dir: &Path, tables: bool) -> Vec<Option<Disk>> {
         model.write(p);
         synced(&mut store, &model, &mut states);
         if chunk == 2 {
-            let s = LocalSnapshot { snapshot: SnapshotRecord { index: 20, term: 2, bytes: vec![0xAB; 2000] }, compact_to: 15 };
+            let s = LocalSnapshot {
+                snapshot: SnapshotRecord { index: 20, term: 2, bytes: vec![0xAB; 2000] },
+                compact_to: 15,
+            };
             store.keep_snapshot(&s).expect("keep_snapshot");
             model.keep_snapshot(&s.snapshot, s.compact_to);
             synced(&mut store, &model, &mut states);
@@ -267,7 +270,8 @@ pub fn damage_every_file(tables: bool) -> Vec<Outcome> {
             continue;
         }
         let file = n as u8;
-        let mut damage: Vec<Damage> = (0..12).map(|k| Damage::Flip { file, offset: len / 12 * k, mask: 0x5A }).collect();
+        let mut damage: Vec<Damage> =
+            (0..12).map(|k| Damage::Flip { file, offset: len / 12 * k, mask: 0x5A }).collect();
         damage.push(Damage::Flip { file, offset: len - 1, mask: 0x5A });
         damage.extend([0, len / 3, len - 1].map(|at| Damage::Cut { file, at }));
         for d in damage {

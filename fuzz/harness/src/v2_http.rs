@@ -58,7 +58,10 @@ fn request(exec: &Exec, api: &Api<LocalBackend>, method: Method, uri: Uri, body:
         let json: serde_json::Value = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("{method} {uri}: status {status} with a body that is not JSON ({e}): {body:?}"));
         if status >= 400 {
-            assert!(json["errorCode"].is_u64() && json["message"].is_string() && json["index"].is_u64(), "{method} {uri}: {json}");
+            assert!(
+                json["errorCode"].is_u64() && json["message"].is_string() && json["index"].is_u64(),
+                "{method} {uri}: {json}"
+            );
         } else {
             assert!(json["action"].is_string(), "{method} {uri}: {json}");
         }

@@ -18,26 +18,72 @@ const MAX_CALLS: usize = 16;
 
 /// Every gRPC method Keel serves, and one service it does not.
 pub const GRPC_METHODS: &[&str] = &[
-    "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Txn",
-    "/etcdserverpb.KV/Compact", "/etcdserverpb.Watch/Watch", "/etcdserverpb.Lease/LeaseGrant",
-    "/etcdserverpb.Lease/LeaseRevoke", "/etcdserverpb.Lease/LeaseKeepAlive", "/etcdserverpb.Lease/LeaseTimeToLive",
-    "/etcdserverpb.Lease/LeaseLeases", "/etcdserverpb.Cluster/MemberAdd", "/etcdserverpb.Cluster/MemberRemove",
-    "/etcdserverpb.Cluster/MemberUpdate", "/etcdserverpb.Cluster/MemberList", "/etcdserverpb.Cluster/MemberPromote",
-    "/etcdserverpb.Maintenance/Alarm", "/etcdserverpb.Maintenance/Status", "/etcdserverpb.Maintenance/Defragment",
-    "/etcdserverpb.Maintenance/Hash", "/etcdserverpb.Maintenance/HashKV", "/etcdserverpb.Maintenance/Snapshot",
-    "/etcdserverpb.Maintenance/MoveLeader", "/v3lockpb.Lock/Lock", "/v3lockpb.Lock/Unlock",
-    "/v3electionpb.Election/Campaign", "/v3electionpb.Election/Proclaim", "/v3electionpb.Election/Leader",
-    "/v3electionpb.Election/Observe", "/v3electionpb.Election/Resign", "/etcdserverpb.Auth/AuthEnable",
+    "/etcdserverpb.KV/Range",
+    "/etcdserverpb.KV/Put",
+    "/etcdserverpb.KV/DeleteRange",
+    "/etcdserverpb.KV/Txn",
+    "/etcdserverpb.KV/Compact",
+    "/etcdserverpb.Watch/Watch",
+    "/etcdserverpb.Lease/LeaseGrant",
+    "/etcdserverpb.Lease/LeaseRevoke",
+    "/etcdserverpb.Lease/LeaseKeepAlive",
+    "/etcdserverpb.Lease/LeaseTimeToLive",
+    "/etcdserverpb.Lease/LeaseLeases",
+    "/etcdserverpb.Cluster/MemberAdd",
+    "/etcdserverpb.Cluster/MemberRemove",
+    "/etcdserverpb.Cluster/MemberUpdate",
+    "/etcdserverpb.Cluster/MemberList",
+    "/etcdserverpb.Cluster/MemberPromote",
+    "/etcdserverpb.Maintenance/Alarm",
+    "/etcdserverpb.Maintenance/Status",
+    "/etcdserverpb.Maintenance/Defragment",
+    "/etcdserverpb.Maintenance/Hash",
+    "/etcdserverpb.Maintenance/HashKV",
+    "/etcdserverpb.Maintenance/Snapshot",
+    "/etcdserverpb.Maintenance/MoveLeader",
+    "/v3lockpb.Lock/Lock",
+    "/v3lockpb.Lock/Unlock",
+    "/v3electionpb.Election/Campaign",
+    "/v3electionpb.Election/Proclaim",
+    "/v3electionpb.Election/Leader",
+    "/v3electionpb.Election/Observe",
+    "/v3electionpb.Election/Resign",
+    "/etcdserverpb.Auth/AuthEnable",
 ];
 
 /// Every gateway call (the path after `/v3/`), and one that does not exist.
 pub const GATEWAY_CALLS: &[&str] = &[
-    "kv/range", "kv/put", "kv/deleterange", "kv/txn", "kv/compaction", "watch", "lease/grant", "lease/revoke",
-    "lease/keepalive", "lease/timetolive", "lease/leases", "cluster/member/add", "cluster/member/remove",
-    "cluster/member/update", "cluster/member/list", "cluster/member/promote", "maintenance/alarm",
-    "maintenance/status", "maintenance/defragment", "maintenance/hash", "maintenance/snapshot",
-    "maintenance/transfer-leadership", "lock/lock", "lock/unlock", "election/campaign", "election/proclaim",
-    "election/leader", "election/observe", "election/resign", "auth/enable", "nothing/here",
+    "kv/range",
+    "kv/put",
+    "kv/deleterange",
+    "kv/txn",
+    "kv/compaction",
+    "watch",
+    "lease/grant",
+    "lease/revoke",
+    "lease/keepalive",
+    "lease/timetolive",
+    "lease/leases",
+    "cluster/member/add",
+    "cluster/member/remove",
+    "cluster/member/update",
+    "cluster/member/list",
+    "cluster/member/promote",
+    "maintenance/alarm",
+    "maintenance/status",
+    "maintenance/defragment",
+    "maintenance/hash",
+    "maintenance/snapshot",
+    "maintenance/transfer-leadership",
+    "lock/lock",
+    "lock/unlock",
+    "election/campaign",
+    "election/proclaim",
+    "election/leader",
+    "election/observe",
+    "election/resign",
+    "auth/enable",
+    "nothing/here",
 ];
 
 /// The target's body. The input is a sequence of calls, each `[kind][which][length: u16 BE]`
@@ -100,7 +146,13 @@ fn grpc(exec: &Exec, services: &Services<LocalBackend>, method: u8, body: Vec<u8
 
 fn grpc_status(headers: &hyper::HeaderMap) -> Option<u32> {
     let value = headers.get("grpc-status")?;
-    Some(value.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("a grpc-status that is not a number: {value:?}")))
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("a grpc-status that is not a number: {value:?}")),
+    )
 }
 
 fn gateway_call(exec: &Exec, services: &Services<LocalBackend>, name: &str, body: &[u8]) {
@@ -112,7 +164,8 @@ fn gateway_call(exec: &Exec, services: &Services<LocalBackend>, name: &str, body
     if status == 404 && &bytes[..] == b"Not Found\n" {
         // grpc-gateway's answer for a path that is no call
     } else if status >= 400 {
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: error body is not JSON ({e}): {bytes:?}"));
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{name}: error body is not JSON ({e}): {bytes:?}"));
         assert!(json["code"].is_u64() && json["message"].is_string() && json["error"].is_string(), "{name}: {json}");
     } else {
         assert_eq!(status, 200, "{name}");

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(kind).join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else { return vec![] };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.expect("a directory entry").path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> =
+        entries.map(|e| e.expect("a directory entry").path()).filter(|p| p.is_file()).collect();
     files.sort();
     files
 }

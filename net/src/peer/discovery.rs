@@ -38,7 +38,12 @@ struct Answer {
 /// has `own_urls`, and believes whoever has seen the newest membership (one that has not yet
 /// applied a removal may still name a removed member at the same URLs), until one knows or
 /// `patience` runs out (the operator has not run `member add` yet, or no member is reachable).
-pub async fn discover_identity(peers: &[String], own_urls: &[String], dial: &Dial, patience: Duration) -> Result<JoinerIdentity, String> {
+pub async fn discover_identity(
+    peers: &[String],
+    own_urls: &[String],
+    dial: &Dial,
+    patience: Duration,
+) -> Result<JoinerIdentity, String> {
     let deadline = tokio::time::Instant::now() + patience;
     let own = sorted(own_urls);
     let others = others(peers, &own, dial);
@@ -68,7 +73,12 @@ pub async fn discover_identity(peers: &[String], own_urls: &[String], dial: &Dia
 /// this member as having served clients means its data directory was lost — founding again with
 /// an empty log could vote away acknowledged writes, so both are refused (etcd's "member ... has
 /// already been bootstrapped"). Members that do not answer are still starting, as founders do.
-pub async fn check_founding(peers: &[String], own_urls: &[String], (member_id, cluster_id): (u64, u64), dial: &Dial) -> Result<(), String> {
+pub async fn check_founding(
+    peers: &[String],
+    own_urls: &[String],
+    (member_id, cluster_id): (u64, u64),
+    dial: &Dial,
+) -> Result<(), String> {
     let own = sorted(own_urls);
     for (addr, answer) in ask_all(&others(peers, &own, dial), &own).await {
         if answer.cluster_id != cluster_id && answer.cluster_id != 0 {
@@ -108,7 +118,9 @@ async fn ask_who_am_i(addr: &str, own: &[String], dial: &Dial) -> Option<Answer>
         (Frame::WhoAmI { peer_urls: own.to_vec() }).write(&mut stream).await.ok()?;
         stream.flush().await.ok()?;
         match Frame::read(&mut stream).await {
-            Ok(Some(Frame::YouAre { id, cluster_id, members, started, as_of })) => Some(Answer { id, cluster_id, members, started, as_of }),
+            Ok(Some(Frame::YouAre { id, cluster_id, members, started, as_of })) => {
+                Some(Answer { id, cluster_id, members, started, as_of })
+            }
             _ => None,
         }
     };

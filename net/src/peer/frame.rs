@@ -61,7 +61,9 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Io(e) => write!(f, "peer connection: {e}"),
             FrameError::TooLarge(n) => write!(f, "peer frame of {n} bytes exceeds {MAX_FRAME_BYTES}"),
-            FrameError::Malformed(e) => write!(f, "unreadable peer frame: {e} (every member must run the same keel release)"),
+            FrameError::Malformed(e) => {
+                write!(f, "unreadable peer frame: {e} (every member must run the same keel release)")
+            }
         }
     }
 }
@@ -179,7 +181,13 @@ mod tests {
             Frame::Forward { id: 1, request: Request::LeaseLeases },
             Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },
             Frame::WhoAmI { peer_urls: vec!["http://10.0.0.4:2380".into()] },
-            Frame::YouAre { id: 4, cluster_id: 9, members: vec![(4, vec!["http://10.0.0.4:2380".into()])], started: true, as_of: 12 },
+            Frame::YouAre {
+                id: 4,
+                cluster_id: 9,
+                members: vec![(4, vec!["http://10.0.0.4:2380".into()])],
+                started: true,
+                as_of: 12,
+            },
         ];
         let mut wire = Vec::new();
         for f in &frames {

@@ -416,7 +416,10 @@ mod tests {
         t2.set_peer(1, &format!("http://{a1}"));
         assert!(t1.send_raft(message(2, vec![1, 2, 3])));
         let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
-        let payload = SnapshotPayload { data: std::sync::Arc::new(big[5..2_999_990].to_vec()), trailer: big[2_999_990..].to_vec() };
+        let payload = SnapshotPayload {
+            data: std::sync::Arc::new(big[5..2_999_990].to_vec()),
+            trailer: big[2_999_990..].to_vec(),
+        };
         assert!(t1.send_raft(OutMessage { to: 2, bytes: big[..5].to_vec(), payload: Some(payload) }));
         assert!(t2.send_frame(1, Frame::Forward { id: 9, request: Request::LeaseLeases }));
         let mut got = Vec::new();

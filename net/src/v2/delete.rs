@@ -19,11 +19,7 @@ use super::{path, Reply};
 use crate::backend::Backend;
 
 fn delete_range(key: &[u8], range_end: Vec<u8>) -> RequestOp {
-    RequestOp::DeleteRange(DeleteRangeRequest {
-        key: key.to_vec(),
-        range_end,
-        prev_kv: false,
-    })
+    RequestOp::DeleteRange(DeleteRangeRequest { key: key.to_vec(), range_end, prev_kv: false })
 }
 
 /// DELETE, dispatched as etcd does: a compare field makes it a compare-and-delete.
@@ -33,11 +29,7 @@ pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resu
     }
     let p = req.path.as_str();
     if path::is_root(p) {
-        return Err(V2Error::new(
-            error::ROOT_READ_ONLY,
-            "/",
-            st.current_revision(),
-        ));
+        return Err(V2Error::new(error::ROOT_READ_ONLY, "/", st.current_revision()));
     }
     let dir = req.dir || req.recursive;
     for attempt in 0..MAX_ATTEMPTS {
@@ -45,13 +37,9 @@ pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resu
             continue;
         };
         let (op, frozen, node_dir, created, mut prev) = match found {
-            Existing::File(kv) => (
-                delete_range(p.as_bytes(), vec![]),
-                false,
-                false,
-                kv.create_revision,
-                tree::file_node(p, &kv),
-            ),
+            Existing::File(kv) => {
+                (delete_range(p.as_bytes(), vec![]), false, false, kv.create_revision, tree::file_node(p, &kv))
+            }
             Existing::Dir(_) if !dir => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
             Existing::Dir(info) if info.has_children && !req.recursive => {
                 fail!(spot, V2Error::new(error::DIR_NOT_EMPTY, p, spot.rev))
@@ -71,11 +59,7 @@ pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resu
             }
         };
         // The TTL of the node as it was, read before it goes.
-        let mut before = Event {
-            action: "delete",
-            node: None,
-            prev_node: Some(prev),
-        };
+        let mut before = Event { action: "delete", node: None, prev_node: Some(prev) };
         fill(st, &mut before).await;
         prev = before.prev_node.take().unwrap_or_default();
         let Some(t) = st.txn(spot.guards(frozen), vec![op]).await? else {
@@ -83,20 +67,13 @@ pub async fn delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resu
         };
         let rev = t.header.revision;
         let node = Node::bare(p, node_dir, rev, created);
-        return Ok(Reply {
-            status: 200,
-            index: rev,
-            event: Event::new("delete", node, Some(prev)),
-        });
+        return Ok(Reply { status: 200, index: rev, event: Event::new("delete", node, Some(prev)) });
     }
     Err(contention())
 }
 
 /// Delete a file if it matches `prevValue`/`prevIndex`.
-async fn compare_and_delete<B: Backend>(
-    st: &mut Store<'_, B>,
-    req: &KeyRequest,
-) -> Result<Reply, V2Error> {
+async fn compare_and_delete<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
     if path::is_root(p) {
         return Err(V2Error::new(error::NOT_FILE, "/", st.current_revision()));
@@ -106,16 +83,9 @@ async fn compare_and_delete<B: Backend>(
         let Some((spot, kv)) = read.await? else {
             continue;
         };
-        let mut before = Event {
-            action: "compareAndDelete",
-            node: None,
-            prev_node: Some(tree::file_node(p, &kv)),
-        };
+        let mut before = Event { action: "compareAndDelete", node: None, prev_node: Some(tree::file_node(p, &kv)) };
         fill(st, &mut before).await;
-        let Some(t) = st
-            .txn(spot.guards(false), vec![delete_range(p.as_bytes(), vec![])])
-            .await?
-        else {
+        let Some(t) = st.txn(spot.guards(false), vec![delete_range(p.as_bytes(), vec![])]).await? else {
             continue;
         };
         let rev = t.header.revision;
@@ -123,11 +93,7 @@ async fn compare_and_delete<B: Backend>(
         return Ok(Reply {
             status: 200,
             index: rev,
-            event: Event {
-                action: "compareAndDelete",
-                node: Some(node),
-                prev_node: before.prev_node,
-            },
+            event: Event { action: "compareAndDelete", node: Some(node), prev_node: before.prev_node },
         });
     }
     Err(contention())

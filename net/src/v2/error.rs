@@ -32,11 +32,7 @@ pub struct V2Error {
 
 impl V2Error {
     pub fn new(code: u32, cause: impl Into<String>, index: i64) -> V2Error {
-        V2Error {
-            code,
-            cause: cause.into(),
-            index,
-        }
+        V2Error { code, cause: cause.into(), index }
     }
 
     /// An error found while parsing the request (etcd reports these at index 0).
@@ -152,9 +148,6 @@ mod tests {
             "{\"errorCode\":107,\"message\":\"Root is read only\",\"index\":3}\n"
         );
         let e: V2Error = CoreError::Timeout.into();
-        assert_eq!(
-            (e.code, e.cause.as_str(), e.index),
-            (300, "etcdserver: request timed out", 0)
-        );
+        assert_eq!((e.code, e.cause.as_str(), e.index), (300, "etcdserver: request timed out", 0));
     }
 }

@@ -46,9 +46,5 @@ pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<
     };
     let mut event = Event::new("get", node, None);
     fill(st, &mut event).await;
-    Ok(Reply {
-        status: 200,
-        index: rev,
-        event,
-    })
+    Ok(Reply { status: 200, index: rev, event })
 }

@@ -95,11 +95,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(action: &'static str, node: Node, prev_node: Option<Node>) -> Event {
-        Event {
-            action,
-            node: Some(node),
-            prev_node,
-        }
+        Event { action, node: Some(node), prev_node }
     }
 
     /// The body, newline-terminated.
@@ -180,19 +176,12 @@ fn write_head(out: &mut String, n: &Node) {
 
 /// The end of `nodes` and the fields after it.
 fn write_tail(out: &mut String, n: &Node) {
-    let mut any = !n.key.is_empty()
-        || n.value.is_some()
-        || n.dir
-        || n.expiration.is_some()
-        || n.ttl != 0
-        || !n.nodes.is_empty();
+    let mut any =
+        !n.key.is_empty() || n.value.is_some() || n.dir || n.expiration.is_some() || n.ttl != 0 || !n.nodes.is_empty();
     if !n.nodes.is_empty() {
         out.push(']');
     }
-    for (name, v) in [
-        ("modifiedIndex", n.modified_index),
-        ("createdIndex", n.created_index),
-    ] {
+    for (name, v) in [("modifiedIndex", n.modified_index), ("createdIndex", n.created_index)] {
         if v > 0 {
             if any {
                 out.push(',');
@@ -243,12 +232,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
     let rem = secs % 86_400;
     let (y, m, dd) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    let mut s = format!("{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
     if nanos > 0 {
         let frac = format!("{nanos:09}");
         s.push('.');
@@ -347,8 +331,6 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(4_102_444_799, 0);
         assert_eq!(rfc3339(t), "2099-12-31T23:59:59Z");
         // Far future does not panic.
-        assert!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(400 * 366 * 86_400 * 25)).starts_with("11")
-        );
+        assert!(rfc3339(UNIX_EPOCH + Duration::from_secs(400 * 366 * 86_400 * 25)).starts_with("11"));
     }
 }

@@ -72,10 +72,7 @@ pub struct V2Response {
 impl V2Response {
     /// The value of the first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -125,36 +122,17 @@ fn headers<B: Backend>(backend: &B, index: i64) -> Vec<(String, String)> {
     ]
 }
 
-fn success_response<B: Backend>(
-    backend: &B,
-    mut reply: Reply,
-    no_value_on_success: bool,
-) -> V2Response {
+fn success_response<B: Backend>(backend: &B, mut reply: Reply, no_value_on_success: bool) -> V2Response {
     // etcd leaves out both nodes of a successful write when asked not to echo the value.
-    if no_value_on_success
-        && matches!(
-            reply.event.action,
-            "set" | "create" | "update" | "compareAndSwap"
-        )
-    {
+    if no_value_on_success && matches!(reply.event.action, "set" | "create" | "update" | "compareAndSwap") {
         reply.event.node = None;
         reply.event.prev_node = None;
     }
-    V2Response {
-        status: reply.status,
-        headers: headers(backend, reply.index),
-        body: reply.event.encode(),
-        op: None,
-    }
+    V2Response { status: reply.status, headers: headers(backend, reply.index), body: reply.event.encode(), op: None }
 }
 
 fn error_response<B: Backend>(backend: &B, e: &V2Error) -> V2Response {
-    V2Response {
-        status: e.status(),
-        headers: headers(backend, e.index),
-        body: e.body(),
-        op: None,
-    }
+    V2Response { status: e.status(), headers: headers(backend, e.index), body: e.body(), op: None }
 }
 
 /// etcd's answer to a method the keys API does not serve.

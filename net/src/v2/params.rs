@@ -115,8 +115,7 @@ impl<'a> Form<'a> {
     fn uint(&self, name: &str, code: u32) -> Result<u64, V2Error> {
         match self.first(name) {
             None => Ok(0),
-            Some(v) => parse_uint(v)
-                .ok_or_else(|| V2Error::request(code, format!("invalid value for \"{name}\""))),
+            Some(v) => parse_uint(v).ok_or_else(|| V2Error::request(code, format!("invalid value for \"{name}\""))),
         }
     }
 }
@@ -146,12 +145,7 @@ pub fn parse(
     form: &[(String, String)],
 ) -> Result<KeyRequest, V2Error> {
     let body = matches!(method, Method::Put | Method::Post);
-    let pairs = form
-        .iter()
-        .filter(|_| body)
-        .chain(query.iter())
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = form.iter().filter(|_| body).chain(query.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let f = Form { pairs };
 
     let prev_index = f.uint("prevIndex", error::INDEX_NAN)?;
@@ -163,52 +157,34 @@ pub fn parse(
     let quorum = f.bool("quorum", "invalid value for \"quorum\"")?;
     let stream = f.bool("stream", "invalid value for \"stream\"")?;
     if wait && method != Method::Get {
-        return Err(V2Error::request(
-            error::INVALID_FIELD,
-            "\"wait\" can only be used with GET requests",
-        ));
+        return Err(V2Error::request(error::INVALID_FIELD, "\"wait\" can only be used with GET requests"));
     }
     let prev_value = match f.first("prevValue") {
         Some("") => {
-            return Err(V2Error::request(
-                error::PREV_VALUE_REQUIRED,
-                "\"prevValue\" cannot be empty",
-            ));
+            return Err(V2Error::request(error::PREV_VALUE_REQUIRED, "\"prevValue\" cannot be empty"));
         }
         Some(v) => Some(v.to_string()),
         None => None,
     };
-    let no_value_on_success =
-        f.bool("noValueOnSuccess", "invalid value for \"noValueOnSuccess\"")?;
-    let ttl = if f.value("ttl").is_empty() {
-        None
-    } else {
-        Some(f.uint("ttl", error::TTL_NAN)?)
-    };
+    let no_value_on_success = f.bool("noValueOnSuccess", "invalid value for \"noValueOnSuccess\"")?;
+    let ttl = if f.value("ttl").is_empty() { None } else { Some(f.uint("ttl", error::TTL_NAN)?) };
     let prev_exist = match f.first("prevExist") {
         None => None,
-        Some(v) => Some(parse_bool(v).ok_or_else(|| {
-            V2Error::request(error::INVALID_FIELD, "invalid value for prevExist")
-        })?),
+        Some(v) => {
+            Some(parse_bool(v).ok_or_else(|| V2Error::request(error::INVALID_FIELD, "invalid value for prevExist"))?)
+        }
     };
     let refresh = match f.first("refresh") {
         None => false,
-        Some(v) => parse_bool(v)
-            .ok_or_else(|| V2Error::request(error::INVALID_FIELD, "invalid value for refresh"))?,
+        Some(v) => parse_bool(v).ok_or_else(|| V2Error::request(error::INVALID_FIELD, "invalid value for refresh"))?,
     };
     let value = f.value("value").to_string();
     if refresh {
         if !value.is_empty() {
-            return Err(V2Error::request(
-                error::REFRESH_VALUE,
-                "A value was provided on a refresh",
-            ));
+            return Err(V2Error::request(error::REFRESH_VALUE, "A value was provided on a refresh"));
         }
         if ttl.is_none() {
-            return Err(V2Error::request(
-                error::REFRESH_TTL_REQUIRED,
-                "No TTL value set",
-            ));
+            return Err(V2Error::request(error::REFRESH_TTL_REQUIRED, "No TTL value set"));
         }
     }
     Ok(KeyRequest {
@@ -236,9 +212,7 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     fn p(method: Method, q: &[(&str, &str)], f: &[(&str, &str)]) -> Result<KeyRequest, V2Error> {
@@ -269,59 +243,25 @@ mod tests {
     #[test]
     fn bad_fields_give_etcds_codes_and_causes() {
         let q = Method::Get;
-        assert_eq!(
-            err(p(q, &[("prevIndex", "x")], &[])),
-            (203, "invalid value for \"prevIndex\"".into())
-        );
-        assert_eq!(
-            err(p(q, &[("waitIndex", "-1")], &[])),
-            (203, "invalid value for \"waitIndex\"".into())
-        );
-        assert_eq!(
-            err(p(q, &[("recursive", "yes")], &[])),
-            (209, "invalid value for \"recursive\"".into())
-        );
-        assert_eq!(
-            err(p(q, &[("sorted", "")], &[])),
-            (209, "invalid value for \"sorted\"".into())
-        );
+        assert_eq!(err(p(q, &[("prevIndex", "x")], &[])), (203, "invalid value for \"prevIndex\"".into()));
+        assert_eq!(err(p(q, &[("waitIndex", "-1")], &[])), (203, "invalid value for \"waitIndex\"".into()));
+        assert_eq!(err(p(q, &[("recursive", "yes")], &[])), (209, "invalid value for \"recursive\"".into()));
+        assert_eq!(err(p(q, &[("sorted", "")], &[])), (209, "invalid value for \"sorted\"".into()));
         assert_eq!(
             err(p(Method::Put, &[("wait", "true")], &[])),
             (209, "\"wait\" can only be used with GET requests".into())
         );
+        assert_eq!(err(p(Method::Put, &[("prevValue", "")], &[])), (201, "\"prevValue\" cannot be empty".into()));
+        assert_eq!(err(p(Method::Put, &[("ttl", "abc")], &[])), (202, "invalid value for \"ttl\"".into()));
+        assert_eq!(err(p(Method::Put, &[("prevExist", "maybe")], &[])), (209, "invalid value for prevExist".into()));
+        assert_eq!(err(p(Method::Put, &[("refresh", "x")], &[])), (209, "invalid value for refresh".into()));
         assert_eq!(
-            err(p(Method::Put, &[("prevValue", "")], &[])),
-            (201, "\"prevValue\" cannot be empty".into())
-        );
-        assert_eq!(
-            err(p(Method::Put, &[("ttl", "abc")], &[])),
-            (202, "invalid value for \"ttl\"".into())
-        );
-        assert_eq!(
-            err(p(Method::Put, &[("prevExist", "maybe")], &[])),
-            (209, "invalid value for prevExist".into())
-        );
-        assert_eq!(
-            err(p(Method::Put, &[("refresh", "x")], &[])),
-            (209, "invalid value for refresh".into())
-        );
-        assert_eq!(
-            err(p(
-                Method::Put,
-                &[("refresh", "true"), ("ttl", "5"), ("value", "v")],
-                &[]
-            )),
+            err(p(Method::Put, &[("refresh", "true"), ("ttl", "5"), ("value", "v")], &[])),
             (211, "A value was provided on a refresh".into())
         );
-        assert_eq!(
-            err(p(Method::Put, &[("refresh", "true")], &[])),
-            (212, "No TTL value set".into())
-        );
+        assert_eq!(err(p(Method::Put, &[("refresh", "true")], &[])), (212, "No TTL value set".into()));
         // Checked in etcd's order: the index comes before the booleans.
-        assert_eq!(
-            err(p(q, &[("recursive", "x"), ("prevIndex", "x")], &[])).0,
-            203
-        );
+        assert_eq!(err(p(q, &[("recursive", "x"), ("prevIndex", "x")], &[])).0, 203);
     }
 
     #[test]
@@ -332,22 +272,9 @@ mod tests {
         assert!(!r.dir);
         let r = p(Method::Put, &[("ttl", "")], &[]).unwrap();
         assert_eq!(r.ttl, None);
-        let r = p(
-            Method::Put,
-            &[("ttl", "7"), ("prevExist", "false"), ("prevValue", "a")],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(
-            (r.ttl, r.prev_exist, r.prev_value.as_deref()),
-            (Some(7), Some(false), Some("a"))
-        );
-        let r = p(
-            Method::Put,
-            &[("refresh", "true"), ("ttl", "5"), ("value", "")],
-            &[],
-        )
-        .unwrap();
+        let r = p(Method::Put, &[("ttl", "7"), ("prevExist", "false"), ("prevValue", "a")], &[]).unwrap();
+        assert_eq!((r.ttl, r.prev_exist, r.prev_value.as_deref()), (Some(7), Some(false), Some("a")));
+        let r = p(Method::Put, &[("refresh", "true"), ("ttl", "5"), ("value", "")], &[]).unwrap();
         assert!(r.refresh);
     }
 }

@@ -40,11 +40,7 @@ pub fn is_root(path: &str) -> bool {
 /// The proper ancestors of a normalized path, top-down, without the root:
 /// `/a/b/c` → `["/a", "/a/b"]`.
 pub fn ancestors(path: &str) -> Vec<&str> {
-    path.char_indices()
-        .skip(1)
-        .filter(|&(_, c)| c == '/')
-        .map(|(i, _)| &path[..i])
-        .collect()
+    path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(|(i, _)| &path[..i]).collect()
 }
 
 /// The key prefix of everything inside directory `path` (`/a` → `/a/`, `/` → `/`); for a
@@ -81,11 +77,7 @@ pub fn hidden_below(watch_path: &str, key_path: &str) -> bool {
     if key_path == watch_path {
         return false;
     }
-    let rest = if is_root(watch_path) {
-        key_path
-    } else {
-        key_path.strip_prefix(watch_path).unwrap_or(key_path)
-    };
+    let rest = if is_root(watch_path) { key_path } else { key_path.strip_prefix(watch_path).unwrap_or(key_path) };
     rest.contains("/_")
 }
 

@@ -25,30 +25,17 @@ pub fn contention() -> V2Error {
 
 /// Write `key` with `value` and `lease`.
 pub fn put_op(key: &[u8], value: &[u8], lease: i64) -> RequestOp {
-    RequestOp::Put(PutRequest {
-        key: key.to_vec(),
-        value: value.to_vec(),
-        lease,
-        ..PutRequest::default()
-    })
+    RequestOp::Put(PutRequest { key: key.to_vec(), value: value.to_vec(), lease, ..PutRequest::default() })
 }
 
 /// Delete exactly `key`.
 pub fn delete_op(key: &[u8]) -> RequestOp {
-    RequestOp::DeleteRange(DeleteRangeRequest {
-        key: key.to_vec(),
-        ..DeleteRangeRequest::default()
-    })
+    RequestOp::DeleteRange(DeleteRangeRequest { key: key.to_vec(), ..DeleteRangeRequest::default() })
 }
 
 /// Move a key to another lease, keeping its value.
 pub fn relabel_op(key: &[u8], lease: i64) -> RequestOp {
-    RequestOp::Put(PutRequest {
-        key: key.to_vec(),
-        lease,
-        ignore_value: true,
-        ..PutRequest::default()
-    })
+    RequestOp::Put(PutRequest { key: key.to_vec(), lease, ignore_value: true, ..PutRequest::default() })
 }
 
 fn root_read_only<B: Backend>(st: &Store<'_, B>) -> V2Error {
@@ -69,20 +56,12 @@ pub async fn answer<B: Backend>(
     if old_lease != 0 && old_lease != new_lease {
         st.revoke_if_unused(old_lease).await;
     }
-    Reply {
-        status,
-        index,
-        event,
-    }
+    Reply { status, index, event }
 }
 
 /// Fill the TTL fields of an event's nodes.
 pub async fn fill<B: Backend>(st: &mut Store<'_, B>, event: &mut Event) {
-    let mut nodes: Vec<&mut Node> = event
-        .node
-        .iter_mut()
-        .chain(event.prev_node.iter_mut())
-        .collect();
+    let mut nodes: Vec<&mut Node> = event.node.iter_mut().chain(event.prev_node.iter_mut()).collect();
     st.fill_ttls(&mut nodes).await;
 }
 
@@ -102,11 +81,7 @@ pub async fn put<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<
 }
 
 /// Create or replace a file (or create a directory with `dir=true`).
-async fn set<B: Backend>(
-    st: &mut Store<'_, B>,
-    req: &KeyRequest,
-    grant: &mut Grant,
-) -> Result<Reply, V2Error> {
+async fn set<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest, grant: &mut Grant) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
     for attempt in 0..MAX_ATTEMPTS {
         let Some(spot) = spot::read_checked(st, p, attempt).await? else {
@@ -115,12 +90,10 @@ async fn set<B: Backend>(
         let prev = match spot.entry() {
             Entry::Dir(_) => fail!(spot, V2Error::new(error::NOT_FILE, p, spot.rev)),
             Entry::Absent if req.refresh => fail!(spot, spot::missing(st, p, spot.rev).await),
-            Entry::File(kv) if req.refresh => {
-                match refresh_file(st, &spot, &kv, req, "set", grant).await? {
-                    Some(reply) => return Ok(reply),
-                    None => continue,
-                }
-            }
+            Entry::File(kv) if req.refresh => match refresh_file(st, &spot, &kv, req, "set", grant).await? {
+                Some(reply) => return Ok(reply),
+                None => continue,
+            },
             Entry::File(kv) => Some(kv),
             Entry::Absent => None,
         };
@@ -132,11 +105,7 @@ async fn set<B: Backend>(
 }
 
 /// Create a file or directory that must not exist yet.
-async fn create<B: Backend>(
-    st: &mut Store<'_, B>,
-    req: &KeyRequest,
-    grant: &mut Grant,
-) -> Result<Reply, V2Error> {
+async fn create<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest, grant: &mut Grant) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
     for attempt in 0..MAX_ATTEMPTS {
         let Some(spot) = spot::read_checked(st, p, attempt).await? else {
@@ -186,11 +155,7 @@ async fn put_node<B: Backend>(
     };
     grant.committed(lease);
     let rev = t.header.revision;
-    let node = if req.dir {
-        Node::dir(p, rev, rev, lease)
-    } else {
-        Node::file(p, req.value.clone(), rev, rev, lease)
-    };
+    let node = if req.dir { Node::dir(p, rev, rev, lease) } else { Node::file(p, req.value.clone(), rev, rev, lease) };
     let prev_node = prev.map(|kv| tree::file_node(p, kv));
     let status = if prev.is_some() { 200 } else { 201 };
     let old = prev.map_or(0, |kv| kv.lease);
@@ -199,11 +164,7 @@ async fn put_node<B: Backend>(
 }
 
 /// Change an existing file's value (and TTL), or an existing directory's TTL.
-async fn update<B: Backend>(
-    st: &mut Store<'_, B>,
-    req: &KeyRequest,
-    grant: &mut Grant,
-) -> Result<Reply, V2Error> {
+async fn update<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest, grant: &mut Grant) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
     for attempt in 0..MAX_ATTEMPTS {
         let Some((spot, found)) = spot::read_existing(st, p, attempt).await? else {
@@ -224,11 +185,7 @@ async fn update<B: Backend>(
 }
 
 /// Replace a file's value (or refresh its TTL) if it matches `prevValue`/`prevIndex`.
-async fn cas<B: Backend>(
-    st: &mut Store<'_, B>,
-    req: &KeyRequest,
-    grant: &mut Grant,
-) -> Result<Reply, V2Error> {
+async fn cas<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest, grant: &mut Grant) -> Result<Reply, V2Error> {
     let p = req.path.as_str();
     for attempt in 0..MAX_ATTEMPTS {
         let read = spot::read_file(st, p, attempt, req.prev_value.as_deref(), req.prev_index);

@@ -47,11 +47,7 @@ pub struct Spot {
 
 /// Read a path's surroundings: the path's key (linearizably if asked) at the current
 /// revision, then the rest at that revision.
-pub async fn read<B: Backend>(
-    st: &Store<'_, B>,
-    p: &str,
-    linearizable: bool,
-) -> Result<Spot, V2Error> {
+pub async fn read<B: Backend>(st: &Store<'_, B>, p: &str, linearizable: bool) -> Result<Spot, V2Error> {
     let ancestors = path::ancestors(p);
     if ancestors.len() > MAX_DEPTH {
         return Err(CoreError::TooManyOps.into());
@@ -59,51 +55,20 @@ pub async fn read<B: Backend>(
     if path::is_root(p) {
         let r = st.get_key(b"/", 0, !linearizable, true).await?;
         let rev = r.header.revision;
-        return Ok(Spot {
-            rev,
-            linearizable,
-            path: p.to_string(),
-            exact: None,
-            subtree: vec![],
-            parents: vec![],
-        });
+        return Ok(Spot { rev, linearizable, path: p.to_string(), exact: None, subtree: vec![], parents: vec![] });
     }
     let r = st.get_key(p.as_bytes(), 0, !linearizable, false).await?;
     let rev = r.header.revision;
     let exact = r.kvs.into_iter().next();
     let prefix = path::dir_prefix(p);
-    let subtree = st
-        .get_prefix(prefix.as_bytes(), rev, true, true, 0)
-        .await?
-        .kvs;
+    let subtree = st.get_prefix(prefix.as_bytes(), rev, true, true, 0).await?.kvs;
     let mut parents = Vec::with_capacity(ancestors.len());
     for a in ancestors {
-        let file = st
-            .get_key(a.as_bytes(), rev, true, true)
-            .await?
-            .kvs
-            .into_iter()
-            .next();
-        let marker = st
-            .get_key(path::dir_prefix(a).as_bytes(), rev, true, true)
-            .await?
-            .kvs
-            .into_iter()
-            .next();
-        parents.push(Parent {
-            path: a.to_string(),
-            file,
-            marker,
-        });
+        let file = st.get_key(a.as_bytes(), rev, true, true).await?.kvs.into_iter().next();
+        let marker = st.get_key(path::dir_prefix(a).as_bytes(), rev, true, true).await?.kvs.into_iter().next();
+        parents.push(Parent { path: a.to_string(), file, marker });
     }
-    Ok(Spot {
-        rev,
-        linearizable,
-        path: p.to_string(),
-        exact,
-        subtree,
-        parents,
-    })
+    Ok(Spot { rev, linearizable, path: p.to_string(), exact, subtree, parents })
 }
 
 /// Inside a write's retry loop: fail with `$err` if `$spot` was read linearizably, else read
@@ -126,11 +91,7 @@ pub fn linearizable_attempt(attempt: usize) -> bool {
 /// The read that starts attempt number `attempt` of a write: the spot, once no ancestor is a
 /// file (else 104, from [`Spot::check_parents`]). `Ok(None)` means "read again, linearizably,
 /// and decide again", as [`fail!`] does; every write starts so, hence one place.
-pub async fn read_checked<B: Backend>(
-    st: &Store<'_, B>,
-    p: &str,
-    attempt: usize,
-) -> Result<Option<Spot>, V2Error> {
+pub async fn read_checked<B: Backend>(st: &Store<'_, B>, p: &str, attempt: usize) -> Result<Option<Spot>, V2Error> {
     let spot = read(st, p, linearizable_attempt(attempt)).await?;
     match spot.check_parents() {
         Ok(()) => Ok(Some(spot)),
@@ -190,12 +151,7 @@ pub async fn read_file<B: Backend>(
 }
 
 fn cmp(key: Vec<u8>, range_end: Vec<u8>, result: CompareResult, target: CompareTarget) -> Compare {
-    Compare {
-        result,
-        target,
-        key,
-        range_end,
-    }
+    Compare { result, target, key, range_end }
 }
 
 impl Spot {
@@ -230,11 +186,7 @@ impl Spot {
     /// The lease a key created at the path inherits: that of the nearest ancestor directory
     /// with a TTL (its marker's lease), so the key goes when the directory expires. 0 if none.
     pub fn inherited_lease(&self) -> i64 {
-        self.parents
-            .iter()
-            .rev()
-            .find_map(|p| p.marker.as_ref().filter(|m| m.lease != 0))
-            .map_or(0, |m| m.lease)
+        self.parents.iter().rev().find_map(|p| p.marker.as_ref().filter(|m| m.lease != 0)).map_or(0, |m| m.lease)
     }
 
     /// The lease a key created *inside* the path (a POST) inherits: the path's own TTL if it
@@ -254,12 +206,7 @@ impl Spot {
     pub fn guards(&self, frozen_subtree: bool) -> Vec<Compare> {
         let mut out = Vec::new();
         for p in &self.parents {
-            out.push(cmp(
-                p.path.as_bytes().to_vec(),
-                vec![],
-                CompareResult::Equal,
-                CompareTarget::CreateRevision(0),
-            ));
+            out.push(cmp(p.path.as_bytes().to_vec(), vec![], CompareResult::Equal, CompareTarget::CreateRevision(0)));
             let lease = p.marker.as_ref().map_or(0, |m| m.lease);
             out.push(cmp(
                 path::dir_prefix(&p.path).into_bytes(),
@@ -276,34 +223,14 @@ impl Spot {
         let end = prefix_range_end(&prefix);
         match self.entry() {
             Entry::File(kv) => {
-                out.push(cmp(
-                    key,
-                    vec![],
-                    CompareResult::Equal,
-                    CompareTarget::ModRevision(kv.mod_revision),
-                ));
+                out.push(cmp(key, vec![], CompareResult::Equal, CompareTarget::ModRevision(kv.mod_revision)));
             }
             Entry::Absent => {
-                out.push(cmp(
-                    key,
-                    vec![],
-                    CompareResult::Equal,
-                    CompareTarget::CreateRevision(0),
-                ));
-                out.push(cmp(
-                    prefix,
-                    end,
-                    CompareResult::Equal,
-                    CompareTarget::CreateRevision(0),
-                ));
+                out.push(cmp(key, vec![], CompareResult::Equal, CompareTarget::CreateRevision(0)));
+                out.push(cmp(prefix, end, CompareResult::Equal, CompareTarget::CreateRevision(0)));
             }
             Entry::Dir(info) => {
-                out.push(cmp(
-                    key,
-                    vec![],
-                    CompareResult::Equal,
-                    CompareTarget::CreateRevision(0),
-                ));
+                out.push(cmp(key, vec![], CompareResult::Equal, CompareTarget::CreateRevision(0)));
                 if let Some(m) = &info.marker {
                     out.push(cmp(
                         prefix.clone(),
@@ -314,12 +241,7 @@ impl Spot {
                 }
                 if frozen_subtree {
                     let next = self.rev.saturating_add(1);
-                    out.push(cmp(
-                        prefix,
-                        end,
-                        CompareResult::Less,
-                        CompareTarget::ModRevision(next),
-                    ));
+                    out.push(cmp(prefix, end, CompareResult::Less, CompareTarget::ModRevision(next)));
                 }
             }
         }
@@ -342,13 +264,8 @@ pub async fn missing<B: Backend>(st: &Store<'_, B>, p: &str, rev: i64) -> V2Erro
             Ok(_) => {}
             Err(_) => return not_found(),
         }
-        match st
-            .get_prefix(path::dir_prefix(a).as_bytes(), rev, true, true, 1)
-            .await
-        {
-            Ok(r) if r.kvs.is_empty() => {
-                return V2Error::new(error::KEY_NOT_FOUND, a.to_string(), rev)
-            }
+        match st.get_prefix(path::dir_prefix(a).as_bytes(), rev, true, true, 1).await {
+            Ok(r) if r.kvs.is_empty() => return V2Error::new(error::KEY_NOT_FOUND, a.to_string(), rev),
             Ok(_) => {}
             Err(_) => return not_found(),
         }
@@ -370,10 +287,7 @@ pub fn compare_failure(kv: &KeyValue, prev_value: Option<&str>, prev_index: u64)
         (true, true) => None,
         (false, true) => Some(format!("[{pv} != {value}]")),
         (true, false) => Some(format!("[{prev_index} != {}]", kv.mod_revision)),
-        (false, false) => Some(format!(
-            "[{pv} != {value}] [{prev_index} != {}]",
-            kv.mod_revision
-        )),
+        (false, false) => Some(format!("[{pv} != {value}] [{prev_index} != {}]", kv.mod_revision)),
     }
 }
 
@@ -382,14 +296,7 @@ mod tests {
     use super::*;
 
     fn kv(key: &str, value: &str, modr: i64, lease: i64) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: value.into(),
-            create_revision: 2,
-            mod_revision: modr,
-            version: 1,
-            lease,
-        }
+        KeyValue { key: key.into(), value: value.into(), create_revision: 2, mod_revision: modr, version: 1, lease }
     }
 
     #[test]
@@ -399,10 +306,7 @@ mod tests {
         assert_eq!(compare_failure(&k, None, 0), None);
         assert_eq!(compare_failure(&k, Some("two"), 0).unwrap(), "[two != one]");
         assert_eq!(compare_failure(&k, None, 4).unwrap(), "[4 != 5]");
-        assert_eq!(
-            compare_failure(&k, Some("two"), 4).unwrap(),
-            "[two != one] [4 != 5]"
-        );
+        assert_eq!(compare_failure(&k, Some("two"), 4).unwrap(), "[two != one] [4 != 5]");
     }
 
     #[test]
@@ -414,16 +318,8 @@ mod tests {
             exact: None,
             subtree: vec![],
             parents: vec![
-                Parent {
-                    path: "/a".into(),
-                    file: None,
-                    marker: Some(kv("/a/", "", 3, 77)),
-                },
-                Parent {
-                    path: "/a/b".into(),
-                    file: None,
-                    marker: None,
-                },
+                Parent { path: "/a".into(), file: None, marker: Some(kv("/a/", "", 3, 77)) },
+                Parent { path: "/a/b".into(), file: None, marker: None },
             ],
         };
         assert_eq!(spot.inherited_lease(), 77);
@@ -435,9 +331,6 @@ mod tests {
         assert_eq!(g[5].key, b"/a/b/c/".to_vec());
         let mut blocked = spot.clone();
         blocked.parents[1].file = Some(kv("/a/b", "x", 4, 0));
-        assert_eq!(
-            blocked.check_parents().unwrap_err(),
-            V2Error::new(104, "/a/b", 9)
-        );
+        assert_eq!(blocked.check_parents().unwrap_err(), V2Error::new(104, "/a/b", 9));
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use keel_core::error::Error as CoreError;
 use keel_core::kv::prefix_range_end;
 use keel_core::request::{
-    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
-    RangeRequest, RangeResponse, Request, RequestOp, Response, TxnRequest, TxnResponse,
+    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, RangeRequest,
+    RangeResponse, Request, RequestOp, Response, TxnRequest, TxnResponse,
 };
 
 use super::error::{self, V2Error};
@@ -33,20 +33,12 @@ pub struct Store<'a, B> {
 }
 
 fn unexpected(what: &str) -> V2Error {
-    V2Error::new(
-        error::RAFT_INTERNAL,
-        format!("etcdserver: unexpected response to {what}"),
-        0,
-    )
+    V2Error::new(error::RAFT_INTERNAL, format!("etcdserver: unexpected response to {what}"), 0)
 }
 
 impl<'a, B: Backend> Store<'a, B> {
     pub fn new(backend: &'a B) -> Self {
-        Store {
-            backend,
-            now: SystemTime::now(),
-            leases: HashMap::new(),
-        }
+        Store { backend, now: SystemTime::now(), leases: HashMap::new() }
     }
 
     pub fn backend(&self) -> &'a B {
@@ -78,14 +70,8 @@ impl<'a, B: Backend> Store<'a, B> {
         serializable: bool,
         keys_only: bool,
     ) -> Result<RangeResponse, V2Error> {
-        self.range(RangeRequest {
-            key: key.to_vec(),
-            revision,
-            serializable,
-            keys_only,
-            ..RangeRequest::default()
-        })
-        .await
+        self.range(RangeRequest { key: key.to_vec(), revision, serializable, keys_only, ..RangeRequest::default() })
+            .await
     }
 
     /// Read every key starting with `prefix`, at most `limit` (0: all).
@@ -110,16 +96,8 @@ impl<'a, B: Backend> Store<'a, B> {
     }
 
     /// Run a transaction: `Some` with its response when the guards held, `None` otherwise.
-    pub async fn txn(
-        &self,
-        compare: Vec<Compare>,
-        success: Vec<RequestOp>,
-    ) -> Result<Option<TxnResponse>, V2Error> {
-        let req = TxnRequest {
-            compare,
-            success,
-            failure: vec![],
-        };
+    pub async fn txn(&self, compare: Vec<Compare>, success: Vec<RequestOp>) -> Result<Option<TxnResponse>, V2Error> {
+        let req = TxnRequest { compare, success, failure: vec![] };
         match self.call(Request::Txn(req)).await? {
             Response::Txn(t) if t.succeeded => Ok(Some(t)),
             Response::Txn(_) => Ok(None),
@@ -131,18 +109,9 @@ impl<'a, B: Backend> Store<'a, B> {
     /// it to its minimum).
     pub async fn grant(&mut self, ttl: u64) -> Result<(i64, i64), V2Error> {
         let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
-        match self
-            .call(Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 }))
-            .await?
-        {
+        match self.call(Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 })).await? {
             Response::LeaseGrant(g) => {
-                self.leases.insert(
-                    g.id,
-                    Some(LeaseInfo {
-                        ttl: g.ttl,
-                        granted_ttl: g.ttl,
-                    }),
-                );
+                self.leases.insert(g.id, Some(LeaseInfo { ttl: g.ttl, granted_ttl: g.ttl }));
                 Ok((g.id, g.ttl))
             }
             _ => Err(unexpected("lease grant")),
@@ -151,25 +120,10 @@ impl<'a, B: Backend> Store<'a, B> {
 
     /// One keep-alive: the lease's TTL after it, `None` if the lease no longer exists.
     pub async fn keep_alive(&mut self, id: i64) -> Result<Option<i64>, V2Error> {
-        match self
-            .backend
-            .call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id }))
-            .await
-        {
+        match self.backend.call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id })).await {
             Ok(Response::LeaseKeepAlive(k)) if k.ttl > 0 => {
-                let granted = self
-                    .leases
-                    .get(&id)
-                    .copied()
-                    .flatten()
-                    .map_or(k.ttl, |i| i.granted_ttl);
-                self.leases.insert(
-                    id,
-                    Some(LeaseInfo {
-                        ttl: k.ttl,
-                        granted_ttl: granted,
-                    }),
-                );
+                let granted = self.leases.get(&id).copied().flatten().map_or(k.ttl, |i| i.granted_ttl);
+                self.leases.insert(id, Some(LeaseInfo { ttl: k.ttl, granted_ttl: granted }));
                 Ok(Some(k.ttl))
             }
             Ok(Response::LeaseKeepAlive(_)) | Err(CoreError::LeaseNotFound) => Ok(None),
@@ -187,18 +141,11 @@ impl<'a, B: Backend> Store<'a, B> {
         if let Some(known) = self.leases.get(&id) {
             return *known;
         }
-        let found = match self
-            .backend
-            .call(Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
-                id,
-                keys: false,
-            }))
-            .await
+        let found = match self.backend.call(Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id, keys: false })).await
         {
-            Ok(Response::LeaseTimeToLive(t)) if t.ttl >= 0 => Some(LeaseInfo {
-                ttl: t.ttl,
-                granted_ttl: t.granted_ttl,
-            }),
+            Ok(Response::LeaseTimeToLive(t)) if t.ttl >= 0 => {
+                Some(LeaseInfo { ttl: t.ttl, granted_ttl: t.granted_ttl })
+            }
             _ => None,
         };
         self.leases.insert(id, found);
@@ -219,10 +166,7 @@ impl<'a, B: Backend> Store<'a, B> {
     /// Revoke a lease, ignoring failures (used to clean up leases nothing uses).
     pub async fn revoke(&mut self, id: i64) {
         if id != 0 {
-            let _ = self
-                .backend
-                .call(Request::LeaseRevoke(LeaseRevokeRequest { id }))
-                .await;
+            let _ = self.backend.call(Request::LeaseRevoke(LeaseRevokeRequest { id })).await;
             self.leases.insert(id, None);
         }
     }
@@ -234,9 +178,7 @@ impl<'a, B: Backend> Store<'a, B> {
             return;
         }
         let req = LeaseTimeToLiveRequest { id, keys: true };
-        if let Ok(Response::LeaseTimeToLive(t)) =
-            self.backend.call(Request::LeaseTimeToLive(req)).await
-        {
+        if let Ok(Response::LeaseTimeToLive(t)) = self.backend.call(Request::LeaseTimeToLive(req)).await {
             if t.ttl >= 0 && t.keys.is_empty() {
                 self.revoke(id).await;
             }
@@ -246,10 +188,7 @@ impl<'a, B: Backend> Store<'a, B> {
     /// `ttl` seconds from the request's wall-clock time, as etcd shows `expiration`.
     pub fn expiration(&self, ttl: i64) -> String {
         let secs = u64::try_from(ttl).unwrap_or(0);
-        let at = self
-            .now
-            .checked_add(Duration::from_secs(secs))
-            .unwrap_or(self.now);
+        let at = self.now.checked_add(Duration::from_secs(secs)).unwrap_or(self.now);
         json::rfc3339(at)
     }
 

@@ -50,12 +50,7 @@ pub fn classify(path: &str, exact: Option<&KeyValue>, subtree: &[KeyValue]) -> E
     let prefix = path::dir_prefix(path);
     if path::is_root(path) {
         let info = dir_info(prefix.as_bytes(), subtree);
-        return Entry::Dir(DirInfo {
-            marker: None,
-            created: 0,
-            modified: 0,
-            ..info
-        });
+        return Entry::Dir(DirInfo { marker: None, created: 0, modified: 0, ..info });
     }
     match exact {
         Some(kv) => Entry::File(kv.clone()),
@@ -66,13 +61,7 @@ pub fn classify(path: &str, exact: Option<&KeyValue>, subtree: &[KeyValue]) -> E
 
 /// A file node from its key.
 pub fn file_node(path: &str, kv: &KeyValue) -> Node {
-    Node::file(
-        path,
-        String::from_utf8_lossy(&kv.value).into_owned(),
-        kv.mod_revision,
-        kv.create_revision,
-        kv.lease,
-    )
+    Node::file(path, String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision, kv.create_revision, kv.lease)
 }
 
 /// A directory node without children.
@@ -135,16 +124,11 @@ pub fn dir_listing(path: &str, subtree: &[KeyValue], recursive: bool) -> Node {
         Entry::Dir(info) => info,
         _ => DirInfo::default(),
     };
-    let names: Vec<String> = subtree
-        .iter()
-        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-        .collect();
+    let names: Vec<String> = subtree.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
     // An arena of nodes with their parent, filled without recursion; children always come
     // after their parent.
     let mut arena: Vec<(Node, usize)> = vec![(dir_node(path, &info), 0)];
-    let all: Vec<usize> = (0..subtree.len())
-        .filter(|&i| names[i].starts_with(&prefix))
-        .collect();
+    let all: Vec<usize> = (0..subtree.len()).filter(|&i| names[i].starts_with(&prefix)).collect();
     let mut work: Vec<(usize, String, Vec<usize>, usize)> = vec![(0, prefix, all, 1)];
     while let Some((parent, prefix, members, depth)) = work.pop() {
         for (name, child) in children(&names, prefix.len(), &members) {
@@ -190,28 +174,16 @@ fn sort_levels(root: &mut Node) {
 
 /// What a directory is made of, from the keys under it (borrowed).
 fn dir_info_refs(prefix: &[u8], subtree: &[&KeyValue]) -> DirInfo {
-    let marker = subtree
-        .iter()
-        .find(|kv| kv.key == prefix)
-        .map(|kv| (*kv).clone());
+    let marker = subtree.iter().find(|kv| kv.key == prefix).map(|kv| (*kv).clone());
     let has_children = subtree.iter().any(|kv| kv.key != prefix);
     let (created, modified) = match &marker {
         Some(m) => (m.create_revision, m.mod_revision),
         None => (
-            subtree
-                .iter()
-                .map(|kv| kv.create_revision)
-                .min()
-                .unwrap_or(0),
+            subtree.iter().map(|kv| kv.create_revision).min().unwrap_or(0),
             subtree.iter().map(|kv| kv.mod_revision).max().unwrap_or(0),
         ),
     };
-    DirInfo {
-        marker,
-        created,
-        modified,
-        has_children,
-    }
+    DirInfo { marker, created, modified, has_children }
 }
 
 #[cfg(test)]
@@ -268,34 +240,17 @@ mod tests {
             kv("/d//odd", "o", 10, 10),
         ];
         let n = dir_listing("/d", &sub, false);
-        assert_eq!(
-            (n.key.as_str(), n.dir, n.created_index, n.modified_index),
-            ("/d", true, 2, 2)
-        );
+        assert_eq!((n.key.as_str(), n.dir, n.created_index, n.modified_index), ("/d", true, 2, 2));
         assert_eq!(keys(&n), vec!["/d/a", "/d/b", "/d/c", "/d/c!"]);
         assert!(n.nodes[0].dir && n.nodes[0].nodes.is_empty());
-        assert_eq!(
-            (n.nodes[0].created_index, n.nodes[0].modified_index),
-            (5, 5)
-        );
+        assert_eq!((n.nodes[0].created_index, n.nodes[0].modified_index), (5, 5));
         assert_eq!(n.nodes[1].value.as_deref(), Some("vb"));
-        assert_eq!(
-            (n.nodes[2].created_index, n.nodes[2].modified_index),
-            (7, 7)
-        );
+        assert_eq!((n.nodes[2].created_index, n.nodes[2].modified_index), (7, 7));
         let r = dir_listing("/d", &sub, true);
         assert_eq!(keys(&r.nodes[0]), vec!["/d/a/x"]);
         assert_eq!(keys(&r.nodes[2]), vec!["/d/c/y"]);
         assert_eq!(keys(&r.nodes[2].nodes[0]), vec!["/d/c/y/z"]);
-        let root = dir_listing(
-            "/",
-            &[
-                kv("/x", "1", 2, 2),
-                kv("/_y", "1", 3, 3),
-                kv("/z/w", "", 4, 4),
-            ],
-            false,
-        );
+        let root = dir_listing("/", &[kv("/x", "1", 2, 2), kv("/_y", "1", 3, 3), kv("/z/w", "", 4, 4)], false);
         assert_eq!((root.key.as_str(), root.created_index), ("", 0));
         assert_eq!(keys(&root), vec!["/x", "/z"]);
     }

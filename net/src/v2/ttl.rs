@@ -89,20 +89,10 @@ pub async fn refresh_file<B: Backend>(
     if !spot.linearizable {
         return Ok(None);
     }
-    let own = if kv.lease != spot.inherited_lease() {
-        kv.lease
-    } else {
-        0
-    };
-    if let Some(mut event) =
-        keep_alive(st, own, ttl_of(req), tree::file_node(p, kv), action).await?
-    {
+    let own = if kv.lease != spot.inherited_lease() { kv.lease } else { 0 };
+    if let Some(mut event) = keep_alive(st, own, ttl_of(req), tree::file_node(p, kv), action).await? {
         fill(st, &mut event).await;
-        return Ok(Some(Reply {
-            status: 200,
-            index: spot.rev,
-            event,
-        }));
+        return Ok(Some(Reply { status: 200, index: spot.rev, event }));
     }
     let lease = grant.lease_for(st, req.ttl, 0).await?;
     replace_file(st, spot, kv, &kv.value, lease, action, grant).await
@@ -125,11 +115,7 @@ async fn keep_alive<B: Backend>(
         Some(info) if info.granted_ttl == ttl => {}
         _ => return Ok(None),
     }
-    let mut before = Event {
-        action,
-        node: None,
-        prev_node: Some(node.clone()),
-    };
+    let mut before = Event { action, node: None, prev_node: Some(node.clone()) };
     fill(st, &mut before).await;
     if st.keep_alive(own).await?.is_none() {
         return Ok(None);
@@ -139,11 +125,7 @@ async fn keep_alive<B: Backend>(
     if let Some(n) = prev_node.as_mut() {
         n.lease = 0;
     }
-    Ok(Some(Event {
-        action,
-        node: Some(node),
-        prev_node,
-    }))
+    Ok(Some(Event { action, node: Some(node), prev_node }))
 }
 
 /// Update a directory's TTL (`ttl` given: a fresh lease; none: the directory's TTL is
@@ -165,26 +147,16 @@ pub async fn update_dir<B: Backend>(
             return Ok(None);
         }
         let own = if old != inherited { old } else { 0 };
-        if let Some(mut event) =
-            keep_alive(st, own, ttl_of(req), prev_node.clone(), "update").await?
-        {
+        if let Some(mut event) = keep_alive(st, own, ttl_of(req), prev_node.clone(), "update").await? {
             fill(st, &mut event).await;
-            return Ok(Some(Reply {
-                status: 200,
-                index: spot.rev,
-                event,
-            }));
+            return Ok(Some(Reply { status: 200, index: spot.rev, event }));
         }
     }
     let lease = grant.lease_for(st, req.ttl, inherited).await?;
     let prefix = spot.prefix();
     let mut ops = vec![put_op(prefix.as_bytes(), b"", lease)];
     if old != 0 && old != lease {
-        for kv in spot
-            .subtree
-            .iter()
-            .filter(|kv| kv.key != prefix.as_bytes() && kv.lease == old)
-        {
+        for kv in spot.subtree.iter().filter(|kv| kv.key != prefix.as_bytes() && kv.lease == old) {
             ops.push(relabel_op(&kv.key, lease));
         }
     }

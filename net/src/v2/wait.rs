@@ -55,13 +55,7 @@ pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result
     let p = req.path.as_str();
     let (key, range_end) = watch_range(p, req.recursive);
     let start = i64::try_from(req.wait_index).unwrap_or(i64::MAX);
-    let create = WatchCreate {
-        key,
-        range_end,
-        start_revision: start,
-        prev_kv: true,
-        ..WatchCreate::default()
-    };
+    let create = WatchCreate { key, range_end, start_revision: start, prev_kv: true, ..WatchCreate::default() };
     let mut stream = st.backend().watch(create).await?;
     let mut index = st.current_revision();
     loop {
@@ -72,43 +66,24 @@ pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result
             index = resp.revision;
         }
         if resp.compact_revision != 0 {
-            let cause = format!(
-                "the requested history has been cleared [{}/{}]",
-                resp.compact_revision, req.wait_index
-            );
-            return Err(V2Error::new(
-                error::EVENT_INDEX_CLEARED,
-                cause,
-                index.max(resp.revision),
-            ));
+            let cause =
+                format!("the requested history has been cleared [{}/{}]", resp.compact_revision, req.wait_index);
+            return Err(V2Error::new(error::EVENT_INDEX_CLEARED, cause, index.max(resp.revision)));
         }
         if resp.canceled {
-            return Err(V2Error::new(
-                error::WATCHER_CLEARED,
-                resp.cancel_reason,
-                index.max(resp.revision),
-            ));
+            return Err(V2Error::new(error::WATCHER_CLEARED, resp.cancel_reason, index.max(resp.revision)));
         }
         for ev in &resp.events {
             if let Some(mut event) = convert(st, ev, p, req.recursive).await {
                 fill(st, &mut event).await;
-                return Ok(Reply {
-                    status: 200,
-                    index,
-                    event,
-                });
+                return Ok(Reply { status: 200, index, event });
             }
         }
     }
 }
 
 /// A key-value event as the v2 event a watch on `watch_path` reports, if it reports it.
-async fn convert<B: Backend>(
-    st: &mut Store<'_, B>,
-    ev: &KvEvent,
-    watch_path: &str,
-    recursive: bool,
-) -> Option<Event> {
+async fn convert<B: Backend>(st: &mut Store<'_, B>, ev: &KvEvent, watch_path: &str, recursive: bool) -> Option<Event> {
     let (key_path, is_dir) = path::key_to_path(&ev.kv.key)?;
     if !matches(watch_path, recursive, &key_path) {
         return None;
@@ -137,12 +112,7 @@ async fn convert<B: Backend>(
             let lease = prev.map_or(0, |kv| kv.lease);
             let expired = lease != 0 && !st.lease_exists(lease).await;
             let action = if expired { "expire" } else { "delete" };
-            let node = Node::bare(
-                &key_path,
-                is_dir,
-                ev.kv.mod_revision,
-                prev.map_or(0, |kv| kv.create_revision),
-            );
+            let node = Node::bare(&key_path, is_dir, ev.kv.mod_revision, prev.map_or(0, |kv| kv.create_revision));
             Some(Event::new(action, node, prev_node))
         }
     }
@@ -154,10 +124,7 @@ mod tests {
 
     #[test]
     fn ranges_and_matching() {
-        assert_eq!(
-            watch_range("/a", false),
-            (b"/a".to_vec(), b"/a/\0".to_vec())
-        );
+        assert_eq!(watch_range("/a", false), (b"/a".to_vec(), b"/a/\0".to_vec()));
         assert_eq!(watch_range("/a", true), (b"/a".to_vec(), b"/a0".to_vec()));
         assert_eq!(watch_range("/", true), (b"/".to_vec(), b"0".to_vec()));
         assert_eq!(watch_range("/", false), (b"/".to_vec(), vec![]));

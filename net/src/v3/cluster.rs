@@ -45,12 +45,18 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         }))
     }
 
-    async fn member_remove(&self, req: Call<pb::MemberRemoveRequest>) -> Result<Reply<pb::MemberRemoveResponse>, Status> {
+    async fn member_remove(
+        &self,
+        req: Call<pb::MemberRemoveRequest>,
+    ) -> Result<Reply<pb::MemberRemoveResponse>, Status> {
         let (header, members) = self.change(MemberChange::Remove { id: req.into_inner().id }).await?;
         Ok(Reply::new(pb::MemberRemoveResponse { header, members }))
     }
 
-    async fn member_update(&self, req: Call<pb::MemberUpdateRequest>) -> Result<Reply<pb::MemberUpdateResponse>, Status> {
+    async fn member_update(
+        &self,
+        req: Call<pb::MemberUpdateRequest>,
+    ) -> Result<Reply<pb::MemberUpdateResponse>, Status> {
         let req = req.into_inner();
         check_urls(&req.peer_ur_ls)?;
         let (header, members) = self.change(MemberChange::Update { id: req.id, peer_urls: req.peer_ur_ls }).await?;
@@ -59,10 +65,16 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
 
     async fn member_list(&self, _req: Call<pb::MemberListRequest>) -> Result<Reply<pb::MemberListResponse>, Status> {
         let s = self.backend.status();
-        Ok(Reply::new(pb::MemberListResponse { header: convert::header(&local_header(&s)), members: convert::members(s.members) }))
+        Ok(Reply::new(pb::MemberListResponse {
+            header: convert::header(&local_header(&s)),
+            members: convert::members(s.members),
+        }))
     }
 
-    async fn member_promote(&self, req: Call<pb::MemberPromoteRequest>) -> Result<Reply<pb::MemberPromoteResponse>, Status> {
+    async fn member_promote(
+        &self,
+        req: Call<pb::MemberPromoteRequest>,
+    ) -> Result<Reply<pb::MemberPromoteResponse>, Status> {
         let (header, members) = self.change(MemberChange::Promote { id: req.into_inner().id }).await?;
         Ok(Reply::new(pb::MemberPromoteResponse { header, members }))
     }

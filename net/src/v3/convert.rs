@@ -13,7 +13,12 @@ use super::pb::mvccpb;
 
 /// The core's header as etcd's.
 pub fn header(h: &core::ResponseHeader) -> Option<pb::ResponseHeader> {
-    Some(pb::ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision: h.revision, raft_term: h.raft_term })
+    Some(pb::ResponseHeader {
+        cluster_id: h.cluster_id,
+        member_id: h.member_id,
+        revision: h.revision,
+        raft_term: h.raft_term,
+    })
 }
 
 /// etcd's alarm request as the core's; unknown actions and types read as GET and NONE.
@@ -104,7 +109,12 @@ pub fn range_request(r: pb::RangeRequest) -> core::RangeRequest {
 }
 
 pub fn range_response(r: core::RangeResponse) -> pb::RangeResponse {
-    pb::RangeResponse { header: header(&r.header), kvs: r.kvs.into_iter().map(kv).collect(), more: r.more, count: r.count }
+    pb::RangeResponse {
+        header: header(&r.header),
+        kvs: r.kvs.into_iter().map(kv).collect(),
+        more: r.more,
+        count: r.count,
+    }
 }
 
 pub fn put_request(r: pb::PutRequest) -> core::PutRequest {
@@ -143,7 +153,12 @@ fn compare(c: pb::Compare) -> core::Compare {
         CompareResult::NotEqual => core::CompareResult::NotEqual,
     };
     let number = match &c.target_union {
-        Some(TargetUnion::Version(n) | TargetUnion::CreateRevision(n) | TargetUnion::ModRevision(n) | TargetUnion::Lease(n)) => *n,
+        Some(
+            TargetUnion::Version(n)
+            | TargetUnion::CreateRevision(n)
+            | TargetUnion::ModRevision(n)
+            | TargetUnion::Lease(n),
+        ) => *n,
         _ => 0,
     };
     let target = match CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version) {
@@ -197,7 +212,13 @@ pub fn txn_response(r: core::TxnResponse) -> pb::TxnResponse {
 }
 
 pub fn member(m: core::Member) -> pb::Member {
-    pb::Member { id: m.id, name: m.name, peer_ur_ls: m.peer_urls, client_ur_ls: m.client_urls, is_learner: m.is_learner }
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        peer_ur_ls: m.peer_urls,
+        client_ur_ls: m.client_urls,
+        is_learner: m.is_learner,
+    }
 }
 
 pub fn members(ms: Vec<core::Member>) -> Vec<pb::Member> {

@@ -26,7 +26,11 @@ fn not_leader() -> Status {
 
 impl<B: Backend> ElectionService<B> {
     /// Run `op` only if `leader`'s key still exists with the same create revision.
-    async fn as_leader(&self, leader: pb::LeaderKey, op: RequestOp) -> Result<Option<super::pb::etcdserverpb::ResponseHeader>, Status> {
+    async fn as_leader(
+        &self,
+        leader: pb::LeaderKey,
+        op: RequestOp,
+    ) -> Result<Option<super::pb::etcdserverpb::ResponseHeader>, Status> {
         let txn = TxnRequest {
             compare: vec![Compare {
                 result: CompareResult::Equal,
@@ -92,10 +96,19 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
 
 /// Send the leader's key-value each time leadership or the proclaimed value changes, until the
 /// client goes away.
-async fn observe<B: Backend>(backend: &B, name: &[u8], tx: &mpsc::Sender<Result<pb::LeaderResponse, Status>>) -> Result<(), Status> {
+async fn observe<B: Backend>(
+    backend: &B,
+    name: &[u8],
+    tx: &mpsc::Sender<Result<pb::LeaderResponse, Status>>,
+) -> Result<(), Status> {
     let pfx = recipe::prefix(name);
     let (mut current, header) = recipe::first(backend, name).await?;
-    let create = WatchCreate { key: pfx.clone(), range_end: prefix_range_end(&pfx), start_revision: header.revision + 1, ..Default::default() };
+    let create = WatchCreate {
+        key: pfx.clone(),
+        range_end: prefix_range_end(&pfx),
+        start_revision: header.revision + 1,
+        ..Default::default()
+    };
     let mut watch = backend.watch(create).await.map_err(status)?;
     let mut sent: Option<KeyValue> = None;
     let mut header = header;
@@ -115,7 +128,9 @@ async fn observe<B: Backend>(backend: &B, name: &[u8], tx: &mpsc::Sender<Result<
             next = watch.events.recv() => next,
         };
         match next {
-            Some(r) if r.canceled => return Err(Status::unavailable(format!("etcdserver: watch canceled: {}", r.cancel_reason))),
+            Some(r) if r.canceled => {
+                return Err(Status::unavailable(format!("etcdserver: watch canceled: {}", r.cancel_reason)))
+            }
             Some(r) if r.events.is_empty() => continue,
             Some(_) => (current, header) = recipe::first(backend, name).await?,
             None => return Err(status(keel_core::error::Error::Stopped)),

@@ -81,7 +81,9 @@ pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8])
         "election/leader" => unary(body, |r| election.leader(r)).await,
         "election/observe" => server_streamed(body, |r| election.observe(r)).await,
         "election/resign" => unary(body, |r| election.resign(r)).await,
-        other if other.starts_with("auth/") => error(Status::unimplemented("etcdserver: authentication is not implemented")),
+        other if other.starts_with("auth/") => {
+            error(Status::unimplemented("etcdserver: authentication is not implemented"))
+        }
         _ => not_found(),
     }
 }
@@ -105,10 +107,17 @@ enum StaysOpen {
 
 /// The request messages of a client-streaming call: the JSON objects of the body, one after
 /// another, then (for a watch) a stream that never ends, since ending it would end the call.
-fn requests<T: DeserializeOwned + Send + 'static>(body: &[u8], open: StaysOpen) -> Result<impl Stream<Item = Result<T, Status>> + Unpin + Send, Status> {
+fn requests<T: DeserializeOwned + Send + 'static>(
+    body: &[u8],
+    open: StaysOpen,
+) -> Result<impl Stream<Item = Result<T, Status>> + Unpin + Send, Status> {
     let messages: Result<Vec<T>, _> = serde_json::Deserializer::from_slice(body).into_iter().collect();
     let messages = messages.map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let rest = if open == StaysOpen::UntilClientLeaves { stream::pending().left_stream() } else { stream::empty().right_stream() };
+    let rest = if open == StaysOpen::UntilClientLeaves {
+        stream::pending().left_stream()
+    } else {
+        stream::empty().right_stream()
+    };
     Ok(stream::iter(messages.into_iter().map(Ok)).chain(rest))
 }
 
@@ -164,7 +173,9 @@ fn streamed<Resp: Serialize + Send + 'static>(messages: ReplyStream<Resp>) -> hy
         Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
     });
     let mut response = hyper::Response::new(Body::new(StreamBody::new(lines)));
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -201,6 +212,8 @@ fn not_found() -> hyper::Response<Body> {
 fn json(status: u16, body: Vec<u8>) -> hyper::Response<Body> {
     let mut response = hyper::Response::new(Body::new(http_body_util::Full::new(Bytes::from(body))));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }

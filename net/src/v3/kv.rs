@@ -40,7 +40,8 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
 
     async fn compact(&self, req: Call<pb::CompactionRequest>) -> Result<Reply<pb::CompactionResponse>, Status> {
         let req = req.into_inner();
-        let request = Request::Compact(keel_core::request::CompactionRequest { revision: req.revision, physical: req.physical });
+        let request =
+            Request::Compact(keel_core::request::CompactionRequest { revision: req.revision, physical: req.physical });
         let r = call(&self.backend, request, pick!(Response::Compact));
         Ok(Reply::new(pb::CompactionResponse { header: convert::header(&r.await?.header) }))
     }

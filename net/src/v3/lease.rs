@@ -23,7 +23,12 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         let req = req.into_inner();
         let request = Request::LeaseGrant(core::LeaseGrantRequest { ttl: req.ttl, id: req.id });
         let r = call(&self.backend, request, pick!(Response::LeaseGrant)).await?;
-        Ok(Reply::new(pb::LeaseGrantResponse { header: convert::header(&r.header), id: r.id, ttl: r.ttl, error: String::new() }))
+        Ok(Reply::new(pb::LeaseGrantResponse {
+            header: convert::header(&r.header),
+            id: r.id,
+            ttl: r.ttl,
+            error: String::new(),
+        }))
     }
 
     async fn lease_revoke(&self, req: Call<pb::LeaseRevokeRequest>) -> Result<Reply<pb::LeaseRevokeResponse>, Status> {
@@ -32,13 +37,19 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         Ok(Reply::new(pb::LeaseRevokeResponse { header: convert::header(&r.header) }))
     }
 
-    async fn lease_keep_alive(&self, req: Call<Streaming<pb::LeaseKeepAliveRequest>>) -> Result<Reply<Self::LeaseKeepAliveStream>, Status> {
+    async fn lease_keep_alive(
+        &self,
+        req: Call<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Reply<Self::LeaseKeepAliveStream>, Status> {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(keep_alive_stream(self.backend.clone(), req.into_inner(), tx));
         Ok(Reply::new(channel_stream(rx)))
     }
 
-    async fn lease_time_to_live(&self, req: Call<pb::LeaseTimeToLiveRequest>) -> Result<Reply<pb::LeaseTimeToLiveResponse>, Status> {
+    async fn lease_time_to_live(
+        &self,
+        req: Call<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Reply<pb::LeaseTimeToLiveResponse>, Status> {
         let req = req.into_inner();
         let request = Request::LeaseTimeToLive(core::LeaseTimeToLiveRequest { id: req.id, keys: req.keys });
         let r = call(&self.backend, request, pick!(Response::LeaseTimeToLive)).await?;
@@ -60,8 +71,11 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
 
 /// Answer keep-alives until either side closes the stream or a keep-alive fails. `incoming`
 /// is a gRPC stream or the JSON gateway's requests.
-pub async fn keep_alive_stream<B, S>(backend: B, mut incoming: S, tx: mpsc::Sender<Result<pb::LeaseKeepAliveResponse, Status>>)
-where
+pub async fn keep_alive_stream<B, S>(
+    backend: B,
+    mut incoming: S,
+    tx: mpsc::Sender<Result<pb::LeaseKeepAliveResponse, Status>>,
+) where
     B: Backend,
     S: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Unpin + Send,
 {
@@ -87,7 +101,9 @@ where
 /// as etcd does: that is how a client learns its lease expired and stops sending.
 async fn keep_alive<B: Backend>(backend: &B, id: i64) -> Result<pb::LeaseKeepAliveResponse, Error> {
     match backend.call(Request::LeaseKeepAlive(core::LeaseKeepAliveRequest { id })).await {
-        Ok(Response::LeaseKeepAlive(r)) => Ok(pb::LeaseKeepAliveResponse { header: convert::header(&r.header), id: r.id, ttl: r.ttl }),
+        Ok(Response::LeaseKeepAlive(r)) => {
+            Ok(pb::LeaseKeepAliveResponse { header: convert::header(&r.header), id: r.id, ttl: r.ttl })
+        }
         Ok(_) => Err(Error::Internal("unexpected response".into())),
         Err(Error::LeaseNotFound) => {
             let header = super::local_header(&backend.status());

@@ -112,7 +112,11 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     async fn hash_kv(&self, req: Call<pb::HashKvRequest>) -> Result<Reply<pb::HashKvResponse>, Status> {
         let request = Request::HashKv { revision: req.into_inner().revision };
         let r = call(&self.backend, request, pick!(Response::HashKv)).await?;
-        Ok(Reply::new(pb::HashKvResponse { header: convert::header(&r.header), hash: r.hash, compact_revision: r.compact_revision }))
+        Ok(Reply::new(pb::HashKvResponse {
+            header: convert::header(&r.header),
+            hash: r.hash,
+            compact_revision: r.compact_revision,
+        }))
     }
 
     async fn snapshot(&self, _req: Call<pb::SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {

@@ -62,7 +62,11 @@ pub fn status(e: Error) -> Status {
 
 /// Carry `request` to the member and take its answer apart with `pick`, which names the
 /// response variant the request gets (any other is an internal error).
-pub async fn call<B: Backend, T>(backend: &B, request: Request, pick: impl FnOnce(Response) -> Option<T>) -> Result<T, Status> {
+pub async fn call<B: Backend, T>(
+    backend: &B,
+    request: Request,
+    pick: impl FnOnce(Response) -> Option<T>,
+) -> Result<T, Status> {
     let response = backend.call(request).await.map_err(status)?;
     pick(response).ok_or_else(|| Status::internal("etcdserver: unexpected response"))
 }

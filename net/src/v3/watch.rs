@@ -91,7 +91,12 @@ where
                 if watchers.remove(&cancel.watch_id).is_none() {
                     continue;
                 }
-                pb::WatchResponse { header: convert::header(&header), watch_id: cancel.watch_id, canceled: true, ..Default::default() }
+                pb::WatchResponse {
+                    header: convert::header(&header),
+                    watch_id: cancel.watch_id,
+                    canceled: true,
+                    ..Default::default()
+                }
             }
             Some(RequestUnion::ProgressRequest(_)) => {
                 // Not tied to one watcher: etcd sends it with watch_id -1 to every watcher.

@@ -47,13 +47,7 @@ async fn directory_rules() {
     put(&b, "/e", "dir=true").await; // 5
     let r = delete(&b, "/e", "dir=true").await;
     expect(&r, 200, "{\"action\":\"delete\",\"node\":{\"key\":\"/e\",\"dir\":true,\"modifiedIndex\":6,\"createdIndex\":5},\"prevNode\":{\"key\":\"/e\",\"dir\":true,\"modifiedIndex\":5,\"createdIndex\":5}}\n");
-    match b
-        .core(Request::Range(RangeRequest {
-            key: b"/e/".to_vec(),
-            ..Default::default()
-        }))
-        .unwrap()
-    {
+    match b.core(Request::Range(RangeRequest { key: b"/e/".to_vec(), ..Default::default() })).unwrap() {
         Response::Range(r) => assert!(r.kvs.is_empty()),
         other => panic!("{other:?}"),
     }
@@ -71,10 +65,7 @@ async fn compare_and_delete() {
         412,
         "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[w != v]\",\"index\":2}\n",
     );
-    assert_eq!(
-        delete(&b, "/c", "prevIndex=9").await.json["cause"],
-        "[9 != 2]"
-    );
+    assert_eq!(delete(&b, "/c", "prevIndex=9").await.json["cause"], "[9 != 2]");
     let r = delete(&b, "/c", "prevValue=v&prevIndex=2").await;
     expect(&r, 200, "{\"action\":\"compareAndDelete\",\"node\":{\"key\":\"/c\",\"modifiedIndex\":3,\"createdIndex\":2},\"prevNode\":{\"key\":\"/c\",\"value\":\"v\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     assert_eq!(delete(&b, "/c", "prevValue=v").await.code(), 100);

@@ -7,18 +7,10 @@ async fn bad_numbers_and_fields() {
     let b = LocalBackend::new();
     expect(&get(&b, "/k", "wait=true&waitIndex=abc").await, 400, "{\"errorCode\":203,\"message\":\"The given index in POST form is not a number\",\"cause\":\"invalid value for \\\"waitIndex\\\"\",\"index\":0}\n");
     assert_eq!(put(&b, "/k", "value=1&prevIndex=-1").await.code(), 203);
-    assert_eq!(
-        put(&b, "/k", "value=1&prevIndex=99999999999999999999")
-            .await
-            .code(),
-        203
-    );
+    assert_eq!(put(&b, "/k", "value=1&prevIndex=99999999999999999999").await.code(), 203);
     expect(&get(&b, "/k", "recursive=maybe").await, 400, "{\"errorCode\":209,\"message\":\"Invalid field\",\"cause\":\"invalid value for \\\"recursive\\\"\",\"index\":0}\n");
     assert_eq!(get(&b, "/k", "sorted").await.code(), 209);
-    assert_eq!(
-        put(&b, "/k", "value=1&prevExist=sure").await.json["cause"],
-        "invalid value for prevExist"
-    );
+    assert_eq!(put(&b, "/k", "value=1&prevExist=sure").await.json["cause"], "invalid value for prevExist");
     assert_eq!(put(&b, "/k", "value=1&prevValue=").await.code(), 201);
     assert_eq!(
         req(&b, "PUT", "/k", "wait=true", "value=1").await.json["cause"],
@@ -32,21 +24,8 @@ async fn bad_numbers_and_fields() {
 #[tokio::test]
 async fn odd_input_never_panics() {
     let b = LocalBackend::new();
-    let paths = [
-        "",
-        "/",
-        "//",
-        "/a",
-        "/a/b",
-        "/_x",
-        "/%",
-        "/%zz",
-        "/ä/ö",
-        "/a/../..",
-        "/\u{0}",
-        "/a b",
-        "/a/b/c/d/e/f",
-    ];
+    let paths =
+        ["", "/", "//", "/a", "/a/b", "/_x", "/%", "/%zz", "/ä/ö", "/a/../..", "/\u{0}", "/a b", "/a/b/c/d/e/f"];
     let methods = ["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", ""];
     let queries = [
         "",
@@ -71,11 +50,7 @@ async fn odd_input_never_panics() {
         for m in methods {
             for q in queries {
                 let r = req(&b, m, p, q, q).await;
-                assert!(
-                    (200..600).contains(&r.status),
-                    "{m} {p:?} {q}: {}",
-                    r.status
-                );
+                assert!((200..600).contains(&r.status), "{m} {p:?} {q}: {}", r.status);
                 if r.status != 405 {
                     assert!(r.json.is_object(), "{m} {p:?} {q}: {}", r.body);
                     assert!(r.body.ends_with('\n'));

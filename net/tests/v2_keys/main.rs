@@ -32,16 +32,12 @@ impl Resp {
 
     /// `X-Etcd-Index`.
     pub fn index(&self) -> i64 {
-        self.header("X-Etcd-Index")
-            .parse()
-            .expect("numeric X-Etcd-Index")
+        self.header("X-Etcd-Index").parse().expect("numeric X-Etcd-Index")
     }
 
     /// The error code of an error body.
     pub fn code(&self) -> i64 {
-        self.json["errorCode"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("not an error: {}", self.body))
+        self.json["errorCode"].as_i64().unwrap_or_else(|| panic!("not an error: {}", self.body))
     }
 }
 
@@ -59,12 +55,7 @@ pub async fn req(b: &LocalBackend, method: &str, path: &str, query: &str, form: 
     .await;
     let body = String::from_utf8(r.body).expect("utf-8 body");
     let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Resp {
-        status: r.status,
-        headers: r.headers,
-        body,
-        json,
-    }
+    Resp { status: r.status, headers: r.headers, body, json }
 }
 
 pub async fn get(b: &LocalBackend, path: &str, query: &str) -> Resp {
@@ -86,9 +77,5 @@ pub async fn delete(b: &LocalBackend, path: &str, query: &str) -> Resp {
 /// Assert status and exact body.
 #[track_caller]
 pub fn expect(r: &Resp, status: u16, body: &str) {
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (status, body),
-        "unexpected answer"
-    );
+    assert_eq!((r.status, r.body.as_str()), (status, body), "unexpected answer");
 }

@@ -21,19 +21,19 @@ async fn send(api: &Api<LocalBackend>, method: Method, uri: &str, form: &str) ->
 async fn store_stats_count_each_operation_by_outcome() {
     let api = Api::new(LocalBackend::new(), Metrics::new(), true, "t".into());
     let ops: [(Method, &str, &str, u16); 14] = [
-        (Method::PUT, "/v2/keys/a", "value=1", 201),                    // set
-        (Method::PUT, "/v2/keys/a", "value=2&prevExist=false", 412),    // create, failed
-        (Method::POST, "/v2/keys/q", "value=job", 201),                 // create
-        (Method::PUT, "/v2/keys/a", "value=3&prevExist=true", 200),     // update
-        (Method::PUT, "/v2/keys/nope", "value=3&prevExist=true", 404),  // update, failed
-        (Method::PUT, "/v2/keys/a", "value=4&prevValue=3", 200),        // compare-and-swap
-        (Method::PUT, "/v2/keys/a", "value=5&prevValue=zzz", 412),      // compare-and-swap, failed
-        (Method::GET, "/v2/keys/a", "", 200),                           // get
-        (Method::GET, "/v2/keys/nope", "", 404),                        // get, failed
-        (Method::DELETE, "/v2/keys/a?prevValue=zzz", "", 412),          // compare-and-delete, failed
-        (Method::DELETE, "/v2/keys/a?prevValue=4", "", 200),            // compare-and-delete
-        (Method::DELETE, "/v2/keys/a", "", 404),                        // delete, failed
-        (Method::PUT, "/v2/keys/a?ttl=abc", "", 400),                   // refused before the store
+        (Method::PUT, "/v2/keys/a", "value=1", 201),                   // set
+        (Method::PUT, "/v2/keys/a", "value=2&prevExist=false", 412),   // create, failed
+        (Method::POST, "/v2/keys/q", "value=job", 201),                // create
+        (Method::PUT, "/v2/keys/a", "value=3&prevExist=true", 200),    // update
+        (Method::PUT, "/v2/keys/nope", "value=3&prevExist=true", 404), // update, failed
+        (Method::PUT, "/v2/keys/a", "value=4&prevValue=3", 200),       // compare-and-swap
+        (Method::PUT, "/v2/keys/a", "value=5&prevValue=zzz", 412),     // compare-and-swap, failed
+        (Method::GET, "/v2/keys/a", "", 200),                          // get
+        (Method::GET, "/v2/keys/nope", "", 404),                       // get, failed
+        (Method::DELETE, "/v2/keys/a?prevValue=zzz", "", 412),         // compare-and-delete, failed
+        (Method::DELETE, "/v2/keys/a?prevValue=4", "", 200),           // compare-and-delete
+        (Method::DELETE, "/v2/keys/a", "", 404),                       // delete, failed
+        (Method::PUT, "/v2/keys/a?ttl=abc", "", 400),                  // refused before the store
         (Method::GET, "/v2/keys/q?wait=true&waitIndex=1&recursive=true", "", 200), // a watch
     ];
     for (method, uri, form, status) in ops {

@@ -15,10 +15,7 @@ fn leases(b: &LocalBackend) -> Vec<i64> {
 fn assert_expiration(v: &serde_json::Value) {
     let s = v.as_str().unwrap_or_else(|| panic!("no expiration: {v}"));
     let b = s.as_bytes();
-    assert!(
-        s.len() >= 20 && s.ends_with('Z') && b[4] == b'-' && b[10] == b'T' && b[13] == b':',
-        "{s}"
-    );
+    assert!(s.len() >= 20 && s.ends_with('Z') && b[4] == b'-' && b[10] == b'T' && b[13] == b':', "{s}");
 }
 
 #[tokio::test]
@@ -29,17 +26,8 @@ async fn ttl_fields_and_expiry() {
     assert_eq!(r.json["node"]["ttl"], 5);
     assert_expiration(&r.json["node"]["expiration"]);
     // Field order as etcd writes it.
-    assert!(
-        r.body.contains("\"value\":\"x\",\"expiration\":\""),
-        "{}",
-        r.body
-    );
-    assert!(
-        r.body
-            .contains(",\"ttl\":5,\"modifiedIndex\":2,\"createdIndex\":2}"),
-        "{}",
-        r.body
-    );
+    assert!(r.body.contains("\"value\":\"x\",\"expiration\":\""), "{}", r.body);
+    assert!(r.body.contains(",\"ttl\":5,\"modifiedIndex\":2,\"createdIndex\":2}"), "{}", r.body);
     b.tick(20);
     let r = get(&b, "/t", "").await;
     assert_eq!(r.json["node"]["ttl"], 3);
@@ -82,13 +70,7 @@ async fn refresh_keeps_value_and_index() {
     // Another TTL: a fresh lease, the old one revoked.
     let r = put(&b, "/r", "refresh=true&ttl=10").await;
     assert_eq!((r.status, r.json["action"].as_str()), (200, Some("set")));
-    assert_eq!(
-        (
-            r.json["node"]["value"].as_str(),
-            r.json["node"]["ttl"].as_i64()
-        ),
-        (Some("v"), Some(10))
-    );
+    assert_eq!((r.json["node"]["value"].as_str(), r.json["node"]["ttl"].as_i64()), (Some("v"), Some(10)));
     assert_eq!(r.json["node"]["modifiedIndex"], 3);
     assert_eq!(leases(&b).len(), 1);
     b.tick(60);
@@ -99,19 +81,10 @@ async fn refresh_keeps_value_and_index() {
     assert_eq!(put(&b, "/r", "refresh=true").await.code(), 212);
     assert_eq!(put(&b, "/missing", "refresh=true&ttl=5").await.code(), 100);
     // A compare-and-swap refresh checks its compare first.
-    assert_eq!(
-        put(&b, "/r", "refresh=true&ttl=10&prevValue=nope")
-            .await
-            .code(),
-        101
-    );
+    assert_eq!(put(&b, "/r", "refresh=true&ttl=10&prevValue=nope").await.code(), 101);
     let r = put(&b, "/r", "refresh=true&ttl=10&prevValue=v").await;
     assert_eq!(
-        (
-            r.status,
-            r.json["action"].as_str(),
-            r.json["node"]["ttl"].as_i64()
-        ),
+        (r.status, r.json["action"].as_str(), r.json["node"]["ttl"].as_i64()),
         (200, Some("compareAndSwap"), Some(10))
     );
 }
@@ -122,11 +95,7 @@ async fn empty_ttl_clears_it() {
     put(&b, "/c", "value=1&ttl=5").await;
     let r = req(&b, "PUT", "/c", "ttl=", "value=2").await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.json["node"].get("ttl").is_none() && r.json["node"].get("expiration").is_none(),
-        "{}",
-        r.body
-    );
+    assert!(r.json["node"].get("ttl").is_none() && r.json["node"].get("expiration").is_none(), "{}", r.body);
     assert_eq!(r.json["prevNode"]["ttl"], 5);
     assert!(leases(&b).is_empty(), "the lease nothing uses is revoked");
     b.tick(80);
@@ -150,11 +119,7 @@ async fn ttl_directories_take_their_contents_along() {
     put(&b, "/e/x", "value=1").await;
     let r = put(&b, "/e", "dir=true&prevExist=true&ttl=100").await;
     assert_eq!(
-        (
-            r.status,
-            r.json["node"]["ttl"].as_i64(),
-            r.json["prevNode"]["ttl"].as_i64()
-        ),
+        (r.status, r.json["node"]["ttl"].as_i64(), r.json["prevNode"]["ttl"].as_i64()),
         (200, Some(100), Some(5))
     );
     b.tick(60);

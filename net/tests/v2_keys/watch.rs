@@ -17,11 +17,7 @@ fn spawn_wait(b: &LocalBackend, path: &str, query: &str) -> tokio::task::JoinHan
 async fn watches(b: &LocalBackend, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while b.watch_count() != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} watches, expected {n}",
-            b.watch_count()
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{} watches, expected {n}", b.watch_count());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -32,10 +28,7 @@ async fn settle() {
 }
 
 async fn answer(h: tokio::task::JoinHandle<crate::Resp>) -> crate::Resp {
-    tokio::time::timeout(Duration::from_secs(10), h)
-        .await
-        .expect("the wait answers")
-        .unwrap()
+    tokio::time::timeout(Duration::from_secs(10), h).await.expect("the wait answers").unwrap()
 }
 
 #[tokio::test]
@@ -44,12 +37,12 @@ async fn wait_index_in_the_past() {
     put(&b, "/w", "value=1").await; // 2
     put(&b, "/w", "value=2").await; // 3
     let r = get(&b, "/w", "wait=true&waitIndex=2").await;
-    expect(&r, 200, "{\"action\":\"create\",\"node\":{\"key\":\"/w\",\"value\":\"1\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
-    assert_eq!(
-        r.index(),
-        3,
-        "X-Etcd-Index is the index the watch started at"
+    expect(
+        &r,
+        200,
+        "{\"action\":\"create\",\"node\":{\"key\":\"/w\",\"value\":\"1\",\"modifiedIndex\":2,\"createdIndex\":2}}\n",
     );
+    assert_eq!(r.index(), 3, "X-Etcd-Index is the index the watch started at");
     let r = get(&b, "/w", "wait=true&waitIndex=3").await;
     expect(&r, 200, "{\"action\":\"set\",\"node\":{\"key\":\"/w\",\"value\":\"2\",\"modifiedIndex\":3,\"createdIndex\":2},\"prevNode\":{\"key\":\"/w\",\"value\":\"1\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
 }
@@ -87,10 +80,7 @@ async fn recursive_waits_and_hidden_keys() {
     put(&b, "/dir/_h/x", "value=h").await; // 3
     put(&b, "/dir/sub/x", "value=1").await; // 4
     let r = answer(rec).await;
-    assert_eq!(
-        (r.json["action"].as_str(), r.json["node"]["key"].as_str()),
-        (Some("create"), Some("/dir/sub/x"))
-    );
+    assert_eq!((r.json["action"].as_str(), r.json["node"]["key"].as_str()), (Some("create"), Some("/dir/sub/x")));
     let r = answer(root).await;
     assert_eq!(r.json["node"]["key"], "/dir/sub/x");
     assert!(!dir_only.is_finished());
@@ -100,13 +90,7 @@ async fn recursive_waits_and_hidden_keys() {
     // The directory itself: its marker.
     put(&b, "/dir", "dir=true&prevExist=true&ttl=60").await;
     let r = answer(dir_only).await;
-    assert_eq!(
-        (
-            r.json["node"]["key"].as_str(),
-            r.json["node"]["dir"].as_bool()
-        ),
-        (Some("/dir"), Some(true))
-    );
+    assert_eq!((r.json["node"]["key"].as_str(), r.json["node"]["dir"].as_bool()), (Some("/dir"), Some(true)));
     assert_eq!(r.json["node"]["ttl"], 60);
 }
 
@@ -133,11 +117,7 @@ async fn compacted_wait_index_is_401() {
     for i in 0..4 {
         put(&b, "/c", &format!("value={i}")).await; // 2..=5
     }
-    b.core(Request::Compact(CompactionRequest {
-        revision: 4,
-        physical: false,
-    }))
-    .unwrap();
+    b.core(Request::Compact(CompactionRequest { revision: 4, physical: false })).unwrap();
     let r = get(&b, "/c", "wait=true&waitIndex=2").await;
     expect(&r, 400, "{\"errorCode\":401,\"message\":\"The event in requested index is outdated and cleared\",\"cause\":\"the requested history has been cleared [4/2]\",\"index\":5}\n");
     assert_eq!(r.index(), 5);
@@ -149,15 +129,12 @@ async fn compacted_wait_index_is_401() {
 #[tokio::test]
 async fn dropping_a_wait_cancels_its_watch() {
     let b = LocalBackend::new();
-    let waited =
-        tokio::time::timeout(Duration::from_millis(30), get(&b, "/never", "wait=true")).await;
+    let waited = tokio::time::timeout(Duration::from_millis(30), get(&b, "/never", "wait=true")).await;
     assert!(waited.is_err());
     watches(&b, 0).await;
     // Huge indexes are just far in the future.
-    let waited = tokio::time::timeout(
-        Duration::from_millis(30),
-        get(&b, "/x", "wait=true&waitIndex=18446744073709551615"),
-    )
-    .await;
+    let waited =
+        tokio::time::timeout(Duration::from_millis(30), get(&b, "/x", "wait=true&waitIndex=18446744073709551615"))
+            .await;
     assert!(waited.is_err());
 }

@@ -15,11 +15,7 @@ async fn create_only_if_absent() {
     let r = put(&b, "/lock", "value=me&prevExist=false").await;
     expect(&r, 201, "{\"action\":\"create\",\"node\":{\"key\":\"/lock\",\"value\":\"me\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     let r = put(&b, "/lock", "value=you&prevExist=false").await;
-    expect(
-        &r,
-        412,
-        "{\"errorCode\":105,\"message\":\"Key already exists\",\"cause\":\"/lock\",\"index\":2}\n",
-    );
+    expect(&r, 412, "{\"errorCode\":105,\"message\":\"Key already exists\",\"cause\":\"/lock\",\"index\":2}\n");
     assert_eq!(r.index(), 2);
     assert_eq!(get(&b, "/lock", "").await.json["node"]["value"], "me");
     // Directories too.
@@ -27,11 +23,7 @@ async fn create_only_if_absent() {
     assert_eq!(put(&b, "/d", "dir=true&prevExist=false").await.code(), 105);
     let r = put(&b, "/e", "dir=true&prevExist=false").await;
     assert_eq!(
-        (
-            r.status,
-            r.json["action"].as_str(),
-            r.json["node"]["dir"].as_bool()
-        ),
+        (r.status, r.json["action"].as_str(), r.json["node"]["dir"].as_bool()),
         (201, Some("create"), Some(true))
     );
     // The root.
@@ -44,37 +36,21 @@ async fn concurrent_creates_have_one_winner() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let b = b.clone();
-        tasks.push(tokio::spawn(async move {
-            put(&b, "/lock", &format!("value={i}&prevExist=false"))
-                .await
-                .status
-        }));
+        tasks.push(tokio::spawn(async move { put(&b, "/lock", &format!("value={i}&prevExist=false")).await.status }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 412).count(),
-        7,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 412).count(), 7, "{statuses:?}");
 }
 
 #[tokio::test]
 async fn update_requires_existence() {
     let b = LocalBackend::new();
     let r = put(&b, "/u", "value=1&prevExist=true").await;
-    expect(
-        &r,
-        404,
-        "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/u\",\"index\":1}\n",
-    );
+    expect(&r, 404, "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/u\",\"index\":1}\n");
     put(&b, "/u", "value=1").await; // 2
     let r = put(&b, "/u", "value=2&prevExist=true").await;
     expect(&r, 200, "{\"action\":\"update\",\"node\":{\"key\":\"/u\",\"value\":\"2\",\"modifiedIndex\":3,\"createdIndex\":2},\"prevNode\":{\"key\":\"/u\",\"value\":\"1\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
@@ -83,11 +59,7 @@ async fn update_requires_existence() {
     assert_eq!(put(&b, "/d", "value=v&prevExist=true").await.code(), 102);
     let r = put(&b, "/d", "dir=true&prevExist=true").await;
     assert_eq!(
-        (
-            r.status,
-            r.json["action"].as_str(),
-            r.json["node"]["dir"].as_bool()
-        ),
+        (r.status, r.json["action"].as_str(), r.json["node"]["dir"].as_bool()),
         (200, Some("update"), Some(true))
     );
     assert_eq!(get(&b, "/d/x", "").await.json["node"]["value"], "1");
@@ -100,21 +72,14 @@ async fn compare_and_swap() {
     let r = put(&b, "/k", "value=x&prevValue=two").await;
     expect(&r, 412, "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[two != one]\",\"index\":2}\n");
     let r = put(&b, "/k", "value=x&prevIndex=7").await;
-    expect(
-        &r,
-        412,
-        "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[7 != 2]\",\"index\":2}\n",
-    );
+    expect(&r, 412, "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[7 != 2]\",\"index\":2}\n");
     let r = put(&b, "/k", "value=x&prevIndex=7&prevValue=two").await;
     assert_eq!(r.json["cause"], "[two != one] [7 != 2]");
     let r = put(&b, "/k", "value=three&prevIndex=2&prevValue=one").await;
     expect(&r, 200, "{\"action\":\"compareAndSwap\",\"node\":{\"key\":\"/k\",\"value\":\"three\",\"modifiedIndex\":3,\"createdIndex\":2},\"prevNode\":{\"key\":\"/k\",\"value\":\"one\",\"modifiedIndex\":2,\"createdIndex\":2}}\n");
     // prevExist=true with a compare field is a compare-and-swap as well.
     let r = put(&b, "/k", "value=four&prevExist=true&prevValue=three").await;
-    assert_eq!(
-        (r.status, r.json["action"].as_str()),
-        (200, Some("compareAndSwap"))
-    );
+    assert_eq!((r.status, r.json["action"].as_str()), (200, Some("compareAndSwap")));
     // Missing keys, directories, the root.
     assert_eq!(put(&b, "/none", "value=x&prevValue=a").await.code(), 100);
     put(&b, "/dir/a", "value=1").await;
@@ -125,27 +90,11 @@ async fn compare_and_swap() {
 #[tokio::test]
 async fn no_value_on_success_leaves_out_the_nodes() {
     let b = LocalBackend::new();
-    expect(
-        &put(&b, "/n", "value=1&noValueOnSuccess=true").await,
-        201,
-        "{\"action\":\"set\"}\n",
-    );
-    expect(
-        &put(&b, "/n", "value=2&noValueOnSuccess=true").await,
-        200,
-        "{\"action\":\"set\"}\n",
-    );
+    expect(&put(&b, "/n", "value=1&noValueOnSuccess=true").await, 201, "{\"action\":\"set\"}\n");
+    expect(&put(&b, "/n", "value=2&noValueOnSuccess=true").await, 200, "{\"action\":\"set\"}\n");
     // Not on reads, nor on failures.
-    assert_eq!(
-        get(&b, "/n", "noValueOnSuccess=true").await.json["node"]["value"],
-        "2"
-    );
-    assert_eq!(
-        put(&b, "/n", "value=3&prevValue=x&noValueOnSuccess=true")
-            .await
-            .code(),
-        101
-    );
+    assert_eq!(get(&b, "/n", "noValueOnSuccess=true").await.json["node"]["value"], "2");
+    assert_eq!(put(&b, "/n", "value=3&prevValue=x&noValueOnSuccess=true").await.code(), 101);
 }
 
 #[tokio::test]
@@ -157,19 +106,12 @@ async fn in_order_keys_are_named_by_revision() {
     let r = post(&b, "/queue", "value=b").await;
     assert_eq!(r.json["node"]["key"], "/queue/00000000000000000004");
     let r = get(&b, "/queue", "sorted=true").await;
-    let values: Vec<&str> = r.json["node"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["value"].as_str().unwrap())
-        .collect();
+    let values: Vec<&str> =
+        r.json["node"]["nodes"].as_array().unwrap().iter().map(|n| n["value"].as_str().unwrap()).collect();
     assert_eq!(values, vec!["a", "b"]);
     // In-order directories, and in the root.
     let r = post(&b, "/queue", "dir=true").await;
-    assert_eq!(
-        (r.status, r.json["node"]["dir"].as_bool()),
-        (201, Some(true))
-    );
+    assert_eq!((r.status, r.json["node"]["dir"].as_bool()), (201, Some(true)));
     let key = r.json["node"]["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("/queue/0000000000000000000"), "{key}");
     assert_eq!(get(&b, &key, "").await.json["node"]["dir"], true);
@@ -183,11 +125,7 @@ async fn set_dir_replaces_a_file_and_methods_are_checked() {
     put(&b, "/x", "value=1").await; // 2
     let r = put(&b, "/x", "dir=true").await;
     assert_eq!(
-        (
-            r.status,
-            r.json["node"]["dir"].as_bool(),
-            r.json["prevNode"]["value"].as_str()
-        ),
+        (r.status, r.json["node"]["dir"].as_bool(), r.json["prevNode"]["value"].as_str()),
         (200, Some(true), Some("1"))
     );
     assert_eq!(get(&b, "/x", "").await.json["node"]["dir"], true);
@@ -207,22 +145,13 @@ async fn errors_are_decided_on_linearizable_reads_only() {
     let b = LocalBackend::new();
     put(&b, "/k", "value=1").await;
     let log = b.take_log();
-    assert!(
-        !log.iter().any(linearizable_read),
-        "a plain set needs no read round: {log:?}"
-    );
+    assert!(!log.iter().any(linearizable_read), "a plain set needs no read round: {log:?}");
     assert!(log.iter().any(|r| matches!(r, Request::Txn(_))));
-    for (form, code) in [
-        ("value=2&prevExist=false", 105),
-        ("value=2&prevValue=x", 101),
-    ] {
+    for (form, code) in [("value=2&prevExist=false", 105), ("value=2&prevValue=x", 101)] {
         assert_eq!(put(&b, "/k", form).await.code(), code);
         let log = b.take_log();
         assert!(log.iter().any(linearizable_read), "{form}: {log:?}");
-        assert!(
-            !log.iter().any(|r| matches!(r, Request::Txn(_))),
-            "{form}: {log:?}"
-        );
+        assert!(!log.iter().any(|r| matches!(r, Request::Txn(_))), "{form}: {log:?}");
     }
     assert_eq!(put(&b, "/k/x", "value=2").await.code(), 104);
     assert!(b.take_log().iter().any(linearizable_read));

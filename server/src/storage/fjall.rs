@@ -130,9 +130,8 @@ impl FjallStorage {
                 .worker_threads(FJALL_WORKERS)
                 .open()
                 .map_err(|e| engine_error(dir, "opening the store", e))?;
-            let log = db
-                .keyspace(LOG_KEYSPACE, keyspace_options)
-                .map_err(|e| engine_error(dir, "opening the log", e))?;
+            let log =
+                db.keyspace(LOG_KEYSPACE, keyspace_options).map_err(|e| engine_error(dir, "opening the log", e))?;
             let meta = db
                 .keyspace(META_KEYSPACE, keyspace_options)
                 .map_err(|e| engine_error(dir, "opening the metadata", e))?;
@@ -140,7 +139,17 @@ impl FjallStorage {
         })?;
         let (db, log, meta) = opened;
         let engine = FjallEngine::open(dir, &db).map_err(|e| engine_error(dir, "opening the state", e))?;
-        let mut store = FjallStorage { dir: dir.to_path_buf(), db, log, meta, engine, bounds: None, written: false, marked: false, last_write: 0 };
+        let mut store = FjallStorage {
+            dir: dir.to_path_buf(),
+            db,
+            log,
+            meta,
+            engine,
+            bounds: None,
+            written: false,
+            marked: false,
+            last_write: 0,
+        };
         let format = catch_panic(dir, "reading", || store.load_bounds())?;
         if format == Some(UNVERSIONED_FORMAT_VERSION) {
             catch_panic(dir, "upgrading", || store.upgrade_unversioned())?;
@@ -172,10 +181,11 @@ impl FjallStorage {
             )));
         }
         self.written = format.is_some();
-        self.last_write = match self.meta.get(KEY_LAST_WRITE).map_err(|e| self.err("reading the last write's number", e))? {
-            Some(v) => decode_last_write(&v).map_err(|m| self.corrupt("the last write's number", m))?,
-            None => 0,
-        };
+        self.last_write =
+            match self.meta.get(KEY_LAST_WRITE).map_err(|e| self.err("reading the last write's number", e))? {
+                Some(v) => decode_last_write(&v).map_err(|m| self.corrupt("the last write's number", m))?,
+                None => 0,
+            };
         let first = self.edge_key(true)?;
         let last = self.edge_key(false)?;
         self.bounds = match (first, last) {
@@ -210,13 +220,15 @@ impl FjallStorage {
         for g in self.log.iter() {
             let (key, value) = g.into_inner().map_err(|e| self.err("reading the log", e))?;
             let (entry, write) = decode_entry(&key, &value).map_err(|m| self.corrupt("the log", m))?;
-            let upgraded = keel_core::upgrade::unversioned_entry(&entry).map_err(|e| self.corrupt("the log", e.to_string()))?;
+            let upgraded =
+                keel_core::upgrade::unversioned_entry(&entry).map_err(|e| self.corrupt("the log", e.to_string()))?;
             batch.insert(&self.log, key, encode_entry(&upgraded, write));
             rewritten += 1;
         }
         if let Some(v) = self.meta.get(KEY_SNAPSHOT).map_err(|e| self.err("reading the snapshot", e))? {
             let (snapshot, write) = decode_snapshot(&v).map_err(|m| self.corrupt("the snapshot", m))?;
-            let upgraded = keel_core::upgrade::unversioned_snapshot(&snapshot).map_err(|e| self.corrupt("the snapshot", e.to_string()))?;
+            let upgraded = keel_core::upgrade::unversioned_snapshot(&snapshot)
+                .map_err(|e| self.corrupt("the snapshot", e.to_string()))?;
             batch.insert(&self.meta, KEY_SNAPSHOT, encode_snapshot(&upgraded, write));
         }
         batch.insert(&self.meta, KEY_FORMAT, format_record());
@@ -420,7 +432,12 @@ impl Storage for FjallStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(&self.dir, "reading the member's identity", &e)),
         };
-        parse_identity(&text).map(Some).ok_or_else(|| self.corrupt("the member's identity (keel-member)", format!("{text:?} is not two lines `member <hex>` and `cluster <hex>`")))
+        parse_identity(&text).map(Some).ok_or_else(|| {
+            self.corrupt(
+                "the member's identity (keel-member)",
+                format!("{text:?} is not two lines `member <hex>` and `cluster <hex>`"),
+            )
+        })
     }
 
     fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
@@ -470,7 +487,12 @@ fn check_dir(dir: &Path) -> Result<(), StorageError> {
 
 /// Durably create the `keel-store` marker, so it exists only once it is complete.
 fn write_marker(dir: &Path) -> Result<(), StorageError> {
-    write_durably(dir, MARKER, b"keel raft store: this directory holds a member's durable state\n", "writing the store marker")
+    write_durably(
+        dir,
+        MARKER,
+        b"keel raft store: this directory holds a member's durable state\n",
+        "writing the store marker",
+    )
 }
 
 /// Durably create file `name` in `dir` (write a temporary file, fsync, rename, fsync the
@@ -592,7 +614,9 @@ fn io_error(dir: &Path, doing: &str, e: &std::io::Error) -> StorageError {
         K::NotADirectory => StorageError::Io(format!(
             "data directory {shown} cannot be created or used: part of its path is not a directory ({e})"
         )),
-        K::StorageFull | K::QuotaExceeded => StorageError::Io(format!("no space left for data directory {shown} ({doing}: {e})")),
+        K::StorageFull | K::QuotaExceeded => {
+            StorageError::Io(format!("no space left for data directory {shown} ({doing}: {e})"))
+        }
         // While reading a store, a file too short for its own offsets makes a seek fail with
         // EINVAL: that is damage too.
         K::UnexpectedEof | K::InvalidData | K::InvalidInput => StorageError::Corrupt(format!(
@@ -753,8 +777,5 @@ fn check_format(body: &[u8]) -> Result<u32, String> {
     let Some(version) = tail.strip_prefix(FORMAT_MAGIC) else {
         return Err("the format record does not name a keel log".into());
     };
-    <[u8; 4]>::try_from(version)
-        .map(u32::from_le_bytes)
-        .map_err(|_| "the format record's version is malformed".into())
+    <[u8; 4]>::try_from(version).map(u32::from_le_bytes).map_err(|_| "the format record's version is malformed".into())
 }
-

@@ -27,7 +27,10 @@ pub struct FjallEngine {
 impl FjallEngine {
     /// The state's keyspaces in `db` (living in `dir`), created when missing.
     pub(super) fn open(dir: &Path, db: &Database) -> Result<Self, fjall::Error> {
-        let spaces = Space::ALL.iter().map(|s| db.keyspace(s.name(), super::fjall::keyspace_options)).collect::<Result<_, _>>()?;
+        let spaces = Space::ALL
+            .iter()
+            .map(|s| db.keyspace(s.name(), super::fjall::keyspace_options))
+            .collect::<Result<_, _>>()?;
         Ok(FjallEngine { dir: dir.to_path_buf(), db: db.clone(), spaces })
     }
 

@@ -12,8 +12,8 @@ use tempfile::TempDir;
 
 use super::fjall as codec;
 use super::tests::{
-    append, arb_engine_step, arb_step, assert_recovers_to, check_all, engine_steps_match_the_model, entries, hs, snapshot, Harness,
-    Step,
+    append, arb_engine_step, arb_step, assert_recovers_to, check_all, engine_steps_match_the_model, entries, hs,
+    snapshot, Harness, Step,
 };
 use super::{FjallStorage, Storage, StorageError};
 

@@ -214,8 +214,12 @@ mod tests {
     #[test]
     fn a_crash_before_any_sync_leaves_a_new_store() {
         let mut s = MemStorage::new();
-        s.write(&Persist { number: 1, hard_state: Some(HardState { term: 1, vote: 1, commit: 0 }), ..Default::default() })
-            .unwrap();
+        s.write(&Persist {
+            number: 1,
+            hard_state: Some(HardState { term: 1, vote: 1, commit: 0 }),
+            ..Default::default()
+        })
+        .unwrap();
         assert!(s.recover().unwrap().is_some());
         s.crash();
         assert!(s.recover().unwrap().is_none());
@@ -224,8 +228,12 @@ mod tests {
     #[test]
     fn clones_share_nothing() {
         let mut a = MemStorage::new();
-        a.write(&Persist { number: 1, hard_state: Some(HardState { term: 2, vote: 1, commit: 0 }), ..Default::default() })
-            .unwrap();
+        a.write(&Persist {
+            number: 1,
+            hard_state: Some(HardState { term: 2, vote: 1, commit: 0 }),
+            ..Default::default()
+        })
+        .unwrap();
         let mut b = a.clone();
         a.sync().unwrap();
         b.crash();

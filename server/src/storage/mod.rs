@@ -23,9 +23,9 @@ mod fjall_engine;
 mod memory;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod fjall_tests;
+#[cfg(test)]
+mod tests;
 
 pub use self::fjall::FjallStorage;
 pub use self::fjall_engine::FjallEngine;

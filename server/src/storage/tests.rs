@@ -140,10 +140,7 @@ fn round_trip<H: Harness>(h: &mut H) {
 }
 
 fn suffix_overwrite<H: Harness>(h: &mut H) {
-    let (mut s, _) = run(
-        h,
-        &[Step::Write(append(1, entries(1, 5, 1))), Step::Write(append(2, entries(3, 4, 2)))],
-    );
+    let (mut s, _) = run(h, &[Step::Write(append(1, entries(1, 5, 1))), Step::Write(append(2, entries(3, 4, 2)))]);
     let mut want = entries(1, 2, 1);
     want.extend(entries(3, 4, 2));
     assert_eq!(recover(&mut s).entries, want, "entries 3..=5 replaced by the new 3..=4");
@@ -176,7 +173,12 @@ fn snapshot_resets_log<H: Harness>(h: &mut H) {
         h,
         &[
             Step::Write(append(1, entries(1, 5, 1))),
-            Step::Write(Persist { number: 2, snapshot: Some(snapshot(10, 2)), entries: entries(11, 12, 2), ..Default::default() }),
+            Step::Write(Persist {
+                number: 2,
+                snapshot: Some(snapshot(10, 2)),
+                entries: entries(11, 12, 2),
+                ..Default::default()
+            }),
         ],
     );
     let r = recover(&mut s);
@@ -199,7 +201,12 @@ fn snapshot_resets_log<H: Harness>(h: &mut H) {
     run(
         h,
         &[
-            Step::Write(Persist { number: 1, snapshot: Some(snapshot(5, 1)), entries: entries(6, 7, 1), ..Default::default() }),
+            Step::Write(Persist {
+                number: 1,
+                snapshot: Some(snapshot(5, 1)),
+                entries: entries(6, 7, 1),
+                ..Default::default()
+            }),
             Step::Sync,
             Step::Write(Persist { number: 2, snapshot: Some(snapshot(20, 3)), ..Default::default() }),
             Step::Write(append(3, entries(21, 23, 3))),
@@ -289,12 +296,19 @@ fn one_persist_applies_snapshot_then_entries_then_hard_state<H: Harness>(h: &mut
 }
 
 fn large_values_round_trip<H: Harness>(h: &mut H) {
-    let big = |seed: u8, len: usize| (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>();
+    let big =
+        |seed: u8, len: usize| (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>();
     let es: Vec<LogEntry> = (1..=4).map(|i| LogEntry { index: i, term: 1, bytes: big(i as u8, 200_000) }).collect();
     let snap = SnapshotRecord { index: 0, term: 0, bytes: big(9, 3_000_000) };
     let (mut s, _) = run(
         h,
-        &[Step::Write(Persist { number: 1, must_sync: true, snapshot: Some(snap.clone()), entries: es.clone(), hard_state: None })],
+        &[Step::Write(Persist {
+            number: 1,
+            must_sync: true,
+            snapshot: Some(snap.clone()),
+            entries: es.clone(),
+            hard_state: None,
+        })],
     );
     let r = recover(&mut s);
     assert_eq!(r.snapshot, Some(snap));
@@ -329,8 +343,11 @@ pub(crate) fn arb_step() -> impl Strategy<Value = Step> {
     );
     let arb_snapshot = (0u64..30, 1u64..4).prop_map(|(index, term)| snapshot(index, term));
     let arb_hs = (0u64..4, 0u64..4, 0u64..30).prop_map(|(t, v, c)| hs(t, v, c));
-    let arb_persist = (1u64..1000, proptest::option::weighted(0.15, arb_snapshot.clone()), arb_entries, proptest::option::of(arb_hs))
-        .prop_map(|(number, snapshot, entries, hard_state)| Step::Write(Persist { number, must_sync: true, snapshot, entries, hard_state }));
+    let arb_persist =
+        (1u64..1000, proptest::option::weighted(0.15, arb_snapshot.clone()), arb_entries, proptest::option::of(arb_hs))
+            .prop_map(|(number, snapshot, entries, hard_state)| {
+                Step::Write(Persist { number, must_sync: true, snapshot, entries, hard_state })
+            });
     prop_oneof![
         6 => arb_persist,
         1 => (arb_snapshot, 0u64..35).prop_map(|(snapshot, compact_to)| Step::KeepSnapshot(LocalSnapshot { snapshot, compact_to })),
@@ -436,14 +453,22 @@ pub(crate) fn engine_steps_match_the_model<H: Harness>(h: &mut H, steps: &[Engin
 /// replacing everything (`clear`).
 pub(crate) fn arb_engine_step() -> impl Strategy<Value = EngineStep> {
     let arb_space = proptest::sample::select(Space::ALL.to_vec());
-    let arb_key = proptest::sample::select(vec![b"a".to_vec(), b"b".to_vec(), b"bb".to_vec(), b"c".to_vec(), vec![0], vec![0xff]]);
+    let arb_key = proptest::sample::select(vec![
+        b"a".to_vec(),
+        b"b".to_vec(),
+        b"bb".to_vec(),
+        b"c".to_vec(),
+        vec![0],
+        vec![0xff],
+    ]);
     let arb_op = (arb_space, arb_key, proptest::option::weighted(0.7, proptest::collection::vec(any::<u8>(), 0..4)));
-    let arb_batch = (proptest::bool::weighted(0.05), proptest::collection::vec(arb_op, 0..6)).prop_map(|(clear, ops)| {
-        let mut batch = Batch { clear, ..Batch::default() };
-        for (space, key, value) in ops {
-            batch.ops.insert((space, key), value);
-        }
-        EngineStep::Commit(batch)
-    });
+    let arb_batch =
+        (proptest::bool::weighted(0.05), proptest::collection::vec(arb_op, 0..6)).prop_map(|(clear, ops)| {
+            let mut batch = Batch { clear, ..Batch::default() };
+            for (space, key, value) in ops {
+                batch.ops.insert((space, key), value);
+            }
+            EngineStep::Commit(batch)
+        });
     prop_oneof![6 => arb_batch, 2 => Just(EngineStep::Sync), 1 => Just(EngineStep::Restart)]
 }

@@ -56,7 +56,10 @@ fn check_key(key: &str, h: &KeyHistory<'_>, out: &mut Vec<Violation>) {
     let Some(&(longest, _)) = h.lists.iter().max_by_key(|(list, _)| list.len()) else { return };
     for (list, op) in &h.lists {
         if !longest.starts_with(list) {
-            out.push(Violation::new("append", format!("{key}: two lists that are not one sequence:\n  {op}\n  longest: {longest:?}")));
+            out.push(Violation::new(
+                "append",
+                format!("{key}: two lists that are not one sequence:\n  {op}\n  longest: {longest:?}"),
+            ));
             return;
         }
     }
@@ -72,7 +75,10 @@ fn check_key(key: &str, h: &KeyHistory<'_>, out: &mut Vec<Violation>) {
     for (element, appended) in &h.acked {
         for (list, read) in &h.reads {
             if appended.complete_ms < read.invoke_ms && !list.iter().any(|e| e == element) {
-                out.push(Violation::new("append", format!("{key}: a read began after an append finished and missed it:\n  {appended}\n  {read}")));
+                out.push(Violation::new(
+                    "append",
+                    format!("{key}: a read began after an append finished and missed it:\n  {appended}\n  {read}"),
+                ));
                 return;
             }
         }

@@ -35,7 +35,11 @@ fn key_of(call: &Call) -> Option<&str> {
 
 /// Whether `op` certainly saw the key gone.
 fn saw_gone(op: &Op) -> bool {
-    matches!((&op.call, op.ok()), (Call::Lookup { .. }, Some(Return::Value { value: None, .. })) | (Call::Heartbeat { .. }, Some(Return::Refused)))
+    matches!(
+        (&op.call, op.ok()),
+        (Call::Lookup { .. }, Some(Return::Value { value: None, .. }))
+            | (Call::Heartbeat { .. }, Some(Return::Refused))
+    )
 }
 
 /// Whether a registration or heartbeat may have (re)started the key's countdown.
@@ -50,7 +54,11 @@ fn saw_present(op: &Op) -> bool {
 fn check_key(key: &str, ops: &[&Op], out: &mut Vec<Violation>) {
     for o in ops {
         if saw_gone(o) {
-            let kept = ops.iter().filter(|h| ttl_ms(&h.call).is_some() && matches!(h.ok(), Some(Return::Written { .. })) && h.complete_ms < o.invoke_ms);
+            let kept = ops.iter().filter(|h| {
+                ttl_ms(&h.call).is_some()
+                    && matches!(h.ok(), Some(Return::Written { .. }))
+                    && h.complete_ms < o.invoke_ms
+            });
             if let Some(h) = kept.max_by_key(|h| h.invoke_ms) {
                 let alive_until = h.invoke_ms + ttl_ms(&h.call).unwrap_or(0);
                 if o.complete_ms + EARLY_TOLERANCE_MS < alive_until {
@@ -62,11 +70,16 @@ fn check_key(key: &str, ops: &[&Op], out: &mut Vec<Violation>) {
             }
         }
         if saw_present(o) {
-            let refreshes = ops.iter().filter(|h| ttl_ms(&h.call).is_some() && may_have_kept_alive(h) && h.invoke_ms < o.complete_ms);
+            let refreshes = ops
+                .iter()
+                .filter(|h| ttl_ms(&h.call).is_some() && may_have_kept_alive(h) && h.invoke_ms < o.complete_ms);
             if let Some(h) = refreshes.max_by_key(|h| h.invoke_ms) {
                 let deadline = h.complete_ms + ttl_ms(&h.call).unwrap_or(0) + OUTLIVE_TOLERANCE_MS;
                 if o.invoke_ms > deadline {
-                    out.push(Violation::new("lease expiry", format!("{key} outlived its lease: last kept alive by\n  {h}\nstill there for\n  {o}")));
+                    out.push(Violation::new(
+                        "lease expiry",
+                        format!("{key} outlived its lease: last kept alive by\n  {h}\nstill there for\n  {o}"),
+                    ));
                 }
             }
         }
@@ -185,19 +198,25 @@ mod tests {
 
     #[test]
     fn unknown_keep_alive_may_extend_the_lease() {
-        let ops = [register((0, 50), written(2)), heartbeat((1000, 5000), unknown()), lookup(KEY, (25_000, 25_050), true)];
+        let ops =
+            [register((0, 50), written(2)), heartbeat((1000, 5000), unknown()), lookup(KEY, (25_000, 25_050), true)];
         assert_eq!(judge(&ops), Vec::<&str>::new());
     }
 
     #[test]
     fn failed_keep_alive_does_not_extend_the_lease() {
-        let ops = [register((0, 50), written(2)), heartbeat((1000, 5000), failed()), lookup(KEY, (25_000, 25_050), true)];
+        let ops =
+            [register((0, 50), written(2)), heartbeat((1000, 5000), failed()), lookup(KEY, (25_000, 25_050), true)];
         assert_eq!(judge(&ops), ["lease expiry"]);
     }
 
     #[test]
     fn keys_are_judged_separately() {
-        let ops = [register((0, 50), written(2)), lookup("/svc/c2", (1000, 1100), false), lookup("/svc/c2", (30_000, 30_050), true)];
+        let ops = [
+            register((0, 50), written(2)),
+            lookup("/svc/c2", (1000, 1100), false),
+            lookup("/svc/c2", (30_000, 30_050), true),
+        ];
         assert_eq!(judge(&ops), Vec::<&str>::new());
     }
 }

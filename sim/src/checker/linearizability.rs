@@ -76,12 +76,7 @@ pub trait Model {
     /// Apply `input` to `state`; Some(new state) if the op could have returned `output` (None = impossible).
     /// `output` is None for an indeterminate op (timed out / connection lost: it may or may not have taken effect,
     /// and its result is unknown) — then the step must accept whatever the input could do.
-    fn step(
-        &self,
-        state: &Self::State,
-        input: &Self::Input,
-        output: Option<&Self::Output>,
-    ) -> Option<Self::State>;
+    fn step(&self, state: &Self::State, input: &Self::Input, output: Option<&Self::Output>) -> Option<Self::State>;
     /// The partition (e.g. the key) an input belongs to; operations in different partitions are independent.
     fn partition(&self, input: &Self::Input) -> String;
 }
@@ -139,12 +134,7 @@ const SHOWN_PREFIX: usize = 8;
 impl<I: fmt::Debug, O: fmt::Debug> fmt::Display for Counterexample<I, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "partition {:?} is not linearizable", self.partition)?;
-        writeln!(
-            f,
-            "longest linearizable prefix: {} ops, leaving state {}",
-            self.linearized.len(),
-            self.state
-        )?;
+        writeln!(f, "longest linearizable prefix: {} ops, leaving state {}", self.linearized.len(), self.state)?;
         let omitted = self.linearized.len().saturating_sub(SHOWN_PREFIX);
         if omitted > 0 {
             writeln!(f, "  ... {omitted} earlier ops")?;
@@ -215,10 +205,7 @@ fn partition_history<'h, M: Model>(
 ) -> BTreeMap<String, Vec<&'h Op<M>>> {
     let mut partitions: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for op in history {
-        partitions
-            .entry(model.partition(&op.input))
-            .or_default()
-            .push(op);
+        partitions.entry(model.partition(&op.input)).or_default().push(op);
     }
     partitions
 }
@@ -235,17 +222,13 @@ struct Budget {
 
 impl Budget {
     fn new(budget: Duration) -> Self {
-        Budget {
-            deadline: Instant::now().checked_add(budget),
-            steps: 0,
-        }
+        Budget { deadline: Instant::now().checked_add(budget), steps: 0 }
     }
 
     /// Count one unit of work; true once the deadline has passed.
     fn exhausted(&mut self) -> bool {
         self.steps = self.steps.wrapping_add(1);
-        self.steps.is_multiple_of(STEPS_PER_CLOCK_CHECK)
-            && self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.steps.is_multiple_of(STEPS_PER_CLOCK_CHECK) && self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -259,9 +242,7 @@ impl Bitset {
     }
 
     fn contains(&self, i: usize) -> bool {
-        self.0
-            .get(i / 64)
-            .is_some_and(|word| word & (1 << (i % 64)) != 0)
+        self.0.get(i / 64).is_some_and(|word| word & (1 << (i % 64)) != 0)
     }
 
     fn insert(&mut self, i: usize) {
@@ -284,11 +265,7 @@ impl Bitset {
     /// Whether every member of `self` is in `other` or is `extra`.
     fn is_subset_with(&self, other: &Bitset, extra: usize) -> bool {
         self.0.iter().zip(&other.0).enumerate().all(|(i, (a, b))| {
-            let extra_bit = if extra / 64 == i {
-                1 << (extra % 64)
-            } else {
-                0
-            };
+            let extra_bit = if extra / 64 == i { 1 << (extra % 64) } else { 0 };
             a & !(b | extra_bit) == 0
         })
     }
@@ -339,13 +316,7 @@ impl EntryList {
             .collect();
         // Calls (false) before returns (true) at equal times: equal times are concurrent.
         events.sort_unstable();
-        let head = Entry {
-            op: NIL,
-            is_call: false,
-            time: 0,
-            prev: NIL,
-            next: NIL,
-        };
+        let head = Entry { op: NIL, is_call: false, time: 0, prev: NIL, next: NIL };
         let mut list = EntryList {
             entries: vec![head],
             call_of: vec![NIL; intervals.len()],
@@ -354,18 +325,8 @@ impl EntryList {
         for (time, is_return, op) in events {
             let index = list.entries.len();
             list.entries[index - 1].next = index;
-            list.entries.push(Entry {
-                op,
-                is_call: !is_return,
-                time,
-                prev: index - 1,
-                next: NIL,
-            });
-            let slot = if is_return {
-                &mut list.return_of
-            } else {
-                &mut list.call_of
-            };
+            list.entries.push(Entry { op, is_call: !is_return, time, prev: index - 1, next: NIL });
+            let slot = if is_return { &mut list.return_of } else { &mut list.call_of };
             slot[op] = index;
         }
         list
@@ -504,13 +465,7 @@ struct Level<S> {
 
 impl<S> Level<S> {
     fn new(state: S, first: usize) -> Self {
-        Level {
-            state,
-            phase: Phase::Plain,
-            scan: Scan::At(first),
-            option: 0,
-            taken: None,
-        }
+        Level { state, phase: Phase::Plain, scan: Scan::At(first), option: 0, taken: None }
     }
 }
 
@@ -554,15 +509,8 @@ impl<'a, M: Model> Search<'a, M> {
         let (timed, mut floating): (Vec<&Op<M>>, Vec<&Op<M>>) =
             ops.iter().copied().partition(|op| op.complete.is_some());
         floating.sort_by_key(|op| op.invoke);
-        let intervals: Vec<(u64, u64)> = timed
-            .iter()
-            .map(|op| {
-                (
-                    op.invoke,
-                    op.complete.map_or(op.invoke, |c| c.max(op.invoke)),
-                )
-            })
-            .collect();
+        let intervals: Vec<(u64, u64)> =
+            timed.iter().map(|op| (op.invoke, op.complete.map_or(op.invoke, |c| c.max(op.invoke)))).collect();
         let list = EntryList::new(&intervals);
         let init = model.init();
         let best = Snapshot {
@@ -683,13 +631,7 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// Try the next chain worth trying before `op` (the call at `index`), or move on.
-    fn try_chained(
-        &mut self,
-        index: usize,
-        op: usize,
-        closure: usize,
-        budget: &mut Budget,
-    ) -> Progress {
+    fn try_chained(&mut self, index: usize, op: usize, closure: usize, budget: &mut Budget) -> Progress {
         let Some(options) = self.useful(closure, op, budget) else {
             return Progress::Timeout;
         };
@@ -708,21 +650,11 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// Move to the configuration reached by `chain` and then `op`, unless it (or one
     /// dominating it) was explored before.
-    fn try_descend(
-        &mut self,
-        op: usize,
-        applied: bool,
-        state: M::State,
-        chain: Option<(usize, usize)>,
-    ) {
+    fn try_descend(&mut self, op: usize, applied: bool, state: M::State, chain: Option<(usize, usize)>) {
         let chain_ops = chain_ops(&self.closures, chain);
         self.decided.insert(op);
         chain_ops.iter().for_each(|&x| self.consumed.insert(x));
-        if !admit(
-            &mut self.seen,
-            (self.decided.clone(), state.clone()),
-            &self.consumed,
-        ) {
+        if !admit(&mut self.seen, (self.decided.clone(), state.clone()), &self.consumed) {
             self.decided.remove(op);
             chain_ops.iter().for_each(|&x| self.consumed.remove(x));
             return;
@@ -742,16 +674,10 @@ impl<'a, M: Model> Search<'a, M> {
     fn backtrack(&mut self) -> bool {
         self.record_if_deepest();
         self.levels.pop();
-        let Some(taken) = self
-            .levels
-            .last_mut()
-            .and_then(|parent| parent.taken.take())
-        else {
+        let Some(taken) = self.levels.last_mut().and_then(|parent| parent.taken.take()) else {
             return false;
         };
-        chain_ops(&self.closures, taken.chain)
-            .iter()
-            .for_each(|&x| self.consumed.remove(x));
+        chain_ops(&self.closures, taken.chain).iter().for_each(|&x| self.consumed.remove(x));
         self.decided.remove(taken.op);
         self.list.unlift(taken.op);
         if self.timed[taken.op].output.is_some() {
@@ -763,10 +689,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// Move from the plain phase to the chained one (if any chain exists), or give up on the
     /// configuration.
     fn next_phase(&mut self, budget: &mut Budget) -> Progress {
-        if !matches!(
-            self.levels.last().map(|level| level.phase),
-            Some(Phase::Plain)
-        ) {
+        if !matches!(self.levels.last().map(|level| level.phase), Some(Phase::Plain)) {
             return Progress::Exhausted;
         }
         let Some(closure) = self.closure(budget) else {
@@ -797,10 +720,7 @@ impl<'a, M: Model> Search<'a, M> {
             return Some(index);
         }
         let chains = self.chains(&key.0, &key.1, budget)?;
-        self.closures.push(Closure {
-            state: key.0.clone(),
-            chains,
-        });
+        self.closures.push(Closure { state: key.0.clone(), chains });
         let index = self.closures.len() - 1;
         self.closure_index.insert(key, index);
         Some(index)
@@ -808,24 +728,13 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// The minimal non-empty chains of `available` floating operations from `state`, breadth
     /// first so that a chain is found before its supersets (which it dominates).
-    fn chains(
-        &self,
-        state: &M::State,
-        available: &Bitset,
-        budget: &mut Budget,
-    ) -> Option<Vec<Chain<M::State>>> {
-        let candidates: Vec<usize> = (0..self.floating.len())
-            .filter(|&x| available.contains(x))
-            .collect();
+    fn chains(&self, state: &M::State, available: &Bitset, budget: &mut Budget) -> Option<Vec<Chain<M::State>>> {
+        let candidates: Vec<usize> = (0..self.floating.len()).filter(|&x| available.contains(x)).collect();
         let empty = Bitset::new(self.floating.len());
         let mut minimal: HashMap<M::State, Vec<Bitset>> = HashMap::new();
         admit(&mut minimal, state.clone(), &empty);
         // The queue itself, starting from the empty chain (dropped at the end).
-        let mut chains = vec![Chain {
-            state: state.clone(),
-            ops: Vec::new(),
-            set: empty,
-        }];
+        let mut chains = vec![Chain { state: state.clone(), ops: Vec::new(), set: empty }];
         let mut next = 0;
         while let Some(chain) = chains.get(next) {
             let mut longer = Vec::new();
@@ -868,12 +777,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// without it (that successor is tried first and dominates), or when applying `op` first
     /// and the chain after reaches the same state (the successor without the chain can apply
     /// the chain at its own next step). `None` on timeout.
-    fn useful(
-        &mut self,
-        closure: usize,
-        op: usize,
-        budget: &mut Budget,
-    ) -> Option<Choices<M::State>> {
+    fn useful(&mut self, closure: usize, op: usize, budget: &mut Budget) -> Option<Choices<M::State>> {
         if let Some(options) = self.useful.get(&(closure, op)) {
             return Some(Rc::clone(options));
         }
@@ -888,9 +792,7 @@ impl<'a, M: Model> Search<'a, M> {
             let Some(after) = self.step(&chain.state, timed) else {
                 continue;
             };
-            if direct.as_ref() != Some(&after)
-                && self.replay(direct.clone(), &chain.ops).as_ref() != Some(&after)
-            {
+            if direct.as_ref() != Some(&after) && self.replay(direct.clone(), &chain.ops).as_ref() != Some(&after) {
                 options.push((index, after));
             }
         }
@@ -901,8 +803,7 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// The state floating operations `ops` lead to from `state`, if they all fit.
     fn replay(&self, state: Option<M::State>, ops: &[usize]) -> Option<M::State> {
-        ops.iter()
-            .try_fold(state?, |state, &x| self.step(&state, self.floating[x]))
+        ops.iter().try_fold(state?, |state, &x| self.step(&state, self.floating[x]))
     }
 
     /// Floating operations not in `consumed` that may take effect before the return at
@@ -921,15 +822,8 @@ impl<'a, M: Model> Search<'a, M> {
             return;
         }
         let mut linearized = Vec::new();
-        for taken in self.levels[..depth]
-            .iter()
-            .filter_map(|level| level.taken.as_ref())
-        {
-            linearized.extend(
-                chain_ops(&self.closures, taken.chain)
-                    .iter()
-                    .map(|&x| self.floating[x]),
-            );
+        for taken in self.levels[..depth].iter().filter_map(|level| level.taken.as_ref()) {
+            linearized.extend(chain_ops(&self.closures, taken.chain).iter().map(|&x| self.floating[x]));
             if taken.applied {
                 linearized.push(self.timed[taken.op]);
             }
@@ -952,13 +846,7 @@ impl<'a, M: Model> Search<'a, M> {
         let best = &self.best;
         let mut stuck = Vec::new();
         let mut horizon = None;
-        for entry in self
-            .list
-            .entries
-            .iter()
-            .skip(1)
-            .filter(|e| !best.decided.contains(e.op))
-        {
+        for entry in self.list.entries.iter().skip(1).filter(|e| !best.decided.contains(e.op)) {
             if !entry.is_call {
                 horizon = Some(entry.time);
                 break;
@@ -970,10 +858,7 @@ impl<'a, M: Model> Search<'a, M> {
             partition,
             linearized: best.linearized.iter().map(|&op| op.clone()).collect(),
             stuck,
-            pending_indeterminate: pending
-                .into_iter()
-                .map(|x| self.floating[x].clone())
-                .collect(),
+            pending_indeterminate: pending.into_iter().map(|x| self.floating[x].clone()).collect(),
             state: format!("{:?}", best.state),
         }
     }
@@ -981,9 +866,7 @@ impl<'a, M: Model> Search<'a, M> {
 
 /// The floating operations of `chain` (a closure index and chain index), if any.
 fn chain_ops<S>(closures: &[Closure<S>], chain: Option<(usize, usize)>) -> &[usize] {
-    chain
-        .and_then(|(closure, index)| closures.get(closure)?.chains.get(index))
-        .map_or(&[], |chain| &chain.ops)
+    chain.and_then(|(closure, index)| closures.get(closure)?.chains.get(index)).map_or(&[], |chain| &chain.ops)
 }
 
 /// A key-value register workload: each key holds Option<String>.
@@ -994,11 +877,7 @@ pub enum KvInput {
     /// Write `value` unconditionally.
     Put { key: String, value: String },
     /// write only if the current value equals `expected` (None = key absent)
-    Cas {
-        key: String,
-        expected: Option<String>,
-        value: String,
-    },
+    Cas { key: String, expected: Option<String>, value: String },
     /// Remove the key.
     Delete { key: String },
 }
@@ -1007,10 +886,7 @@ impl KvInput {
     /// The key the operation touches (its partition).
     pub fn key(&self) -> &str {
         match self {
-            KvInput::Get { key }
-            | KvInput::Put { key, .. }
-            | KvInput::Cas { key, .. }
-            | KvInput::Delete { key } => key,
+            KvInput::Get { key } | KvInput::Put { key, .. } | KvInput::Cas { key, .. } | KvInput::Delete { key } => key,
         }
     }
 }
@@ -1039,12 +915,7 @@ impl Model for KvModel {
         None
     }
 
-    fn step(
-        &self,
-        state: &Option<String>,
-        input: &KvInput,
-        output: Option<&KvOutput>,
-    ) -> Option<Option<String>> {
+    fn step(&self, state: &Option<String>, input: &KvInput, output: Option<&KvOutput>) -> Option<Option<String>> {
         let wrote = matches!(output, None | Some(KvOutput::Written));
         match input {
             KvInput::Get { .. } => match output {
@@ -1054,9 +925,7 @@ impl Model for KvModel {
             },
             KvInput::Put { value, .. } => wrote.then(|| Some(value.clone())),
             KvInput::Delete { .. } => wrote.then_some(None),
-            KvInput::Cas {
-                expected, value, ..
-            } => {
+            KvInput::Cas { expected, value, .. } => {
                 let holds = expected == state;
                 match output {
                     // Unknown result: it succeeded if it could, otherwise it failed.
@@ -1085,69 +954,25 @@ mod tests {
     const BUDGET: Duration = Duration::from_secs(60);
 
     fn op(client: u64, input: KvInput, interval: (u64, u64), output: KvOutput) -> KvOp {
-        Operation {
-            client,
-            input,
-            invoke: interval.0,
-            output: Some(output),
-            complete: Some(interval.1),
-        }
+        Operation { client, input, invoke: interval.0, output: Some(output), complete: Some(interval.1) }
     }
 
     fn get(client: u64, key: &str, interval: (u64, u64), seen: Option<&str>) -> KvOp {
         let input = KvInput::Get { key: key.into() };
-        op(
-            client,
-            input,
-            interval,
-            KvOutput::Value(seen.map(Into::into)),
-        )
+        op(client, input, interval, KvOutput::Value(seen.map(Into::into)))
     }
 
     fn put(client: u64, key: &str, value: &str, interval: (u64, u64)) -> KvOp {
-        op(
-            client,
-            KvInput::Put {
-                key: key.into(),
-                value: value.into(),
-            },
-            interval,
-            KvOutput::Written,
-        )
+        op(client, KvInput::Put { key: key.into(), value: value.into() }, interval, KvOutput::Written)
     }
 
     fn delete(client: u64, key: &str, interval: (u64, u64)) -> KvOp {
-        op(
-            client,
-            KvInput::Delete { key: key.into() },
-            interval,
-            KvOutput::Written,
-        )
+        op(client, KvInput::Delete { key: key.into() }, interval, KvOutput::Written)
     }
 
-    fn cas(
-        client: u64,
-        key: &str,
-        expected: Option<&str>,
-        value: &str,
-        interval: (u64, u64),
-        ok: bool,
-    ) -> KvOp {
-        let input = KvInput::Cas {
-            key: key.into(),
-            expected: expected.map(Into::into),
-            value: value.into(),
-        };
-        op(
-            client,
-            input,
-            interval,
-            if ok {
-                KvOutput::Written
-            } else {
-                KvOutput::CasFailed
-            },
-        )
+    fn cas(client: u64, key: &str, expected: Option<&str>, value: &str, interval: (u64, u64), ok: bool) -> KvOp {
+        let input = KvInput::Cas { key: key.into(), expected: expected.map(Into::into), value: value.into() };
+        op(client, input, interval, if ok { KvOutput::Written } else { KvOutput::CasFailed })
     }
 
     /// `op` with its result unknown and (if `complete` is None) no completion time.
@@ -1212,10 +1037,7 @@ mod tests {
     #[test]
     fn equal_timestamps_are_concurrent() {
         // The read was invoked at the instant the write returned: it may precede it.
-        assert!(is_ok(&[
-            put(1, "k", "a", (0, 10)),
-            get(2, "k", (10, 20), None)
-        ]));
+        assert!(is_ok(&[put(1, "k", "a", (0, 10)), get(2, "k", (10, 20), None)]));
         // One tick later it may not.
         let c = counterexample(&[put(1, "k", "a", (0, 10)), get(2, "k", (11, 20), None)]);
         assert_eq!(c.partition, "k");
@@ -1223,11 +1045,7 @@ mod tests {
 
     #[test]
     fn stale_read_after_completed_write_is_illegal() {
-        let history = [
-            put(1, "k", "a", (0, 10)),
-            put(1, "k", "b", (20, 30)),
-            get(2, "k", (40, 50), Some("a")),
-        ];
+        let history = [put(1, "k", "a", (0, 10)), put(1, "k", "b", (20, 30)), get(2, "k", (40, 50), Some("a"))];
         let c = counterexample(&history);
         assert_eq!(c.partition, "k");
         assert_eq!(c.linearized.len(), 2);
@@ -1265,24 +1083,14 @@ mod tests {
             cas(3, "k", Some("a"), "c", (25, 35), true),
         ];
         assert_eq!(counterexample(&history).partition, "k");
-        let one_fails = [
-            history[0].clone(),
-            history[1].clone(),
-            cas(3, "k", Some("a"), "c", (25, 35), false),
-        ];
+        let one_fails = [history[0].clone(), history[1].clone(), cas(3, "k", Some("a"), "c", (25, 35), false)];
         assert!(is_ok(&one_fails));
     }
 
     #[test]
     fn create_only_cas_succeeds_only_when_absent() {
-        assert!(is_ok(&[
-            cas(1, "k", None, "a", (0, 10), true),
-            cas(2, "k", None, "b", (20, 30), false)
-        ]));
-        let twice = [
-            cas(1, "k", None, "a", (0, 10), true),
-            cas(2, "k", None, "b", (20, 30), true),
-        ];
+        assert!(is_ok(&[cas(1, "k", None, "a", (0, 10), true), cas(2, "k", None, "b", (20, 30), false)]));
+        let twice = [cas(1, "k", None, "a", (0, 10), true), cas(2, "k", None, "b", (20, 30), true)];
         assert_eq!(counterexample(&twice).partition, "k");
     }
 
@@ -1291,10 +1099,7 @@ mod tests {
         let history = [put(1, "k", "a", (0, 10)), get(2, "k", (5, 15), Some("zzz"))];
         let c = counterexample(&history);
         assert_eq!(c.partition, "k");
-        assert!(c
-            .stuck
-            .iter()
-            .any(|op| op.output == Some(KvOutput::Value(Some("zzz".into())))));
+        assert!(c.stuck.iter().any(|op| op.output == Some(KvOutput::Value(Some("zzz".into())))));
     }
 
     #[test]
@@ -1336,15 +1141,8 @@ mod tests {
     fn indeterminate_op_with_completion_time_takes_effect_before_it_or_never() {
         let timed_out = unknown(put(1, "k", "a", (0, 0)), Some(10));
         assert!(is_ok(&[timed_out.clone(), get(2, "k", (20, 30), None)]));
-        assert!(is_ok(&[
-            timed_out.clone(),
-            get(2, "k", (20, 30), Some("a"))
-        ]));
-        let too_late = [
-            timed_out,
-            get(2, "k", (20, 30), None),
-            get(2, "k", (40, 50), Some("a")),
-        ];
+        assert!(is_ok(&[timed_out.clone(), get(2, "k", (20, 30), Some("a"))]));
+        let too_late = [timed_out, get(2, "k", (20, 30), None), get(2, "k", (40, 50), Some("a"))];
         assert_eq!(counterexample(&too_late).partition, "k");
     }
 
@@ -1395,48 +1193,24 @@ mod tests {
         ];
         let c = counterexample(&history);
         assert_eq!(c.partition, "b");
-        assert!(c
-            .linearized
-            .iter()
-            .chain(&c.stuck)
-            .all(|op| op.input.key() == "b"));
+        assert!(c.linearized.iter().chain(&c.stuck).all(|op| op.input.key() == "b"));
     }
 
     #[test]
     fn counterexample_display_names_partition_and_stuck_ops() {
-        let history = [
-            put(1, "user:7", "a", (0, 10)),
-            put(1, "user:7", "b", (20, 30)),
-            get(2, "user:7", (40, 50), Some("a")),
-        ];
+        let history =
+            [put(1, "user:7", "a", (0, 10)), put(1, "user:7", "b", (20, 30)), get(2, "user:7", (40, 50), Some("a"))];
         let text = counterexample(&history).to_string();
         assert!(text.contains("\"user:7\""), "{text}");
-        assert!(
-            text.contains("none of these could be linearized next"),
-            "{text}"
-        );
-        assert!(
-            text.contains("[40..50] client 2: Get { key: \"user:7\" } -> Value(Some(\"a\"))"),
-            "{text}"
-        );
+        assert!(text.contains("none of these could be linearized next"), "{text}");
+        assert!(text.contains("[40..50] client 2: Get { key: \"user:7\" } -> Value(Some(\"a\"))"), "{text}");
         assert!(text.contains("Some(\"b\")"), "{text}");
     }
 
     #[test]
     fn exhausted_budget_times_out() {
-        let history = generate(
-            7,
-            &Workload {
-                ops: 5_000,
-                keys: 2,
-                clients: 6,
-                indeterminate_percent: 3,
-            },
-        );
-        assert!(matches!(
-            check(&KvModel, &history, Duration::ZERO),
-            Verdict::Timeout
-        ));
+        let history = generate(7, &Workload { ops: 5_000, keys: 2, clients: 6, indeterminate_percent: 3 });
+        assert!(matches!(check(&KvModel, &history, Duration::ZERO), Verdict::Timeout));
     }
 
     /// Shape of a generated history.
@@ -1489,31 +1263,13 @@ mod tests {
             let end = effect + rng.below(10);
             free_at[client as usize] = end + 1;
             let k = rng.below(written.len() as u64) as usize;
-            let input = random_input(
-                &mut rng,
-                format!("key{k}"),
-                format!("v{i}"),
-                &mut written[k],
-            );
+            let input = random_input(&mut rng, format!("key{k}"), format!("v{i}"), &mut written[k]);
             // Times are scaled so effects are distinct (client breaks ties) and inside intervals.
-            let (invoke, effect, complete) = (
-                start * MAX_CLIENTS,
-                effect * MAX_CLIENTS + client,
-                end * MAX_CLIENTS + MAX_CLIENTS - 1,
-            );
+            let (invoke, effect, complete) =
+                (start * MAX_CLIENTS, effect * MAX_CLIENTS + client, end * MAX_CLIENTS + MAX_CLIENTS - 1);
             let indeterminate = rng.below(100) < workload.indeterminate_percent;
-            let op = Operation {
-                client,
-                input,
-                invoke,
-                output: None,
-                complete: Some(complete),
-            };
-            let mut plan = Planned {
-                op,
-                effect: Some(effect),
-                reported: !indeterminate,
-            };
+            let op = Operation { client, input, invoke, output: None, complete: Some(complete) };
+            let mut plan = Planned { op, effect: Some(effect), reported: !indeterminate };
             if indeterminate {
                 plan.effect = plan.effect.filter(|_| rng.below(2) == 0);
                 plan.op.complete = plan.op.complete.filter(|_| rng.below(2) == 0);
@@ -1524,12 +1280,7 @@ mod tests {
         planned.into_iter().map(|p| p.op).collect()
     }
 
-    fn random_input(
-        rng: &mut Rng,
-        key: String,
-        value: String,
-        written: &mut Vec<String>,
-    ) -> KvInput {
+    fn random_input(rng: &mut Rng, key: String, value: String, written: &mut Vec<String>) -> KvInput {
         match rng.below(100) {
             0..=39 => KvInput::Get { key },
             40..=69 => {
@@ -1541,11 +1292,7 @@ mod tests {
                 let pick = rng.below(written.len() as u64 - recent as u64 + 1) as usize;
                 let expected = written.get(recent + pick).cloned();
                 written.push(value.clone());
-                KvInput::Cas {
-                    key,
-                    expected,
-                    value,
-                }
+                KvInput::Cas { key, expected, value }
             }
             _ => KvInput::Delete { key },
         }
@@ -1554,9 +1301,7 @@ mod tests {
     /// Apply the planned operations that take effect in effect order, filling in the results
     /// of the reported ones.
     fn execute(planned: &mut [Planned]) {
-        let mut order: Vec<usize> = (0..planned.len())
-            .filter(|&i| planned[i].effect.is_some())
-            .collect();
+        let mut order: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].effect.is_some()).collect();
         order.sort_by_key(|&i| planned[i].effect);
         let mut store: HashMap<String, Option<String>> = HashMap::new();
         for i in order {
@@ -1575,9 +1320,7 @@ mod tests {
             KvInput::Get { .. } => (state.clone(), KvOutput::Value(state.clone())),
             KvInput::Put { value, .. } => (Some(value.clone()), KvOutput::Written),
             KvInput::Delete { .. } => (None, KvOutput::Written),
-            KvInput::Cas {
-                expected, value, ..
-            } if expected == state => (Some(value.clone()), KvOutput::Written),
+            KvInput::Cas { expected, value, .. } if expected == state => (Some(value.clone()), KvOutput::Written),
             KvInput::Cas { .. } => (state.clone(), KvOutput::CasFailed),
         }
     }
@@ -1585,21 +1328,9 @@ mod tests {
     #[test]
     fn generated_history_checks_ok() {
         for seed in 0..50 {
-            let history = generate(
-                seed,
-                &Workload {
-                    ops: 200,
-                    keys: 2,
-                    clients: 5,
-                    indeterminate_percent: 10,
-                },
-            );
+            let history = generate(seed, &Workload { ops: 200, keys: 2, clients: 5, indeterminate_percent: 10 });
             let verdict = verdict(&history);
-            assert!(
-                matches!(verdict, Verdict::Ok),
-                "seed {seed}: {}",
-                describe(&verdict)
-            );
+            assert!(matches!(verdict, Verdict::Ok), "seed {seed}: {}", describe(&verdict));
         }
     }
 
@@ -1607,22 +1338,10 @@ mod tests {
     /// (see it with `--nocapture`); no timing assertion, as test machines are noisy.
     #[test]
     fn ten_thousand_operations() {
-        let history = generate(
-            42,
-            &Workload {
-                ops: 10_000,
-                keys: 10,
-                clients: 8,
-                indeterminate_percent: 3,
-            },
-        );
+        let history = generate(42, &Workload { ops: 10_000, keys: 10, clients: 8, indeterminate_percent: 3 });
         let start = Instant::now();
         let verdict = verdict(&history);
-        eprintln!(
-            "checked {} ops over 10 keys, 8 clients in {:?}",
-            history.len(),
-            start.elapsed()
-        );
+        eprintln!("checked {} ops over 10 keys, 8 clients in {:?}", history.len(), start.elapsed());
         assert!(matches!(verdict, Verdict::Ok), "{}", describe(&verdict));
     }
 
@@ -1631,37 +1350,21 @@ mod tests {
     #[test]
     #[ignore]
     fn ten_thousand_operations_on_one_key() {
-        let history = generate(
-            43,
-            &Workload {
-                ops: 10_000,
-                keys: 1,
-                clients: 8,
-                indeterminate_percent: 3,
-            },
-        );
+        let history = generate(43, &Workload { ops: 10_000, keys: 1, clients: 8, indeterminate_percent: 3 });
         let start = Instant::now();
         let verdict = verdict(&history);
-        eprintln!(
-            "checked {} ops on 1 key, 8 clients in {:?}",
-            history.len(),
-            start.elapsed()
-        );
+        eprintln!("checked {} ops on 1 key, 8 clients in {:?}", history.len(), start.elapsed());
         assert!(matches!(verdict, Verdict::Ok), "{}", describe(&verdict));
     }
 
     /// Whether `history` is linearizable, by trying every subset of its indeterminate
     /// operations and every real-time-respecting order: the specification, for tiny histories.
     fn brute_force(history: &[KvOp]) -> bool {
-        let (required, optional): (Vec<usize>, Vec<usize>) = (0..history.len())
-            .partition(|&i| history[i].output.is_some() && history[i].complete.is_some());
+        let (required, optional): (Vec<usize>, Vec<usize>) =
+            (0..history.len()).partition(|&i| history[i].output.is_some() && history[i].complete.is_some());
         (0..1u32 << optional.len()).any(|mask| {
             let mut chosen = required.clone();
-            chosen.extend(
-                (0..optional.len())
-                    .filter(|b| mask & (1 << b) != 0)
-                    .map(|b| optional[b]),
-            );
+            chosen.extend((0..optional.len()).filter(|b| mask & (1 << b) != 0).map(|b| optional[b]));
             orders_exist(history, &mut chosen, &None)
         })
     }
@@ -1672,14 +1375,10 @@ mod tests {
         }
         for i in 0..remaining.len() {
             let o = remaining[i];
-            if remaining
-                .iter()
-                .any(|&p| precedes(&history[p], &history[o]))
-            {
+            if remaining.iter().any(|&p| precedes(&history[p], &history[o])) {
                 continue;
             }
-            let Some(next) = KvModel.step(state, &history[o].input, history[o].output.as_ref())
-            else {
+            let Some(next) = KvModel.step(state, &history[o].input, history[o].output.as_ref()) else {
                 continue;
             };
             remaining.remove(i);
@@ -1699,35 +1398,25 @@ mod tests {
 
     /// A random operation on one key with a random (often impossible) result.
     fn arbitrary_op() -> impl Strategy<Value = KvOp> {
-        (
-            0u8..4,
-            0usize..3,
-            0usize..3,
-            0u64..12,
-            0u64..6,
-            any::<bool>(),
-            0u8..6,
-            0u64..3,
+        (0u8..4, 0usize..3, 0usize..3, 0u64..12, 0u64..6, any::<bool>(), 0u8..6, 0u64..3).prop_map(
+            |(kind, value, expected, invoke, duration, ok, certainty, client)| {
+                let values = [None, Some("a"), Some("b")];
+                let value_of = |i: usize| values[i].unwrap_or("c");
+                let interval = (invoke, invoke + duration);
+                let mut op = match kind {
+                    0 => get(client, "k", interval, values[value]),
+                    1 => put(client, "k", value_of(value), interval),
+                    2 => cas(client, "k", values[expected], value_of(value), interval, ok),
+                    _ => delete(client, "k", interval),
+                };
+                match certainty {
+                    0 => op = unknown(op, None),
+                    1 => op = unknown(op, Some(invoke + duration)),
+                    _ => {}
+                }
+                op
+            },
         )
-            .prop_map(
-                |(kind, value, expected, invoke, duration, ok, certainty, client)| {
-                    let values = [None, Some("a"), Some("b")];
-                    let value_of = |i: usize| values[i].unwrap_or("c");
-                    let interval = (invoke, invoke + duration);
-                    let mut op = match kind {
-                        0 => get(client, "k", interval, values[value]),
-                        1 => put(client, "k", value_of(value), interval),
-                        2 => cas(client, "k", values[expected], value_of(value), interval, ok),
-                        _ => delete(client, "k", interval),
-                    };
-                    match certainty {
-                        0 => op = unknown(op, None),
-                        1 => op = unknown(op, Some(invoke + duration)),
-                        _ => {}
-                    }
-                    op
-                },
-            )
     }
 
     proptest! {

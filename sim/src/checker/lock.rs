@@ -26,9 +26,15 @@ fn holdings(ops: &[Op]) -> Vec<Holding<'_>> {
     for op in ops {
         match (&op.call, op.ok()) {
             (Call::LockAcquire { lock, .. }, Some(Return::Acquired { token })) => {
-                out.insert((lock.as_str(), op.client, *token), Holding { lock, acquired: op, token: *token, held_until: None });
+                out.insert(
+                    (lock.as_str(), op.client, *token),
+                    Holding { lock, acquired: op, token: *token, held_until: None },
+                );
             }
-            (Call::LockRefresh { lock, token, .. } | Call::LockRelease { lock, token, .. }, Some(Return::Written { .. })) => {
+            (
+                Call::LockRefresh { lock, token, .. } | Call::LockRelease { lock, token, .. },
+                Some(Return::Written { .. }),
+            ) => {
                 if let Some(h) = out.get_mut(&(lock.as_str(), op.client, *token)) {
                     h.held_until = Some(h.held_until.unwrap_or(0).max(op.invoke_ms));
                 }
@@ -56,7 +62,10 @@ fn check_lock(all: &[Holding<'_>]) -> Vec<Violation> {
     let mut tokens = BTreeMap::new();
     for h in all {
         if let Some(other) = tokens.insert(h.token, h.acquired.client) {
-            out.push(Violation::new("lock fencing", format!("token {} handed to clients {other} and {}", h.token, h.acquired.client)));
+            out.push(Violation::new(
+                "lock fencing",
+                format!("token {} handed to clients {other} and {}", h.token, h.acquired.client),
+            ));
         }
     }
     let proven: Vec<(&Holding<'_>, u64, u64)> =
@@ -136,7 +145,10 @@ mod tests {
             acquire(1, (0, 10), 5),
             release(1, 5, (1000, 1010), written(6)),
             other(acquire(2, (400, 500), 9)),
-            Op { call: Call::LockRelease { lock: "/locks/other".into(), token: 9, prev_index: 9 }, ..release(2, 9, (800, 810), written(10)) },
+            Op {
+                call: Call::LockRelease { lock: "/locks/other".into(), token: 9, prev_index: 9 },
+                ..release(2, 9, (800, 810), written(10))
+            },
         ];
         assert_eq!(properties(&check(&ops)), Vec::<&str>::new());
     }

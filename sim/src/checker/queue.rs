@@ -53,10 +53,14 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
             }
         }
         // Each dequeue whose answer was lost may have taken one item unseen.
-        let lost: Vec<&(&str, &Op)> = acked.iter().filter(|(v, _)| !taken.contains_key(v) && !seen.contains(v)).collect();
+        let lost: Vec<&(&str, &Op)> =
+            acked.iter().filter(|(v, _)| !taken.contains_key(v) && !seen.contains(v)).collect();
         if lost.len() > maybe_taken {
             for (v, op) in lost.iter().take(3) {
-                out.push(Violation::new("queue", format!("acknowledged item {v} is neither taken nor in the queue:\n  {op}")));
+                out.push(Violation::new(
+                    "queue",
+                    format!("acknowledged item {v} is neither taken nor in the queue:\n  {op}"),
+                ));
             }
         }
     }
@@ -86,7 +90,12 @@ mod tests {
     }
 
     fn left(items: &[&str]) -> Op {
-        op(3, Call::ListQueue { queue: QUEUE.into() }, (40, 50), Outcome::Ok(Return::Items(items.iter().map(|i| i.to_string()).collect())))
+        op(
+            3,
+            Call::ListQueue { queue: QUEUE.into() },
+            (40, 50),
+            Outcome::Ok(Return::Items(items.iter().map(|i| i.to_string()).collect())),
+        )
     }
 
     /// Each violation's detail; every one must be a "queue" violation.
@@ -153,7 +162,10 @@ mod tests {
 
     #[test]
     fn acknowledged_item_lost() {
-        assert_one(&[enqueue("a", written(5)), enqueue("b", written(6)), took("b"), left(&[])], "acknowledged item a is neither taken nor in the queue");
+        assert_one(
+            &[enqueue("a", written(5)), enqueue("b", written(6)), took("b"), left(&[])],
+            "acknowledged item a is neither taken nor in the queue",
+        );
     }
 
     #[test]
@@ -168,7 +180,10 @@ mod tests {
 
     #[test]
     fn dequeues_that_failed_or_were_refused_excuse_nothing() {
-        assert_one(&[enqueue("a", written(5)), dequeue(failed()), dequeue(refused()), left(&[])], "neither taken nor in the queue");
+        assert_one(
+            &[enqueue("a", written(5)), dequeue(failed()), dequeue(refused()), left(&[])],
+            "neither taken nor in the queue",
+        );
     }
 
     #[test]

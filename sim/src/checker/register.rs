@@ -21,7 +21,9 @@ fn to_operation(op: &Op) -> Option<Operation<KvInput, KvOutput>> {
     let input = match &op.call {
         Call::Get { key } => KvInput::Get { key: key.clone() },
         Call::Put { key, value } => KvInput::Put { key: key.clone(), value: value.clone() },
-        Call::Cas { key, expected, value } => KvInput::Cas { key: key.clone(), expected: expected.clone(), value: value.clone() },
+        Call::Cas { key, expected, value } => {
+            KvInput::Cas { key: key.clone(), expected: expected.clone(), value: value.clone() }
+        }
         _ => return None,
     };
     let output = match &op.outcome {
@@ -91,13 +93,20 @@ mod tests {
 
     #[test]
     fn stale_read_after_a_completed_write_is_linearizability() {
-        let ops = [op(1, put(K, "a"), (0, 10), written(2)), op(1, put(K, "b"), (20, 30), written(3)), read((40, 50), Some("a"))];
+        let ops = [
+            op(1, put(K, "a"), (0, 10), written(2)),
+            op(1, put(K, "b"), (20, 30), written(3)),
+            read((40, 50), Some("a")),
+        ];
         assert_eq!(judge(&ops), ["linearizability"]);
     }
 
     #[test]
     fn read_of_a_value_nobody_wrote_is_linearizability() {
-        assert_eq!(judge(&[op(1, put(K, "a"), (0, 10), written(2)), read((20, 30), Some("ghost"))]), ["linearizability"]);
+        assert_eq!(
+            judge(&[op(1, put(K, "a"), (0, 10), written(2)), read((20, 30), Some("ghost"))]),
+            ["linearizability"]
+        );
     }
 
     #[test]
@@ -125,13 +134,21 @@ mod tests {
 
     #[test]
     fn failed_write_never_takes_effect() {
-        let ops = [op(1, put(K, "a"), (0, 10), written(2)), op(2, put(K, "b"), (20, 30), failed()), read((40, 50), Some("b"))];
+        let ops = [
+            op(1, put(K, "a"), (0, 10), written(2)),
+            op(2, put(K, "b"), (20, 30), failed()),
+            read((40, 50), Some("b")),
+        ];
         assert_eq!(judge(&ops), ["linearizability"]);
     }
 
     #[test]
     fn cas_succeeding_on_a_stale_value_is_linearizability() {
-        let ops = [op(1, put(K, "a"), (0, 10), written(2)), op(1, put(K, "b"), (20, 30), written(3)), op(2, cas(K, Some("a"), "c"), (40, 50), written(4))];
+        let ops = [
+            op(1, put(K, "a"), (0, 10), written(2)),
+            op(1, put(K, "b"), (20, 30), written(3)),
+            op(2, cas(K, Some("a"), "c"), (40, 50), written(4)),
+        ];
         assert_eq!(judge(&ops), ["linearizability"]);
     }
 

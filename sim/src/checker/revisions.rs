@@ -7,7 +7,15 @@ use super::Violation;
 use crate::history::{Call, Op, Return};
 
 fn revision(op: &Op) -> Option<u64> {
-    let counted = matches!(op.call, Call::Get { .. } | Call::Lookup { .. } | Call::Put { .. } | Call::Cas { .. } | Call::LockAcquire { .. } | Call::Register { .. });
+    let counted = matches!(
+        op.call,
+        Call::Get { .. }
+            | Call::Lookup { .. }
+            | Call::Put { .. }
+            | Call::Cas { .. }
+            | Call::LockAcquire { .. }
+            | Call::Register { .. }
+    );
     match op.ok()? {
         Return::Value { index, .. } | Return::Written { index } if counted => Some(*index),
         Return::Acquired { token } => Some(*token),
@@ -34,7 +42,10 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
         }
         if let Some((before, before_index)) = highest {
             if index < before_index && out.len() < 5 {
-                out.push(Violation::new("revisions", format!("index {index} observed by\n  {op}\nafter index {before_index} from\n  {before}")));
+                out.push(Violation::new(
+                    "revisions",
+                    format!("index {index} observed by\n  {op}\nafter index {before_index} from\n  {before}"),
+                ));
             }
         }
     }
@@ -90,7 +101,12 @@ mod tests {
     #[test]
     fn lock_tokens_registrations_and_lookups_count() {
         let write = || op(1, put("/r/k0", "a"), (0, 10), written(10));
-        let acquire = op(2, Call::LockAcquire { lock: "/locks/l".into(), ttl: 3 }, (20, 30), Outcome::Ok(Return::Acquired { token: 4 }));
+        let acquire = op(
+            2,
+            Call::LockAcquire { lock: "/locks/l".into(), ttl: 3 },
+            (20, 30),
+            Outcome::Ok(Return::Acquired { token: 4 }),
+        );
         assert_eq!(judge(&[write(), acquire]), ["revisions"]);
         let register = op(2, Call::Register { key: "/svc/c2".into(), ttl: 3 }, (20, 30), written(4));
         assert_eq!(judge(&[write(), register]), ["revisions"]);

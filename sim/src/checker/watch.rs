@@ -35,7 +35,10 @@ fn check_log(log: &WatchLog, attempts: &Attempts, out: &mut Vec<Violation>) {
         last = last.max(e.index);
         let value = e.value.clone().unwrap_or_default();
         match attempts.get(&(e.key.clone(), value.clone())) {
-            None => out.push(Violation::new("watch events", format!("{who}: event {e:?} matches no write any client attempted"))),
+            None => out.push(Violation::new(
+                "watch events",
+                format!("{who}: event {e:?} matches no write any client attempted"),
+            )),
             Some(Some(index)) if *index != e.index => out.push(Violation::new(
                 "watch events",
                 format!("{who}: event {e:?}, but that write was acknowledged at index {index}"),
@@ -48,7 +51,10 @@ fn check_log(log: &WatchLog, attempts: &Attempts, out: &mut Vec<Violation>) {
         let Some(index) = *index else { continue };
         let in_range = index >= log.start_index && index <= seen_to && key.starts_with(&format!("{}/", log.prefix));
         // The write itself must be there: another event at its index does not stand in for it.
-        let seen = log.events.iter().any(|e| e.index == index && e.key == *key && e.value.as_deref().unwrap_or_default() == value);
+        let seen = log
+            .events
+            .iter()
+            .any(|e| e.index == index && e.key == *key && e.value.as_deref().unwrap_or_default() == value);
         if in_range && !seen {
             out.push(Violation::new(
                 "watch completeness",
@@ -70,7 +76,10 @@ pub fn check(history: &History) -> Vec<Violation> {
             match at_index.get(&e.index) {
                 Some(other) if (&other.1, &other.2) != (&seen.1, &seen.2) => out.push(Violation::new(
                     "watch agreement",
-                    format!("at index {}: watcher {} saw {}={:?}, watcher {} saw {}={:?}", e.index, other.0, other.1, other.2, seen.0, seen.1, seen.2),
+                    format!(
+                        "at index {}: watcher {} saw {}={:?}, watcher {} saw {}={:?}",
+                        e.index, other.0, other.1, other.2, seen.0, seen.1, seen.2
+                    ),
                 )),
                 Some(_) => {}
                 None => {
@@ -91,7 +100,10 @@ mod tests {
 
     /// A watcher on `/r` from `start` that saw `events` as (index, key, value).
     fn log(watcher: u64, start: u64, events: &[(u64, &str, &str)]) -> WatchLog {
-        let events = events.iter().map(|&(index, key, value)| SeenEvent { index, key: key.into(), value: Some(value.into()), at_ms: 0 }).collect();
+        let events = events
+            .iter()
+            .map(|&(index, key, value)| SeenEvent { index, key: key.into(), value: Some(value.into()), at_ms: 0 })
+            .collect();
         WatchLog { watcher, prefix: "/r".into(), start_index: start, events }
     }
 
@@ -101,7 +113,10 @@ mod tests {
 
     /// Acknowledged puts of (key, value) at each index.
     fn acked(writes: &[(u64, &str, &str)]) -> Vec<Op> {
-        writes.iter().map(|&(index, key, value)| op(1, put(key, value), (index * 10, index * 10 + 5), written(index))).collect()
+        writes
+            .iter()
+            .map(|&(index, key, value)| op(1, put(key, value), (index * 10, index * 10 + 5), written(index)))
+            .collect()
     }
 
     #[test]

@@ -35,7 +35,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let mut failed = false;
     for scenario in args.scenarios {
-        let options = Options { scenario, seconds: args.seconds, seed: args.seed, members: args.members, out: args.out.clone(), election_ms: args.election_timeout };
+        let options = Options {
+            scenario,
+            seconds: args.seconds,
+            seed: args.seed,
+            members: args.members,
+            out: args.out.clone(),
+            election_ms: args.election_timeout,
+        };
         println!("== {} seed {} for {} s", scenario.name(), args.seed, args.seconds);
         match jepsen::run(&options) {
             Ok(outcome) => {

@@ -74,9 +74,21 @@ impl Members {
     /// Found a cluster of `count` members (data and logs under `dir`) and wait until it serves.
     pub fn start(count: usize, dir: &Path, election_ms: u64) -> Result<Members, String> {
         let members = (0..count)
-            .map(|i| Member { data_dir: dir.join(format!("{}.keel", name(i))), log: dir.join(format!("{}.log", name(i))), child: None, paused: false, clock_offset_s: 0, state: "new" })
+            .map(|i| Member {
+                data_dir: dir.join(format!("{}.keel", name(i))),
+                log: dir.join(format!("{}.log", name(i))),
+                child: None,
+                paused: false,
+                clock_offset_s: 0,
+                state: "new",
+            })
             .collect();
-        let mut all = Members { members, configured: (0..count).collect(), token: format!("keelj-{}", std::process::id()), election_ms };
+        let mut all = Members {
+            members,
+            configured: (0..count).collect(),
+            token: format!("keelj-{}", std::process::id()),
+            election_ms,
+        };
         for i in 0..count {
             all.spawn(i)?;
         }
@@ -99,12 +111,23 @@ impl Members {
         cmd.args(["--name", &name(i), "--data-dir", &m.data_dir.display().to_string()]);
         cmd.args(["--listen-client-urls", &client_url(i), "--advertise-client-urls", &client_url(i)]);
         cmd.args(["--listen-peer-urls", &peer_url(i), "--initial-advertise-peer-urls", &peer_url(i)]);
-        cmd.args(["--initial-cluster", &initial.join(","), "--initial-cluster-token", &self.token, "--initial-cluster-state", m.state]);
+        cmd.args([
+            "--initial-cluster",
+            &initial.join(","),
+            "--initial-cluster-token",
+            &self.token,
+            "--initial-cluster-state",
+            m.state,
+        ]);
         cmd.args(["--heartbeat-interval", &heartbeat.to_string(), "--election-timeout", &self.election_ms.to_string()]);
         if m.clock_offset_s != 0 {
             cmd.env("LD_PRELOAD", libfaketime()).env("FAKETIME", format!("{:+}s", m.clock_offset_s));
         }
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().map_err(|e| format!("start {}: {e}", name(i)))?;
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", name(i)))?;
         m.child = Some(child);
         m.paused = false;
         Ok(())
@@ -178,7 +201,15 @@ impl Members {
         let mut last = String::new();
         for _ in 0..20 {
             for &j in &self.configured {
-                let (code, answer) = curl(&["--max-time", "3", "-X", "POST", &format!("{}/v3/cluster/{call}", client_url(j)), "-d", &body.to_string()]);
+                let (code, answer) = curl(&[
+                    "--max-time",
+                    "3",
+                    "-X",
+                    "POST",
+                    &format!("{}/v3/cluster/{call}", client_url(j)),
+                    "-d",
+                    &body.to_string(),
+                ]);
                 if code == 200 {
                     return Ok(parse(&answer));
                 }
@@ -193,8 +224,14 @@ impl Members {
     fn id_of(&self, i: usize) -> Result<String, String> {
         let list = self.cluster_call("member/list", &json!({}))?;
         let peer = peer_url(i);
-        let found = list["members"].as_array().into_iter().flatten().find(|m| m["peerURLs"].as_array().is_some_and(|u| u.iter().any(|u| u == peer.as_str())));
-        found.and_then(|m| m["ID"].as_str().map(String::from)).ok_or_else(|| format!("{} is not in the member list {list}", name(i)))
+        let found = list["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["peerURLs"].as_array().is_some_and(|u| u.iter().any(|u| u == peer.as_str())));
+        found
+            .and_then(|m| m["ID"].as_str().map(String::from))
+            .ok_or_else(|| format!("{} is not in the member list {list}", name(i)))
     }
 
     /// Remove member `i` from the cluster, stop it and wipe its data; then add it back as a
@@ -223,7 +260,9 @@ impl Members {
         loop {
             match self.cluster_call("member/promote", &json!({ "ID": new_id })) {
                 Ok(_) => return Ok(format!("removed {} (ID {id}), re-added as learner {new_id}, promoted", name(i))),
-                Err(e) if Instant::now() > deadline => return Err(format!("removed and re-added {} but could not promote it: {e}", name(i))),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("removed and re-added {} but could not promote it: {e}", name(i)))
+                }
                 Err(_) => sleep(Duration::from_millis(500)),
             }
         }
@@ -246,9 +285,18 @@ impl Members {
     pub fn hashes(&self) -> Vec<Option<(String, String)>> {
         (0..self.count())
             .map(|i| {
-                let (code, answer) = curl(&["--max-time", "3", "-X", "POST", &format!("{}/v3/maintenance/hash", client_url(i)), "-d", "{}"]);
+                let (code, answer) = curl(&[
+                    "--max-time",
+                    "3",
+                    "-X",
+                    "POST",
+                    &format!("{}/v3/maintenance/hash", client_url(i)),
+                    "-d",
+                    "{}",
+                ]);
                 let v = parse(&answer);
-                (code == 200).then(|| (v["header"]["revision"].as_str().unwrap_or("0").to_string(), v["hash"].to_string()))
+                (code == 200)
+                    .then(|| (v["header"]["revision"].as_str().unwrap_or("0").to_string(), v["hash"].to_string()))
             })
             .collect()
     }

@@ -45,7 +45,9 @@ impl Scenario {
             Scenario::Partitions => vec![PartitionHalves, IsolateLeader, Bridge, OneWayLoss],
             Scenario::Crashes => vec![Kill, Pause, ClockOffset],
             Scenario::Membership => vec![Membership, IsolateLeader, Kill],
-            Scenario::All => vec![PartitionHalves, IsolateLeader, Bridge, OneWayLoss, Kill, Pause, ClockOffset, Membership],
+            Scenario::All => {
+                vec![PartitionHalves, IsolateLeader, Bridge, OneWayLoss, Kill, Pause, ClockOffset, Membership]
+            }
         };
         if !members::faketime_available() {
             kinds.retain(|k| *k != ClockOffset);
@@ -107,7 +109,11 @@ pub fn run(options: &Options) -> Result<Outcome, String> {
     let hosts = Hosts::create(options.members)?;
     let mut members = Members::start(options.members, data.path(), options.election_ms)?;
     keel_sim::rng::seed(options.seed);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
 
     let start = Instant::now();
     let env = Env {
@@ -179,5 +185,8 @@ fn converge(members: &Members) -> Result<(), Violation> {
         last = hashes;
         sleep(Duration::from_millis(500));
     }
-    Err(Violation::new("convergence", format!("members did not converge within 30 s of healing: (revision, hash) per member {last:?}")))
+    Err(Violation::new(
+        "convergence",
+        format!("members did not converge within 30 s of healing: (revision, hash) per member {last:?}"),
+    ))
 }

@@ -110,7 +110,10 @@ impl Nemesis {
                 hosts.partition(minority, majority)?;
                 effect_ms = self.now_ms();
                 sleep(hold);
-                (format!("{{{}}} | {{{}}}", names(minority), names(majority)), leader.is_some_and(|l| minority.contains(&l)))
+                (
+                    format!("{{{}}} | {{{}}}", names(minority), names(majority)),
+                    leader.is_some_and(|l| minority.contains(&l)),
+                )
             }
             FaultKind::IsolateLeader => {
                 let l = leader.unwrap_or(order[0]);
@@ -126,7 +129,10 @@ impl Nemesis {
                 hosts.partition(a, b)?;
                 effect_ms = self.now_ms();
                 sleep(hold);
-                (format!("{{{}}} | {{{}}}, {} reaches both", names(a), names(b), name(bridge)), leader.is_some_and(|l| l != bridge))
+                (
+                    format!("{{{}}} | {{{}}}, {} reaches both", names(a), names(b), name(bridge)),
+                    leader.is_some_and(|l| l != bridge),
+                )
             }
             FaultKind::OneWayLoss => {
                 let (from, to) = (target, order.iter().copied().find(|&i| i != target).unwrap_or(0));
@@ -154,7 +160,13 @@ impl Nemesis {
                 members.restart(target, offset)?;
                 effect_ms = self.now_ms();
                 sleep(hold);
-                (format!("{} restarted with its clocks {offset:+} s off (libfaketime); stays so until the run heals", name(target)), leader == Some(target))
+                (
+                    format!(
+                        "{} restarted with its clocks {offset:+} s off (libfaketime); stays so until the run heals",
+                        name(target)
+                    ),
+                    leader == Some(target),
+                )
             }
             FaultKind::Membership => {
                 // With five members, one more can be cut off and the four left still have a

@@ -45,7 +45,11 @@ pub fn draw(path: &Path, ops: &[Op], windows: &[Window], span_ms: u64) -> Result
         (f64::from(HEIGHT - 1) * (1.0 - scaled)) as i32
     };
     for w in windows {
-        root.draw(&Rectangle::new([(x(w.start_ms), 0), (x(w.end_ms).max(x(w.start_ms) + 1), HEIGHT as i32)], shade(w.kind).filled())).map_err(e)?;
+        root.draw(&Rectangle::new(
+            [(x(w.start_ms), 0), (x(w.end_ms).max(x(w.start_ms) + 1), HEIGHT as i32)],
+            shade(w.kind).filled(),
+        ))
+        .map_err(e)?;
     }
     let grid = RGBColor(215, 215, 215);
     for decade in [1, 10, 100, 1000, 10_000] {
@@ -60,7 +64,8 @@ pub fn draw(path: &Path, ops: &[Op], windows: &[Window], span_ms: u64) -> Result
             Outcome::Failed(_) => RGBColor(210, 30, 30),
             Outcome::Unknown(_) => RGBColor(30, 60, 220),
         };
-        root.draw(&Circle::new((x(op.invoke_ms), y(op.complete_ms.saturating_sub(op.invoke_ms))), 2, colour.filled())).map_err(e)?;
+        root.draw(&Circle::new((x(op.invoke_ms), y(op.complete_ms.saturating_sub(op.invoke_ms))), 2, colour.filled()))
+            .map_err(e)?;
     }
     root.present().map_err(|e| format!("plot: {e:?}"))
 }

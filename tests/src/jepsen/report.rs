@@ -13,7 +13,10 @@ use super::{plot, Options, Outcome};
 /// first successful write invoked after that (`None`: none succeeded before the run ended).
 fn write_stall_ms(window: &Window, ops: &[Op]) -> Option<u64> {
     ops.iter()
-        .filter(|op| matches!(op.call, Call::Put { .. } | Call::Cas { .. }) && matches!(op.outcome, OpOutcome::Ok(Return::Written { .. })))
+        .filter(|op| {
+            matches!(op.call, Call::Put { .. } | Call::Cas { .. })
+                && matches!(op.outcome, OpOutcome::Ok(Return::Written { .. }))
+        })
         .filter(|op| op.invoke_ms >= window.effect_ms)
         .map(|op| op.complete_ms - window.effect_ms)
         .min()
@@ -30,7 +33,14 @@ pub fn verdict(options: &Options, outcome: &Outcome) -> String {
     let count = |f: fn(&OpOutcome) -> bool| ops.iter().filter(|op| f(&op.outcome)).count();
     let mut v = String::new();
     let status = if outcome.passed() { "PASS" } else { "FAIL" };
-    let _ = writeln!(v, "{status}: scenario {} seed {} ({} s of faults, {} members)", options.scenario.name(), options.seed, options.seconds, options.members);
+    let _ = writeln!(
+        v,
+        "{status}: scenario {} seed {} ({} s of faults, {} members)",
+        options.scenario.name(),
+        options.seed,
+        options.seconds,
+        options.members
+    );
     let _ = writeln!(
         v,
         "operations: {} ({} ok, {} failed, {} unknown); watch events seen: {}",
@@ -62,7 +72,14 @@ pub fn write(options: &Options, outcome: &Outcome) -> Result<(), String> {
         let _ = writeln!(history, "{op}");
     }
     for w in &outcome.history.watches {
-        let _ = writeln!(history, "watcher {} on {} from index {}: {} events", w.watcher, w.prefix, w.start_index, w.events.len());
+        let _ = writeln!(
+            history,
+            "watcher {} on {} from index {}: {} events",
+            w.watcher,
+            w.prefix,
+            w.start_index,
+            w.events.len()
+        );
         for e in &w.events {
             let _ = writeln!(history, "  {:>7} ms  index {} {} = {:?}", e.at_ms, e.index, e.key, e.value);
         }

@@ -57,7 +57,8 @@ pub async fn run(client: &mut Client, output: Output, command: LeaseCommand) -> 
         }
         LeaseCommand::Timetolive { id, keys } => {
             let id = parse_id(&id)?;
-            let (reply, answer) = call(client, "/v3/lease/timetolive", json!({ "ID": id.to_string(), "keys": keys })).await?;
+            let (reply, answer) =
+                call(client, "/v3/lease/timetolive", json!({ "ID": id.to_string(), "keys": keys })).await?;
             print(output, &reply, &time_to_live_line(id, &answer, keys))
         }
         LeaseCommand::List => {
@@ -100,9 +101,11 @@ fn time_to_live_line(id: i64, answer: &Value, keys: bool) -> String {
     if remaining == -1 {
         return format!("lease {id:016x} already expired");
     }
-    let mut line = format!("lease {id:016x} granted with TTL({}s), remaining({remaining}s)", number(answer, "grantedTTL"));
+    let mut line =
+        format!("lease {id:016x} granted with TTL({}s), remaining({remaining}s)", number(answer, "grantedTTL"));
     if keys {
-        let names: Vec<String> = answer["keys"].as_array().into_iter().flatten().filter_map(Value::as_str).map(decode_key).collect();
+        let names: Vec<String> =
+            answer["keys"].as_array().into_iter().flatten().filter_map(Value::as_str).map(decode_key).collect();
         line += &format!(", attached keys([{}])", names.join(" "));
     }
     line
@@ -149,7 +152,10 @@ mod tests {
     #[test]
     fn time_to_live_lines_match_etcdctl() {
         let live = json!({ "ID": "7587862072907264011", "TTL": "42", "grantedTTL": "60", "keys": ["Zm9v", "YmFy"] });
-        assert_eq!(time_to_live_line(0x694d, &live, false), "lease 000000000000694d granted with TTL(60s), remaining(42s)");
+        assert_eq!(
+            time_to_live_line(0x694d, &live, false),
+            "lease 000000000000694d granted with TTL(60s), remaining(42s)"
+        );
         assert_eq!(
             time_to_live_line(0x694d, &live, true),
             "lease 000000000000694d granted with TTL(60s), remaining(42s), attached keys([foo bar])"

@@ -17,9 +17,9 @@ use hyper::client::conn::http1;
 use hyper::header::HeaderMap;
 use hyper::Method;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
 use keel_net::tls::Dial;
 use keel_server::tls::TlsFiles;
+use serde_json::{json, Value};
 
 mod lease;
 mod snapshot;
@@ -257,7 +257,8 @@ fn parse_endpoint(raw: &str, tls: &Dial) -> Result<Endpoint, Failure> {
 
 /// Parse every endpoint, failing on the first bad one.
 fn parse_endpoints(raw: &[String], tls: &Dial) -> Result<Vec<Endpoint>, Failure> {
-    let endpoints: Vec<Endpoint> = raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r, tls)).collect::<Result<_, _>>()?;
+    let endpoints: Vec<Endpoint> =
+        raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r, tls)).collect::<Result<_, _>>()?;
     if endpoints.is_empty() {
         return Err(Failure::Other("no endpoints given".into()));
     }
@@ -310,7 +311,9 @@ impl Reply {
 
     /// The body as JSON, or a failure saying it is not.
     fn require_json(&self) -> Result<Value, Failure> {
-        self.json().ok_or_else(|| Failure::Other(format!("the server answered with something not JSON: {}", self.text().trim())))
+        self.json().ok_or_else(|| {
+            Failure::Other(format!("the server answered with something not JSON: {}", self.text().trim()))
+        })
     }
 
     /// A header's value as text.
@@ -328,10 +331,11 @@ struct Connection {
 impl Connection {
     /// Connect (within [`DIAL_TIMEOUT`]) and hand the connection to a task.
     async fn open(endpoint: &Endpoint) -> Result<Connection, String> {
-        let stream = tokio::time::timeout(DIAL_TIMEOUT, endpoint.tls.for_url(&endpoint.url).connect(&endpoint.authority))
-            .await
-            .map_err(|_| "dial timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let stream =
+            tokio::time::timeout(DIAL_TIMEOUT, endpoint.tls.for_url(&endpoint.url).connect(&endpoint.authority))
+                .await
+                .map_err(|_| "dial timed out".to_string())?
+                .map_err(|e| e.to_string())?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(Connection { sender, authority: endpoint.authority.clone() })
@@ -339,7 +343,8 @@ impl Connection {
 
     /// Send one request and read the whole answer.
     async fn send(&mut self, call: &Call) -> Result<Reply, String> {
-        let mut builder = hyper::Request::builder().method(call.method.clone()).uri(&call.target).header("Host", &self.authority);
+        let mut builder =
+            hyper::Request::builder().method(call.method.clone()).uri(&call.target).header("Host", &self.authority);
         let body = match &call.body {
             Some((content_type, body)) => {
                 builder = builder.header("Content-Type", *content_type);
@@ -460,13 +465,10 @@ fn with_newline(text: &str) -> String {
 /// Write `text` and a final newline (if missing) to stdout; a closed stdout is a failure.
 fn emit(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(with_newline(text).as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => Failure::OutputClosed,
-            _ => Failure::Other(format!("cannot write the output: {e}")),
-        })
+    stdout.write_all(with_newline(text).as_bytes()).and_then(|()| stdout.flush()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Failure::OutputClosed,
+        _ => Failure::Other(format!("cannot write the output: {e}")),
+    })
 }
 
 /// Write `text` and a final newline (if missing) to stderr, as well as it goes.
@@ -633,7 +635,12 @@ fn member_row(m: &Value) -> Vec<String> {
 }
 
 /// `member add [NAME] --peer-urls URL,...`: POST the member; with NAME, print its settings.
-async fn member_add(client: &mut Client, output: Output, name: Option<&str>, peer_urls: &[String]) -> Result<(), Failure> {
+async fn member_add(
+    client: &mut Client,
+    output: Output,
+    name: Option<&str>,
+    peer_urls: &[String],
+) -> Result<(), Failure> {
     let call = Call::json(Method::POST, "/v2/members".into(), &json!({ "peerURLs": peer_urls }));
     let reply = success(client.call(&call).await?)?;
     if output == Output::Json {
@@ -688,7 +695,11 @@ async fn targets(endpoints: Vec<Endpoint>, cluster: bool) -> Result<Vec<Endpoint
     }
     let tls = endpoints.first().map_or_else(Dial::default, |e| e.tls.clone());
     let (_, list) = members(&mut Client::new(endpoints)).await?;
-    let urls: Vec<String> = list.iter().flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default()).filter_map(|u| u.as_str().map(String::from)).collect();
+    let urls: Vec<String> = list
+        .iter()
+        .flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|u| u.as_str().map(String::from))
+        .collect();
     parse_endpoints(&urls, &tls)
 }
 
@@ -787,7 +798,14 @@ impl Status {
     /// The status as a table row.
     fn row(&self) -> Vec<String> {
         let id = field(&self.stats, "id");
-        vec![self.url.clone(), id, self.version.clone(), self.leader().to_string(), self.term.to_string(), self.index.to_string()]
+        vec![
+            self.url.clone(),
+            id,
+            self.version.clone(),
+            self.leader().to_string(),
+            self.term.to_string(),
+            self.index.to_string(),
+        ]
     }
 
     /// The status as JSON (the member's stats included as it answered them).
@@ -842,10 +860,19 @@ fn failure_reason(failure: &Failure) -> String {
 
 /// Run the parsed command.
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let files = TlsFiles { cert: cli.cert.clone(), key: cli.key.clone(), trusted_ca: cli.cacert.clone(), client_cert_auth: false };
+    let files = TlsFiles {
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        trusted_ca: cli.cacert.clone(),
+        client_cert_auth: false,
+    };
     // The system's authorities are read only when something is dialed over TLS.
     let https = cli.endpoints.iter().any(|e| e.trim().starts_with("https://"));
-    let tls = if https || !files.is_empty() || files.trusted_ca.is_some() { files.dial().map_err(Failure::Other)? } else { Dial::default() };
+    let tls = if https || !files.is_empty() || files.trusted_ca.is_some() {
+        files.dial().map_err(Failure::Other)?
+    } else {
+        Dial::default()
+    };
     let endpoints = parse_endpoints(&cli.endpoints, &tls)?;
     let output = cli.write_out;
     let mut client = Client::new(endpoints.clone());
@@ -863,8 +890,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             until_interrupted(lease::run(&mut client, output, command)).await
         }
         Command::Lease { command } => lease::run(&mut client, output, command).await,
-        Command::Endpoint { command: EndpointCommand::Health(a) } => endpoint_health(endpoints, output, a.cluster).await,
-        Command::Endpoint { command: EndpointCommand::Status(a) } => endpoint_status(endpoints, output, a.cluster).await,
+        Command::Endpoint { command: EndpointCommand::Health(a) } => {
+            endpoint_health(endpoints, output, a.cluster).await
+        }
+        Command::Endpoint { command: EndpointCommand::Status(a) } => {
+            endpoint_status(endpoints, output, a.cluster).await
+        }
         // Offline: the endpoints are not contacted.
         Command::Snapshot { command } => snapshot::run(command),
     }

@@ -49,10 +49,12 @@ pub fn run(command: SnapshotCommand) -> Result<(), Failure> {
     let SnapshotCommand::Restore(a) = command;
     let file = std::fs::read(&a.file).map_err(|e| Failure::Other(format!("cannot read {}: {e}", a.file.display())))?;
     let state = keel_net::v3::maintenance::backup_state(&file, a.skip_hash_check).map_err(Failure::Other)?;
-    let initial = InitialCluster::new(&a.name, &a.initial_cluster, &a.initial_advertise_peer_urls, &a.initial_cluster_token)
-        .map_err(|e| Failure::Other(e.0))?;
+    let initial =
+        InitialCluster::new(&a.name, &a.initial_cluster, &a.initial_advertise_peer_urls, &a.initial_cluster_token)
+            .map_err(|e| Failure::Other(e.0))?;
     let identity = MemberIdentity { member_id: initial.member_id, cluster_id: initial.cluster_id };
-    let restored = keel_core::backup::restore(state, initial.members).map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
+    let restored = keel_core::backup::restore(state, initial.members)
+        .map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
 
     let dir = a.data_dir.unwrap_or_else(|| PathBuf::from(format!("{}.keel", a.name)));
     if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -61,7 +63,13 @@ pub fn run(command: SnapshotCommand) -> Result<(), Failure> {
     // The identity last: a directory cut short by a failure holds no identity, so starting on
     // it derives the same ids from the flags instead of founding an empty cluster under them.
     let stored = FjallStorage::open(&dir).and_then(|mut storage| {
-        let persist = Persist { number: 1, must_sync: true, snapshot: Some(restored.snapshot), entries: vec![], hard_state: Some(restored.hard_state) };
+        let persist = Persist {
+            number: 1,
+            must_sync: true,
+            snapshot: Some(restored.snapshot),
+            entries: vec![],
+            hard_state: Some(restored.hard_state),
+        };
         storage.write(&persist)?;
         storage.sync()?;
         storage.keep_identity(identity)

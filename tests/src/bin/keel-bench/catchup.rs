@@ -53,22 +53,40 @@ impl Cluster {
     fn start(binary: &Path) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let initial = ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let dirs = (0..3).map(|i| dir.path().join(format!("m{i}"))).collect();
         let urls = ports.iter().map(|(c, _)| format!("http://127.0.0.1:{c}")).collect();
-        let mut c = Cluster { binary: binary.to_path_buf(), _dir: dir, dirs, ports, initial, children: vec![None, None, None], urls };
+        let mut c = Cluster {
+            binary: binary.to_path_buf(),
+            _dir: dir,
+            dirs,
+            ports,
+            initial,
+            children: vec![None, None, None],
+            urls,
+        };
         for i in 0..3 {
             c.spawn(i);
         }
         let healthy = |url: &String| keel_tests::curl(&[&format!("{url}/health")]).0 == 200;
-        assert!(wait_until(Duration::from_secs(30), || c.urls.iter().all(healthy)), "{} did not start", binary.display());
+        assert!(
+            wait_until(Duration::from_secs(30), || c.urls.iter().all(healthy)),
+            "{} did not start",
+            binary.display()
+        );
         c
     }
 
     fn spawn(&mut self, i: usize) {
         let (client, peer) = self.ports[i];
         let extra = ["--snapshot-count", "1000", "--initial-cluster-token", "catch-up"];
-        self.children[i] = Some(spawn_member(&self.binary, &self.dirs[i], &format!("m{i}"), client, peer, &self.initial, &extra));
+        self.children[i] =
+            Some(spawn_member(&self.binary, &self.dirs[i], &format!("m{i}"), client, peer, &self.initial, &extra));
     }
 
     fn kill(&mut self, i: usize) {
@@ -130,7 +148,9 @@ async fn steady(urls: Vec<String>, stop: Arc<AtomicBool>) -> (Vec<Duration>, usi
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    failed += usize::from(client.put(format!("steady/{w}/{}", n % 1000), vec![b's'; 256], None).await.is_err());
+                    failed += usize::from(
+                        client.put(format!("steady/{w}/{}", n % 1000), vec![b's'; 256], None).await.is_err(),
+                    );
                     latencies.push(started.elapsed());
                     n += 1;
                 }

@@ -44,7 +44,15 @@ fn spawn(binary: &Path, dir: &Path, client: u16, peer: u16) -> Child {
 
 /// Member `name` of a cluster of `initial_cluster` (etcd's `name=peer-url,...`), on `dir`, with
 /// an 8 GiB quota and `extra` flags: the same command line starts Keel and etcd 3.4.
-pub(crate) fn spawn_member(binary: &Path, dir: &Path, name: &str, client: u16, peer: u16, initial_cluster: &str, extra: &[&str]) -> Child {
+pub(crate) fn spawn_member(
+    binary: &Path,
+    dir: &Path,
+    name: &str,
+    client: u16,
+    peer: u16,
+    initial_cluster: &str,
+    extra: &[&str],
+) -> Child {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     Command::new(binary)
@@ -105,7 +113,11 @@ async fn one_pass(url: &str, keys: u64) -> Pass {
     let mut all = crate::latencies_of(tasks).await;
     let elapsed = started.elapsed();
     all.sort();
-    Pass { puts_per_s: all.len() as f64 / elapsed.as_secs_f64(), p99: percentile(&all, 0.99), max: all.last().copied().unwrap_or_default() }
+    Pass {
+        puts_per_s: all.len() as f64 / elapsed.as_secs_f64(),
+        p99: percentile(&all, 0.99),
+        max: all.last().copied().unwrap_or_default(),
+    }
 }
 
 fn measure(rt: &tokio::runtime::Runtime, binary: &Path, keys: u64) -> Measured {
@@ -159,10 +171,19 @@ pub fn compare(keys: u64) {
     let results = [("keel", measure(&rt, &keel_binary(), keys)), ("etcd 3.4", measure(&rt, &etcd, keys))];
     println!(
         "{:<9} {:>26} {:>26} {:>9} {:>9} {:>26} {:>11} {:>10}",
-        "", "pass 1 puts/s p99 max ms", "pass 2 puts/s p99 max ms", "RSS MB", "peak MB", "pass 3 puts/s p99 max ms", "compact ms", "restart s"
+        "",
+        "pass 1 puts/s p99 max ms",
+        "pass 2 puts/s p99 max ms",
+        "RSS MB",
+        "peak MB",
+        "pass 3 puts/s p99 max ms",
+        "compact ms",
+        "restart s"
     );
     for (name, m) in &results {
-        let pass = |p: &Pass| format!("{:>9.0} {:>7.1} {:>8.1}", p.puts_per_s, p.p99.as_secs_f64() * 1e3, p.max.as_secs_f64() * 1e3);
+        let pass = |p: &Pass| {
+            format!("{:>9.0} {:>7.1} {:>8.1}", p.puts_per_s, p.p99.as_secs_f64() * 1e3, p.max.as_secs_f64() * 1e3)
+        };
         println!(
             "{:<9} {:>26} {:>26} {:>9.0} {:>9.0} {:>26} {:>11.1} {:>10.2}",
             name,

@@ -41,7 +41,17 @@ pub struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options { endpoints: vec![], members: 3, members_given: false, v3: false, clients: vec![1, 16, 256], seconds: 5, keys: 10_000, large: None, catch_up: None };
+    let mut o = Options {
+        endpoints: vec![],
+        members: 3,
+        members_given: false,
+        v3: false,
+        clients: vec![1, 16, 256],
+        seconds: 5,
+        keys: 10_000,
+        large: None,
+        catch_up: None,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -103,7 +113,9 @@ fn fsyncs(endpoints: &[String]) -> f64 {
         .iter()
         .filter_map(|e| {
             let (_, body) = curl(&[&format!("{e}/metrics")]);
-            body.lines().find(|l| l.starts_with("keel_disk_fsync_duration_seconds_count")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            body.lines()
+                .find(|l| l.starts_with("keel_disk_fsync_duration_seconds_count"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .sum()
 }
@@ -147,7 +159,12 @@ fn main() {
         o.endpoints.clone()
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    println!("keel-bench: v2 PUT, 36-byte values over {} keys, {} member(s), {} s per row", o.keys, endpoints.len(), o.seconds);
+    println!(
+        "keel-bench: v2 PUT, 36-byte values over {} keys, {} member(s), {} s per row",
+        o.keys,
+        endpoints.len(),
+        o.seconds
+    );
     println!("{:>8} {:>12} {:>10} {:>10} {:>12}", "clients", "puts/s", "p50 ms", "p99 ms", "fsyncs/s");
     for &clients in &o.clients {
         let syncs_before = fsyncs(&endpoints);

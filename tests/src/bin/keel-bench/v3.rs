@@ -28,7 +28,12 @@ impl Row {
     fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Row {
         latencies.sort();
         let max = latencies.last().copied().unwrap_or_default();
-        Row { ops_per_s: latencies.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99), max }
+        Row {
+            ops_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: percentile(&latencies, 0.5),
+            p99: percentile(&latencies, 0.99),
+            max,
+        }
     }
 
     fn cell(&self) -> String {
@@ -69,8 +74,13 @@ pub fn compare(o: &Options) {
     }
     rows.push(Workload::Watch);
     let sizes = if o.members_given { vec![o.members] } else { vec![1, 3] };
-    println!("keel-bench --v3: Keel and etcd 3.4 through the Rust etcd-client, {} s per row, {} keys, 36-byte values", o.seconds, o.keys);
-    println!("columns: ops/s, p50 ms, p99 ms; ratio: Keel ÷ etcd ops/s (watch: etcd ÷ Keel p99), so ≥ 1 means Keel keeps up");
+    println!(
+        "keel-bench --v3: Keel and etcd 3.4 through the Rust etcd-client, {} s per row, {} keys, 36-byte values",
+        o.seconds, o.keys
+    );
+    println!(
+        "columns: ops/s, p50 ms, p99 ms; ratio: Keel ÷ etcd ops/s (watch: etcd ÷ Keel p99), so ≥ 1 means Keel keeps up"
+    );
     for members in sizes {
         let keel = {
             let cluster = ProcessCluster::start(members);
@@ -83,7 +93,10 @@ pub fn compare(o: &Options) {
         };
         println!();
         println!("{members} member(s)");
-        println!("{:<38} {:>34} {:>34} {:>6}", "workload", "keel ops/s p50 p99 max (ms)", "etcd 3.4 ops/s p50 p99 max (ms)", "ratio");
+        println!(
+            "{:<38} {:>34} {:>34} {:>6}",
+            "workload", "keel ops/s p50 p99 max (ms)", "etcd 3.4 ops/s p50 p99 max (ms)", "ratio"
+        );
         for ((workload, k), e) in rows.iter().zip(&keel).zip(&etcd) {
             let ratio = match workload {
                 Workload::Watch => ms(e.p99) / ms(k.p99).max(f64::MIN_POSITIVE),
@@ -100,15 +113,19 @@ async fn run_all(endpoints: &[String], rows: &[Workload], o: &Options) -> Vec<Ro
     let mut out = Vec::new();
     for row in rows {
         let measured = match *row {
-            Workload::Put(clients) => load(endpoints, clients, o, |mut c, n| async move {
-                c.put(format!("bench/{n}"), VALUE, None).await.map(|_| c)
-            })
-            .await,
-            Workload::Range { clients, serializable } => load(endpoints, clients, o, move |mut c, _| async move {
-                let options = serializable.then(|| GetOptions::new().with_serializable());
-                c.get("bench/range", options).await.map(|_| c)
-            })
-            .await,
+            Workload::Put(clients) => {
+                load(endpoints, clients, o, |mut c, n| async move {
+                    c.put(format!("bench/{n}"), VALUE, None).await.map(|_| c)
+                })
+                .await
+            }
+            Workload::Range { clients, serializable } => {
+                load(endpoints, clients, o, move |mut c, _| async move {
+                    let options = serializable.then(|| GetOptions::new().with_serializable());
+                    c.get("bench/range", options).await.map(|_| c)
+                })
+                .await
+            }
             Workload::Watch => watch_latency(endpoints).await,
         };
         out.push(measured);
@@ -177,7 +194,10 @@ async fn watch_latency(endpoints: &[String]) -> Row {
             let _client = client;
             let mut latencies = Vec::new();
             while latencies.len() < WATCHED_PUTS {
-                let Ok(Ok(Some(response))) = tokio::time::timeout(Duration::from_secs(10), stream.message()).await else { break };
+                let Ok(Ok(Some(response))) = tokio::time::timeout(Duration::from_secs(10), stream.message()).await
+                else {
+                    break;
+                };
                 for event in response.events() {
                     let sent = event.kv().and_then(|kv| kv.value_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
                     latencies.push(base.elapsed().saturating_sub(Duration::from_nanos(sent)));

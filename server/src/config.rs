@@ -1,6 +1,10 @@
 //! The `keel` command line: etcd's flags and `ETCD_*` environment variables, so Keel can
 //! replace etcd in a deployment, turned into a checked [`ServerConfig`].
 
+// The flags' doc comments are their `--help` texts, written as etcd writes them (`<name>`), not
+// as rustdoc would have them.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::Parser;

@@ -53,10 +53,13 @@ impl Reader for Overlay<'_> {
     }
 }
 
+/// Staged changes of one space in scan order: a key and its new value (`None`: removed).
+type Changes = std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// Two sorted streams as one, `top` winning on equal keys and hiding removed ones.
 struct Merge<'a> {
     base: Peekable<Scan<'a>>,
-    top: Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    top: Peekable<Changes>,
     reverse: bool,
 }
 

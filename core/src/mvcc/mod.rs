@@ -47,7 +47,7 @@ pub(crate) const REVISION_OVERHEAD: u64 = 64;
 ///
 /// Writes are staged and reach the engine in one batch: at once for a store used on its own,
 /// with the rest of an applied entry's changes when the state machine holds the batch open
-/// (see [`MvccStore::hold`]).
+/// (see `MvccStore::hold`).
 pub struct MvccStore {
     engine: Box<dyn Engine>,
     /// Changes not yet committed to the engine; every read sees them.

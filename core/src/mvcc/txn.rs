@@ -69,10 +69,8 @@ fn check(
 ) -> Result<()> {
     for_each_chosen_op(req, path, &mut |op| {
         if let RequestOp::Put(put) = op {
-            if put.ignore_value || put.ignore_lease {
-                if view.latest(&put.key)?.is_none() {
-                    return Err(Error::KeyNotFound);
-                }
+            if (put.ignore_value || put.ignore_lease) && view.latest(&put.key)?.is_none() {
+                return Err(Error::KeyNotFound);
             }
             if put.lease != 0 && !lease_exists(put.lease) {
                 return Err(Error::LeaseNotFound);

@@ -546,7 +546,7 @@ impl Node {
     }
 
     /// Start a watch. Its creation notice, any replayed history and all later events come out
-    /// of [`Node::ready`] as [`WatchResponse`]s carrying the returned id.
+    /// of [`Node::ready`] as [`WatchResponse`](crate::watch::WatchResponse)s carrying the returned id.
     pub fn watch(&mut self, request: WatchCreate) -> WatchId {
         let (id, responses) = self.watches.create(request, self.sm.store());
         self.out.watch_responses.extend(responses);

@@ -90,7 +90,7 @@ pub fn linearizable_attempt(attempt: usize) -> bool {
 
 /// The read that starts attempt number `attempt` of a write: the spot, once no ancestor is a
 /// file (else 104, from [`Spot::check_parents`]). `Ok(None)` means "read again, linearizably,
-/// and decide again", as [`fail!`] does; every write starts so, hence one place.
+/// and decide again", as `fail!` does; every write starts so, hence one place.
 pub async fn read_checked<B: Backend>(st: &Store<'_, B>, p: &str, attempt: usize) -> Result<Option<Spot>, V2Error> {
     let spot = read(st, p, linearizable_attempt(attempt)).await?;
     match spot.check_parents() {
@@ -165,7 +165,7 @@ impl Spot {
         path::dir_prefix(&self.path)
     }
 
-    /// [`fail!`] outside a loop: `err` if this spot was read linearizably, else `Ok(None)`
+    /// `fail!` outside a loop: `err` if this spot was read linearizably, else `Ok(None)`
     /// (read again, linearizably), so no client sees an error decided on a stale read.
     pub fn refuse<T>(&self, err: V2Error) -> Result<Option<T>, V2Error> {
         if self.linearizable {

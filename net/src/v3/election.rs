@@ -1,4 +1,4 @@
-//! The Election service (etcd's `v3election`) on the [`recipe`](super::recipe) queue: the
+//! The Election service (etcd's `v3election`) on the [`recipe`] queue: the
 //! contender created first leads; its key's value is the proclaimed value, and the leader key
 //! (name, key, create revision, lease) proves leadership to Proclaim and Resign.
 

@@ -1,4 +1,4 @@
-//! The Lock service (etcd's `v3lock`): a distributed mutex on the [`recipe`](super::recipe)
+//! The Lock service (etcd's `v3lock`): a distributed mutex on the [`recipe`]
 //! queue. The returned key is the ownership token: it exists exactly while the lock is held,
 //! and its create revision fences writes made under the lock.
 

@@ -1,7 +1,7 @@
 //! etcd's v3 API: the gRPC services (tonic's generated servers, served on Keel's own hyper
 //! connections by [`router`]) and the JSON gateway ([`gateway`]). Each service translates
 //! messages with [`convert`] and carries requests to the member through the
-//! [`Backend`](crate::backend::Backend), so every API reaches the same core.
+//! [`Backend`], so every API reaches the same core.
 
 /// The closure for [`call`] that takes one response variant apart.
 macro_rules! pick {

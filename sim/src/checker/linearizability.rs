@@ -869,7 +869,7 @@ fn chain_ops<S>(closures: &[Closure<S>], chain: Option<(usize, usize)>) -> &[usi
     chain.and_then(|(closure, index)| closures.get(closure)?.chains.get(index)).map_or(&[], |chain| &chain.ops)
 }
 
-/// A key-value register workload: each key holds Option<String>.
+/// A key-value register workload: each key holds `Option<String>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvInput {
     /// Read the key.

@@ -3,6 +3,8 @@
 //! benchmark, not a test. Run: `cargo bench -p keel-core --bench core` (add `-- puts` or
 //! `-- range` for one half).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::time::{Duration, Instant};
 
 use keel_core::cluster::LocalCluster;

@@ -3,6 +3,8 @@
 //! partitions and crashes. It is the core's own fast harness — for its tests, property tests
 //! and benchmarks — while `keel-sim` runs the real shells under madsim.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::NodeConfig;

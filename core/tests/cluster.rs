@@ -1,6 +1,8 @@
 //! Whole-cluster behaviour of the core, on the in-process harness: elections, replication,
 //! failures, partitions, snapshots, membership and leases across leader changes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_core::cluster::LocalCluster;
 use keel_core::error::Error;
 use keel_core::request::*;

@@ -2,6 +2,8 @@
 //! cluster driven by the same inputs elects the same leaders at the same ticks and commits the
 //! same entries. Different seeds take different paths.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_core::cluster::LocalCluster;
 use keel_core::request::{PutRequest, Request};
 

@@ -4,6 +4,8 @@
 //! every event and the revisions must agree; at the end the store must survive a snapshot round
 //! trip. Keys come from a tiny alphabet so that writes collide.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::collections::BTreeMap;
 
 use keel_core::error::{Error, Result};

@@ -1,6 +1,8 @@
 //! The space quota and its NOSPACE alarm across a cluster: raised through the log, refused
 //! alike by every member, kept in snapshots, and cleared by compaction plus a disarm.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_core::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
 use keel_core::cluster::LocalCluster;
 use keel_core::error::Error;

@@ -1,6 +1,8 @@
 //! Regression tests for safety bugs found in review: each reproduces the scenario that used
 //! to lose an acknowledged write, serve a stale read, mis-answer a request or crash the node.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_core::cluster::LocalCluster;
 use keel_core::config::NodeConfig;
 use keel_core::error::Error;

@@ -1,6 +1,8 @@
 //! The driver, storage and peer transport together, in one process: members talk over real
 //! loopback TCP and persist to in-memory storage; clients use the `Backend` handle.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::time::Duration;
 
 use keel_core::config::NodeConfig;

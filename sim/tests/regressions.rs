@@ -1,5 +1,7 @@
 //! Seeds that once failed, kept so the bugs they found stay fixed. Simulation build only:
 //! `scripts/test` runs these with `RUSTFLAGS="--cfg madsim"`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 #![cfg(madsim)]
 
 use keel_sim::run::{run, RunOptions};

@@ -2,6 +2,8 @@
 //! ports, kill -9 and restart them, and talk to them with the real `curl`. The partition suite
 //! ([`jepsen`]) runs them in network namespaces instead.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 pub mod jepsen;
 
 use std::io::Write;

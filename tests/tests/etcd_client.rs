@@ -3,6 +3,8 @@
 //! and compaction, watches, leases with keep-alive, locks, elections, cluster and maintenance —
 //! and gets etcd's errors where etcd gives them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::time::Duration;
 
 use etcd_client::{

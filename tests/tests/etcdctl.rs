@@ -2,6 +2,8 @@
 //! family the v3 issue lists, with deterministic outputs compared against etcd 3.4 itself.
 //! Needs etcdctl and etcd installed (`./scripts/deps`) and the keel binary built.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

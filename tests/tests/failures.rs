@@ -1,6 +1,8 @@
 //! Crashes and bad input against real processes: a leader killed with SIGKILL, every member
 //! restarted, malformed requests, oversized bodies, clients vanishing mid-watch.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The v3 JSON gateway driven with curl, as etcd's documentation shows it: base64 keys and
 //! values, int64 as strings, grpc-gateway's error bodies, and a streamed watch.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_tests::{curl, curl_background, finish, json, ProcessCluster};
 
 fn post(url: &str, call: &str, body: &str) -> (u16, serde_json::Value) {

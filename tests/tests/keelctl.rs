@@ -2,6 +2,8 @@
 //! lines and exit codes, endpoint fail-over, members, endpoint health and status, leases, and watch.
 //! Needs both binaries built (`cargo build -p keel-server`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};

@@ -2,6 +2,8 @@
 //! `keel` processes: service discovery with TTL heartbeats, config and directory watches,
 //! locks, queues, leader election, and a conditional queue with an atomic counter.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! The `keel` binary as an operator meets it: the README's no-flag start, status endpoints,
 //! membership listing, start-up errors and exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 

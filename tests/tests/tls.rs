@@ -4,6 +4,8 @@
 //! clients without one, or speaking plain HTTP, are refused; so is an https URL without a
 //! certificate at start-up. The certificates are made by the test (rcgen).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! Inputs are bytes; targets that need structure read it with [`arbitrary`], so the fuzzer's
 //! mutations stay meaningful.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 pub mod config;
 pub mod exec;
 pub mod peer_frames;

@@ -2,6 +2,8 @@
 //! and the inputs of past crashes under `fuzz/regressions/` — through the targets' bodies, so
 //! a normal `cargo test` (no nightly, no cargo-fuzz) guards against every bug the fuzzers found.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::path::{Path, PathBuf};
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {

@@ -2,6 +2,8 @@
 //! (random bytes, read as operations the way the fuzzer's are) against a real member and the
 //! reference model, in every `cargo test`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use proptest::prelude::*;
 
 proptest! {

@@ -2,6 +2,8 @@
 //! per case): each damaged store opens as one of the states synced on the way or is refused as
 //! corrupt (the judge panics otherwise), and some damage is detected at all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use keel_fuzz::storage_recovery::{damage_every_file, Outcome};
 
 fn check(tables: bool) {

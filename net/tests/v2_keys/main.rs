@@ -1,6 +1,8 @@
 //! The v2 keys API against a real (in-process, one-member) Keel cluster: shapes, codes,
 //! headers, TTLs and watches, compared with what etcd v2 answers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 mod deletes;
 mod errors;
 mod reads;

@@ -2,6 +2,8 @@
 //! each run's history, nemesis timeline, verdict and latency plot to a results folder. Needs
 //! root (network namespaces, nftables). See the README's "Partition suite".
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -11,6 +11,8 @@
 //! (see `catchup.rs`). With `KEEL_BENCH_LOG_DIR=D`, the members of the last two log to
 //! `D/<name>.log`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
 mod catchup;
 mod large;
 mod v3;

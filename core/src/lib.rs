@@ -11,6 +11,7 @@ pub mod alarm;
 pub mod auto_compaction;
 pub mod backup;
 pub mod bugs;
+#[cfg(any(test, feature = "testing"))]
 pub mod cluster;
 pub mod command;
 pub mod config;

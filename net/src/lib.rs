@@ -11,6 +11,7 @@ mod authority;
 pub mod backend;
 pub mod http;
 pub mod ids;
+#[cfg(any(test, feature = "testing"))]
 pub mod local;
 pub mod members;
 pub mod metrics;

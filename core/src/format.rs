@@ -20,11 +20,18 @@ pub struct Format {
 impl Format {
     /// `value` in this format.
     pub fn encode<T: Serialize>(&self, value: &T) -> Vec<u8> {
+        // Serializing plain owned data into a Vec cannot fail.
+        postcard::to_extend(value, self.header()).unwrap_or_default()
+    }
+
+    /// What every value starts with: the tag and the version byte. A value too large to be
+    /// built in memory before it is encoded is written after it piece by piece with [`append`]
+    /// (a struct's encoding is its fields' encodings one after the other).
+    pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.tag.len() + 64);
         out.extend_from_slice(self.tag);
         out.push(self.version);
-        // Serializing plain owned data into a Vec cannot fail.
-        postcard::to_extend(value, out).unwrap_or_default()
+        out
     }
 
     /// Read a value written by [`Format::encode`] of the same release.
@@ -47,6 +54,13 @@ pub(crate) fn decode_whole<T: DeserializeOwned>(name: &str, body: &[u8]) -> Resu
         Ok((_, rest)) => Err(format!("a keel {name} with {} stray bytes after it", rest.len())),
         Err(e) => Err(format!("a malformed keel {name}: {e}")),
     }
+}
+
+/// Append `value`'s body encoding (postcard) to `out`.
+pub fn append<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    let bytes = postcard::to_stdvec(value).map_err(|e| format!("cannot encode: {e}"))?;
+    out.extend_from_slice(&bytes);
+    Ok(())
 }
 
 #[cfg(test)]

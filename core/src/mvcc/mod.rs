@@ -255,6 +255,12 @@ impl MvccStore {
         self.engine.view().map_err(storage_error)
     }
 
+    /// Append [`MvccStore::snapshot`]'s encoding to `out`, byte for byte, without building it
+    /// in memory first (a follower's snapshot or a backup of any size).
+    pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        snapshot::encode_into(self, out)
+    }
+
     /// Rebuilds a store in memory from [`MvccStore::snapshot`]'s output:
     /// `restore(s.snapshot()) == s`.
     pub fn restore(snap: MvccSnapshot) -> Self {

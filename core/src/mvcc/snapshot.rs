@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Fnv64;
 use crate::engine::{Batch, Space};
 use crate::error::Result;
+use crate::format::append;
 
 use super::key_history::{change_bytes, Change, Live, Revision};
 use super::layout;
@@ -46,6 +47,43 @@ struct SnapshotLive {
 /// Copies `store` into a snapshot, reading every retained change in key order.
 pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
     let mut keys = Vec::new();
+    for_each_key(store, &mut |key| {
+        keys.push(key);
+        Ok(())
+    })?;
+    Ok(MvccSnapshot {
+        current_revision: store.meta.current_revision,
+        compact_revision: store.meta.compact_revision,
+        keys,
+    })
+}
+
+/// Appends to `out` the encoding of [`snapshot`]`(store)`, byte for byte, one key at a time:
+/// the key space is never in memory twice (as values and as bytes), whatever its size.
+pub(crate) fn encode_into(store: &MvccStore, out: &mut Vec<u8>) -> Result<()> {
+    let encoded = |e: String| crate::error::Error::Internal(format!("the snapshot: {e}"));
+    append(out, &store.meta.current_revision).map_err(encoded)?;
+    append(out, &store.meta.compact_revision).map_err(encoded)?;
+    // The key count leads the keys but is known only after them: they go after room for the
+    // longest count, which then closes up behind the count's actual bytes.
+    const ROOM: usize = 10;
+    let count_at = out.len();
+    out.resize(count_at + ROOM, 0);
+    let mut count = 0u64;
+    for_each_key(store, &mut |key| {
+        count += 1;
+        append(out, &key).map_err(encoded)
+    })?;
+    let mut length = Vec::new();
+    append(&mut length, &count).map_err(encoded)?;
+    let start = count_at + ROOM - length.len();
+    out[start..count_at + ROOM].copy_from_slice(&length);
+    out.drain(count_at..start);
+    Ok(())
+}
+
+/// Every key with its retained changes, in key order.
+fn for_each_key(store: &MvccStore, f: &mut dyn FnMut(SnapshotKey) -> Result<()>) -> Result<()> {
     let reader = store.reader();
     View::new(&reader, store.meta.compact_revision).for_each_history(b"", &[0], &mut |key, history| {
         let changes = history
@@ -62,13 +100,8 @@ pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
                 }),
             })
             .collect();
-        keys.push(SnapshotKey { key, changes });
+        f(SnapshotKey { key, changes })?;
         Ok(true)
-    })?;
-    Ok(MvccSnapshot {
-        current_revision: store.meta.current_revision,
-        compact_revision: store.meta.compact_revision,
-        keys,
     })
 }
 

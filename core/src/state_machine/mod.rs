@@ -71,6 +71,26 @@ pub struct StateSnapshot {
     alarms: Vec<AlarmMember>,
 }
 
+/// [`SNAPSHOT_FORMAT`]'s encoding of the [`StateSnapshot`] of these parts, written field by
+/// field with the key space streamed from `store`, so it is never held both as values and as
+/// bytes.
+fn encode_snapshot(
+    applied_index: u64,
+    store: &MvccStore,
+    leases: &LeaseSnapshot,
+    members: &[Member],
+    alarms: &[AlarmMember],
+) -> Result<Vec<u8>> {
+    let encoded = |e: String| Error::Internal(format!("the snapshot: {e}"));
+    let mut out = SNAPSHOT_FORMAT.header();
+    crate::format::append(&mut out, &applied_index).map_err(encoded)?;
+    store.encode_snapshot_into(&mut out)?;
+    crate::format::append(&mut out, leases).map_err(encoded)?;
+    crate::format::append(&mut out, members).map_err(encoded)?;
+    crate::format::append(&mut out, alarms).map_err(encoded)?;
+    Ok(out)
+}
+
 /// A snapshot as written before alarms were part of the state, so backups made then still
 /// restore.
 #[derive(Deserialize)]
@@ -473,14 +493,7 @@ impl StateMachine {
     /// Serialize the whole applied state for a Raft snapshot (or a backup); fails when the
     /// state store cannot read it back.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
-        let snap = StateSnapshot {
-            applied_index: self.applied_index,
-            store: self.store.snapshot()?,
-            leases: self.lessor.snapshot(),
-            members: self.members(),
-            alarms: self.alarms.list(),
-        };
-        Ok(SNAPSHOT_FORMAT.encode(&snap))
+        encode_snapshot(self.applied_index, &self.store, &self.lessor.snapshot(), &self.members(), &self.alarms.list())
     }
 
     /// The state as it stands now, frozen for [`SnapshotJob::build`] to serialize elsewhere: what
@@ -632,6 +645,10 @@ mod tests {
             sm.set_applied(sm.applied_index() + 1, 1);
         };
         let put = |k: &str, v: &str| Command::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() });
+        // Over 127 keys, so their count takes two bytes of the room kept for it.
+        for i in 0..300 {
+            apply(&mut sm, put(&format!("many/{i}"), "x"));
+        }
         apply(&mut sm, put("k", "1"));
         apply(&mut sm, Command::LeaseGrant(LeaseGrantRequest { id: 9, ttl: 60 }));
         let then = sm.snapshot().unwrap();
@@ -639,8 +656,10 @@ mod tests {
         apply(&mut sm, put("k", "2"));
         apply(&mut sm, put("other", "3"));
         apply(&mut sm, Command::LeaseRevoke(LeaseRevokeRequest { id: 9 }));
-        assert_eq!(job.index(), 2);
+        assert_eq!(job.index(), 302);
         assert_eq!(job.build().unwrap(), then, "byte for byte what a snapshot then would have been");
+        let whole = StateMachine::decode_snapshot(&then).unwrap();
+        assert_eq!(SNAPSHOT_FORMAT.encode(&whole), then, "written piece by piece, as the whole struct encodes");
         assert_ne!(sm.snapshot().unwrap(), then);
         sm.apply(&put("staged", "4"), None);
         assert!(sm.snapshot_job().is_err(), "a view would miss the entry being applied");

@@ -13,8 +13,6 @@ use crate::lease::LeaseSnapshot;
 use crate::mvcc::MvccStore;
 use crate::request::Member;
 
-use super::{StateSnapshot, SNAPSHOT_FORMAT};
-
 /// The applied state at one index, frozen, waiting to be serialized.
 pub struct SnapshotJob {
     index: u64,
@@ -50,13 +48,6 @@ impl SnapshotJob {
     /// [`SnapshotJob::index`]; fails when the view cannot be read back.
     pub fn build(self) -> Result<Vec<u8>> {
         let store = MvccStore::open(Box::new(ViewEngine(self.view)))?;
-        let snap = StateSnapshot {
-            applied_index: self.index,
-            store: store.snapshot()?,
-            leases: self.leases,
-            members: self.members,
-            alarms: self.alarms,
-        };
-        Ok(SNAPSHOT_FORMAT.encode(&snap))
+        super::encode_snapshot(self.index, &store, &self.leases, &self.members, &self.alarms)
     }
 }

@@ -182,8 +182,10 @@ impl LogStore {
     }
 
     /// Keep `metadata` and `data` (the state at its index) as the snapshot to send followers.
+    /// It answers the asks raft made while it was being built.
     pub fn set_outgoing_snapshot(&mut self, metadata: Snapshot, data: Vec<u8>) {
         self.outgoing = Some((metadata, Arc::new(data)));
+        self.snapshot_wanted.set(false);
     }
 
     /// The state's data of the snapshot kept for followers, if it is the one at `index`.
@@ -278,5 +280,23 @@ impl Storage for LogStore {
                 Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_snapshot_answers_the_asks_made_while_it_was_built() {
+        let mut log = LogStore::recover(Snapshot::default(), HardState::default(), vec![], 0).unwrap();
+        assert!(log.snapshot(0, 2).is_err(), "nothing kept yet");
+        let mut metadata = Snapshot::default();
+        metadata.mut_metadata().mut_conf_state().set_voters(vec![1, 2]);
+        log.set_outgoing_snapshot(metadata, vec![7; 10]);
+        assert!(!log.take_snapshot_wanted(), "the ask is answered by the kept snapshot");
+        let served = log.snapshot(0, 2).unwrap();
+        assert!(served.get_data().is_empty(), "raft-rs gets the metadata; the data stays kept");
+        assert_eq!(log.outgoing_data(0).map(|d| d.len()), Some(10));
     }
 }

@@ -61,9 +61,8 @@ pub(crate) fn snapshot(store: &MvccStore) -> Result<MvccSnapshot> {
 /// Appends to `out` the encoding of [`snapshot`]`(store)`, byte for byte, one key at a time:
 /// the key space is never in memory twice (as values and as bytes), whatever its size.
 pub(crate) fn encode_into(store: &MvccStore, out: &mut Vec<u8>) -> Result<()> {
-    let encoded = |e: String| crate::error::Error::Internal(format!("the snapshot: {e}"));
-    append(out, &store.meta.current_revision).map_err(encoded)?;
-    append(out, &store.meta.compact_revision).map_err(encoded)?;
+    append(out, &store.meta.current_revision)?;
+    append(out, &store.meta.compact_revision)?;
     // The key count leads the keys but is known only after them: they go after room for the
     // longest count, which then closes up behind the count's actual bytes.
     const ROOM: usize = 10;
@@ -72,10 +71,10 @@ pub(crate) fn encode_into(store: &MvccStore, out: &mut Vec<u8>) -> Result<()> {
     let mut count = 0u64;
     for_each_key(store, &mut |key| {
         count += 1;
-        append(out, &key).map_err(encoded)
+        append(out, &key)
     })?;
     let mut length = Vec::new();
-    append(&mut length, &count).map_err(encoded)?;
+    append(&mut length, &count)?;
     let start = count_at + ROOM - length.len();
     out[start..count_at + ROOM].copy_from_slice(&length);
     out.drain(count_at..start);

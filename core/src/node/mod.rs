@@ -423,8 +423,6 @@ impl Node {
         match data {
             Ok(data) => {
                 self.raw.mut_store().set_outgoing_snapshot(snapshot, data);
-                // Raft asked again while it was being built; this one answers those asks.
-                self.raw.store().take_snapshot_wanted();
             }
             // None is kept; raft-rs asks again at its next try.
             Err(e) => tracing::error!("cannot build a snapshot for a follower: {e}"),

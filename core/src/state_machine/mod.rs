@@ -81,13 +81,12 @@ fn encode_snapshot(
     members: &[Member],
     alarms: &[AlarmMember],
 ) -> Result<Vec<u8>> {
-    let encoded = |e: String| Error::Internal(format!("the snapshot: {e}"));
     let mut out = SNAPSHOT_FORMAT.header();
-    crate::format::append(&mut out, &applied_index).map_err(encoded)?;
+    crate::format::append(&mut out, &applied_index)?;
     store.encode_snapshot_into(&mut out)?;
-    crate::format::append(&mut out, leases).map_err(encoded)?;
-    crate::format::append(&mut out, members).map_err(encoded)?;
-    crate::format::append(&mut out, alarms).map_err(encoded)?;
+    crate::format::append(&mut out, leases)?;
+    crate::format::append(&mut out, members)?;
+    crate::format::append(&mut out, alarms)?;
     Ok(out)
 }
 

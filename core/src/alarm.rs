@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
 use crate::request::{RequestOp, ResponseHeader, TxnRequest};
+use crate::v2::{V2Action, V2WriteRequest};
 
 /// etcd's `AlarmType` (proto numbers: NONE 0, NOSPACE 1, CORRUPT 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -102,8 +103,20 @@ pub(crate) fn quota_cost(command: &Command) -> Option<u64> {
         Command::PutInOrder(req) => Some(put_cost(&req.prefix, &req.value) + IN_ORDER_NAME_BYTES),
         Command::Txn(req) => Some(txn_cost(req)).filter(|cost| *cost > 0),
         Command::LeaseGrant(_) => Some(LEASE_COST),
+        Command::V2Write(req) => v2_write_cost(req),
         _ => None,
     }
+}
+
+/// What a v2 write may add: a node's key and value, its in-order name and its lease. Deletes
+/// pass, as v3 deletes do.
+fn v2_write_cost(req: &V2WriteRequest) -> Option<u64> {
+    if matches!(req.action, V2Action::Delete | V2Action::CompareAndDelete) {
+        return None;
+    }
+    let name = if req.in_order { IN_ORDER_NAME_BYTES } else { 0 };
+    let lease = if req.ttl.is_some() { LEASE_COST } else { 0 };
+    Some(put_cost(req.path.as_bytes(), req.value.as_bytes()) + name + lease)
 }
 
 /// What a lease grant counts (etcd's backend stores a small record per lease).

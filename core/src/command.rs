@@ -11,6 +11,7 @@ use crate::request::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange, PutInOrderRequest,
     PutRequest, TxnRequest,
 };
+use crate::v2::V2WriteRequest;
 
 /// A replicated state-machine command. Applying one is deterministic on every member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,8 @@ pub enum Command {
     QuotaExceeded {
         member_id: u64,
     },
+    /// A v2 keys write, decided and applied in one step (see [`crate::v2`]).
+    V2Write(V2WriteRequest),
 }
 
 /// A command with its origin. `origin` 0 marks a command the cluster made for itself (lease

@@ -202,6 +202,21 @@ impl Lessor {
         self.leases.contains_key(&id)
     }
 
+    /// Whether lease `id` exists and holds no key (a v2 write revokes such a lease its node
+    /// left, as nothing can use it any more).
+    pub fn is_unused(&self, id: i64) -> bool {
+        self.leases.get(&id).is_some_and(|l| l.keys.is_empty())
+    }
+
+    /// The whole seconds left on lease `id` (truncated, as [`Lessor::time_to_live`] counts
+    /// them) when this member knows them: on the leader (`now_ms` given) for a lease whose
+    /// expiry it keeps. `None` elsewhere, where only an estimate exists.
+    pub fn exact_ttl(&self, id: i64, now_ms: Option<u64>) -> Option<i64> {
+        let at = *self.expiry.get(&id)?;
+        let now = now_ms?;
+        Some(i64::try_from(at.saturating_sub(now) / 1000).unwrap_or(i64::MAX))
+    }
+
     /// Every lease id, sorted (LeaseLeases).
     pub fn leases(&self) -> Vec<i64> {
         self.leases.keys().copied().collect()

@@ -28,5 +28,6 @@ mod raft_logger;
 pub mod request;
 pub mod state_machine;
 pub mod upgrade;
+pub mod v2;
 pub mod validate;
 pub mod watch;

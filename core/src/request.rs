@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::{AlarmRequest, AlarmResponse};
 use crate::kv::KeyValue;
+use crate::v2::{V2WriteRequest, V2WriteResponse};
 
 /// Filled into every response: which cluster and member answered, at which revision and term.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +338,8 @@ pub enum Request {
     Snapshot,
     /// List, raise or clear alarms (etcd's Maintenance.Alarm).
     Alarm(AlarmRequest),
+    /// One v2 keys write (set, create, update, compare-and-swap/delete, delete, POST, refresh).
+    V2Write(V2WriteRequest),
 }
 
 /// The answer to a [`Request`], in the matching variant.
@@ -359,6 +362,7 @@ pub enum Response {
     HashKv(HashKvResponse),
     Snapshot(SnapshotResponse),
     Alarm(AlarmResponse),
+    V2Write(V2WriteResponse),
 }
 
 /// A member's state digest and the log position it reflects.
@@ -408,6 +412,7 @@ impl Response {
             Response::HashKv(r) => &mut r.header,
             Response::Snapshot(r) => &mut r.header,
             Response::Alarm(r) => &mut r.header,
+            Response::V2Write(r) => &mut r.header,
         }
     }
 }

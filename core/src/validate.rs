@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::request::{DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use crate::v2::V2WriteRequest;
 
 /// A Range needs a key. (etcd checks nothing else statically: a negative limit means no limit
 /// and a revision is checked against the store when the request runs.)
@@ -27,6 +28,21 @@ pub fn put(req: &PutRequest) -> Result<()> {
     }
     if req.ignore_lease && req.lease != 0 {
         return Err(Error::LeaseProvided);
+    }
+    Ok(())
+}
+
+/// A v2 write's path must be one the state machine decides over in bounded work, and its TTL
+/// one a lease can have.
+pub fn v2_write(req: &V2WriteRequest) -> Result<()> {
+    if !req.path.starts_with('/') {
+        return Err(Error::EmptyKey);
+    }
+    if crate::v2::path::ancestors(&req.path).len() > crate::v2::MAX_DEPTH {
+        return Err(Error::TooManyOps);
+    }
+    if req.ttl.is_some_and(|ttl| ttl > crate::lease::MAX_LEASE_TTL) {
+        return Err(Error::LeaseTtlTooLarge);
     }
     Ok(())
 }

@@ -484,6 +484,13 @@ impl Node {
                 self.propose(id, Command::LeaseGrant(req))
             }
             Request::LeaseRevoke(req) => self.propose(id, Command::LeaseRevoke(req)),
+            Request::V2Write(mut req) => {
+                validate::v2_write(&req)?;
+                if req.ttl.is_some() {
+                    req.lease = self.rng.gen_range(1..i64::MAX);
+                }
+                self.propose(id, Command::V2Write(req))
+            }
             Request::LeaseKeepAlive(req) => {
                 self.require_leader()?;
                 if !self.leader_caught_up() {

@@ -8,6 +8,7 @@
 
 mod records;
 mod snapshot_job;
+mod v2_write;
 
 pub use snapshot_job::SnapshotJob;
 
@@ -330,6 +331,7 @@ impl StateMachine {
             return ApplyResult { response: Some(Err(Error::NoSpace)), events: vec![] };
         }
         let (response, events) = match command {
+            Command::V2Write(req) => return self.apply_v2(req, now_ms),
             Command::Put(req) => {
                 let lessor = &self.lessor;
                 split(self.store.put(req, &|id| lessor.exists(id)), Response::Put)

@@ -15,30 +15,26 @@
 //! - `modifiedIndex`/`createdIndex` are mod/create revisions (a directory's are its marker's,
 //!   or else the newest mod / oldest create revision under it, see [`tree`]). `X-Etcd-Index`
 //!   is the revision the answer reflects.
-//! - A key with `ttl` gets a lease of its own; keys without one inherit their nearest TTL
-//!   directory's lease (see [`ttl`]).
-//! - Conditional writes are transactions guarded by what was read (see [`spot`]).
-//! - `wait=true` is a watch (see [`wait`]); `POST` makes in-order keys named by their
-//!   zero-padded revision.
+//! - Every write (PUT, POST, DELETE) is one replicated command that the member decides and
+//!   applies atomically, TTL lease included ([`keel_core::v2`]): a key with `ttl` gets a lease
+//!   of its own, keys without one inherit their nearest TTL directory's lease, and `POST`
+//!   makes in-order keys named by their zero-padded revision.
+//! - `wait=true` is a watch (see [`wait`]).
 //!
 //! Modules: [`params`] (request options and their validation), [`path`] (paths ↔ keys),
 //! [`tree`] (keys → nodes), [`json`] (etcd's JSON bytes), [`error`] (codes, messages,
-//! statuses), [`store`] (backend calls), [`spot`] (reads and guards for writes), and one per
-//! method: [`get`], [`put`] (with [`ttl`]), [`post`], [`delete`], [`wait`].
+//! statuses), [`store`] (backend calls), and one per kind of request: [`get`], [`mod@write`],
+//! [`wait`].
 
-pub mod delete;
 pub mod error;
 pub mod get;
 pub mod json;
 pub mod params;
 pub mod path;
-pub mod post;
-pub mod put;
-pub mod spot;
 pub mod store;
 pub mod tree;
-pub mod ttl;
 pub mod wait;
+pub mod write;
 
 use crate::backend::Backend;
 use error::V2Error;
@@ -99,9 +95,7 @@ pub async fn handle<B: Backend>(backend: &B, req: V2Request) -> V2Response {
     let result = match kr.method {
         Method::Get | Method::Head if kr.wait => wait::wait(&mut st, &kr).await,
         Method::Get | Method::Head => get::get(&mut st, &kr).await,
-        Method::Put => put::put(&mut st, &kr).await,
-        Method::Post => post::post(&mut st, &kr).await,
-        Method::Delete => delete::delete(&mut st, &kr).await,
+        Method::Put | Method::Post | Method::Delete => write::write(&mut st, &kr).await,
     };
     let response = match result {
         Ok(reply) => success_response(backend, reply, kr.no_value_on_success),

@@ -32,26 +32,7 @@ pub fn normalize(raw: &str) -> String {
     out
 }
 
-/// Whether a normalized path is the root.
-pub fn is_root(path: &str) -> bool {
-    path == "/"
-}
-
-/// The proper ancestors of a normalized path, top-down, without the root:
-/// `/a/b/c` → `["/a", "/a/b"]`.
-pub fn ancestors(path: &str) -> Vec<&str> {
-    path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(|(i, _)| &path[..i]).collect()
-}
-
-/// The key prefix of everything inside directory `path` (`/a` → `/a/`, `/` → `/`); for a
-/// non-root directory it is also the directory's marker key.
-pub fn dir_prefix(path: &str) -> String {
-    if is_root(path) {
-        "/".to_string()
-    } else {
-        format!("{path}/")
-    }
-}
+pub use keel_core::v2::path::{ancestors, dir_prefix, is_root};
 
 /// The v2 path a key is shown as: the key itself, or for a marker key its directory.
 /// `None` for keys the v2 API cannot show (not starting with `/`, or the bare `/`).
@@ -100,21 +81,11 @@ mod tests {
     }
 
     #[test]
-    fn ancestors_are_top_down_without_root() {
-        assert_eq!(ancestors("/"), Vec::<&str>::new());
-        assert_eq!(ancestors("/a"), Vec::<&str>::new());
-        assert_eq!(ancestors("/a/b/c"), vec!["/a", "/a/b"]);
-        assert_eq!(ancestors("/ä/ö/ü"), vec!["/ä", "/ä/ö"]);
-    }
-
-    #[test]
     fn keys_map_to_paths() {
         assert_eq!(key_to_path(b"/a/b"), Some(("/a/b".into(), false)));
         assert_eq!(key_to_path(b"/a/"), Some(("/a".into(), true)));
         assert_eq!(key_to_path(b"/"), None);
         assert_eq!(key_to_path(b"foo"), None);
-        assert_eq!(dir_prefix("/"), "/");
-        assert_eq!(dir_prefix("/a"), "/a/");
     }
 
     #[test]

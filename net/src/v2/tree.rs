@@ -12,52 +12,7 @@ use keel_core::kv::KeyValue;
 use super::json::Node;
 use super::path;
 
-/// What a directory is made of.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DirInfo {
-    /// Its marker key (`<dir>/`), if it has one.
-    pub marker: Option<KeyValue>,
-    pub created: i64,
-    pub modified: i64,
-    /// Whether any key other than the marker is inside.
-    pub has_children: bool,
-}
-
-impl DirInfo {
-    /// The lease of the marker (the directory's TTL), 0 for none.
-    pub fn lease(&self) -> i64 {
-        self.marker.as_ref().map_or(0, |m| m.lease)
-    }
-}
-
-/// What a path is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Entry {
-    Absent,
-    File(KeyValue),
-    Dir(DirInfo),
-}
-
-/// Describe the directory whose prefix is `prefix` from the keys under it.
-pub fn dir_info(prefix: &[u8], subtree: &[KeyValue]) -> DirInfo {
-    let refs: Vec<&KeyValue> = subtree.iter().collect();
-    dir_info_refs(prefix, &refs)
-}
-
-/// What `path` is, given its own key (if any) and the keys under `<path>/`. The root is
-/// always a directory (without indexes); a key at the path itself makes it a file.
-pub fn classify(path: &str, exact: Option<&KeyValue>, subtree: &[KeyValue]) -> Entry {
-    let prefix = path::dir_prefix(path);
-    if path::is_root(path) {
-        let info = dir_info(prefix.as_bytes(), subtree);
-        return Entry::Dir(DirInfo { marker: None, created: 0, modified: 0, ..info });
-    }
-    match exact {
-        Some(kv) => Entry::File(kv.clone()),
-        None if !subtree.is_empty() => Entry::Dir(dir_info(prefix.as_bytes(), subtree)),
-        None => Entry::Absent,
-    }
-}
+pub use keel_core::v2::tree::{classify, dir_info, DirInfo, Entry};
 
 /// A file node from its key.
 pub fn file_node(path: &str, kv: &KeyValue) -> Node {
@@ -139,7 +94,7 @@ pub fn dir_listing(path: &str, subtree: &[KeyValue], recursive: bool) -> Node {
                 None => {
                     let child_prefix = format!("{child_path}/");
                     let below: Vec<&KeyValue> = child.below.iter().map(|&i| &subtree[i]).collect();
-                    let info = dir_info_refs(child_prefix.as_bytes(), &below);
+                    let info = dir_info(child_prefix.as_bytes(), &below);
                     arena.push((dir_node(&child_path, &info), parent));
                     if recursive && depth < MAX_LISTING_DEPTH {
                         work.push((arena.len() - 1, child_prefix, child.below, depth + 1));
@@ -172,20 +127,6 @@ fn sort_levels(root: &mut Node) {
     }
 }
 
-/// What a directory is made of, from the keys under it (borrowed).
-fn dir_info_refs(prefix: &[u8], subtree: &[&KeyValue]) -> DirInfo {
-    let marker = subtree.iter().find(|kv| kv.key == prefix).map(|kv| (*kv).clone());
-    let has_children = subtree.iter().any(|kv| kv.key != prefix);
-    let (created, modified) = match &marker {
-        Some(m) => (m.create_revision, m.mod_revision),
-        None => (
-            subtree.iter().map(|kv| kv.create_revision).min().unwrap_or(0),
-            subtree.iter().map(|kv| kv.mod_revision).max().unwrap_or(0),
-        ),
-    };
-    DirInfo { marker, created, modified, has_children }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,28 +144,6 @@ mod tests {
 
     fn keys(n: &Node) -> Vec<String> {
         n.nodes.iter().map(|c| c.key.clone()).collect()
-    }
-
-    #[test]
-    fn classification() {
-        let f = kv("/a", "x", 2, 3);
-        assert_eq!(classify("/a", Some(&f), &[]), Entry::File(f.clone()));
-        assert_eq!(classify("/a", None, &[]), Entry::Absent);
-        let sub = vec![kv("/a/", "", 5, 5), kv("/a/b", "1", 6, 9)];
-        match classify("/a", None, &sub) {
-            Entry::Dir(d) => {
-                assert_eq!((d.created, d.modified, d.has_children), (5, 5, true));
-            }
-            e => panic!("{e:?}"),
-        }
-        let sub = vec![kv("/a/b", "1", 6, 9), kv("/a/c/d", "1", 4, 7)];
-        match classify("/a", None, &sub) {
-            Entry::Dir(d) => assert_eq!((d.created, d.modified, d.marker), (4, 9, None)),
-            e => panic!("{e:?}"),
-        }
-        // The file wins over keys below it.
-        assert_eq!(classify("/a", Some(&f), &sub), Entry::File(f));
-        assert!(matches!(classify("/", None, &[]), Entry::Dir(_)));
     }
 
     #[test]

@@ -16,7 +16,6 @@ use keel_core::watch::WatchCreate;
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
 use super::params::KeyRequest;
-use super::put::fill;
 use super::store::Store;
 use super::{path, Reply};
 use crate::backend::Backend;
@@ -75,7 +74,7 @@ pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result
         }
         for ev in &resp.events {
             if let Some(mut event) = convert(st, ev, p, req.recursive).await {
-                fill(st, &mut event).await;
+                st.fill_ttls(&mut event).await;
                 return Ok(Reply { status: 200, index, event });
             }
         }

@@ -4,11 +4,6 @@ use keel_core::request::Request;
 
 use crate::{expect, get, post, put, req, LocalBackend};
 
-/// Whether a logged request is a linearizable read.
-fn linearizable_read(r: &Request) -> bool {
-    matches!(r, Request::Range(q) if !q.serializable)
-}
-
 #[tokio::test]
 async fn create_only_if_absent() {
     let b = LocalBackend::new();
@@ -140,19 +135,47 @@ async fn set_dir_replaces_a_file_and_methods_are_checked() {
     assert_eq!(r.status, 200);
 }
 
+/// Every write, with or without TTL, refused or carried out, is one replicated request: no
+/// read, guard, lease grant or revoke of its own, so nothing can be left half done.
 #[tokio::test]
-async fn errors_are_decided_on_linearizable_reads_only() {
+async fn every_write_is_one_replicated_request() {
     let b = LocalBackend::new();
-    put(&b, "/k", "value=1").await;
-    let log = b.take_log();
-    assert!(!log.iter().any(linearizable_read), "a plain set needs no read round: {log:?}");
-    assert!(log.iter().any(|r| matches!(r, Request::Txn(_))));
-    for (form, code) in [("value=2&prevExist=false", 105), ("value=2&prevValue=x", 101)] {
-        assert_eq!(put(&b, "/k", form).await.code(), code);
+    let writes = [
+        ("PUT", "/k", "value=1&ttl=30"),
+        ("PUT", "/k", "value=2&ttl=40"),
+        ("PUT", "/k", "ttl=40&refresh=true&prevExist=true"),
+        ("PUT", "/k", "value=3&prevExist=false"),
+        ("PUT", "/k", "value=3&prevValue=x"),
+        ("PUT", "/k/x", "value=2"),
+        ("POST", "/q", "value=job&ttl=5"),
+        ("PUT", "/d", "dir=true&ttl=60"),
+        ("DELETE", "/d", "dir=true"),
+        ("DELETE", "/k", "prevValue=2"),
+    ];
+    for (method, path, form) in writes {
+        let (query, form) = if method == "DELETE" { (form, "") } else { ("", form) };
+        let r = req(&b, method, path, query, form).await;
         let log = b.take_log();
-        assert!(log.iter().any(linearizable_read), "{form}: {log:?}");
-        assert!(!log.iter().any(|r| matches!(r, Request::Txn(_))), "{form}: {log:?}");
+        let writes: Vec<_> = log.iter().filter(|r| !matches!(r, Request::LeaseTimeToLive(_))).collect();
+        assert!(matches!(writes.as_slice(), [Request::V2Write(_)]), "{method} {path} {form} ({}): {log:?}", r.status);
     }
-    assert_eq!(put(&b, "/k/x", "value=2").await.code(), 104);
-    assert!(b.take_log().iter().any(linearizable_read));
+}
+
+/// A PUT with a TTL is one Raft entry and leaves exactly one lease, however often the key's
+/// TTL changes: the lease the key left goes in the same entry.
+#[tokio::test]
+async fn a_ttl_write_is_one_entry_and_leaves_one_lease() {
+    let b = LocalBackend::new();
+    let first = put(&b, "/k", "value=1&ttl=30").await;
+    let second = put(&b, "/k", "value=2&ttl=40").await;
+    let raft_index = |r: &crate::Resp| r.header("X-Raft-Index").parse::<u64>().unwrap();
+    assert_eq!(raft_index(&second), raft_index(&first) + 1, "one entry per write");
+    assert_eq!((second.json["node"]["ttl"].as_i64(), second.json["prevNode"]["ttl"].as_i64()), (Some(40), Some(30)));
+    let leases = |b: &LocalBackend| match b.core(Request::LeaseLeases).unwrap() {
+        keel_core::request::Response::LeaseLeases(l) => l.leases.len(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(leases(&b), 1, "the first lease went with the second write");
+    put(&b, "/k", "value=3").await;
+    assert_eq!(leases(&b), 0, "a key that loses its TTL leaves no lease behind");
 }

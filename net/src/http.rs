@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::metrics::Metrics;
 use crate::tls::Accept;
 use crate::v3::router::{is_grpc, Services};
-use crate::{members, stats, v2, v3};
+use crate::{v2, v3};
 
 /// Largest request body accepted (etcd's default request size limit plus form overhead).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -40,7 +40,7 @@ pub struct Api<B: Backend> {
     pub backend: B,
     pub metrics: Metrics,
     /// Requests answered, by kind, for `/v2/stats/store`.
-    pub store_stats: stats::StoreStats,
+    pub store_stats: v2::stats::StoreStats,
     /// Whether the v2 keys API is served (etcd's `--enable-v2`).
     pub enable_v2: bool,
     /// The cluster token, from which added members' ids are derived (see `ids`).
@@ -215,8 +215,8 @@ pub async fn answer<B: Backend>(api: &Api<B>, method: &Method, uri: &hyper::Uri,
             api.store_stats.record(resp.op, resp.status);
             Reply { status: resp.status, headers: resp.headers, body: resp.body }
         }
-        "v2_members" => members::handle(&api.backend, &api.cluster_token, method, path, &body).await,
-        "v2_stats" => stats::handle(api, path),
+        "v2_members" => v2::members::handle(&api.backend, &api.cluster_token, method, path, &body).await,
+        "v2_stats" => v2::stats::handle(api, path),
         "health" => health(&api.backend),
         "version" => Reply::json(200, &serde_json::json!({"etcdserver": ETCD_VERSION, "etcdcluster": ETCD_VERSION})),
         "metrics" => {

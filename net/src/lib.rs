@@ -13,10 +13,8 @@ pub mod http;
 pub mod ids;
 #[cfg(any(test, feature = "testing"))]
 pub mod local;
-pub mod members;
 pub mod metrics;
 pub mod peer;
-pub mod stats;
 pub mod timer;
 pub mod tls;
 pub mod v2;

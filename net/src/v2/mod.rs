@@ -1,4 +1,5 @@
-//! etcd's v2 keys API (`/v2/keys`) as a view over the one MVCC key space.
+//! etcd's v2 API: the keys API (`/v2/keys`) as a view over the one MVCC key space, and beside
+//! it the v2 members ([`members`]) and stats ([`stats`]) endpoints.
 //!
 //! A pure handler layer: [`handle`] takes a parsed HTTP request ([`V2Request`]) and answers
 //! with status, headers and a JSON body ([`V2Response`]), talking to the member only through
@@ -24,13 +25,15 @@
 //! Modules: [`params`] (request options and their validation), [`path`] (paths ↔ keys),
 //! [`tree`] (keys → nodes), [`json`] (etcd's JSON bytes), [`error`] (codes, messages,
 //! statuses), [`store`] (backend calls), and one per kind of request: [`get`], [`mod@write`],
-//! [`wait`].
+//! [`wait`]; [`stats`] counts the requests for `/v2/stats/store`.
 
 pub mod error;
 pub mod get;
 pub mod json;
+pub mod members;
 pub mod params;
 pub mod path;
+pub mod stats;
 pub mod store;
 pub mod tree;
 pub mod wait;

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
+use super::params::StoreOp;
 use crate::backend::Backend;
 use crate::http::{Api, Reply};
-use crate::v2::params::StoreOp;
 
 /// Counts of v2 keys requests by store operation and outcome, for `/v2/stats/store`. As on
 /// etcd, a request counts where it was answered: gets on the member that served them, and

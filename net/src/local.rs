@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{Backend, MemberStatus, WatchStream};
@@ -17,6 +17,7 @@ use keel_core::cluster::LocalCluster;
 use keel_core::error::Result;
 use keel_core::request::{Request, Response};
 use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 /// The cluster id `LocalCluster` gives its members.
@@ -50,7 +51,7 @@ impl LocalBackend {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// Advance the simulated clock by `n` ticks (100 ms each).

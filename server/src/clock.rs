@@ -4,8 +4,9 @@
 //! member's clock run fast or slow, or jump forward (a VM pause, an NTP step), and watch what
 //! leases do. Production never skews it: [`Clock::new`] is the plain monotonic clock.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// A monotonic millisecond clock that can be skewed. Clones share one clock.
@@ -43,7 +44,7 @@ impl Clock {
     /// Milliseconds since the clock started, as this (possibly skewed) clock sees them.
     pub fn now_ms(&self) -> u64 {
         let real = self.real_ms();
-        let skew = lock(&self.skew);
+        let skew = self.skew.lock();
         skew.value_ms + ((real.saturating_sub(skew.real_ms)) as f64 * skew.rate) as u64
     }
 
@@ -52,7 +53,7 @@ impl Clock {
     pub fn set_rate(&self, rate: f64) {
         let now = self.now_ms();
         let real = self.real_ms();
-        let mut skew = lock(&self.skew);
+        let mut skew = self.skew.lock();
         *skew = Skew { real_ms: real, value_ms: now, rate: rate.clamp(0.1, 10.0) };
     }
 
@@ -60,14 +61,10 @@ impl Clock {
     pub fn jump(&self, ms: u64) {
         let now = self.now_ms();
         let real = self.real_ms();
-        let mut skew = lock(&self.skew);
+        let mut skew = self.skew.lock();
         skew.real_ms = real;
         skew.value_ms = now + ms;
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! oneshot) so the simulator can run it under madsim.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::error::{Error, Result};
@@ -16,6 +16,7 @@ use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
 use keel_net::backend::{Backend, MemberStatus, WatchStream};
 use keel_net::metrics::Metrics;
 use keel_net::peer::{Frame, Inbound, PeerTransport};
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -183,7 +184,7 @@ impl<S: Storage> Driver<S> {
                     self.sweep_abandoned();
                     let db_size = self.storage.size_bytes();
                     self.metrics.db_size.set(db_size as f64);
-                    lock(&self.status).db_size = db_size;
+                    self.status.lock().db_size = db_size;
                 }
                 _ = sweeper.tick(), if self.node.compaction_pending() => {
                     if Instant::now() >= sweep_due {
@@ -414,7 +415,7 @@ impl<S: Storage> Driver<S> {
         }
         let state = self.node.state();
         {
-            let mut status = lock(&self.status);
+            let mut status = self.status.lock();
             status.leader = leader;
             status.term = self.node.term();
             status.commit_index = self.node.commit_index();
@@ -449,7 +450,7 @@ impl<S: Storage> Driver<S> {
         let started: Vec<u64> = all.iter().filter(|m| !m.client_urls.is_empty()).map(|m| m.id).collect();
         let members: Vec<(u64, Vec<String>)> = all.iter().map(|m| (m.id, m.peer_urls.clone())).collect();
         {
-            let mut status = lock(&self.status);
+            let mut status = self.status.lock();
             status.members = all;
             status.alarms = state.alarms().list();
         }
@@ -486,7 +487,7 @@ impl<S: Storage> Driver<S> {
 impl Handle {
     /// Record the cluster id once known (it is stamped into API headers).
     pub fn set_cluster_id(&self, cluster_id: u64) {
-        lock(&self.status).cluster_id = cluster_id;
+        self.status.lock().cluster_id = cluster_id;
     }
 }
 
@@ -508,12 +509,8 @@ impl Backend for Handle {
     }
 
     fn status(&self) -> MemberStatus {
-        lock(&self.status).clone()
+        self.status.lock().clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Serialize a snapshot on a blocking thread (it reads the whole key space from a frozen view,

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,6 +15,7 @@ use keel_server::driver::Handle;
 use keel_server::member;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle as SimHandle, NodeHandle};
+use parking_lot::Mutex;
 
 use crate::storage::SimDisk;
 
@@ -140,7 +141,7 @@ impl SimCluster {
 
     /// A running member's handle, to make a membership change through.
     fn any_handle(&self) -> Option<Handle> {
-        self.members().into_iter().filter(|i| !self.slots[*i].paused).find_map(|i| lock(&self.slots[i].handle).clone())
+        self.members().into_iter().filter(|i| !self.slots[*i].paused).find_map(|i| self.slots[i].handle.lock().clone())
     }
 
     async fn change(&self, change: MemberChange) -> bool {
@@ -181,7 +182,7 @@ impl SimCluster {
         let Some(id) = self.add_as_learner(i).await else { return false };
         let slot = &mut self.slots[i];
         slot.disk.wipe();
-        *lock(&slot.config) = flags_for(i, &members, true, self.timing);
+        *slot.config.lock() = flags_for(i, &members, true, self.timing);
         slot.member_id = id;
         slot.role = Role::Learner;
         self.restart(i);
@@ -213,7 +214,7 @@ impl SimCluster {
     /// still have happened); members it no longer lists are gone for good.
     pub async fn reconcile(&mut self) {
         let Some(leader) = self.leader() else { return };
-        let Some(handle) = lock(&self.slots[leader].handle).clone() else { return };
+        let Some(handle) = self.slots[leader].handle.lock().clone() else { return };
         let Ok(Response::Member(list)) = handle.call(Request::MemberList).await else { return };
         for i in self.members() {
             match list.members.iter().find(|m| m.id == self.slots[i].member_id) {
@@ -256,8 +257,8 @@ impl SimCluster {
         let slot = &mut self.slots[i];
         SimHandle::current().kill(slot.node.id());
         slot.disk.crash();
-        *lock(&slot.handle) = None;
-        *lock(&slot.clock) = None;
+        *slot.handle.lock() = None;
+        *slot.clock.lock() = None;
         slot.up = false;
         slot.paused = false;
         slot.incarnation += 1;
@@ -304,7 +305,7 @@ impl SimCluster {
 
     /// Member `i`'s running clock, if it runs.
     pub fn clock(&self, i: usize) -> Option<Clock> {
-        lock(&self.slots[i].clock).clone()
+        self.slots[i].clock.lock().clone()
     }
 
     /// Member `i`'s status, if it runs and is not paused.
@@ -312,7 +313,7 @@ impl SimCluster {
         if self.slots[i].paused {
             return None;
         }
-        lock(&self.slots[i].handle).as_ref().map(|h| h.status())
+        self.slots[i].handle.lock().as_ref().map(|h| h.status())
     }
 
     /// The member the running members agree leads, if any.
@@ -323,7 +324,7 @@ impl SimCluster {
 
     /// Ask member `i` for its state hash (answered locally).
     pub async fn hash(&self, i: usize) -> Option<HashResponse> {
-        let handle = lock(&self.slots[i].handle).clone()?;
+        let handle = self.slots[i].handle.lock().clone()?;
         match handle.call(Request::Hash).await {
             Ok(Response::Hash(h)) => Some(h),
             _ => None,
@@ -332,7 +333,7 @@ impl SimCluster {
 
     /// Ask member `i` to make member `target` leader.
     pub async fn move_leader(&self, i: usize, target: usize) {
-        let handle = lock(&self.slots[i].handle).clone();
+        let handle = self.slots[i].handle.lock().clone();
         let (Some(handle), Some(target)) = (handle, self.status(target)) else { return };
         let _ = handle.call(Request::MoveLeader { target: target.id }).await;
     }
@@ -380,7 +381,7 @@ fn host(i: usize, config: ServerConfig, member_id: u64, role: Role) -> Slot {
         .create_node()
         .name(name)
         .ip(member_ip(i))
-        .init(move || incarnation(lock(&f).clone(), d.clone(), c.clone(), h.clone(), s.clone()))
+        .init(move || incarnation(f.lock().clone(), d.clone(), c.clone(), h.clone(), s.clone()))
         .build();
     Slot { node, config, disk, clock, handle, stopped, up: true, paused: false, role, member_id, incarnation: 0 }
 }
@@ -395,10 +396,10 @@ async fn incarnation(
 ) {
     let seed: u64 = madsim::rand::random();
     let clock = Clock::new();
-    *lock(&clock_slot) = Some(clock.clone());
+    *clock_slot.lock() = Some(clock.clone());
     match member::start(&config, disk, seed, clock).await {
         Ok(started) => {
-            *lock(&handle_slot) = Some(started.handle.clone());
+            *handle_slot.lock() = Some(started.handle.clone());
             if let Err(e) = started.driver.run().await {
                 tracing::warn!("{}: {e}", config.name);
             }
@@ -406,13 +407,9 @@ async fn incarnation(
         Err(e) => tracing::warn!("{} did not start: {e}", config.name),
     }
     // The process would exit here; its host stays silent until the sim restarts it.
-    *lock(&handle_slot) = None;
+    *handle_slot.lock() = None;
     stopped.store(true, Ordering::SeqCst);
     std::future::pending::<()>().await;
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How long members get to elect a first leader before a run's workload starts.

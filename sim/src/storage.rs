@@ -2,11 +2,12 @@
 //! loses only what was not synced), with switches for disk faults.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
 use keel_server::storage::{MemStorage, MemberIdentity, Storage, StorageError};
+use parking_lot::Mutex;
 
 /// A member's disk, shared by the sim (which crashes it) and the member (which writes it).
 #[derive(Clone, Default)]
@@ -26,12 +27,12 @@ impl SimDisk {
 
     /// Power loss: everything written since the last sync is gone.
     pub fn crash(&self) {
-        lock(&self.store).crash();
+        self.store.lock().crash();
     }
 
     /// Replace everything on the disk with nothing (an operator emptying the data directory).
     pub fn wipe(&self) {
-        *lock(&self.store) = MemStorage::new();
+        *self.store.lock() = MemStorage::new();
     }
 
     /// Make syncs fail (or succeed again).
@@ -47,18 +48,18 @@ impl SimDisk {
 
 impl Storage for SimDisk {
     fn recover(&mut self) -> Result<Option<Recovery>, StorageError> {
-        lock(&self.store).recover()
+        self.store.lock().recover()
     }
 
     fn write(&mut self, persist: &Persist) -> Result<(), StorageError> {
-        lock(&self.store).write(persist)
+        self.store.lock().write(persist)
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError::Io("simulated fsync failure".into()));
         }
-        lock(&self.store).sync()
+        self.store.lock().sync()
     }
 
     fn sync_latency(&self) -> Duration {
@@ -66,26 +67,22 @@ impl Storage for SimDisk {
     }
 
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) -> Result<(), StorageError> {
-        lock(&self.store).keep_snapshot(snap)
+        self.store.lock().keep_snapshot(snap)
     }
 
     fn size_bytes(&self) -> u64 {
-        lock(&self.store).size_bytes()
+        self.store.lock().size_bytes()
     }
 
     fn engine(&self) -> Box<dyn keel_core::engine::Engine> {
-        lock(&self.store).engine()
+        self.store.lock().engine()
     }
 
     fn identity(&self) -> Result<Option<MemberIdentity>, StorageError> {
-        lock(&self.store).identity()
+        self.store.lock().identity()
     }
 
     fn keep_identity(&mut self, identity: MemberIdentity) -> Result<(), StorageError> {
-        lock(&self.store).keep_identity(identity)
+        self.store.lock().keep_identity(identity)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,12 +7,13 @@ mod discovery;
 mod frame;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::error::Error;
 use keel_core::node::OutMessage;
 use keel_core::request::{Request, Response};
+use parking_lot::Mutex;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -108,13 +109,13 @@ impl PeerTransport {
     /// clients (`started`), as of raft index `applied`: who a joiner or a founder may be.
     pub fn set_directory(&self, members: &[(u64, Vec<String>)], started: &[u64], applied: u64) {
         let members = members.iter().map(|(id, urls)| (*id, sorted(urls))).collect();
-        *lock(&self.directory) = Directory { applied, members, started: started.to_vec() };
+        *self.directory.lock() = Directory { applied, members, started: started.to_vec() };
     }
 
     /// The answer to a joiner with these peer URLs (id 0 if no member has them).
     fn identify(&self, peer_urls: &[String]) -> Frame {
         let wanted = sorted(peer_urls);
-        let directory = lock(&self.directory).clone();
+        let directory = self.directory.lock().clone();
         let id = directory.members.iter().find(|(_, urls)| *urls == wanted).map_or(0, |(id, _)| *id);
         let started = directory.started.contains(&id);
         Frame::YouAre { id, cluster_id: self.cluster_id, members: directory.members, started, as_of: directory.applied }
@@ -216,7 +217,7 @@ impl PeerTransport {
     /// another scheme than this member's own (an https cluster never dials plain http).
     fn learn_peer(&self, id: u64, url: &str) {
         let same_scheme = url.split("://").next() == self.url.split("://").next();
-        if id != 0 && same_scheme && host_port(url).is_some() && !lock(&self.departed).contains(&id) {
+        if id != 0 && same_scheme && host_port(url).is_some() && !self.departed.lock().contains(&id) {
             self.link(id, url, false);
         }
     }
@@ -236,7 +237,7 @@ impl PeerTransport {
             tracing::warn!("peer {id:x}: cannot use URL {url:?}");
             return;
         };
-        let mut links = lock(&self.links);
+        let mut links = self.links.lock();
         if links.get(&id).is_some_and(|l| l.addr == addr || !replace) {
             return;
         }
@@ -251,7 +252,7 @@ impl PeerTransport {
 
     /// Tell a departed peer it was removed, then forget it once the link had time to send.
     pub fn farewell(&self, id: u64) {
-        lock(&self.departed).insert(id);
+        self.departed.lock().insert(id);
         self.send_frame(id, Frame::Removed { member: id });
         let this = self.clone();
         tokio::spawn(async move {
@@ -262,14 +263,14 @@ impl PeerTransport {
 
     /// Forget a peer (it left the cluster).
     pub fn remove_peer(&self, id: u64) {
-        if let Some(old) = lock(&self.links).remove(&id) {
+        if let Some(old) = self.links.lock().remove(&id) {
             old.task.abort();
         }
     }
 
     /// Ids of the peers this member has links to.
     pub fn peers(&self) -> Vec<u64> {
-        lock(&self.links).keys().copied().collect()
+        self.links.lock().keys().copied().collect()
     }
 
     /// Queue a Raft message (snapshots are chunked). Returns false when it had to be dropped.
@@ -288,7 +289,7 @@ impl PeerTransport {
     }
 
     fn enqueue(&self, to: u64, item: Outgoing) -> bool {
-        let queued = lock(&self.links).get(&to).is_some_and(|l| l.queue.try_send(item).is_ok());
+        let queued = self.links.lock().get(&to).is_some_and(|l| l.queue.try_send(item).is_ok());
         if !queued {
             let _ = self.inbound.try_send(Inbound::Unreachable { peer: to });
         }
@@ -377,10 +378,6 @@ pub fn host_port(url: &str) -> Option<String> {
     let hostport = rest.split('/').next()?;
     let (host, port) = hostport.rsplit_once(':')?;
     (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| hostport.to_string())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -121,6 +121,18 @@ fn seed_106_a_member_answers_a_new_leader_it_does_not_know_yet() {
     assert_passes(106);
 }
 
+/// Seeds 55, 110 and 124 refreshed a v2 key (same TTL) just as its lease expired: the member
+/// renewed the lease while applying the refresh, where it could not tell that the leader's
+/// revoke was already on its way, and answered OK for a key that vanished moments later. The
+/// refresh now asks the leader to keep the lease alive and moves the key to a fresh lease if
+/// the old one is gone.
+#[test]
+fn seeds_55_110_124_a_refresh_racing_its_expiry_keeps_the_key() {
+    for seed in [55, 110, 124] {
+        assert_passes(seed);
+    }
+}
+
 /// The slow-disk fault works: while the leader's fsyncs take 300 ms, a write takes at least
 /// that long to be acknowledged (its entry is synced before it commits), and once the disk is
 /// fast again writes are quick again.

@@ -1,6 +1,7 @@
 //! Applying a v2 write ([`crate::v2`]): read its path, decide, and carry the decision out in
 //! the same step, lease grant and release included, so the write is one atomic change of the
-//! replicated state whatever else is proposed around it.
+//! replicated state whatever else is proposed around it. (A keep-alive changes nothing here:
+//! renewing is the leader's, see [`V2Outcome::KeepAlive`].)
 
 use crate::error::{Error, Result};
 use crate::kv::Event;
@@ -42,27 +43,13 @@ impl StateMachine {
         }
     }
 
-    /// Renew `lease` (the leader restarts its countdown; every member forgets a checkpoint of
-    /// it, as after a keep-alive) and show `node` with its TTL before and after.
-    fn v2_keep_alive(&mut self, lease: i64, node: V2Node, now_ms: Option<u64>) -> V2Outcome {
-        let before = self.lessor.exact_ttl(lease, now_ms);
-        if let Some(now) = now_ms {
-            // An expiry already passed keeps its revoke coming: the refresh came too late.
-            let _ = self.lessor.renew(lease, now);
-        }
-        if self.lessor.checkpointed_ttl(lease).is_some_and(|t| t > 0) {
-            self.lessor.checkpoint(lease, 0);
-            records::write_lease(&mut self.records, lease, self.lessor.granted(lease));
-        }
-        let ttl = self.lessor.granted(lease).map(|(ttl, _)| ttl);
-        let prev_node = V2Node { ttl: before, ..node.clone() };
+    /// A keep-alive of `lease`: nothing changes here (the leader renews it when asked, see
+    /// [`V2Outcome::KeepAlive`]); the node is shown as it stays, its TTL as it is now.
+    fn v2_keep_alive(&self, lease: i64, node: V2Node, now_ms: Option<u64>) -> V2Outcome {
+        let prev_node = V2Node { ttl: self.lessor.exact_ttl(lease, now_ms), ..node.clone() };
         let index = self.store.current_revision();
-        V2Outcome::Written(V2Written {
-            created: false,
-            index,
-            node: V2Node { ttl, ..node },
-            prev_node: Some(prev_node),
-        })
+        let written = V2Written { created: false, index, node, prev_node: Some(prev_node) };
+        V2Outcome::KeepAlive { lease, written }
     }
 
     /// Carry out a decided write: grant its lease, apply its operations in one revision, and
@@ -139,14 +126,14 @@ mod tests {
     fn written(outcome: V2Outcome) -> V2Written {
         match outcome {
             V2Outcome::Written(w) => w,
-            V2Outcome::Refused(r) => panic!("{r:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
     fn refused(outcome: V2Outcome) -> V2Refusal {
         match outcome {
             V2Outcome::Refused(r) => r,
-            V2Outcome::Written(w) => panic!("{w:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -174,21 +161,26 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_with_the_same_ttl_renews_without_writing() {
+    fn a_refresh_with_the_same_ttl_is_a_keep_alive_left_to_the_leader() {
         let mut sm = machine();
         written(apply(&mut sm, with_ttl(write(V2Action::Set, "/k"), "v", 30, 11)).0);
         let revision = sm.store.current_revision();
         let mut refresh = with_ttl(write(V2Action::Update, "/k"), "", 30, 12);
         refresh.refresh = true;
         let (outcome, events) = apply(&mut sm, refresh.clone());
-        let kept = written(outcome);
-        assert_eq!((events, sm.store.current_revision(), kept.index), (0, revision, revision));
+        let V2Outcome::KeepAlive { lease, written: kept } = outcome else { panic!("{outcome:?}") };
+        assert_eq!((lease, events, sm.store.current_revision(), kept.index), (11, 0, revision, revision));
         assert_eq!((kept.node.lease, kept.node.value.as_deref()), (11, Some("v")));
         assert_eq!(sm.lessor.leases(), vec![11], "no lease granted for a keep-alive");
+        // The lease expired before the leader could renew it: the node moves to a fresh one.
+        let gone = V2WriteRequest { no_keep_alive: true, ..refresh.clone() };
+        let moved = written(apply(&mut sm, gone).0);
+        assert_eq!((moved.node.lease, moved.node.ttl, moved.index), (12, Some(30), revision + 1));
+        refresh.lease = 13;
         refresh.ttl = Some(50);
         let moved = written(apply(&mut sm, refresh).0);
-        assert_eq!((moved.node.lease, moved.node.ttl, moved.index), (12, Some(50), revision + 1));
-        assert_eq!(sm.lessor.leases(), vec![12]);
+        assert_eq!((moved.node.lease, moved.node.ttl, moved.index), (13, Some(50), revision + 2));
+        assert_eq!(sm.lessor.leases(), vec![13]);
     }
 
     #[test]

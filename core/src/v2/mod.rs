@@ -64,6 +64,9 @@ pub struct V2WriteRequest {
     pub recursive: bool,
     /// Only reset the TTL (a keep-alive when it is unchanged), keeping the value.
     pub refresh: bool,
+    /// The lease a refresh would keep alive turned out to be gone (expired while the
+    /// keep-alive was on its way): move the node to a fresh lease instead.
+    pub no_keep_alive: bool,
     /// `ttl` in seconds: the node gets a fresh lease of its own.
     pub ttl: Option<i64>,
     pub prev_value: Option<String>,
@@ -87,6 +90,15 @@ pub struct V2WriteResponse {
 pub enum V2Outcome {
     Written(V2Written),
     Refused(V2Refusal),
+    /// A refresh with the TTL the node's own lease already has: nothing to write, the lease is
+    /// to be kept alive (etcd's refresh notifies no watcher). Only the leader keeps lease clocks
+    /// and only it can tell whether the lease expired meanwhile, so the API layer renews it
+    /// with a `LeaseKeepAlive` and, if the lease is gone, sends the write again with
+    /// [`V2WriteRequest::no_keep_alive`]. `written.node` is the node as it stays.
+    KeepAlive {
+        lease: i64,
+        written: V2Written,
+    },
 }
 
 /// A write that was carried out (or a refresh that only renewed its lease).

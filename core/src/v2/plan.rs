@@ -14,8 +14,8 @@ use super::{path, V2Action, V2ErrorCode, V2Node, V2Refusal, V2WriteRequest};
 pub(crate) enum Decision {
     /// Change the key space.
     Write(Write),
-    /// A refresh with the TTL the node's own lease already has: renew that lease, write
-    /// nothing, notify no watcher (etcd's refresh), and show `node` with its TTL restored.
+    /// A refresh with the TTL the node's own lease already has: write nothing, notify no
+    /// watcher (etcd's refresh); the lease is to be renewed (see [`super::V2Outcome::KeepAlive`]).
     KeepAlive {
         lease: i64,
         node: V2Node,
@@ -231,9 +231,9 @@ impl Decide<'_> {
     }
 
     /// The keep-alive a refresh is when the node has a lease of its own (not the one it
-    /// inherits) granted with the TTL asked for.
+    /// inherits) granted with the TTL asked for (unless that lease was found gone).
     fn keep_alive(&self, own: i64, inherited: i64, node: V2Node) -> Option<Decision> {
-        let ttl = self.req.ttl?;
+        let ttl = self.req.ttl.filter(|_| !self.req.no_keep_alive)?;
         let own_ttl = (own != 0 && own != inherited).then(|| (self.granted_ttl)(own)).flatten();
         (own_ttl == Some(ttl)).then_some(Decision::KeepAlive { lease: own, node })
     }

@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use keel_core::error::Error as CoreError;
 use keel_core::kv::prefix_range_end;
-use keel_core::request::{LeaseTimeToLiveRequest, RangeRequest, RangeResponse, Request, Response};
+use keel_core::request::{
+    LeaseKeepAliveRequest, LeaseTimeToLiveRequest, RangeRequest, RangeResponse, Request, Response,
+};
 
 use super::error::{self, V2Error};
 use super::json::{self, Event, Node};
@@ -99,6 +102,18 @@ impl<'a, B: Backend> Store<'a, B> {
         };
         self.leases.insert(id, found);
         found
+    }
+
+    /// Renew a lease (on the leader, which alone keeps lease clocks): its TTL after the
+    /// renewal, `None` if it is gone (expired, or its revoke already on its way).
+    pub async fn keep_alive(&mut self, id: i64) -> Result<Option<i64>, V2Error> {
+        self.leases.remove(&id);
+        match self.backend.call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id })).await {
+            Ok(Response::LeaseKeepAlive(k)) if k.ttl > 0 => Ok(Some(k.ttl)),
+            Ok(Response::LeaseKeepAlive(_)) | Err(CoreError::LeaseNotFound) => Ok(None),
+            Ok(_) => Err(unexpected("lease keep-alive")),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether a lease still exists, asking the member (not the cache).

@@ -3,7 +3,7 @@
 //! the outcome in etcd's JSON, status and error codes.
 
 use keel_core::request::{Request, Response};
-use keel_core::v2::{V2Action, V2Node, V2Outcome, V2WriteRequest};
+use keel_core::v2::{V2Action, V2Node, V2Outcome, V2WriteRequest, V2Written};
 
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
@@ -39,6 +39,7 @@ fn command(req: &KeyRequest, action: V2Action) -> V2WriteRequest {
         prev_value: req.prev_value.clone(),
         prev_index: req.prev_index,
         lease: 0,
+        no_keep_alive: false,
     }
 }
 
@@ -47,19 +48,62 @@ pub async fn write<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resul
     let Some(action) = action(req) else {
         return Err(V2Error::new(error::RAFT_INTERNAL, "etcdserver: not a write", 0));
     };
-    let answer = match st.backend().call(Request::V2Write(command(req, action))).await? {
-        Response::V2Write(answer) => answer,
-        _ => return Err(V2Error::new(error::RAFT_INTERNAL, "etcdserver: unexpected response to a v2 write", 0)),
+    let mut command = command(req, action);
+    let written = match submit(st, &command).await? {
+        Done::Written(written) => written,
+        Done::KeepAlive(lease, written) => {
+            let mut event = event(st, action, written.clone());
+            // The TTL before the renewal, for `prevNode`.
+            st.fill_ttls(&mut event).await;
+            if let Some(ttl) = st.keep_alive(lease).await? {
+                if let Some(node) = event.node.as_mut() {
+                    node.ttl = ttl.max(1);
+                    node.expiration = Some(st.expiration(node.ttl));
+                }
+                return Ok(Reply { status: 200, index: written.index, event });
+            }
+            // Expired on its way: the write moves the node to a fresh lease instead.
+            command.no_keep_alive = true;
+            match submit(st, &command).await? {
+                Done::Written(written) => written,
+                Done::KeepAlive(..) => return Err(unexpected()),
+            }
+        }
     };
-    let written = match answer.outcome {
-        V2Outcome::Written(written) => written,
-        V2Outcome::Refused(r) => return Err(V2Error::new(r.code.code(), r.cause, answer.header.revision)),
-    };
-    let prev_node = written.prev_node.map(|n| shown(st, n));
-    let mut event = Event::new(action.as_str(), shown(st, written.node), prev_node);
+    let mut event = event(st, action, written.clone());
     st.fill_ttls(&mut event).await;
     let status = if written.created { 201 } else { 200 };
     Ok(Reply { status, index: written.index, event })
+}
+
+fn unexpected() -> V2Error {
+    V2Error::new(error::RAFT_INTERNAL, "etcdserver: unexpected response to a v2 write", 0)
+}
+
+/// What the member did with a write it did not refuse.
+enum Done {
+    Written(V2Written),
+    /// A keep-alive of the lease, for the leader to renew ([`V2Outcome::KeepAlive`]).
+    KeepAlive(i64, V2Written),
+}
+
+/// Propose the write and wait for its outcome; a refusal comes back as etcd's error, at the
+/// revision it was decided at.
+async fn submit<B: Backend>(st: &Store<'_, B>, command: &V2WriteRequest) -> Result<Done, V2Error> {
+    let Response::V2Write(answer) = st.backend().call(Request::V2Write(command.clone())).await? else {
+        return Err(unexpected());
+    };
+    match answer.outcome {
+        V2Outcome::Written(written) => Ok(Done::Written(written)),
+        V2Outcome::KeepAlive { lease, written } => Ok(Done::KeepAlive(lease, written)),
+        V2Outcome::Refused(r) => Err(V2Error::new(r.code.code(), r.cause, answer.header.revision)),
+    }
+}
+
+/// The answer's body: the node as the write left it and the one before.
+fn event<B: Backend>(st: &Store<'_, B>, action: V2Action, written: V2Written) -> Event {
+    let prev_node = written.prev_node.map(|n| shown(st, n));
+    Event::new(action.as_str(), shown(st, written.node), prev_node)
 }
 
 /// A node as etcd shows it. A TTL the member knew exactly is shown as is (rounded up to a

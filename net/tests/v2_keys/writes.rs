@@ -136,28 +136,34 @@ async fn set_dir_replaces_a_file_and_methods_are_checked() {
 }
 
 /// Every write, with or without TTL, refused or carried out, is one replicated request: no
-/// read, guard, lease grant or revoke of its own, so nothing can be left half done.
+/// read, guard, lease grant or revoke of its own, so nothing can be left half done. A refresh
+/// that keeps the TTL adds only the leader's keep-alive of the node's lease.
 #[tokio::test]
 async fn every_write_is_one_replicated_request() {
     let b = LocalBackend::new();
     let writes = [
-        ("PUT", "/k", "value=1&ttl=30"),
-        ("PUT", "/k", "value=2&ttl=40"),
-        ("PUT", "/k", "ttl=40&refresh=true&prevExist=true"),
-        ("PUT", "/k", "value=3&prevExist=false"),
-        ("PUT", "/k", "value=3&prevValue=x"),
-        ("PUT", "/k/x", "value=2"),
-        ("POST", "/q", "value=job&ttl=5"),
-        ("PUT", "/d", "dir=true&ttl=60"),
-        ("DELETE", "/d", "dir=true"),
-        ("DELETE", "/k", "prevValue=2"),
+        ("PUT", "/k", "value=1&ttl=30", false),
+        ("PUT", "/k", "value=2&ttl=40", false),
+        ("PUT", "/k", "ttl=40&refresh=true&prevExist=true", true),
+        ("PUT", "/k", "value=3&prevExist=false", false),
+        ("PUT", "/k", "value=3&prevValue=x", false),
+        ("PUT", "/k/x", "value=2", false),
+        ("POST", "/q", "value=job&ttl=5", false),
+        ("PUT", "/d", "dir=true&ttl=60", false),
+        ("DELETE", "/d", "dir=true", false),
+        ("DELETE", "/k", "prevValue=2", false),
     ];
-    for (method, path, form) in writes {
+    for (method, path, form, keep_alive) in writes {
         let (query, form) = if method == "DELETE" { (form, "") } else { ("", form) };
         let r = req(&b, method, path, query, form).await;
         let log = b.take_log();
-        let writes: Vec<_> = log.iter().filter(|r| !matches!(r, Request::LeaseTimeToLive(_))).collect();
-        assert!(matches!(writes.as_slice(), [Request::V2Write(_)]), "{method} {path} {form} ({}): {log:?}", r.status);
+        let sent: Vec<_> = log.iter().filter(|r| !matches!(r, Request::LeaseTimeToLive(_))).collect();
+        let ok = match sent.as_slice() {
+            [Request::V2Write(_)] => !keep_alive,
+            [Request::V2Write(_), Request::LeaseKeepAlive(_)] => keep_alive,
+            _ => false,
+        };
+        assert!(ok, "{method} {path} {form} ({}): {log:?}", r.status);
     }
 }
 

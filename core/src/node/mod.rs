@@ -7,17 +7,20 @@
 //! same inputs produces the same outputs, byte for byte.
 
 mod apply;
+mod durability;
 mod follower_snapshots;
 mod leader;
+mod membership;
 mod output;
+mod peer_checks;
 mod reads;
+mod requests;
+mod status;
 
 use std::collections::BTreeMap;
 
 use protobuf::Message as _;
-use raft::eraftpb::{
-    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
-};
+use raft::eraftpb::{ConfChangeType, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, ReadOnlyOption, StateRole};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,21 +28,19 @@ use rand_chacha::ChaCha8Rng;
 pub use output::{
     HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord,
 };
+pub use status::Role;
 
-use crate::alarm;
 use crate::command::{Command, Proposal};
 use crate::config::NodeConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::raft_log::LogStore;
-use crate::request::{
-    HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberChange, MemberResponse, Request, Response,
-    ResponseHeader, SnapshotResponse,
-};
+use crate::request::{MemberChange, Response, ResponseHeader, SnapshotResponse};
 use crate::state_machine::{StateMachine, StateSnapshot};
-use crate::validate;
 use crate::watch::{WatchCreate, WatchHub, WatchId};
+use durability::Durability;
+use membership::conf_change;
 use reads::ReadBatcher;
 
 /// What a restarting member recovered from its disk.
@@ -56,14 +57,6 @@ pub struct Recovery {
 /// other Raft message, must not arrive twice: it would be appended twice).
 pub fn is_proposal(bytes: &[u8]) -> bool {
     Message::parse_from_bytes(bytes).is_ok_and(|m| m.get_msg_type() == MessageType::MsgPropose)
-}
-
-/// Whether this member leads, follows, or is looking for a leader — for status and metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    Candidate,
-    Leader,
 }
 
 /// One Keel member's engine. See the module documentation for the input/output contract.
@@ -328,52 +321,6 @@ impl Node {
         }
     }
 
-    fn check_peer_message(&self, msg: &Message) -> Result<()> {
-        let bad = |why: &str| {
-            Err(Error::Internal(format!("refused peer message {:?} from {:x}: {why}", msg.get_msg_type(), msg.from)))
-        };
-        if raft::raw_node::is_local_msg(msg.get_msg_type()) {
-            return bad("local message type");
-        }
-        if msg.to != self.config.id || msg.from == 0 || msg.from == self.config.id {
-            return bad("wrong addressing");
-        }
-        match msg.get_msg_type() {
-            MessageType::MsgReadIndex | MessageType::MsgReadIndexResp if msg.entries.len() != 1 => {
-                bad("read index without exactly one context")
-            }
-            // raft-rs steps a message of term 0 as a local one, skipping every term check; peers
-            // send term 0 only when forwarding proposals and read requests (found by the
-            // raft_messages fuzzer: a term-0 heartbeat committed beyond the log).
-            kind if msg.term == 0 && !matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) => {
-                bad("no term")
-            }
-            // A follower forwards these to the leader, and raft-rs panics sending one with a
-            // term; Keel forwards leadership transfers as requests, never as Raft messages
-            // (found by the raft_messages fuzzer).
-            MessageType::MsgPropose | MessageType::MsgReadIndex if msg.term != 0 => bad("forwarded with a term"),
-            MessageType::MsgTransferLeader => bad("leadership transfer from a peer"),
-            // raft-rs assumes an append's entries follow its index one by one, with terms that
-            // never go down or past the message's (found by the raft_messages fuzzer).
-            MessageType::MsgAppend if !entries_in_sequence(msg) => bad("entries out of sequence"),
-            MessageType::MsgHeartbeat if msg.commit > self.raw.raft.raft_log.last_index() => {
-                bad("heartbeat commits beyond our log")
-            }
-            MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().index == 0 => bad("empty snapshot"),
-            // raft-rs takes term 0 as a match for any index past its log and commits up to the
-            // snapshot's index (found by the raft_messages fuzzer).
-            MessageType::MsgSnapshot if msg.get_snapshot().get_metadata().term == 0 => bad("snapshot without a term"),
-            // raft-rs panics restoring a configuration it could not have made (found by the
-            // raft_messages fuzzer: a voter listed twice).
-            MessageType::MsgSnapshot if !conf_state_valid(msg.get_snapshot().get_metadata().get_conf_state()) => {
-                bad("snapshot with an impossible configuration")
-            }
-            // raft-rs panics on a proposal without entries (found by the raft_messages fuzzer).
-            MessageType::MsgPropose if msg.entries.is_empty() => bad("proposal without entries"),
-            _ => Ok(()),
-        }
-    }
-
     /// Storage made everything up to `Persist::number` durable.
     pub fn persisted(&mut self, number: u64) {
         self.durability.acked(number);
@@ -435,119 +382,6 @@ impl Node {
         let response =
             data.map(|data| Response::Snapshot(SnapshotResponse { data, applied_index: index, ..Default::default() }));
         self.respond(id, response);
-    }
-
-    /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
-    pub fn request(&mut self, id: RequestId, request: Request) {
-        if self.removed {
-            self.respond(id, Err(Error::Stopped));
-            return;
-        }
-        if let Err(e) = self.start_request(id, request) {
-            self.respond(id, Err(e));
-        }
-    }
-
-    fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
-        match request {
-            Request::Range(req) => {
-                validate::range(&req)?;
-                // Planted bug (simulation only): a leader skipping ReadIndex for its reads.
-                let local = crate::bugs::enabled(crate::bugs::Bug::LocalLinearizableRead) && self.is_leader();
-                if req.serializable || local {
-                    let resp = self.sm.store().range(&req)?;
-                    self.respond(id, Ok(Response::Range(resp)));
-                } else {
-                    self.pending.insert(id, self.deadline());
-                    self.reads.add(id, req);
-                }
-                Ok(())
-            }
-            Request::Put(req) => {
-                validate::put(&req)?;
-                self.propose(id, Command::Put(req))
-            }
-            Request::PutInOrder(req) => self.propose(id, Command::PutInOrder(req)),
-            Request::DeleteRange(req) => {
-                validate::delete_range(&req)?;
-                self.propose(id, Command::DeleteRange(req))
-            }
-            Request::Txn(req) => {
-                validate::txn(&req, self.config.max_txn_ops)?;
-                self.propose(id, Command::Txn(req))
-            }
-            Request::Compact(req) => self.propose(id, Command::Compact(req)),
-            Request::LeaseGrant(mut req) => {
-                if req.id == 0 {
-                    req.id = self.rng.gen_range(1..i64::MAX);
-                }
-                self.propose(id, Command::LeaseGrant(req))
-            }
-            Request::LeaseRevoke(req) => self.propose(id, Command::LeaseRevoke(req)),
-            Request::V2Write(mut req) => {
-                validate::v2_write(&req)?;
-                if req.ttl.is_some() {
-                    req.lease = self.rng.gen_range(1..i64::MAX);
-                }
-                self.propose(id, Command::V2Write(req))
-            }
-            Request::LeaseKeepAlive(req) => {
-                self.require_leader()?;
-                if !self.leader_caught_up() {
-                    // A new leader may not have applied a revoke its predecessor committed:
-                    // renewing now could revive a lease whose keys are gone (etcd waits too).
-                    self.pending.insert(id, self.deadline());
-                    self.deferred_keepalives.push((id, req));
-                    return Ok(());
-                }
-                let ttl = self.sm.lessor_mut().renew(req.id, self.now_ms)?;
-                // A checkpointed countdown is stale after a keep-alive: clear it everywhere, or
-                // a new leader would resume the old countdown instead of the renewed one.
-                if self.sm.lessor().checkpointed_ttl(req.id).is_some_and(|t| t > 0) {
-                    let _ = self.propose(0, Command::LeaseCheckpoint(vec![(req.id, 0)]));
-                }
-                let resp = LeaseKeepAliveResponse { id: req.id, ttl, ..Default::default() };
-                self.respond(id, Ok(Response::LeaseKeepAlive(resp)));
-                Ok(())
-            }
-            Request::LeaseTimeToLive(req) => {
-                self.require_leader()?;
-                let resp = self.sm.lessor().time_to_live(req.id, req.keys, Some(self.now_ms));
-                self.respond(id, Ok(Response::LeaseTimeToLive(resp)));
-                Ok(())
-            }
-            Request::LeaseLeases => {
-                self.require_leader()?;
-                let leases = self.sm.lessor().leases();
-                self.respond(id, Ok(Response::LeaseLeases(LeaseLeasesResponse { leases, ..Default::default() })));
-                Ok(())
-            }
-            Request::MemberChange(change) => self.propose_member_change(id, change),
-            Request::MemberList => {
-                let members = self.sm.members();
-                self.respond(id, Ok(Response::Member(MemberResponse { members, ..Default::default() })));
-                Ok(())
-            }
-            Request::MoveLeader { target } => self.move_leader(id, target),
-            Request::Hash => {
-                let resp =
-                    HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
-                self.respond(id, Ok(Response::Hash(resp)));
-                Ok(())
-            }
-            Request::HashKv { revision } => {
-                let resp = self.sm.store().hash_kv(revision)?;
-                self.respond(id, Ok(Response::HashKv(resp)));
-                Ok(())
-            }
-            Request::Alarm(req) => self.propose(id, Command::Alarm(req)),
-            Request::Snapshot => {
-                // Built off the apply path, as a follower's is; the answer comes from backup_built.
-                let job = self.sm.snapshot_job()?;
-                self.out.backups.push((id, job));
-                Ok(())
-            }
-        }
     }
 
     /// Start a watch. Its creation notice, any replayed history and all later events come out
@@ -701,365 +535,11 @@ impl Node {
         }
     }
 
-    fn serve_reads(&mut self) {
-        for (id, req) in self.reads.ready(self.sm.applied_index()) {
-            if self.pending.remove(&id).is_none() {
-                continue;
-            }
-            let resp = self.sm.store().range(&req).map(Response::Range);
-            self.respond(id, resp);
-        }
-    }
-
-    fn respond(&mut self, id: RequestId, mut result: Result<Response>) {
-        if let Ok(resp) = &mut result {
-            let header = resp.header_mut();
-            header.cluster_id = self.config.cluster_id;
-            header.member_id = self.config.id;
-            header.raft_term = self.raw.raft.term;
-            if header.revision == 0 {
-                header.revision = self.sm.store().current_revision();
-            }
-        }
-        self.out.responses.push((id, result));
-    }
-
-    fn deadline(&self) -> u64 {
-        self.now_ms + self.config.request_timeout_ms
-    }
-
-    fn expire_requests(&mut self) {
-        let now = self.now_ms;
-        let expired: Vec<RequestId> = self.pending.iter().filter(|(_, d)| **d <= now).map(|(id, _)| *id).collect();
-        if expired.is_empty() {
-            return;
-        }
-        for id in &expired {
-            self.pending.remove(id);
-        }
-        self.reads.take_expired(|id| expired.contains(&id));
-        if self.transfer.is_some_and(|(id, _, _)| expired.contains(&id)) {
-            self.transfer = None;
-        }
-        for id in expired {
-            self.respond(id, Err(Error::Timeout));
-        }
-    }
-
-    /// Whether this leader has committed an entry of its own term and applied everything
-    /// committed: only then does its lessor reflect every revoke and grant.
-    fn leader_caught_up(&self) -> bool {
-        let raft = &self.raw.raft;
-        raft.commit_to_current_term() && self.sm.applied_index() >= raft.raft_log.committed
-    }
-
-    fn retry_keepalives(&mut self) {
-        // Once caught up they are answered; if leadership was lost, retrying answers NotLeader.
-        let can_answer = !self.is_leader() || self.leader_caught_up();
-        if self.deferred_keepalives.is_empty() || !can_answer {
-            return;
-        }
-        for (id, req) in std::mem::take(&mut self.deferred_keepalives) {
-            if self.pending.remove(&id).is_some() {
-                self.request(id, Request::LeaseKeepAlive(req));
-            }
-        }
-    }
-
-    fn require_leader(&self) -> Result<()> {
-        match self.raw.raft.leader_id {
-            0 => Err(Error::NoLeader),
-            l if l == self.config.id => Ok(()),
-            _ => Err(Error::NotLeader),
-        }
-    }
-
-    /// Whether `command` would take the key space to the space quota or past it (etcd lets a
-    /// write through only while size plus cost stays below the quota; see [`crate::alarm`]).
-    fn exceeds_quota(&self, command: &Command) -> bool {
-        let quota = self.config.quota_bytes;
-        quota > 0
-            && alarm::quota_cost(command).is_some_and(|cost| self.sm.store().size_bytes().saturating_add(cost) >= quota)
-    }
-
-    /// Encode and propose a command on behalf of request `id` (0 with origin 0: internal). A
-    /// client's write past the space quota becomes `QuotaExceeded`: it raises NOSPACE and fails.
-    fn propose(&mut self, id: RequestId, command: Command) -> Result<()> {
-        let command = match id != 0 && self.exceeds_quota(&command) {
-            true => Command::QuotaExceeded { member_id: self.config.id },
-            false => command,
-        };
-        let origin = if id == 0 { 0 } else { self.config.id };
-        let data = Proposal { origin, incarnation: self.incarnation, request_id: id, command }.encode();
-        if data.len() > self.config.max_request_bytes {
-            return Err(Error::RequestTooLarge);
-        }
-        self.raw.propose(vec![], data).map_err(|_| self.dropped_error())?;
-        if id != 0 {
-            self.pending.insert(id, self.deadline());
-        }
-        Ok(())
-    }
-
-    /// Why raft-rs refused a proposal: no leader known, or a leader transfer under way.
-    fn dropped_error(&self) -> Error {
-        if self.raw.raft.leader_id == 0 {
-            Error::NoLeader
-        } else {
-            Error::LeaderChanged
-        }
-    }
-
-    fn propose_member_change(&mut self, id: RequestId, mut change: MemberChange) -> Result<()> {
-        if let MemberChange::Add(req) = &mut change {
-            while req.id == 0 || self.sm.member(req.id).is_some() {
-                req.id = self.rng.gen();
-            }
-        }
-        self.sm.check_member_change(&change)?;
-        let (kind, target) = match &change {
-            MemberChange::Add(req) if req.is_learner => (ConfChangeType::AddLearnerNode, req.id),
-            MemberChange::Add(req) => (ConfChangeType::AddNode, req.id),
-            MemberChange::Remove { id } => (ConfChangeType::RemoveNode, *id),
-            MemberChange::Promote { id } => {
-                self.check_learner_ready(*id)?;
-                (ConfChangeType::AddNode, *id)
-            }
-            MemberChange::Update { .. } | MemberChange::Publish { .. } => {
-                return self.propose(id, Command::Member(change))
-            }
-        };
-        let proposal = Proposal {
-            origin: self.config.id,
-            incarnation: self.incarnation,
-            request_id: id,
-            command: Command::Member(change),
-        };
-        let cc = conf_change(kind, target, proposal.encode());
-        self.raw.propose_conf_change(vec![], cc).map_err(|_| self.dropped_error())?;
-        self.pending.insert(id, self.deadline());
-        Ok(())
-    }
-
-    /// etcd promotes a learner only when it has caught up to 90% of the leader's log. Only the
-    /// leader knows how far a learner is, so elsewhere the promotion is refused (the server
-    /// forwards promotions to the leader; a follower proposing it would skip the check).
-    fn check_learner_ready(&self, learner: u64) -> Result<()> {
-        if !self.is_leader() {
-            return Err(Error::NotLeader);
-        }
-        let last = self.raw.raft.raft_log.last_index();
-        match self.raw.raft.prs().get(learner) {
-            Some(pr) if pr.matched.saturating_mul(10) >= last.saturating_mul(9) => Ok(()),
-            _ => Err(Error::LearnerNotReady),
-        }
-    }
-
-    fn move_leader(&mut self, id: RequestId, target: u64) -> Result<()> {
-        self.require_leader()?;
-        if !self.raw.raft.prs().conf().voters().contains(target) {
-            return Err(Error::BadLeaderTransferee);
-        }
-        if target == self.config.id {
-            self.respond(id, Ok(Response::MoveLeader(ResponseHeader::default())));
-            return Ok(());
-        }
-        self.raw.transfer_leader(target);
-        self.transfer = Some((id, target, self.deadline()));
-        self.pending.insert(id, self.deadline());
-        Ok(())
-    }
-
     /// Delete one batch of the history a compaction discarded (at most the configured
     /// `compaction_batch_limit` revisions); returns whether more remains. The shell calls it
     /// between its other work while [`Node::compaction_pending`] holds (etcd pauses 10 ms between
     /// batches), so a large compaction never holds up requests.
     pub fn sweep_compaction(&mut self) -> bool {
         self.sm.sweep_compaction(self.config.compaction_batch_limit)
-    }
-
-    // ----- queries -----
-
-    /// Whether a compaction's discarded history is still being deleted.
-    pub fn compaction_pending(&self) -> bool {
-        self.sm.store().compaction_pending() && self.sm.failure().is_none()
-    }
-
-    /// This member's id.
-    pub fn id(&self) -> u64 {
-        self.config.id
-    }
-
-    /// The leader this member knows of (0 for none).
-    pub fn leader_id(&self) -> u64 {
-        self.raw.raft.leader_id
-    }
-
-    /// The current Raft term.
-    pub fn term(&self) -> u64 {
-        self.raw.raft.term
-    }
-
-    /// Whether this member is the leader.
-    pub fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
-    }
-
-    /// This member's role.
-    pub fn role(&self) -> Role {
-        match self.raw.raft.state {
-            StateRole::Leader => Role::Leader,
-            StateRole::Candidate | StateRole::PreCandidate => Role::Candidate,
-            StateRole::Follower => Role::Follower,
-        }
-    }
-
-    /// Index of the last committed entry this member knows of.
-    pub fn commit_index(&self) -> u64 {
-        self.raw.raft.raft_log.committed
-    }
-
-    /// Index of the last entry applied to the state machine.
-    pub fn applied_index(&self) -> u64 {
-        self.sm.applied_index()
-    }
-
-    /// The applied state, for reads that need no consensus (status, tests, checkers).
-    pub fn state(&self) -> &StateMachine {
-        &self.sm
-    }
-
-    /// Keys deleted because their lease expired, as this member applied them since it started.
-    pub fn expired_keys(&self) -> u64 {
-        self.expired_keys
-    }
-
-    /// Why this member cannot go on, if so (its state store refused a write, or a committed
-    /// entry cannot be read): it must stop, since its state would part from its log.
-    pub fn failure(&self) -> Option<&str> {
-        self.sm.failure()
-    }
-
-    /// Whether this member has been removed from the cluster (it should shut down).
-    pub fn is_removed(&self) -> bool {
-        self.removed
-    }
-
-    /// Number of active watchers.
-    pub fn watch_count(&self) -> usize {
-        self.watches.len()
-    }
-
-    /// The randomized election timeout in ticks currently in force (for determinism tests).
-    pub fn election_timeout_ticks(&self) -> usize {
-        self.raw.raft.randomized_election_timeout()
-    }
-}
-
-/// Which raft-rs readies are durable. Readies are numbered in order; those with writes become
-/// durable when the shell acknowledges them (cumulatively), those without as soon as every
-/// earlier one with writes is.
-#[derive(Default)]
-struct Durability {
-    /// Numbers of readies with writes, not yet acknowledged, in order.
-    unsynced: std::collections::VecDeque<u64>,
-    /// Numbers of readies with nothing to write, waiting for earlier writes, in order.
-    empty: std::collections::VecDeque<u64>,
-    /// Highest number acknowledged by the shell.
-    acked: u64,
-    /// Highest number reported to raft-rs.
-    reported: u64,
-}
-
-impl Durability {
-    fn wrote(&mut self, number: u64) {
-        self.unsynced.push_back(number);
-    }
-
-    fn wrote_nothing(&mut self, number: u64) {
-        self.empty.push_back(number);
-    }
-
-    fn acked(&mut self, number: u64) {
-        self.acked = self.acked.max(number);
-        while self.unsynced.front().is_some_and(|n| *n <= number) {
-            self.unsynced.pop_front();
-        }
-    }
-
-    /// The highest number now durable, if it is news.
-    fn releasable(&mut self) -> Option<u64> {
-        let limit = self.unsynced.front().map_or(u64::MAX, |first| first - 1);
-        let mut durable = self.acked.min(limit);
-        while self.empty.front().is_some_and(|n| *n <= limit) {
-            durable = durable.max(self.empty.pop_front().unwrap_or(0));
-        }
-        (durable > self.reported).then(|| {
-            self.reported = durable;
-            durable
-        })
-    }
-}
-
-/// A single-step ConfChangeV2 (Raft leaves joint consensus by itself when one is needed).
-fn conf_change(kind: ConfChangeType, node: u64, context: Vec<u8>) -> ConfChangeV2 {
-    let mut single = ConfChangeSingle::default();
-    single.set_change_type(kind);
-    single.node_id = node;
-    let mut cc = ConfChangeV2::default();
-    cc.set_transition(ConfChangeTransition::Auto);
-    cc.mut_changes().push(single);
-    cc.context = context.into();
-    cc
-}
-
-/// Whether an append is what a leader sends: a term for the entry before (raft-rs takes term 0
-/// for any index past its log as a match), and entries whose indexes follow the message's one
-/// by one, with terms never going down, from the previous entry's up to the message's.
-fn entries_in_sequence(msg: &Message) -> bool {
-    let mut term = msg.log_term;
-    (msg.index == 0 || msg.log_term > 0)
-        && msg.entries.iter().enumerate().all(|(i, e)| {
-            let ok =
-                e.index == msg.index.saturating_add(1 + i as u64) && e.term > 0 && e.term >= term && e.term <= msg.term;
-            term = e.term;
-            ok
-        })
-}
-
-/// Whether a snapshot's configuration is one raft-rs can restore: voters, no id twice or zero,
-/// learners apart from voters (in the configuration and in the one being left).
-fn conf_state_valid(cs: &raft::eraftpb::ConfState) -> bool {
-    let distinct = |ids: &[u64]| {
-        let set: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
-        set.len() == ids.len() && !set.contains(&0)
-    };
-    let disjoint = |a: &[u64], b: &[u64]| a.iter().all(|id| !b.contains(id));
-    !cs.voters.is_empty()
-        && [&cs.voters, &cs.learners, &cs.voters_outgoing, &cs.learners_next].iter().all(|ids| distinct(ids))
-        && disjoint(&cs.voters, &cs.learners)
-        && disjoint(&cs.voters_outgoing, &cs.learners)
-        && disjoint(&cs.learners_next, &cs.voters)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Durability;
-
-    #[test]
-    fn an_empty_ready_is_durable_only_after_every_earlier_write() {
-        let mut d = Durability::default();
-        d.wrote(5);
-        d.wrote_nothing(6);
-        assert_eq!(d.releasable(), None, "6 must wait for 5's fsync");
-        d.wrote(8);
-        d.wrote_nothing(9);
-        d.acked(5);
-        assert_eq!(d.releasable(), Some(6), "5 synced: 6 is durable, 9 still waits for 8");
-        d.acked(8);
-        assert_eq!(d.releasable(), Some(9));
-        d.wrote_nothing(10);
-        assert_eq!(d.releasable(), Some(10), "nothing unsynced: at once");
-        assert_eq!(d.releasable(), None);
     }
 }

@@ -48,6 +48,6 @@ impl SnapshotJob {
     /// [`SnapshotJob::index`]; fails when the view cannot be read back.
     pub fn build(self) -> Result<Vec<u8>> {
         let store = MvccStore::open(Box::new(ViewEngine(self.view)))?;
-        super::encode_snapshot(self.index, &store, &self.leases, &self.members, &self.alarms)
+        super::snapshot::encode_snapshot(self.index, &store, &self.leases, &self.members, &self.alarms)
     }
 }

@@ -3,6 +3,8 @@
 //! POST the body's fields come before the query's, other methods read only the query; where a
 //! field is given twice the first value counts.
 
+use keel_core::v2::V2Action;
+
 use super::error::{self, V2Error};
 use super::path;
 
@@ -35,12 +37,7 @@ impl Method {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOp {
     Get,
-    Set,
-    Create,
-    Update,
-    CompareAndSwap,
-    Delete,
-    CompareAndDelete,
+    Write(V2Action),
 }
 
 /// Everything a keys request asks for, validated.
@@ -77,15 +74,15 @@ impl KeyRequest {
         Some(match self.method {
             Method::Get | Method::Head if self.wait => return None,
             Method::Get | Method::Head => StoreOp::Get,
-            Method::Post => StoreOp::Create,
+            Method::Post => StoreOp::Write(V2Action::Create),
             Method::Put => match self.prev_exist {
-                Some(true) if !compares => StoreOp::Update,
-                Some(false) => StoreOp::Create,
-                _ if compares => StoreOp::CompareAndSwap,
-                _ => StoreOp::Set,
+                Some(true) if !compares => StoreOp::Write(V2Action::Update),
+                Some(false) => StoreOp::Write(V2Action::Create),
+                _ if compares => StoreOp::Write(V2Action::CompareAndSwap),
+                _ => StoreOp::Write(V2Action::Set),
             },
-            Method::Delete if compares => StoreOp::CompareAndDelete,
-            Method::Delete => StoreOp::Delete,
+            Method::Delete if compares => StoreOp::Write(V2Action::CompareAndDelete),
+            Method::Delete => StoreOp::Write(V2Action::Delete),
         })
     }
 }

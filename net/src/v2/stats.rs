@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
+use keel_core::v2::V2Action;
+
 use super::params::StoreOp;
 use crate::backend::Backend;
 use crate::http::{Api, Reply};
@@ -22,16 +24,24 @@ impl StoreStats {
     pub fn record(&self, op: Option<StoreOp>, status: u16) {
         if let Some(op) = op {
             let failed = usize::from(!(200..300).contains(&status));
-            self.counts[op as usize][failed].fetch_add(1, Ordering::Relaxed);
+            self.counts[slot(op)][failed].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn succeeded(&self, op: StoreOp) -> u64 {
-        self.counts[op as usize][0].load(Ordering::Relaxed)
+        self.counts[slot(op)][0].load(Ordering::Relaxed)
     }
 
     fn failed(&self, op: StoreOp) -> u64 {
-        self.counts[op as usize][1].load(Ordering::Relaxed)
+        self.counts[slot(op)][1].load(Ordering::Relaxed)
+    }
+}
+
+/// Where `op`'s counts are kept: reads first, then each kind of write.
+fn slot(op: StoreOp) -> usize {
+    match op {
+        StoreOp::Get => 0,
+        StoreOp::Write(action) => 1 + action as usize,
     }
 }
 
@@ -68,14 +78,14 @@ pub fn handle<B: Backend>(api: &Api<B>, path: &str) -> Reply {
                 200,
                 &json!({
                     "getsSuccess": s.succeeded(StoreOp::Get), "getsFail": s.failed(StoreOp::Get),
-                    "setsSuccess": s.succeeded(StoreOp::Set), "setsFail": s.failed(StoreOp::Set),
-                    "deleteSuccess": s.succeeded(StoreOp::Delete), "deleteFail": s.failed(StoreOp::Delete),
-                    "updateSuccess": s.succeeded(StoreOp::Update), "updateFail": s.failed(StoreOp::Update),
-                    "createSuccess": s.succeeded(StoreOp::Create), "createFail": s.failed(StoreOp::Create),
-                    "compareAndSwapSuccess": s.succeeded(StoreOp::CompareAndSwap),
-                    "compareAndSwapFail": s.failed(StoreOp::CompareAndSwap),
-                    "compareAndDeleteSuccess": s.succeeded(StoreOp::CompareAndDelete),
-                    "compareAndDeleteFail": s.failed(StoreOp::CompareAndDelete),
+                    "setsSuccess": s.succeeded(StoreOp::Write(V2Action::Set)), "setsFail": s.failed(StoreOp::Write(V2Action::Set)),
+                    "deleteSuccess": s.succeeded(StoreOp::Write(V2Action::Delete)), "deleteFail": s.failed(StoreOp::Write(V2Action::Delete)),
+                    "updateSuccess": s.succeeded(StoreOp::Write(V2Action::Update)), "updateFail": s.failed(StoreOp::Write(V2Action::Update)),
+                    "createSuccess": s.succeeded(StoreOp::Write(V2Action::Create)), "createFail": s.failed(StoreOp::Write(V2Action::Create)),
+                    "compareAndSwapSuccess": s.succeeded(StoreOp::Write(V2Action::CompareAndSwap)),
+                    "compareAndSwapFail": s.failed(StoreOp::Write(V2Action::CompareAndSwap)),
+                    "compareAndDeleteSuccess": s.succeeded(StoreOp::Write(V2Action::CompareAndDelete)),
+                    "compareAndDeleteFail": s.failed(StoreOp::Write(V2Action::CompareAndDelete)),
                     "expireCount": status.expired_keys,
                     "watchers": api.metrics.watchers.get(),
                 }),

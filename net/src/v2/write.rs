@@ -14,15 +14,10 @@ use crate::backend::Backend;
 
 /// The write a request is, as etcd's v2 applier dispatches it (`None` for a read).
 fn action(req: &KeyRequest) -> Option<V2Action> {
-    Some(match req.store_op()? {
-        StoreOp::Set => V2Action::Set,
-        StoreOp::Create => V2Action::Create,
-        StoreOp::Update => V2Action::Update,
-        StoreOp::CompareAndSwap => V2Action::CompareAndSwap,
-        StoreOp::Delete => V2Action::Delete,
-        StoreOp::CompareAndDelete => V2Action::CompareAndDelete,
-        StoreOp::Get => return None,
-    })
+    match req.store_op()? {
+        StoreOp::Write(action) => Some(action),
+        StoreOp::Get => None,
+    }
 }
 
 /// The replicated form of a write request.

@@ -372,13 +372,8 @@ async fn write_snapshot<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, message: &O
     w.flush().await
 }
 
-/// `host:port` of an `http://host:port[/...]` URL.
-pub fn host_port(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
-    let hostport = rest.split('/').next()?;
-    let (host, port) = hostport.rsplit_once(':')?;
-    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| hostport.to_string())
-}
+/// `host:port` of an `http://host:port[/...]` URL (one definition, keel-client's).
+pub use keel_client::endpoint::host_port;
 
 #[cfg(test)]
 mod tests {
@@ -388,14 +383,6 @@ mod tests {
     /// A plain Raft message of `bytes` for `to`.
     fn message(to: u64, bytes: Vec<u8>) -> OutMessage {
         OutMessage { to, bytes, payload: None }
-    }
-
-    #[test]
-    fn urls_give_host_and_port() {
-        assert_eq!(host_port("http://127.0.0.1:2380"), Some("127.0.0.1:2380".into()));
-        assert_eq!(host_port("http://m1:2380/x"), Some("m1:2380".into()));
-        assert_eq!(host_port("127.0.0.1:2380"), None);
-        assert_eq!(host_port("http://h:notaport"), None);
     }
 
     #[tokio::test]

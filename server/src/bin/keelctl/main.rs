@@ -10,14 +10,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::header::HeaderMap;
 use hyper::Method;
-use hyper_util::rt::TokioIo;
-use keel_net::tls::Dial;
+use keel_client::call::{encode_pairs, escape};
+use keel_client::tls::Dial;
+use keel_client::{Call, Client, Endpoint, Reply, Unreachable};
 use keel_server::tls::TlsFiles;
 use serde_json::{json, Value};
 
@@ -220,6 +217,19 @@ fn server_error(reply: &Reply) -> String {
     }
 }
 
+impl From<Unreachable> for Failure {
+    fn from(u: Unreachable) -> Failure {
+        Failure::Unreachable(u.urls)
+    }
+}
+
+/// A sentence saying what went wrong (an answer that is not JSON, a bad endpoint).
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Other(message)
+    }
+}
+
 /// A successful (2xx) reply, or the error it is.
 fn success(reply: Reply) -> Result<Reply, Failure> {
     if (200..300).contains(&reply.status) {
@@ -230,208 +240,8 @@ fn success(reply: Reply) -> Result<Reply, Failure> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Endpoints and HTTP
+// URLs
 // ---------------------------------------------------------------------------------------------
-
-/// A client URL, the `host:port` to connect to, and how `https://` URLs are dialed.
-#[derive(Clone)]
-struct Endpoint {
-    url: String,
-    authority: String,
-    tls: Dial,
-}
-
-/// Parse `http://host:port` or `https://host:port` (without a scheme: http); `tls` is how
-/// https endpoints are dialed.
-fn parse_endpoint(raw: &str, tls: &Dial) -> Result<Endpoint, Failure> {
-    let raw = raw.trim().trim_end_matches('/');
-    let url = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
-    let Some(scheme) = ["http", "https"].into_iter().find(|s| url.starts_with(&format!("{s}://"))) else {
-        return Err(Failure::Other(format!("endpoint {raw}: only http:// and https:// endpoints are supported")));
-    };
-    let authority = keel_net::peer::host_port(&url)
-        .ok_or_else(|| Failure::Other(format!("endpoint {raw} is not a URL like http://host:port")))?;
-    let url = format!("{scheme}://{authority}");
-    Ok(Endpoint { url, authority, tls: tls.clone() })
-}
-
-/// Parse every endpoint, failing on the first bad one.
-fn parse_endpoints(raw: &[String], tls: &Dial) -> Result<Vec<Endpoint>, Failure> {
-    let endpoints: Vec<Endpoint> =
-        raw.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_endpoint(r, tls)).collect::<Result<_, _>>()?;
-    if endpoints.is_empty() {
-        return Err(Failure::Other("no endpoints given".into()));
-    }
-    Ok(endpoints)
-}
-
-/// One request: method, path with query, and a body with its content type.
-struct Call {
-    method: Method,
-    target: String,
-    body: Option<(&'static str, String)>,
-    /// A long poll (`wait=true`): no answer timeout.
-    wait: bool,
-}
-
-impl Call {
-    /// A request without a body.
-    fn new(method: Method, target: String) -> Call {
-        Call { method, target, body: None, wait: false }
-    }
-
-    /// A request with an `application/x-www-form-urlencoded` body.
-    fn form(method: Method, target: String, pairs: &[(&str, String)]) -> Call {
-        Call { body: Some(("application/x-www-form-urlencoded", encode_pairs(pairs))), ..Call::new(method, target) }
-    }
-
-    /// A request with a JSON body.
-    fn json(method: Method, target: String, value: &Value) -> Call {
-        Call { body: Some(("application/json", value.to_string())), ..Call::new(method, target) }
-    }
-}
-
-/// An answer: status, headers and the whole body.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    /// The body as text (invalid UTF-8 replaced).
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON, if it is JSON.
-    fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// The body as JSON, or a failure saying it is not.
-    fn require_json(&self) -> Result<Value, Failure> {
-        self.json().ok_or_else(|| {
-            Failure::Other(format!("the server answered with something not JSON: {}", self.text().trim()))
-        })
-    }
-
-    /// A header's value as text.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// One HTTP/1.1 connection to one endpoint.
-struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
-    authority: String,
-}
-
-impl Connection {
-    /// Connect (within [`DIAL_TIMEOUT`]) and hand the connection to a task.
-    async fn open(endpoint: &Endpoint) -> Result<Connection, String> {
-        let stream =
-            tokio::time::timeout(DIAL_TIMEOUT, endpoint.tls.for_url(&endpoint.url).connect(&endpoint.authority))
-                .await
-                .map_err(|_| "dial timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        Ok(Connection { sender, authority: endpoint.authority.clone() })
-    }
-
-    /// Send one request and read the whole answer.
-    async fn send(&mut self, call: &Call) -> Result<Reply, String> {
-        let mut builder =
-            hyper::Request::builder().method(call.method.clone()).uri(&call.target).header("Host", &self.authority);
-        let body = match &call.body {
-            Some((content_type, body)) => {
-                builder = builder.header("Content-Type", *content_type);
-                Bytes::from(body.clone())
-            }
-            None => Bytes::new(),
-        };
-        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let response = self.sender.send_request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Reply { status, headers, body })
-    }
-
-    /// [`Connection::send`] within [`COMMAND_TIMEOUT`], unless the call is a long poll.
-    async fn send_timed(&mut self, call: &Call) -> Result<Reply, String> {
-        if call.wait {
-            return self.send(call).await;
-        }
-        tokio::time::timeout(COMMAND_TIMEOUT, self.send(call)).await.map_err(|_| "no answer in time".to_string())?
-    }
-}
-
-/// Endpoints tried in order until one answers, keeping the connection that last answered.
-struct Client {
-    endpoints: Vec<Endpoint>,
-    conn: Option<(usize, Connection)>,
-}
-
-impl Client {
-    /// A client over `endpoints` (not connected yet).
-    fn new(endpoints: Vec<Endpoint>) -> Client {
-        Client { endpoints, conn: None }
-    }
-
-    /// Send `call` to the first endpoint that answers, starting with the connected one.
-    async fn call(&mut self, call: &Call) -> Result<Reply, Failure> {
-        let start = self.conn.as_ref().map_or(0, |(i, _)| *i);
-        let n = self.endpoints.len();
-        for i in (start..n).chain(0..start) {
-            if let Ok(reply) = self.call_endpoint(i, call).await {
-                return Ok(reply);
-            }
-        }
-        Err(Failure::Unreachable(self.endpoints.iter().map(|e| e.url.clone()).collect()))
-    }
-
-    /// Send `call` to endpoint `i`: on its open connection, or on a new one if that fails.
-    async fn call_endpoint(&mut self, i: usize, call: &Call) -> Result<Reply, String> {
-        if let Some((j, mut conn)) = self.conn.take() {
-            if j == i {
-                if let Ok(reply) = conn.send_timed(call).await {
-                    self.conn = Some((i, conn));
-                    return Ok(reply);
-                }
-            }
-        }
-        let mut conn = Connection::open(&self.endpoints[i]).await?;
-        let reply = conn.send_timed(call).await?;
-        self.conn = Some((i, conn));
-        Ok(reply)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// URLs and forms
-// ---------------------------------------------------------------------------------------------
-
-/// Percent-encode every byte but unreserved ones and those in `keep`.
-fn escape(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `name=value&...`, percent-encoded (a form body or a query string).
-fn encode_pairs(pairs: &[(&str, String)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", escape(k, b""), escape(v, b""))).collect::<Vec<_>>().join("&")
-}
 
 /// The keys API target for `key` (leading `/` optional) with a query.
 fn keys_target(key: &str, query: &[(&str, String)]) -> String {
@@ -694,13 +504,13 @@ async fn targets(endpoints: Vec<Endpoint>, cluster: bool) -> Result<Vec<Endpoint
         return Ok(endpoints);
     }
     let tls = endpoints.first().map_or_else(Dial::default, |e| e.tls.clone());
-    let (_, list) = members(&mut Client::new(endpoints)).await?;
+    let (_, list) = members(&mut client(endpoints)).await?;
     let urls: Vec<String> = list
         .iter()
         .flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default())
         .filter_map(|u| u.as_str().map(String::from))
         .collect();
-    parse_endpoints(&urls, &tls)
+    Ok(Endpoint::parse_list(&urls, &tls)?)
 }
 
 /// One endpoint's health check.
@@ -715,7 +525,7 @@ struct Health {
 async fn check_health(endpoint: Endpoint) -> Health {
     let url = endpoint.url.clone();
     let started = Instant::now();
-    let result = Client::new(vec![endpoint]).call(&Call::new(Method::GET, "/health".into())).await;
+    let result = client(vec![endpoint]).call(&Call::new(Method::GET, "/health".into())).await;
     let error = match result {
         Ok(r) if r.status == 200 && r.json().is_some_and(|v| v["health"] == "true") => None,
         Ok(r) => Some(format!("answered {}: {}", r.status, r.text().trim())),
@@ -777,7 +587,7 @@ struct Status {
 /// Ask one endpoint for its stats, version, and the Raft headers of a keys answer.
 async fn fetch_status(endpoint: Endpoint) -> Result<Status, Failure> {
     let url = endpoint.url.clone();
-    let mut client = Client::new(vec![endpoint]);
+    let mut client = client(vec![endpoint]);
     let stats = success(client.call(&Call::new(Method::GET, "/v2/stats/self".into())).await?)?.require_json()?;
     let version = success(client.call(&Call::new(Method::GET, "/version".into())).await?)?.require_json()?;
     let keys = client.call(&Call::new(Method::GET, keys_target("/", &[]))).await?;
@@ -858,6 +668,11 @@ fn failure_reason(failure: &Failure) -> String {
 // Running
 // ---------------------------------------------------------------------------------------------
 
+/// A client failing over across `endpoints` with keelctl's timeouts.
+fn client(endpoints: Vec<Endpoint>) -> Client {
+    Client::new(endpoints, DIAL_TIMEOUT, COMMAND_TIMEOUT)
+}
+
 /// Run the parsed command.
 async fn run(cli: Cli) -> Result<(), Failure> {
     let files = TlsFiles {
@@ -873,9 +688,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     } else {
         Dial::default()
     };
-    let endpoints = parse_endpoints(&cli.endpoints, &tls)?;
+    let endpoints = Endpoint::parse_list(&cli.endpoints, &tls)?;
     let output = cli.write_out;
-    let mut client = Client::new(endpoints.clone());
+    let mut client = client(endpoints.clone());
     match cli.command {
         Command::Put { key, value, ttl } => put(&mut client, output, &key, &value, ttl).await,
         Command::Get { key, prefix, consistent } => get(&mut client, output, &key, prefix, consistent).await,

@@ -19,12 +19,13 @@ mod v3;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::Method;
+use keel_client::tls::Dial;
+use keel_client::{Call, Connection, Endpoint};
 use keel_tests::{curl, ProcessCluster};
-use tokio::net::TcpStream;
+
+/// The value every put writes (32 bytes).
+const VALUE: &str = "0123456789abcdef0123456789abcdef";
 
 /// What the command line asked for.
 pub struct Options {
@@ -84,26 +85,17 @@ fn options() -> Options {
 
 /// One client: a connection, then puts until `until`; returns each request's latency.
 async fn client(endpoint: String, id: usize, keys: u64, until: Instant) -> Result<Vec<Duration>, String> {
-    let host = endpoint.trim_start_matches("http://").to_string();
-    let stream = TcpStream::connect(&host).await.map_err(|e| format!("{host}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let endpoint = Endpoint::parse(&endpoint, &Dial::default())?;
+    let mut conn = Connection::open(&endpoint, Duration::from_secs(5)).await.map_err(|e| e.message().to_string())?;
     let mut latencies = Vec::new();
     let mut n = id as u64;
     while Instant::now() < until {
         n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let req = hyper::Request::put(format!("/v2/keys/bench/{}", n % keys))
-            .header("Host", host.as_str())
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from_static(b"value=0123456789abcdef0123456789abcdef")))
-            .map_err(|e| e.to_string())?;
+        let call = Call::form(Method::PUT, format!("/v2/keys/bench/{}", n % keys), &[("value", VALUE)]);
         let started = Instant::now();
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
-        if !status.is_success() {
-            return Err(format!("put answered {status}"));
+        let reply = conn.send(&call, Duration::from_secs(60)).await.map_err(|e| e.message().to_string())?;
+        if !(200..300).contains(&reply.status) {
+            return Err(format!("put answered {}", reply.status));
         }
         latencies.push(started.elapsed());
     }

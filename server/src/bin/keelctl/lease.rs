@@ -8,7 +8,11 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::{emit, print_reply as print, server_error, Call, Client, Failure, Output, Reply};
+use keel_client::{Call, Client, Reply};
+
+use crate::cli::Output;
+use crate::failure::{server_error, Failure};
+use crate::print::{emit, print_reply as print};
 
 #[derive(Subcommand)]
 pub enum LeaseCommand {

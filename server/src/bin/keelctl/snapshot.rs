@@ -10,7 +10,8 @@ use keel_core::node::Persist;
 use keel_server::config::InitialCluster;
 use keel_server::storage::{FjallStorage, MemberIdentity, Storage};
 
-use crate::{emit, Failure};
+use crate::failure::Failure;
+use crate::print::emit;
 
 /// `snapshot ...`
 #[derive(Subcommand)]

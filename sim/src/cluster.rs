@@ -89,6 +89,7 @@ pub fn client_addr(i: usize) -> SocketAddr {
 
 /// The configuration of member `i` in a cluster of `members` (which includes `i`); `joining`
 /// for a member added to a running cluster.
+#[expect(clippy::expect_used, reason = "the flags are the simulator's own: an error is a bug in this function")]
 fn flags_for(i: usize, members: &[usize], joining: bool, timing: Timing) -> ServerConfig {
     let name = format!("m{}", i + 1);
     let ip = member_ip(i);

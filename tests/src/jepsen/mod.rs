@@ -21,8 +21,9 @@ use keel_sim::history::History;
 use keel_sim::workload::{self, Env};
 
 use hosts::Hosts;
+use keel_sim::fault::FaultKind;
 use members::{client_addr, Members};
-use nemesis::{FaultKind, Nemesis};
+use nemesis::Nemesis;
 
 /// A named set of faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -42,12 +43,10 @@ impl Scenario {
     pub fn faults(self) -> Vec<FaultKind> {
         use FaultKind::*;
         let mut kinds = match self {
-            Scenario::Partitions => vec![PartitionHalves, IsolateLeader, Bridge, OneWayLoss],
-            Scenario::Crashes => vec![Kill, Pause, ClockOffset],
-            Scenario::Membership => vec![Membership, IsolateLeader, Kill],
-            Scenario::All => {
-                vec![PartitionHalves, IsolateLeader, Bridge, OneWayLoss, Kill, Pause, ClockOffset, Membership]
-            }
+            Scenario::Partitions => vec![Split, IsolateLeader, Bridge, OneWay],
+            Scenario::Crashes => vec![Crash, Pause, ClockOffset],
+            Scenario::Membership => vec![Rejoin, IsolateLeader, Crash],
+            Scenario::All => vec![Split, IsolateLeader, Bridge, OneWay, Crash, Pause, ClockOffset, Rejoin],
         };
         if !members::faketime_available() {
             kinds.retain(|k| *k != ClockOffset);

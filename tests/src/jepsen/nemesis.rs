@@ -1,5 +1,7 @@
-//! The nemesis: faults drawn from a seeded generator, one at a time, each held for a while and
-//! then healed, every one logged with its start and end (milliseconds since the run began).
+//! The partition suite's nemesis: faults from keel-sim's catalogue (`keel_sim::fault`) drawn
+//! from a seeded generator, one at a time, carried out on real processes (nftables, signals,
+//! libfaketime), each held for a while and then healed, every one logged with its start and end
+//! (milliseconds since the run began).
 
 use std::fmt;
 use std::thread::sleep;
@@ -9,51 +11,35 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::hosts::Hosts;
-use super::members::{name, Members};
+use keel_sim::fault::{Fault, FaultKind};
 
-/// A kind of fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FaultKind {
-    /// Split the members into a minority and a majority.
-    PartitionHalves,
-    /// Cut the leader off from every other member.
-    IsolateLeader,
-    /// Two halves that only one member (the bridge) still connects.
-    Bridge,
-    /// Packets from one member to another are lost; the other way works.
-    OneWayLoss,
-    /// `kill -9` a member (the leader half the time), restart it when the fault ends.
-    Kill,
-    /// SIGSTOP a member (the leader half the time), SIGCONT it when the fault ends.
-    Pause,
-    /// Restart a member with its clocks shifted by libfaketime.
-    ClockOffset,
-    /// Remove a member, wipe it, add it back as a learner and promote it, while another member
-    /// is cut off.
-    Membership,
-}
+use super::hosts::Hosts;
+use super::members::Members;
 
 /// One fault as it happened.
 #[derive(Clone, Debug)]
 pub struct Window {
-    /// What kind of fault.
-    pub kind: FaultKind,
+    /// The fault, with whom it hit.
+    pub fault: Fault,
     /// When the nemesis began injecting it, ms into the run.
     pub start_ms: u64,
     /// When it had taken hold (write stalls are measured from here).
     pub effect_ms: u64,
     /// When it was healed.
     pub end_ms: u64,
-    /// Whom it hit, and how.
-    pub detail: String,
+    /// What carrying it out reported, when there is more to say than the fault itself.
+    pub note: Option<String>,
     /// Whether it hit the leader of the moment.
     pub hit_leader: bool,
 }
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:>7} ms .. {:>7} ms  {:?}: {}", self.start_ms, self.end_ms, self.kind, self.detail)
+        write!(f, "{:>7} ms .. {:>7} ms  {:?}: {}", self.start_ms, self.end_ms, self.fault.kind(), self.fault)?;
+        match &self.note {
+            Some(note) => write!(f, " ({note})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -67,10 +53,6 @@ pub struct Nemesis {
     start: Instant,
     /// Every fault so far, in order.
     pub timeline: Vec<Window>,
-}
-
-fn names(group: &[usize]) -> String {
-    group.iter().map(|&i| name(i)).collect::<Vec<_>>().join(",")
 }
 
 impl Nemesis {
@@ -101,92 +83,80 @@ impl Nemesis {
             Some(l) if self.rng.gen_bool(0.5) => l,
             _ => order[0],
         };
-        let start_ms = self.now_ms();
-        // When the fault took hold (injecting one takes a few nft or kill commands).
-        let effect_ms;
-        let (detail, hit_leader) = match kind {
-            FaultKind::PartitionHalves => {
+        let fault = match kind {
+            FaultKind::Split => {
                 let (minority, majority) = order.split_at(n / 2);
-                hosts.partition(minority, majority)?;
-                effect_ms = self.now_ms();
-                sleep(hold);
-                (
-                    format!("{{{}}} | {{{}}}", names(minority), names(majority)),
-                    leader.is_some_and(|l| minority.contains(&l)),
-                )
+                Fault::Split { a: minority.to_vec(), b: majority.to_vec() }
             }
-            FaultKind::IsolateLeader => {
-                let l = leader.unwrap_or(order[0]);
-                let rest: Vec<usize> = (0..n).filter(|&i| i != l).collect();
-                hosts.partition(&[l], &rest)?;
-                effect_ms = self.now_ms();
-                sleep(hold);
-                (format!("{} cut off from {}", name(l), names(&rest)), leader.is_some())
-            }
+            FaultKind::IsolateLeader => Fault::IsolateLeader { leader: leader.unwrap_or(order[0]) },
             FaultKind::Bridge => {
-                let bridge = order[0];
                 let (a, b) = order[1..].split_at((n - 1) / 2);
-                hosts.partition(a, b)?;
-                effect_ms = self.now_ms();
-                sleep(hold);
-                (
-                    format!("{{{}}} | {{{}}}, {} reaches both", names(a), names(b), name(bridge)),
-                    leader.is_some_and(|l| l != bridge),
-                )
+                Fault::Bridge { a: a.to_vec(), b: b.to_vec(), bridge: vec![order[0]] }
             }
-            FaultKind::OneWayLoss => {
-                let (from, to) = (target, order.iter().copied().find(|&i| i != target).unwrap_or(0));
-                hosts.drop_packets(from, to)?;
-                effect_ms = self.now_ms();
-                sleep(hold);
-                (format!("packets {} -> {} dropped", name(from), name(to)), leader == Some(from))
+            FaultKind::OneWay => {
+                Fault::OneWay { from: target, to: order.iter().copied().find(|&i| i != target).unwrap_or(0) }
             }
-            FaultKind::Kill => {
-                members.kill(target);
-                effect_ms = self.now_ms();
-                sleep(hold);
-                members.restart(target, 0)?;
-                (format!("kill -9 {}, restarted", name(target)), leader == Some(target))
-            }
-            FaultKind::Pause => {
-                members.pause(target);
-                effect_ms = self.now_ms();
-                sleep(hold);
-                members.resume(target);
-                (format!("SIGSTOP {}, SIGCONT", name(target)), leader == Some(target))
-            }
+            FaultKind::Crash => Fault::Crash { member: target },
+            FaultKind::Pause => Fault::Pause { member: target },
             FaultKind::ClockOffset => {
-                let offset = self.rng.gen_range(5..120) * if self.rng.gen_bool(0.5) { 1 } else { -1 };
-                members.restart(target, offset)?;
-                effect_ms = self.now_ms();
-                sleep(hold);
-                (
-                    format!(
-                        "{} restarted with its clocks {offset:+} s off (libfaketime); stays so until the run heals",
-                        name(target)
-                    ),
-                    leader == Some(target),
-                )
+                let seconds = self.rng.gen_range(5..120) * if self.rng.gen_bool(0.5) { 1 } else { -1 };
+                Fault::ClockOffset { member: target, seconds }
             }
-            FaultKind::Membership => {
-                // With five members, one more can be cut off and the four left still have a
-                // quorum; with three, the change alone is the fault.
-                let (target, other) = (order[0], order[1]);
-                let rest: Vec<usize> = (0..n).filter(|&i| i != other).collect();
-                let cut = n >= 5;
-                if cut {
-                    hosts.partition(&[other], &rest)?;
-                }
-                effect_ms = self.now_ms();
-                let done = members.remove_and_rejoin(target);
-                hosts.heal()?;
-                let during = if cut { format!("{} cut off while: ", name(other)) } else { String::new() };
-                (format!("{during}{}", done?), leader == Some(target))
-            }
+            // With five members, one more can be cut off and the four left still have a
+            // quorum; with three, the change alone is the fault.
+            FaultKind::Rejoin => Fault::Rejoin { member: order[0], cut_off: (n >= 5).then_some(order[1]) },
+            other => return Err(format!("the partition suite cannot carry out {other:?} faults")),
         };
+        let start_ms = self.now_ms();
+        let (effect_ms, note) = self.carry_out(&fault, hold, hosts, members)?;
         hosts.heal()?;
         let end_ms = self.now_ms();
-        self.timeline.push(Window { kind, start_ms, effect_ms, end_ms, detail, hit_leader });
+        let hit_leader = leader.is_some_and(|l| fault.hits(l));
+        self.timeline.push(Window { fault, start_ms, effect_ms, end_ms, note, hit_leader });
         Ok(())
+    }
+
+    /// Inject `fault` on the real processes, hold it, and undo what healing the network does
+    /// not. Returns when it took hold (injecting takes a few nft or kill commands) and what there
+    /// is to say beyond the fault itself.
+    fn carry_out(
+        &mut self,
+        fault: &Fault,
+        hold: Duration,
+        hosts: &Hosts,
+        members: &mut Members,
+    ) -> Result<(u64, Option<String>), String> {
+        let n = members.count();
+        match fault {
+            Fault::Split { a, b } | Fault::Bridge { a, b, .. } => hosts.partition(a, b)?,
+            Fault::IsolateLeader { leader } => {
+                let rest: Vec<usize> = (0..n).filter(|i| i != leader).collect();
+                hosts.partition(&[*leader], &rest)?
+            }
+            Fault::OneWay { from, to } => hosts.drop_packets(*from, *to)?,
+            Fault::Crash { member } => members.kill(*member),
+            Fault::Pause { member } => members.pause(*member),
+            // Stays so until the run heals.
+            Fault::ClockOffset { member, seconds } => members.restart(*member, *seconds)?,
+            Fault::Rejoin { member, cut_off } => {
+                if let Some(other) = cut_off {
+                    let rest: Vec<usize> = (0..n).filter(|i| i != other).collect();
+                    hosts.partition(&[*other], &rest)?;
+                }
+                let effect_ms = self.now_ms();
+                let done = members.remove_and_rejoin(*member);
+                hosts.heal()?;
+                return Ok((effect_ms, Some(done?)));
+            }
+            other => return Err(format!("the partition suite cannot carry out {other}")),
+        }
+        let effect_ms = self.now_ms();
+        sleep(hold);
+        match fault {
+            Fault::Crash { member } => members.restart(*member, 0)?,
+            Fault::Pause { member } => members.resume(*member),
+            _ => {}
+        }
+        Ok((effect_ms, None))
     }
 }

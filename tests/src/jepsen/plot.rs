@@ -6,7 +6,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::nemesis::{FaultKind, Window};
+use keel_sim::fault::FaultKind;
+
+use super::nemesis::Window;
 use keel_sim::history::{Op, Outcome};
 
 const WIDTH: u32 = 1400;
@@ -17,14 +19,16 @@ const MAX_LATENCY_MS: f64 = 10_000.0;
 /// The shade of each kind of fault.
 fn shade(kind: FaultKind) -> RGBColor {
     match kind {
-        FaultKind::PartitionHalves => RGBColor(255, 205, 150),
+        FaultKind::Split => RGBColor(255, 205, 150),
         FaultKind::IsolateLeader => RGBColor(255, 170, 170),
         FaultKind::Bridge => RGBColor(255, 235, 150),
-        FaultKind::OneWayLoss => RGBColor(210, 190, 255),
-        FaultKind::Kill => RGBColor(200, 200, 200),
+        FaultKind::OneWay => RGBColor(210, 190, 255),
+        FaultKind::Crash => RGBColor(200, 200, 200),
         FaultKind::Pause => RGBColor(170, 210, 255),
         FaultKind::ClockOffset => RGBColor(190, 240, 190),
-        FaultKind::Membership => RGBColor(240, 180, 240),
+        FaultKind::Rejoin => RGBColor(240, 180, 240),
+        // Faults only the simulator carries out.
+        _ => RGBColor(220, 220, 220),
     }
 }
 
@@ -47,7 +51,7 @@ pub fn draw(path: &Path, ops: &[Op], windows: &[Window], span_ms: u64) -> Result
     for w in windows {
         root.draw(&Rectangle::new(
             [(x(w.start_ms), 0), (x(w.end_ms).max(x(w.start_ms) + 1), HEIGHT as i32)],
-            shade(w.kind).filled(),
+            shade(w.fault.kind()).filled(),
         ))
         .map_err(e)?;
     }

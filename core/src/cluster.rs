@@ -10,19 +10,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::config::NodeConfig;
 use crate::engine::MemEngine;
 use crate::error::{Error, Result};
-use crate::node::{HardState, LogEntry, Node, Persist, Recovery, RequestId, SnapshotRecord};
+use crate::node::{Node, Persist, Recovery, RequestId, SnapshotRecord};
 use crate::request::{Member, Request, Response};
 use crate::watch::{WatchCreate, WatchId, WatchResponse};
 
-/// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`],
-/// and the applied state's engine, which each sync of the log covers too (one journal).
+/// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`]
+/// ([`Recovery::write`]), and the applied state's engine, which each sync of the log covers too
+/// (one journal).
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     /// Writes (in a `LocalCluster`) that changed only the commit index and needed no fsync.
     pub lazy_writes: u64,
-    pub snapshot: Option<SnapshotRecord>,
-    pub hard_state: HardState,
-    pub entries: Vec<LogEntry>,
+    /// The stored log: snapshot, hard state, entries.
+    pub stored: Recovery,
     /// The member's applied state (a handle: the node writes through another).
     pub engine: MemEngine,
 }
@@ -31,31 +31,19 @@ impl Disk {
     /// Carry out one `Persist` (as a real store does, then fsyncs).
     pub fn write(&mut self, p: Persist) {
         self.engine.sync();
-        if let Some(s) = p.snapshot {
-            self.snapshot = Some(s);
-            self.entries.clear();
-        }
-        if let Some(first) = p.entries.first() {
-            let keep = self.entries.partition_point(|e| e.index < first.index);
-            self.entries.truncate(keep);
-            self.entries.extend(p.entries);
-        }
-        if let Some(hs) = p.hard_state {
-            self.hard_state = hs;
-        }
+        self.stored.write(p);
     }
 
     /// Keep a snapshot the member took and drop the entries it no longer needs.
     pub fn keep_snapshot(&mut self, snapshot: &SnapshotRecord, compact_to: u64) {
         // The entries go only once the state that holds them is durable.
         self.engine.sync();
-        self.snapshot = Some(snapshot.clone());
-        self.entries.retain(|e| e.index > compact_to);
+        self.stored.keep_snapshot(snapshot.clone(), compact_to);
     }
 
     /// What a restarting member reads back.
     pub fn recovery(&self) -> Recovery {
-        Recovery { snapshot: self.snapshot.clone(), hard_state: self.hard_state, entries: self.entries.clone() }
+        self.stored.clone()
     }
 }
 

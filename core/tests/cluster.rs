@@ -137,10 +137,10 @@ fn a_lagging_member_catches_up_from_a_snapshot() {
     for i in 0..200 {
         c.call(leader, put(&format!("k{i:03}"), &i.to_string())).unwrap();
     }
-    assert!(c.disk(leader).snapshot.as_ref().is_some_and(|s| s.index > 100), "leader took snapshots");
+    assert!(c.disk(leader).stored.snapshot.as_ref().is_some_and(|s| s.index > 100), "leader took snapshots");
     c.restart(lagging);
     c.tick_until(50, |c| c.node(lagging).applied_index() == c.node(leader).applied_index());
-    assert!(c.disk(lagging).snapshot.as_ref().is_some_and(|s| s.index > 100), "caught up by snapshot");
+    assert!(c.disk(lagging).stored.snapshot.as_ref().is_some_and(|s| s.index > 100), "caught up by snapshot");
     let all = Request::Range(RangeRequest {
         key: b"k".to_vec(),
         range_end: b"l".to_vec(),

@@ -81,7 +81,7 @@ fn a_full_store_raises_nospace_everywhere_until_space_is_freed_and_the_alarm_dis
     });
     assert!(caught_up, "the restarted member caught up");
     assert!(
-        c.disk(follower).snapshot.as_ref().is_some_and(|s| s.index > raised_at),
+        c.disk(follower).stored.snapshot.as_ref().is_some_and(|s| s.index > raised_at),
         "the alarm came back from a snapshot"
     );
     assert_eq!(alarms(&mut c, follower), raised);

@@ -16,6 +16,7 @@ mod peer_checks;
 mod reads;
 mod requests;
 mod status;
+mod stored;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ pub use output::{
     HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord,
 };
 pub use status::Role;
+pub use stored::Recovery;
 
 use crate::command::{Command, Proposal};
 use crate::config::NodeConfig;
@@ -42,16 +44,6 @@ use crate::watch::{WatchCreate, WatchHub, WatchId};
 use durability::Durability;
 use membership::conf_change;
 use reads::ReadBatcher;
-
-/// What a restarting member recovered from its disk.
-#[derive(Clone, Debug, Default)]
-pub struct Recovery {
-    /// The newest snapshot stored, if any.
-    pub snapshot: Option<SnapshotRecord>,
-    pub hard_state: HardState,
-    /// Stored entries, in index order.
-    pub entries: Vec<LogEntry>,
-}
 
 /// Whether an encoded peer message is a proposal forwarded to the leader (which, unlike every
 /// other Raft message, must not arrive twice: it would be appended twice).

@@ -179,14 +179,7 @@ impl Persist {
     pub(crate) fn merge(&mut self, later: Persist) {
         self.number = later.number;
         self.must_sync |= later.must_sync;
-        if later.snapshot.is_some() {
-            self.snapshot = later.snapshot;
-            self.entries.clear();
-        }
-        if let Some(first) = later.entries.first() {
-            self.entries.retain(|e| e.index < first.index);
-            self.entries.extend(later.entries);
-        }
+        super::stored::fold_log(&mut self.snapshot, &mut self.entries, later.snapshot, later.entries);
         if later.hard_state.is_some() {
             self.hard_state = later.hard_state;
         }

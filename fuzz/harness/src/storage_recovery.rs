@@ -184,7 +184,7 @@ fn open_quietly(dir: &Path) -> Result<Option<Recovery>, StorageError> {
 fn same(a: &Option<Recovery>, b: Option<&Disk>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => a.snapshot == b.snapshot && a.hard_state == b.hard_state && a.entries == b.entries,
+        (Some(a), Some(b)) => *a == b.stored,
         _ => false,
     }
 }

@@ -49,7 +49,7 @@ impl Harness for Fjall {
 fn same(a: &Option<Recovery>, b: Option<&Disk>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => a.snapshot == b.snapshot && a.hard_state == b.hard_state && a.entries == b.entries,
+        (Some(a), Some(b)) => *a == b.stored,
         _ => false,
     }
 }

@@ -1,10 +1,8 @@
 //! [`MemStorage`]: the storage rules in memory, with a power-loss model. No threads, no files, so
 //! it runs inside the madsim simulator and in plain unit tests.
 
-use std::collections::BTreeMap;
-
 use keel_core::engine::{Engine, MemEngine};
-use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
+use keel_core::node::{LocalSnapshot, Persist, Recovery};
 
 use super::{MemberIdentity, Storage, StorageError};
 
@@ -13,45 +11,23 @@ use super::{MemberIdentity, Storage, StorageError};
 struct State {
     /// Whether anything was ever written (a store that never held a member recovers to `None`).
     written: bool,
-    snapshot: Option<SnapshotRecord>,
-    hard_state: HardState,
-    log: BTreeMap<u64, LogEntry>,
+    /// The stored log, by the core's rules.
+    stored: Recovery,
 }
 
 impl State {
     fn write(&mut self, p: &Persist) {
         self.written = true;
-        if let Some(s) = &p.snapshot {
-            self.snapshot = Some(s.clone());
-            self.log.clear();
-        }
-        if let Some(first) = p.entries.first() {
-            // Everything at the first new index and after is replaced.
-            self.log.split_off(&first.index);
-            for e in &p.entries {
-                self.log.insert(e.index, e.clone());
-            }
-        }
-        if let Some(hs) = p.hard_state {
-            self.hard_state = hs;
-        }
+        self.stored.write(p.clone());
     }
 
     fn keep_snapshot(&mut self, snap: &LocalSnapshot) {
         self.written = true;
-        self.snapshot = Some(snap.snapshot.clone());
-        self.log = self.log.split_off(&snap.compact_to.saturating_add(1));
-        if snap.compact_to == u64::MAX {
-            self.log.clear();
-        }
+        self.stored.keep_snapshot(snap.snapshot.clone(), snap.compact_to);
     }
 
     fn recovery(&self) -> Option<Recovery> {
-        self.written.then(|| Recovery {
-            snapshot: self.snapshot.clone(),
-            hard_state: self.hard_state,
-            entries: self.log.values().cloned().collect(),
-        })
+        self.written.then(|| self.stored.clone())
     }
 }
 
@@ -141,8 +117,8 @@ impl Storage for MemStorage {
 
     fn size_bytes(&self) -> u64 {
         // Roughly what the on-disk encoding takes: payload plus index, term and checksum.
-        let entries: u64 = self.current.log.values().map(|e| e.bytes.len() as u64 + 20).sum();
-        let snapshot = self.current.snapshot.as_ref().map_or(0, |s| s.bytes.len() as u64 + 20);
+        let entries: u64 = self.current.stored.entries.iter().map(|e| e.bytes.len() as u64 + 20).sum();
+        let snapshot = self.current.stored.snapshot.as_ref().map_or(0, |s| s.bytes.len() as u64 + 20);
         entries + snapshot + 28 + self.engine.size_bytes()
     }
 
@@ -163,6 +139,7 @@ impl Storage for MemStorage {
 #[cfg(test)]
 mod tests {
     use keel_core::cluster::Disk;
+    use keel_core::node::{HardState, LogEntry};
     use proptest::prelude::*;
 
     use super::*;

@@ -3,7 +3,8 @@
 //!
 //! The core (`keel_core::node::Node`) says *what* must be durable through
 //! [`Persist`] and [`LocalSnapshot`]; a [`Storage`] says *how*. The rules
-//! are those of `keel_core::cluster::Disk` (the core's in-memory reference):
+//! are written down once, in `keel_core::node::Recovery::write` (the core's in-memory reference,
+//! which `MemStorage` and `LocalCluster` use and the fjall store is tested against):
 //!
 //! - a `Persist` applies its `snapshot` first (the stored log restarts after it: every stored
 //!   entry is dropped), then its `entries` (stored entries at `entries[0].index` and after are

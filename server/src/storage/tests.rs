@@ -55,9 +55,9 @@ pub(crate) fn assert_recovers_to(actual: &Option<Recovery>, expected: Option<&Di
     match (actual, expected) {
         (None, None) => {}
         (Some(a), Some(e)) => {
-            assert_eq!(a.snapshot, e.snapshot, "snapshot");
-            assert_eq!(a.hard_state, e.hard_state, "hard state");
-            assert_eq!(a.entries, e.entries, "entries");
+            assert_eq!(a.snapshot, e.stored.snapshot, "snapshot");
+            assert_eq!(a.hard_state, e.stored.hard_state, "hard state");
+            assert_eq!(a.entries, e.stored.entries, "entries");
         }
         (a, e) => panic!("recovered {a:?}, expected {e:?}"),
     }

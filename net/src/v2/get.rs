@@ -17,10 +17,10 @@ use super::json::Event;
 use super::params::KeyRequest;
 use super::store::Store;
 use super::tree;
-use super::{path, Reply};
+use super::{path, Success};
 use crate::backend::Backend;
 
-pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
+pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Success, V2Error> {
     let p = req.path.as_str();
     let prefix = path::dir_prefix(p);
     let r = st
@@ -48,7 +48,7 @@ pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<
     };
     let mut event = Event::new("get", node, None);
     st.fill_ttls(&mut event).await;
-    Ok(Reply { status: 200, index: rev, event })
+    Ok(Success { status: 200, index: rev, event })
 }
 
 /// The error for a path that does not exist, as etcd words it ([`keel_core::v2::missing`]),

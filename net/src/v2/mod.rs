@@ -77,7 +77,7 @@ impl V2Response {
 
 /// A successful answer before it becomes a response.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub struct Success {
     pub status: u16,
     /// The revision the answer reflects (`X-Etcd-Index`).
     pub index: i64,
@@ -119,7 +119,7 @@ fn headers<B: Backend>(backend: &B, index: i64) -> Vec<(String, String)> {
     ]
 }
 
-fn success_response<B: Backend>(backend: &B, mut reply: Reply, no_value_on_success: bool) -> V2Response {
+fn success_response<B: Backend>(backend: &B, mut reply: Success, no_value_on_success: bool) -> V2Response {
     // etcd leaves out both nodes of a successful write when asked not to echo the value.
     if no_value_on_success && matches!(reply.event.action, "set" | "create" | "update" | "compareAndSwap") {
         reply.event.node = None;

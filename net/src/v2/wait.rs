@@ -17,7 +17,7 @@ use super::error::{self, V2Error};
 use super::json::{Event, Node};
 use super::params::KeyRequest;
 use super::store::Store;
-use super::{path, Reply};
+use super::{path, Success};
 use crate::backend::Backend;
 
 /// The watched interval for a path.
@@ -50,7 +50,7 @@ pub fn matches(watch_path: &str, recursive: bool, key_path: &str) -> bool {
     inside && !path::hidden_below(watch_path, key_path)
 }
 
-pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
+pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Success, V2Error> {
     let p = req.path.as_str();
     let (key, range_end) = watch_range(p, req.recursive);
     let start = i64::try_from(req.wait_index).unwrap_or(i64::MAX);
@@ -75,7 +75,7 @@ pub async fn wait<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result
         for ev in &resp.events {
             if let Some(mut event) = convert(st, ev, p, req.recursive).await {
                 st.fill_ttls(&mut event).await;
-                return Ok(Reply { status: 200, index, event });
+                return Ok(Success { status: 200, index, event });
             }
         }
     }

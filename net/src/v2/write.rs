@@ -9,7 +9,7 @@ use super::error::{self, V2Error};
 use super::json::{Event, Node};
 use super::params::{KeyRequest, Method, StoreOp};
 use super::store::Store;
-use super::Reply;
+use super::Success;
 use crate::backend::Backend;
 
 /// The write a request is, as etcd's v2 applier dispatches it (`None` for a read).
@@ -39,7 +39,7 @@ fn command(req: &KeyRequest, action: V2Action) -> V2WriteRequest {
 }
 
 /// Carry out a PUT, POST or DELETE.
-pub async fn write<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Reply, V2Error> {
+pub async fn write<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<Success, V2Error> {
     let Some(action) = action(req) else {
         return Err(V2Error::new(error::RAFT_INTERNAL, "etcdserver: not a write", 0));
     };
@@ -55,7 +55,7 @@ pub async fn write<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resul
                     node.ttl = ttl.max(1);
                     node.expiration = Some(st.expiration(node.ttl));
                 }
-                return Ok(Reply { status: 200, index: written.index, event });
+                return Ok(Success { status: 200, index: written.index, event });
             }
             // Expired on its way: the write moves the node to a fresh lease instead.
             command.no_keep_alive = true;
@@ -68,7 +68,7 @@ pub async fn write<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Resul
     let mut event = event(st, action, written.clone());
     st.fill_ttls(&mut event).await;
     let status = if written.created { 201 } else { 200 };
-    Ok(Reply { status, index: written.index, event })
+    Ok(Success { status, index: written.index, event })
 }
 
 fn unexpected() -> V2Error {

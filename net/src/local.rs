@@ -151,11 +151,11 @@ impl Backend for LocalBackend {
             term: n.term(),
             commit_index: n.commit_index(),
             applied_index: n.applied_index(),
-            revision: n.state().store().current_revision(),
+            revision: n.view().revision(),
             members: vec![],
             db_size: 0,
-            db_size_in_use: n.state().store().size_bytes(),
-            alarms: n.state().alarms().list(),
+            db_size_in_use: n.view().size_in_use(),
+            alarms: n.view().alarms(),
             expired_keys: n.expired_keys(),
         }
     }

@@ -301,7 +301,7 @@ impl<S: Storage> Driver<S> {
             Inbound::SnapshotSent { peer, ok } => self.node.report_snapshot(peer, ok),
             Inbound::Removed { from } => {
                 // Only a current member's word counts, and only about a member it has dropped.
-                if self.node.state().member(from).is_some() {
+                if self.node.view().is_member(from) {
                     tracing::warn!("member {from:x} reports that this member was removed from the cluster");
                     self.told_removed = true;
                 }
@@ -413,7 +413,7 @@ impl<S: Storage> Driver<S> {
             self.seen_applied = applied;
             self.on_applied();
         }
-        let state = self.node.state();
+        let view = self.node.view();
         {
             let mut status = self.status.lock();
             status.leader = leader;
@@ -421,8 +421,8 @@ impl<S: Storage> Driver<S> {
             status.commit_index = self.node.commit_index();
             status.applied_index = applied;
             status.expired_keys = self.node.expired_keys();
-            status.revision = state.store().current_revision();
-            status.db_size_in_use = state.store().size_bytes();
+            status.revision = view.revision();
+            status.db_size_in_use = view.size_in_use();
         }
         self.metrics.has_leader.set(i64::from(leader != 0));
         self.metrics.raft_term.set(self.node.term() as i64);
@@ -430,7 +430,7 @@ impl<S: Storage> Driver<S> {
         self.metrics.applied_index.set(applied as i64);
         self.metrics.proposals_pending.set(self.waiting.len() as i64);
         self.metrics.watchers.set(self.node.watch_count() as i64);
-        if !self.published && !self.publishing && leader != 0 && state.member(self.node.id()).is_some() {
+        if !self.published && !self.publishing && leader != 0 && view.is_member(self.node.id()) {
             self.publishing = true;
             let publish = MemberChange::Publish {
                 id: self.node.id(),
@@ -445,14 +445,14 @@ impl<S: Storage> Driver<S> {
     /// transport (links, farewells, answers to joiners and founders), and the status's members
     /// and alarms.
     fn on_applied(&mut self) {
-        let state = self.node.state();
-        let all = state.members();
+        let view = self.node.view();
+        let all = view.members();
         let started: Vec<u64> = all.iter().filter(|m| !m.client_urls.is_empty()).map(|m| m.id).collect();
         let members: Vec<(u64, Vec<String>)> = all.iter().map(|m| (m.id, m.peer_urls.clone())).collect();
         {
             let mut status = self.status.lock();
             status.members = all;
-            status.alarms = state.alarms().list();
+            status.alarms = view.alarms();
         }
         if started != self.known_started || members != self.known_members {
             self.transport.set_directory(&members, &started, self.node.applied_index());

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 pub use output::{
     HardState, LocalSnapshot, LogEntry, OutMessage, Persist, Ready, RequestId, SnapshotPayload, SnapshotRecord,
 };
-pub use status::Role;
+pub use status::{Role, StateView};
 pub use stored::Recovery;
 
 use crate::command::{Command, Proposal};

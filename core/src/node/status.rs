@@ -4,6 +4,8 @@
 use raft::StateRole;
 
 use super::Node;
+use crate::alarm::AlarmMember;
+use crate::request::Member;
 use crate::state_machine::StateMachine;
 
 /// Whether this member leads, follows, or is looking for a leader — for status and metrics.
@@ -59,7 +61,13 @@ impl Node {
         self.sm.applied_index()
     }
 
-    /// The applied state, for reads that need no consensus (status, tests, checkers).
+    /// What a shell may read of the applied state (status pages, metrics, the peer transport).
+    pub fn view(&self) -> StateView<'_> {
+        StateView { sm: &self.sm }
+    }
+
+    /// The whole applied state, for tests and fuzzers that check it; shells read [`Node::view`].
+    #[cfg(any(test, feature = "testing"))]
     pub fn state(&self) -> &StateMachine {
         &self.sm
     }
@@ -88,5 +96,39 @@ impl Node {
     /// The randomized election timeout in ticks currently in force (for determinism tests).
     pub fn election_timeout_ticks(&self) -> usize {
         self.raw.raft.randomized_election_timeout()
+    }
+}
+
+/// The applied state as a shell may see it: read-only, and only what status pages, metrics and
+/// the peer transport need, so shells do not come to depend on the state machine's insides.
+/// Everything else goes through requests.
+pub struct StateView<'a> {
+    sm: &'a StateMachine,
+}
+
+impl StateView<'_> {
+    /// The newest revision of the key space.
+    pub fn revision(&self) -> i64 {
+        self.sm.store().current_revision()
+    }
+
+    /// Bytes the key space takes in its engine (etcd's `dbSizeInUse`).
+    pub fn size_in_use(&self) -> u64 {
+        self.sm.store().size_bytes()
+    }
+
+    /// The members, as the applied log says.
+    pub fn members(&self) -> Vec<Member> {
+        self.sm.members()
+    }
+
+    /// Whether `id` is a member, as the applied log says.
+    pub fn is_member(&self, id: u64) -> bool {
+        self.sm.member(id).is_some()
+    }
+
+    /// The alarms raised.
+    pub fn alarms(&self) -> Vec<AlarmMember> {
+        self.sm.alarms().list()
     }
 }

@@ -342,6 +342,22 @@ pub enum Request {
     V2Write(V2WriteRequest),
 }
 
+impl Request {
+    /// Whether only the leader can answer it: lease deadlines, learners' progress and the handing
+    /// over of leadership live there alone. The one place this is decided: a shell forwards
+    /// these to the leader, and a node that does not lead refuses them.
+    pub fn needs_leader(&self) -> bool {
+        matches!(
+            self,
+            Request::LeaseKeepAlive(_)
+                | Request::LeaseTimeToLive(_)
+                | Request::LeaseLeases
+                | Request::MoveLeader { .. }
+                | Request::MemberChange(MemberChange::Promote { .. })
+        )
+    }
+}
+
 /// The answer to a [`Request`], in the matching variant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {

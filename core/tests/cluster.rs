@@ -292,6 +292,31 @@ fn keep_alives_hold_a_lease_and_time_to_live_reports_it() {
     assert_eq!(l.leases, vec![5]);
 }
 
+/// The requests `Request::needs_leader` names are refused by a follower (the server forwards
+/// them) and carried out by the leader; the others a follower takes itself.
+#[test]
+fn a_follower_refuses_exactly_the_leader_only_requests() {
+    let mut c = LocalCluster::new(3, 23);
+    let leader = c.wait_for_leader();
+    c.call(leader, Request::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 9 })).unwrap();
+    let follower = followers(&c, leader)[0];
+    let leader_only = [
+        Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 9 }),
+        Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: 9, keys: false }),
+        Request::LeaseLeases,
+        Request::MoveLeader { target: leader },
+        Request::MemberChange(MemberChange::Promote { id: follower }),
+    ];
+    for request in leader_only {
+        assert!(request.needs_leader(), "{request:?}");
+        assert_eq!(c.call(follower, request.clone()), Err(Error::NotLeader), "{request:?}");
+        assert_ne!(c.call(leader, request.clone()), Err(Error::NotLeader), "{request:?}");
+    }
+    let anywhere = Request::Put(PutRequest { key: b"k".to_vec(), ..Default::default() });
+    assert!(!anywhere.needs_leader());
+    assert!(c.call(follower, anywhere).is_ok());
+}
+
 #[test]
 fn bad_requests_get_etcds_errors() {
     let mut c = LocalCluster::with_config(1, 1, |cfg| {

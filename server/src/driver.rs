@@ -251,16 +251,8 @@ impl<S: Storage> Driver<S> {
 
     /// Hand a request to the node, or to the leader when only the leader can answer it.
     fn submit(&mut self, request: Request, waiter: Waiter) {
-        let leader_only = matches!(
-            request,
-            Request::LeaseKeepAlive(_)
-                | Request::LeaseTimeToLive(_)
-                | Request::LeaseLeases
-                | Request::MoveLeader { .. }
-                | Request::MemberChange(MemberChange::Promote { .. })
-        );
         let leader = self.node.leader_id();
-        if leader_only && leader != self.node.id() {
+        if request.needs_leader() && leader != self.node.id() {
             match (leader, waiter) {
                 (0, waiter) => self.answer(waiter, Err(Error::NoLeader)),
                 (leader, Waiter::Client(reply)) => {

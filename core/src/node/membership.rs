@@ -42,12 +42,10 @@ impl Node {
     }
 
     /// etcd promotes a learner only when it has caught up to 90% of the leader's log. Only the
-    /// leader knows how far a learner is, so elsewhere the promotion is refused (the server
-    /// forwards promotions to the leader; a follower proposing it would skip the check).
+    /// leader knows how far a learner is, so a promotion needs the leader
+    /// ([`Request::needs_leader`](crate::request::Request::needs_leader); a follower proposing
+    /// it would skip the check).
     pub(super) fn check_learner_ready(&self, learner: u64) -> Result<()> {
-        if !self.is_leader() {
-            return Err(Error::NotLeader);
-        }
         let last = self.raw.raft.raft_log.last_index();
         match self.raw.raft.prs().get(learner) {
             Some(pr) if pr.matched.saturating_mul(10) >= last.saturating_mul(9) => Ok(()),
@@ -56,7 +54,6 @@ impl Node {
     }
 
     pub(super) fn move_leader(&mut self, id: RequestId, target: u64) -> Result<()> {
-        self.require_leader()?;
         if !self.raw.raft.prs().conf().voters().contains(target) {
             return Err(Error::BadLeaderTransferee);
         }

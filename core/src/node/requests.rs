@@ -23,6 +23,9 @@ impl Node {
     }
 
     pub(super) fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
+        if request.needs_leader() {
+            self.require_leader()?;
+        }
         match request {
             Request::Range(req) => {
                 validate::range(&req)?;
@@ -66,7 +69,6 @@ impl Node {
                 self.propose(id, Command::V2Write(req))
             }
             Request::LeaseKeepAlive(req) => {
-                self.require_leader()?;
                 if !self.leader_caught_up() {
                     // A new leader may not have applied a revoke its predecessor committed:
                     // renewing now could revive a lease whose keys are gone (etcd waits too).
@@ -85,13 +87,11 @@ impl Node {
                 Ok(())
             }
             Request::LeaseTimeToLive(req) => {
-                self.require_leader()?;
                 let resp = self.sm.lessor().time_to_live(req.id, req.keys, Some(self.now_ms));
                 self.respond(id, Ok(Response::LeaseTimeToLive(resp)));
                 Ok(())
             }
             Request::LeaseLeases => {
-                self.require_leader()?;
                 let leases = self.sm.lessor().leases();
                 self.respond(id, Ok(Response::LeaseLeases(LeaseLeasesResponse { leases, ..Default::default() })));
                 Ok(())

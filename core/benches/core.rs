@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use keel_core::api::request::{PutRequest, RangeRequest, Request};
 use keel_core::cluster::LocalCluster;
-use keel_core::mvcc::MvccStore;
-use keel_core::request::{PutRequest, RangeRequest, Request};
+use keel_core::state::mvcc::MvccStore;
 
 fn put(i: u64) -> Request {
     Request::Put(PutRequest {

@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::api::error::{Error, Result};
+use crate::api::request::{Member, Request, Response};
 use crate::config::NodeConfig;
-use crate::engine::MemEngine;
-use crate::error::{Error, Result};
 use crate::node::{Node, Persist, Recovery, RequestId, SnapshotRecord};
-use crate::request::{Member, Request, Response};
-use crate::watch::{WatchCreate, WatchId, WatchResponse};
+use crate::state::engine::MemEngine;
+use crate::state::watch::{WatchCreate, WatchId, WatchResponse};
 
 /// What a member's disk holds: exactly what it was told to persist, by the rules of [`Persist`]
 /// ([`Recovery::write`]), and the applied state's engine, which each sync of the log covers too

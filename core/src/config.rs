@@ -1,7 +1,7 @@
 //! How a member is configured. Every field has etcd's default where etcd has one, so a Keel
 //! member behaves like an etcd member started without flags.
 
-use crate::request::Member;
+use crate::api::request::Member;
 
 /// Configuration of one [`crate::node::Node`]. Durations are in milliseconds of the clock the
 /// shell feeds in through `Node::tick`.

@@ -57,8 +57,9 @@ pub(crate) fn decode_whole<T: DeserializeOwned>(name: &str, body: &[u8]) -> Resu
 }
 
 /// Append `value`'s body encoding (postcard) to `out`.
-pub fn append<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> crate::error::Result<()> {
-    let bytes = postcard::to_stdvec(value).map_err(|e| crate::error::Error::Internal(format!("cannot encode: {e}")))?;
+pub fn append<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> crate::api::error::Result<()> {
+    let bytes =
+        postcard::to_stdvec(value).map_err(|e| crate::api::error::Error::Internal(format!("cannot encode: {e}")))?;
     out.extend_from_slice(&bytes);
     Ok(())
 }

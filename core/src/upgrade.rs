@@ -6,10 +6,10 @@
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType};
 
-use crate::command::Proposal;
-use crate::error::{Error, Result};
+use crate::api::command::Proposal;
+use crate::api::error::{Error, Result};
 use crate::node::{LogEntry, SnapshotRecord};
-use crate::state_machine::{StateMachine, SNAPSHOT_FORMAT};
+use crate::state::machine::{StateMachine, SNAPSHOT_FORMAT};
 
 /// `entry` as an earlier release stored it, in the current format. Entries without a proposal
 /// (Raft's empty entries, its automatic configuration changes) come back unchanged.
@@ -56,8 +56,8 @@ mod tests {
     use raft::eraftpb::{ConfChangeType, Entry, Snapshot};
 
     use super::*;
-    use crate::command::Command;
-    use crate::request::{Member, MemberAddRequest, MemberChange, PutRequest};
+    use crate::api::command::Command;
+    use crate::api::request::{Member, MemberAddRequest, MemberChange, PutRequest};
 
     fn proposal(command: Command) -> Proposal {
         Proposal { origin: 1, incarnation: 2, request_id: 3, command }

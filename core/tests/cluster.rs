@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
+use keel_core::api::error::Error;
+use keel_core::api::request::*;
 use keel_core::cluster::LocalCluster;
-use keel_core::error::Error;
-use keel_core::request::*;
-use keel_core::watch::WatchCreate;
+use keel_core::state::watch::WatchCreate;
 
 fn put(key: &str, value: &str) -> Request {
     Request::Put(PutRequest { key: key.into(), value: value.into(), ..Default::default() })

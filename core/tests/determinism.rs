@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
+use keel_core::api::request::{PutRequest, Request};
 use keel_core::cluster::LocalCluster;
-use keel_core::request::{PutRequest, Request};
 
 /// One tick of a run: time, leader, and every running member's (term, commit index).
 type TickTrace = (u64, Option<u64>, Vec<(u64, u64)>);

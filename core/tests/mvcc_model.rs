@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use keel_core::error::{Error, Result};
-use keel_core::kv::{in_range, Event, EventType, KeyValue};
-use keel_core::mvcc::{MvccSnapshot, MvccStore};
-use keel_core::request::*;
+use keel_core::api::error::{Error, Result};
+use keel_core::api::kv::{in_range, Event, EventType, KeyValue};
+use keel_core::api::request::*;
+use keel_core::state::mvcc::{MvccSnapshot, MvccStore};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------

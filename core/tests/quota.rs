@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
-use keel_core::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
+use keel_core::api::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
+use keel_core::api::error::Error;
+use keel_core::api::request::*;
 use keel_core::cluster::LocalCluster;
-use keel_core::error::Error;
-use keel_core::request::*;
 
 fn put(key: &str, bytes: usize) -> Request {
     Request::Put(PutRequest { key: key.into(), value: vec![b'v'; bytes], ..Default::default() })

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
+use keel_core::api::error::Error;
+use keel_core::api::request::*;
 use keel_core::cluster::LocalCluster;
 use keel_core::config::NodeConfig;
-use keel_core::error::Error;
 use keel_core::node::Node;
-use keel_core::request::*;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 

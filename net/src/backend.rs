@@ -3,10 +3,10 @@
 
 use std::future::Future;
 
-use keel_core::alarm::AlarmMember;
-use keel_core::error::Result;
-use keel_core::request::{Member, Request, Response};
-use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use keel_core::api::alarm::AlarmMember;
+use keel_core::api::error::Result;
+use keel_core::api::request::{Member, Request, Response};
+use keel_core::state::watch::{WatchCreate, WatchId, WatchResponse};
 use tokio::sync::mpsc;
 
 /// A live watch: its responses arrive on `events` (the first is the `created` notice).

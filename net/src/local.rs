@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{Backend, MemberStatus, WatchStream};
+use keel_core::api::error::Result;
+use keel_core::api::request::{Request, Response};
 use keel_core::cluster::LocalCluster;
-use keel_core::error::Result;
-use keel_core::request::{Request, Response};
-use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use keel_core::state::watch::{WatchCreate, WatchId, WatchResponse};
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 

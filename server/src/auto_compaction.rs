@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use keel_core::auto_compaction::{AutoCompactor, Retention};
-use keel_core::error::Error;
-use keel_core::request::{CompactionRequest, Request};
+use keel_core::api::error::Error;
+use keel_core::api::request::{CompactionRequest, Request};
+use keel_core::state::auto_compaction::{AutoCompactor, Retention};
 use keel_net::backend::Backend;
 
 use crate::clock::Clock;

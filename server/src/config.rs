@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use keel_core::auto_compaction::Retention;
-use keel_core::request::Member;
+use keel_core::api::request::Member;
+use keel_core::state::auto_compaction::Retention;
 
 use keel_net::ids;
 

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::error::{Error, Result};
+use keel_core::api::error::{Error, Result};
+use keel_core::api::request::{MemberChange, Request, Response};
 use keel_core::node::{Node, Ready, RequestId};
-use keel_core::request::{MemberChange, Request, Response};
-use keel_core::state_machine::SnapshotJob;
-use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use keel_core::state::machine::SnapshotJob;
+use keel_core::state::watch::{WatchCreate, WatchId, WatchResponse};
 use keel_net::backend::{Backend, MemberStatus, WatchStream};
 use keel_net::metrics::Metrics;
 use keel_net::peer::{Frame, Inbound, PeerTransport};

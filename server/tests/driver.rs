@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use keel_core::api::request::*;
 use keel_core::config::NodeConfig;
 use keel_core::node::Node;
-use keel_core::request::*;
-use keel_core::watch::WatchCreate;
+use keel_core::state::watch::WatchCreate;
 use keel_net::backend::Backend;
 use keel_net::metrics::Metrics;
 use keel_net::peer::PeerTransport;

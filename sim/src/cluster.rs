@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use keel_core::request::{HashResponse, MemberAddRequest, MemberChange, Request, Response};
+use keel_core::api::request::{HashResponse, MemberAddRequest, MemberChange, Request, Response};
 use keel_net::backend::{Backend, MemberStatus};
 use keel_server::clock::Clock;
 use keel_server::config::{Flags, ServerConfig};

@@ -74,7 +74,7 @@ impl Storage for SimDisk {
         self.store.lock().size_bytes()
     }
 
-    fn engine(&self) -> Box<dyn keel_core::engine::Engine> {
+    fn engine(&self) -> Box<dyn keel_core::state::engine::Engine> {
         self.store.lock().engine()
     }
 

@@ -6,10 +6,10 @@ use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Snapshot};
 use raft_proto::ConfChangeI as _;
 
 use super::{LocalSnapshot, Node, SnapshotRecord};
-use crate::command::{Command, Proposal};
-use crate::error::Error;
-use crate::request::MemberChange;
-use crate::state_machine::StateMachine;
+use crate::api::command::{Command, Proposal};
+use crate::api::error::Error;
+use crate::api::request::MemberChange;
+use crate::state::machine::StateMachine;
 
 impl Node {
     /// Apply committed entries in order; entries already in the state (replayed after a
@@ -67,7 +67,11 @@ impl Node {
 
     /// Answer the client whose request this was, if it was made on this member and is still
     /// waiting (it may have timed out, or the member restarted since).
-    fn answer_origin(&mut self, proposal: &Proposal, response: crate::error::Result<crate::request::Response>) {
+    fn answer_origin(
+        &mut self,
+        proposal: &Proposal,
+        response: crate::api::error::Result<crate::api::request::Response>,
+    ) {
         let mine = proposal.origin == self.config.id && proposal.incarnation == self.incarnation;
         if mine && self.pending.remove(&proposal.request_id).is_some() {
             self.respond(proposal.request_id, response);
@@ -78,7 +82,7 @@ impl Node {
     /// on every member); only a valid change reaches Raft's configuration. An empty change is
     /// Raft's automatic "leave joint configuration" and is always applied.
     /// A context that cannot be read is an error (the entry is not applied).
-    fn apply_conf_change(&mut self, cc: ConfChangeV2) -> crate::error::Result<()> {
+    fn apply_conf_change(&mut self, cc: ConfChangeV2) -> crate::api::error::Result<()> {
         let proposal = match cc.context.is_empty() {
             true => None,
             false => Some(Proposal::decode(&cc.context)?),
@@ -178,8 +182,8 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    use crate::api::request::{PutRequest, Request};
     use crate::cluster::LocalCluster;
-    use crate::request::{PutRequest, Request};
 
     fn put(key: &str) -> Request {
         Request::Put(PutRequest { key: key.into(), value: b"v".to_vec(), ..Default::default() })

@@ -3,8 +3,8 @@
 //! (so a new leader continues the countdown instead of restarting it).
 
 use super::Node;
-use crate::command::Command;
-use crate::request::LeaseRevokeRequest;
+use crate::api::command::Command;
+use crate::api::request::LeaseRevokeRequest;
 
 /// Most lease revocations proposed per tick, so a mass expiry cannot flood the log at once.
 const MAX_REVOKES_PER_TICK: usize = 1000;

@@ -5,9 +5,9 @@ use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, Conf
 use rand::Rng;
 
 use super::{Node, RequestId};
-use crate::command::{Command, Proposal};
-use crate::error::{Error, Result};
-use crate::request::{MemberChange, Response, ResponseHeader};
+use crate::api::command::{Command, Proposal};
+use crate::api::error::{Error, Result};
+use crate::api::request::{MemberChange, Response, ResponseHeader};
 
 impl Node {
     pub(super) fn propose_member_change(&mut self, id: RequestId, mut change: MemberChange) -> Result<()> {
@@ -43,7 +43,7 @@ impl Node {
 
     /// etcd promotes a learner only when it has caught up to 90% of the leader's log. Only the
     /// leader knows how far a learner is, so a promotion needs the leader
-    /// ([`Request::needs_leader`](crate::request::Request::needs_leader); a follower proposing
+    /// ([`Request::needs_leader`](crate::api::request::Request::needs_leader); a follower proposing
     /// it would skip the check).
     pub(super) fn check_learner_ready(&self, learner: u64) -> Result<()> {
         let last = self.raw.raft.raft_log.last_index();

@@ -7,12 +7,15 @@
 //! same inputs produces the same outputs, byte for byte.
 
 mod apply;
+pub mod backup;
 mod durability;
 mod follower_snapshots;
 mod leader;
 mod membership;
 mod output;
 mod peer_checks;
+pub mod raft_log;
+mod raft_logger;
 mod reads;
 mod requests;
 mod status;
@@ -32,15 +35,15 @@ pub use output::{
 pub use status::{Role, StateView};
 pub use stored::Recovery;
 
-use crate::command::{Command, Proposal};
+use crate::api::command::{Command, Proposal};
+use crate::api::error::{Error, Result};
+use crate::api::request::{MemberChange, Response, ResponseHeader, SnapshotResponse};
 use crate::config::NodeConfig;
-use crate::engine::Engine;
-use crate::error::{Error, Result};
-use crate::lease::Lessor;
-use crate::raft_log::LogStore;
-use crate::request::{MemberChange, Response, ResponseHeader, SnapshotResponse};
-use crate::state_machine::{StateMachine, StateSnapshot};
-use crate::watch::{WatchCreate, WatchHub, WatchId};
+use crate::node::raft_log::LogStore;
+use crate::state::engine::Engine;
+use crate::state::lease::Lessor;
+use crate::state::machine::{StateMachine, StateSnapshot};
+use crate::state::watch::{WatchCreate, WatchHub, WatchId};
 use durability::Durability;
 use membership::conf_change;
 use reads::ReadBatcher;
@@ -73,7 +76,7 @@ pub struct Node {
     /// A snapshot received from the leader, decoded (and so known good) before raft-rs saw it.
     incoming_snapshot: Option<(u64, StateSnapshot)>,
     /// Keep-alives waiting for a new leader to apply everything committed before it.
-    deferred_keepalives: Vec<(RequestId, crate::request::LeaseKeepAliveRequest)>,
+    deferred_keepalives: Vec<(RequestId, crate::api::request::LeaseKeepAliveRequest)>,
     /// Output gathered since the last `ready()`.
     out: Ready,
     /// Role and leader as of the last soft-state change, to notice transitions.
@@ -109,7 +112,7 @@ impl Node {
         members.sort_by_key(|m| m.id);
         let mut entries = Vec::new();
         for (i, member) in members.iter().enumerate() {
-            let change = MemberChange::Add(crate::request::MemberAddRequest {
+            let change = MemberChange::Add(crate::api::request::MemberAddRequest {
                 id: member.id,
                 peer_urls: member.peer_urls.clone(),
                 is_learner: false,
@@ -220,7 +223,7 @@ impl Node {
             ..Default::default()
         };
         raft_config.validate().map_err(|e| Error::Internal(format!("raft config: {e}")))?;
-        let raw = RawNode::new(&raft_config, log, &crate::raft_logger::logger(config.id))
+        let raw = RawNode::new(&raft_config, log, &crate::node::raft_logger::logger(config.id))
             .map_err(|e| Error::Internal(format!("raft: {e}")))?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut node = Node {
@@ -377,7 +380,7 @@ impl Node {
     }
 
     /// Start a watch. Its creation notice, any replayed history and all later events come out
-    /// of [`Node::ready`] as [`WatchResponse`](crate::watch::WatchResponse)s carrying the returned id.
+    /// of [`Node::ready`] as [`WatchResponse`](crate::state::watch::WatchResponse)s carrying the returned id.
     pub fn watch(&mut self, request: WatchCreate) -> WatchId {
         let (id, responses) = self.watches.create(request, self.sm.store());
         self.out.watch_responses.extend(responses);

@@ -9,10 +9,10 @@ use protobuf::Message as _;
 use raft::eraftpb::{Entry, HardState as RaftHardState, Message, Snapshot};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::request::Response;
-use crate::state_machine::SnapshotJob;
-use crate::watch::WatchResponse;
+use crate::api::error::{Error, Result};
+use crate::api::request::Response;
+use crate::state::machine::SnapshotJob;
+use crate::state::watch::WatchResponse;
 
 /// Identifies a client request to the member that received it; chosen by the shell, unique
 /// among that member's requests in flight.

@@ -5,7 +5,7 @@
 use raft::eraftpb::{Message, MessageType};
 
 use super::Node;
-use crate::error::{Error, Result};
+use crate::api::error::{Error, Result};
 
 impl Node {
     pub(super) fn check_peer_message(&self, msg: &Message) -> Result<()> {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::output::RequestId;
-use crate::request::RangeRequest;
+use crate::api::request::RangeRequest;
 
 /// A read waiting for its round and then for the state machine to catch up.
 pub(crate) type PendingRead = (RequestId, RangeRequest);

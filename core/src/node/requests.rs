@@ -4,11 +4,13 @@
 use rand::Rng;
 
 use super::{Node, RequestId};
-use crate::alarm;
-use crate::command::{Command, Proposal};
-use crate::error::{Error, Result};
-use crate::request::{HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberResponse, Request, Response};
-use crate::validate;
+use crate::api::command::{Command, Proposal};
+use crate::api::error::{Error, Result};
+use crate::api::request::{
+    HashResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, MemberResponse, Request, Response,
+};
+use crate::api::validate;
+use crate::state::alarm;
 
 impl Node {
     /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
@@ -198,7 +200,7 @@ impl Node {
     }
 
     /// Whether `command` would take the key space to the space quota or past it (etcd lets a
-    /// write through only while size plus cost stays below the quota; see [`crate::alarm`]).
+    /// write through only while size plus cost stays below the quota; see [`crate::state::alarm`]).
     pub(super) fn exceeds_quota(&self, command: &Command) -> bool {
         let quota = self.config.quota_bytes;
         quota > 0

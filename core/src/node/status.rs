@@ -4,9 +4,9 @@
 use raft::StateRole;
 
 use super::Node;
-use crate::alarm::AlarmMember;
-use crate::request::Member;
-use crate::state_machine::StateMachine;
+use crate::api::alarm::AlarmMember;
+use crate::api::request::Member;
+use crate::state::machine::StateMachine;
 
 /// Whether this member leads, follows, or is looking for a leader — for status and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

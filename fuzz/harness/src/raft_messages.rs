@@ -6,8 +6,8 @@
 //! mutations reach the interesting paths; raw bytes are mixed in for the decoder.
 
 use arbitrary::{Arbitrary, Unstructured};
+use keel_core::api::request::{PutRequest, Request};
 use keel_core::cluster::LocalCluster;
-use keel_core::request::{PutRequest, Request};
 use protobuf::{Message as _, ProtobufEnum};
 use raft_proto::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
 

@@ -12,12 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::{Arbitrary, Unstructured};
+use keel_core::api::error::Error;
+use keel_core::api::kv::{in_range, Event, EventType, KeyValue};
+use keel_core::api::request::*;
 use keel_core::cluster::LocalCluster;
-use keel_core::error::Error;
-use keel_core::kv::{in_range, Event, EventType, KeyValue};
-use keel_core::request::*;
-use keel_core::state_machine::StateMachine;
-use keel_core::watch::{WatchCreate, WatchId, WatchResponse};
+use keel_core::state::machine::StateMachine;
+use keel_core::state::watch::{WatchCreate, WatchId, WatchResponse};
 
 /// Operations per input.
 const MAX_OPS: usize = 48;

@@ -3,9 +3,9 @@
 //! allocated, and a frame that does not decode is an error, never a panic. The version tells a
 //! member that runs another release (whose frames it must not guess at) from a damaged stream.
 
-use keel_core::error::Error;
+use keel_core::api::error::Error;
+use keel_core::api::request::{Request, Response};
 use keel_core::format::Format;
-use keel_core::request::{Request, Response};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::error::Error;
+use keel_core::api::error::Error;
+use keel_core::api::request::{Request, Response};
 use keel_core::node::OutMessage;
-use keel_core::request::{Request, Response};
 use parking_lot::Mutex;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpListener;

@@ -1,6 +1,6 @@
 //! etcd v2's error codes, messages and HTTP statuses, and the JSON error body.
 
-use keel_core::error::Error as CoreError;
+use keel_core::api::error::Error as CoreError;
 
 use super::json;
 

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use keel_core::kv::prefix_range_end;
-use keel_core::request::RangeRequest;
-use keel_core::v2::V2ErrorCode::KeyNotFound;
-use keel_core::v2::MAX_DEPTH;
+use keel_core::api::kv::prefix_range_end;
+use keel_core::api::request::RangeRequest;
+use keel_core::api::v2::V2ErrorCode::KeyNotFound;
+use keel_core::api::v2::MAX_DEPTH;
 
 use super::error::V2Error;
 use super::json::Event;
@@ -51,7 +51,7 @@ pub async fn get<B: Backend>(st: &mut Store<'_, B>, req: &KeyRequest) -> Result<
     Ok(Success { status: 200, index: rev, event })
 }
 
-/// The error for a path that does not exist, as etcd words it ([`keel_core::v2::missing`]),
+/// The error for a path that does not exist, as etcd words it ([`keel_core::state::v2::missing`]),
 /// asked of revision `rev`: whether each ancestor is a file or holds anything. When the walk
 /// cannot be read, 100 for the path itself.
 async fn missing<B: Backend>(st: &Store<'_, B>, p: &str, rev: i64) -> V2Error {
@@ -69,6 +69,6 @@ async fn missing<B: Backend>(st: &Store<'_, B>, p: &str, rev: i64) -> V2Error {
             break;
         }
     }
-    let refusal = keel_core::v2::missing(p, |a| probes.get(a).copied().unwrap_or((false, false)));
+    let refusal = keel_core::state::v2::missing(p, |a| probes.get(a).copied().unwrap_or((false, false)));
     V2Error::new(refusal.code.code(), refusal.cause, rev)
 }

@@ -1,8 +1,8 @@
 //! etcd's v2 members API (`/v2/members`): list, add, remove and update members, as JSON.
 
 use hyper::Method;
-use keel_core::error::Error;
-use keel_core::request::{Member, MemberAddRequest, MemberChange, Request, Response};
+use keel_core::api::error::Error;
+use keel_core::api::request::{Member, MemberAddRequest, MemberChange, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -17,7 +17,7 @@
 //!   or else the newest mod / oldest create revision under it, see [`tree`]). `X-Etcd-Index`
 //!   is the revision the answer reflects.
 //! - Every write (PUT, POST, DELETE) is one replicated command that the member decides and
-//!   applies atomically, TTL lease included ([`keel_core::v2`]): a key with `ttl` gets a lease
+//!   applies atomically, TTL lease included ([`keel_core::state::v2`]): a key with `ttl` gets a lease
 //!   of its own, keys without one inherit their nearest TTL directory's lease, and `POST`
 //!   makes in-order keys named by their zero-padded revision.
 //! - `wait=true` is a watch (see [`wait`]).

@@ -3,7 +3,7 @@
 //! POST the body's fields come before the query's, other methods read only the query; where a
 //! field is given twice the first value counts.
 
-use keel_core::v2::V2Action;
+use keel_core::api::v2::V2Action;
 
 use super::error::{self, V2Error};
 use super::path;

@@ -32,7 +32,7 @@ pub fn normalize(raw: &str) -> String {
     out
 }
 
-pub use keel_core::v2::path::{ancestors, dir_prefix, is_root};
+pub use keel_core::api::v2::path::{ancestors, dir_prefix, is_root};
 
 /// The v2 path a key is shown as: the key itself, or for a marker key its directory.
 /// `None` for keys the v2 API cannot show (not starting with `/`, or the bare `/`).

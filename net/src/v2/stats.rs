@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
-use keel_core::v2::V2Action;
+use keel_core::api::v2::V2Action;
 
 use super::params::StoreOp;
 use crate::backend::Backend;

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use keel_core::error::Error as CoreError;
-use keel_core::kv::prefix_range_end;
-use keel_core::request::{
+use keel_core::api::error::Error as CoreError;
+use keel_core::api::kv::prefix_range_end;
+use keel_core::api::request::{
     LeaseKeepAliveRequest, LeaseTimeToLiveRequest, RangeRequest, RangeResponse, Request, Response,
 };
 

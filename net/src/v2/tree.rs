@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use keel_core::kv::KeyValue;
+use keel_core::api::kv::KeyValue;
 
 use super::json::Node;
 use super::path;
 
-pub use keel_core::v2::tree::{classify, dir_info, DirInfo, Entry};
+pub use keel_core::state::v2::tree::{classify, dir_info, DirInfo, Entry};
 
 /// A file node from its key.
 pub fn file_node(path: &str, kv: &KeyValue) -> Node {

@@ -10,8 +10,8 @@
 //! otherwise; a delete is `expire` when the deleted key's lease no longer exists when the event
 //! is seen, else `delete` (best effort: a lease revoked through v3 also reads as `expire`).
 
-use keel_core::kv::{prefix_range_end, Event as KvEvent, EventType};
-use keel_core::watch::WatchCreate;
+use keel_core::api::kv::{prefix_range_end, Event as KvEvent, EventType};
+use keel_core::state::watch::WatchCreate;
 
 use super::error::{self, V2Error};
 use super::json::{Event, Node};
@@ -87,7 +87,7 @@ async fn convert<B: Backend>(st: &mut Store<'_, B>, ev: &KvEvent, watch_path: &s
     if !matches(watch_path, recursive, &key_path) {
         return None;
     }
-    let node_of = |kv: &keel_core::kv::KeyValue| {
+    let node_of = |kv: &keel_core::api::kv::KeyValue| {
         if is_dir {
             Node::dir(&key_path, kv.mod_revision, kv.create_revision, kv.lease)
         } else {

@@ -1,9 +1,9 @@
 //! PUT, POST and DELETE: each is one [`V2WriteRequest`] that the member decides and applies
-//! atomically (see [`keel_core::v2`]); this module only translates the request and dresses
+//! atomically (see [`keel_core::state::v2`]); this module only translates the request and dresses
 //! the outcome in etcd's JSON, status and error codes.
 
-use keel_core::request::{Request, Response};
-use keel_core::v2::{V2Action, V2Node, V2Outcome, V2WriteRequest, V2Written};
+use keel_core::api::request::{Request, Response};
+use keel_core::api::v2::{V2Action, V2Node, V2Outcome, V2WriteRequest, V2Written};
 
 use super::error::{self, V2Error};
 use super::json::{Event, Node};

@@ -1,7 +1,7 @@
 //! The Cluster service: list, add (voter or learner), remove, update and promote members.
 //! Membership changes are replicated Raft configuration changes made by the core.
 
-use keel_core::request::{MemberAddRequest, MemberChange, MemberResponse, Request, Response};
+use keel_core::api::request::{MemberAddRequest, MemberChange, MemberResponse, Request, Response};
 use tonic::{Request as Call, Response as Reply, Status};
 
 use super::pb::etcdserverpb as pb;

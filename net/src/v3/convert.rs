@@ -2,11 +2,11 @@
 //! responses. Enum values outside etcd's ranges fall back to etcd's defaults, as etcd's own
 //! server treats unknown values.
 
-use keel_core::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
-use keel_core::error::Error;
-use keel_core::kv::{Event as CoreEvent, EventType, KeyValue as CoreKv};
-use keel_core::request as core;
-use keel_core::watch::{WatchCreate, WatchFilter, WatchResponse as CoreWatchResponse};
+use keel_core::api::alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType};
+use keel_core::api::error::Error;
+use keel_core::api::kv::{Event as CoreEvent, EventType, KeyValue as CoreKv};
+use keel_core::api::request as core;
+use keel_core::state::watch::{WatchCreate, WatchFilter, WatchResponse as CoreWatchResponse};
 
 use super::pb::etcdserverpb as pb;
 use super::pb::mvccpb;

@@ -2,11 +2,11 @@
 //! contender created first leads; its key's value is the proclaimed value, and the leader key
 //! (name, key, create revision, lease) proves leadership to Proclaim and Resign.
 
-use keel_core::kv::{prefix_range_end, KeyValue};
-use keel_core::request::{
+use keel_core::api::kv::{prefix_range_end, KeyValue};
+use keel_core::api::request::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, Request, RequestOp, Response, TxnRequest,
 };
-use keel_core::watch::WatchCreate;
+use keel_core::state::watch::WatchCreate;
 use tokio::sync::mpsc;
 use tonic::{Code, Request as Call, Response as Reply, Status};
 
@@ -133,7 +133,7 @@ async fn observe<B: Backend>(
             }
             Some(r) if r.events.is_empty() => continue,
             Some(_) => (current, header) = recipe::first(backend, name).await?,
-            None => return Err(status(keel_core::error::Error::Stopped)),
+            None => return Err(status(keel_core::api::error::Error::Stopped)),
         }
     }
 }

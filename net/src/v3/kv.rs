@@ -1,6 +1,6 @@
 //! The KV service: Range, Put, DeleteRange, Txn and Compact, each one core request.
 
-use keel_core::request::{Request, Response};
+use keel_core::api::request::{Request, Response};
 use tonic::{Request as Call, Response as Reply, Status};
 
 use super::pb::etcdserverpb as pb;
@@ -40,8 +40,10 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
 
     async fn compact(&self, req: Call<pb::CompactionRequest>) -> Result<Reply<pb::CompactionResponse>, Status> {
         let req = req.into_inner();
-        let request =
-            Request::Compact(keel_core::request::CompactionRequest { revision: req.revision, physical: req.physical });
+        let request = Request::Compact(keel_core::api::request::CompactionRequest {
+            revision: req.revision,
+            physical: req.physical,
+        });
         let r = call(&self.backend, request, pick!(Response::Compact));
         Ok(Reply::new(pb::CompactionResponse { header: convert::header(&r.await?.header) }))
     }

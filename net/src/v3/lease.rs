@@ -1,8 +1,8 @@
 //! The Lease service: grant, revoke, time-to-live, list, and the keep-alive stream.
 
 use futures_util::{Stream, StreamExt};
-use keel_core::error::Error;
-use keel_core::request::{self as core, Request, Response};
+use keel_core::api::error::Error;
+use keel_core::api::request::{self as core, Request, Response};
 use tokio::sync::mpsc;
 use tonic::{Request as Call, Response as Reply, Status, Streaming};
 

@@ -1,7 +1,7 @@
 //! The Maintenance service: status, alarms, hashes, snapshot, leader transfer, and
 //! defragmentation as etcd answers it when there is nothing to do.
 
-use keel_core::request::{Request, Response};
+use keel_core::api::request::{Request, Response};
 use sha2::{Digest, Sha256};
 use tonic::{Request as Call, Response as Reply, Status};
 
@@ -81,7 +81,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         let is_learner = s.members.iter().any(|m| m.id == s.id && m.is_learner);
         let mut errors: Vec<String> = s.alarms.iter().copied().map(convert::alarm_error).collect();
         if s.leader == 0 {
-            errors.insert(0, keel_core::error::Error::NoLeader.to_string());
+            errors.insert(0, keel_core::api::error::Error::NoLeader.to_string());
         }
         Ok(Reply::new(pb::StatusResponse {
             header: convert::header(&local_header(&s)),

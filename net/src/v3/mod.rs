@@ -29,8 +29,8 @@ pub mod watch;
 use std::pin::Pin;
 
 use futures_util::Stream;
-use keel_core::error::{Error, ErrorClass};
-use keel_core::request::{Request, Response, ResponseHeader};
+use keel_core::api::error::{Error, ErrorClass};
+use keel_core::api::request::{Request, Response, ResponseHeader};
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 

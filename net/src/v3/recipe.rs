@@ -4,12 +4,12 @@
 //! is gone. Contenders are served in creation order, and a holder whose lease expires is
 //! replaced without anyone having to clean up.
 
-use keel_core::kv::{prefix_range_end, EventType, KeyValue};
-use keel_core::request::{
+use keel_core::api::kv::{prefix_range_end, EventType, KeyValue};
+use keel_core::api::request::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, Request, RequestOp, Response,
     ResponseHeader, ResponseOp, SortOrder, SortTarget, TxnRequest,
 };
-use keel_core::watch::WatchCreate;
+use keel_core::state::watch::WatchCreate;
 use tonic::Status;
 
 use super::{call, status};
@@ -92,7 +92,7 @@ async fn wait_for_delete<B: Backend>(backend: &B, key: &[u8], from: i64) -> Resu
             return Ok(());
         }
     }
-    Err(status(keel_core::error::Error::Stopped))
+    Err(status(keel_core::api::error::Error::Stopped))
 }
 
 /// The first contender for `name` (the holder or leader), if any.

@@ -7,7 +7,7 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use futures_util::{Stream, StreamExt};
-use keel_core::watch::WatchResponse as CoreWatchResponse;
+use keel_core::state::watch::WatchResponse as CoreWatchResponse;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as Call, Response as Reply, Status, Streaming};
@@ -111,7 +111,7 @@ where
 }
 
 /// A watcher that could not be created: created and canceled at once, with the reason.
-fn refused(header: &keel_core::request::ResponseHeader, id: i64, reason: &str) -> pb::WatchResponse {
+fn refused(header: &keel_core::api::request::ResponseHeader, id: i64, reason: &str) -> pb::WatchResponse {
     pb::WatchResponse {
         header: convert::header(header),
         watch_id: id,
@@ -128,7 +128,7 @@ async fn forward(
     mut stream: WatchStream,
     id: i64,
     fragment: bool,
-    header: keel_core::request::ResponseHeader,
+    header: keel_core::api::request::ResponseHeader,
     mut canceled: oneshot::Receiver<()>,
     tx: Outgoing,
 ) {

@@ -1,6 +1,6 @@
 //! DELETE: files, directory rules, the root, compare-and-delete.
 
-use keel_core::request::{RangeRequest, Request, Response};
+use keel_core::api::request::{RangeRequest, Request, Response};
 
 use crate::{delete, expect, get, put, LocalBackend};
 

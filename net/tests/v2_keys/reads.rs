@@ -1,6 +1,6 @@
 //! GET: files, listings, the root, hidden keys, markers, paths and v3 interplay.
 
-use keel_core::request::{PutRequest, RangeRequest, Request, Response};
+use keel_core::api::request::{PutRequest, RangeRequest, Request, Response};
 
 use crate::{expect, get, put, LocalBackend};
 use keel_net::local::CLUSTER_ID;

@@ -1,6 +1,6 @@
 //! TTLs: node fields, expiry as time passes, refresh, clearing, TTL directories.
 
-use keel_core::request::{Request, Response};
+use keel_core::api::request::{Request, Response};
 
 use crate::{get, put, req, LocalBackend};
 

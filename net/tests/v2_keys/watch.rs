@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use keel_core::request::{CompactionRequest, Request};
+use keel_core::api::request::{CompactionRequest, Request};
 
 use crate::{delete, expect, get, put, LocalBackend};
 

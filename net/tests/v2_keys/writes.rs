@@ -1,6 +1,6 @@
 //! PUT and POST: create, update, compare-and-swap, in-order keys, noValueOnSuccess.
 
-use keel_core::request::Request;
+use keel_core::api::request::Request;
 
 use crate::{expect, get, post, put, req, LocalBackend};
 
@@ -178,7 +178,7 @@ async fn a_ttl_write_is_one_entry_and_leaves_one_lease() {
     assert_eq!(raft_index(&second), raft_index(&first) + 1, "one entry per write");
     assert_eq!((second.json["node"]["ttl"].as_i64(), second.json["prevNode"]["ttl"].as_i64()), (Some(40), Some(30)));
     let leases = |b: &LocalBackend| match b.core(Request::LeaseLeases).unwrap() {
-        keel_core::request::Response::LeaseLeases(l) => l.leases.len(),
+        keel_core::api::request::Response::LeaseLeases(l) => l.leases.len(),
         other => panic!("{other:?}"),
     };
     assert_eq!(leases(&b), 1, "the first lease went with the second write");

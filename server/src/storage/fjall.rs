@@ -421,7 +421,7 @@ impl Storage for FjallStorage {
         disk_usage(&self.dir)
     }
 
-    fn engine(&self) -> Box<dyn keel_core::engine::Engine> {
+    fn engine(&self) -> Box<dyn keel_core::state::engine::Engine> {
         Box::new(self.engine.handle())
     }
 

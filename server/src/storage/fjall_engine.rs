@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fjall::{Database, Keyspace, Readable};
-use keel_core::engine::{Batch, Engine, EngineError, EngineResult, KeyBounds, Reader, Scan, Space, View};
+use keel_core::state::engine::{Batch, Engine, EngineError, EngineResult, KeyBounds, Reader, Scan, Space, View};
 
 /// The applied state's spaces in a fjall database.
 pub struct FjallEngine {

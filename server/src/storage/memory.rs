@@ -1,8 +1,8 @@
 //! [`MemStorage`]: the storage rules in memory, with a power-loss model. No threads, no files, so
 //! it runs inside the madsim simulator and in plain unit tests.
 
-use keel_core::engine::{Engine, MemEngine};
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
+use keel_core::state::engine::{Engine, MemEngine};
 
 use super::{MemberIdentity, Storage, StorageError};
 

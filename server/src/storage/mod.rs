@@ -32,8 +32,8 @@ pub use self::fjall::FjallStorage;
 pub use self::fjall_engine::FjallEngine;
 pub use self::memory::MemStorage;
 
-use keel_core::engine::Engine;
 use keel_core::node::{LocalSnapshot, Persist, Recovery};
+use keel_core::state::engine::Engine;
 
 /// Why a storage operation failed, in words an operator can act on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

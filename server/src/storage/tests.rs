@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use keel_core::cluster::Disk;
-use keel_core::engine::{Batch, KeyBounds, Reader, Space};
 use keel_core::node::{HardState, LocalSnapshot, LogEntry, Persist, Recovery, SnapshotRecord};
+use keel_core::state::engine::{Batch, KeyBounds, Reader, Space};
 use proptest::prelude::*;
 
 use super::{MemberIdentity, Storage};

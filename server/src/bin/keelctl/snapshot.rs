@@ -54,7 +54,7 @@ pub fn run(command: SnapshotCommand) -> Result<(), Failure> {
         InitialCluster::new(&a.name, &a.initial_cluster, &a.initial_advertise_peer_urls, &a.initial_cluster_token)
             .map_err(|e| Failure::Other(e.0))?;
     let identity = MemberIdentity { member_id: initial.member_id, cluster_id: initial.cluster_id };
-    let restored = keel_core::backup::restore(state, initial.members)
+    let restored = keel_core::node::backup::restore(state, initial.members)
         .map_err(|e| Failure::Other(format!("cannot restore {}: {e}", a.file.display())))?;
 
     let dir = a.data_dir.unwrap_or_else(|| PathBuf::from(format!("{}.keel", a.name)));

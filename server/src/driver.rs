@@ -4,7 +4,7 @@
 //! them, answer clients, deliver watch events. Written against tokio's API only (time, mpsc,
 //! oneshot) so the simulator can run it under madsim.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use keel_net::backend::{Backend, MemberStatus, WatchStream};
 use keel_net::metrics::Metrics;
 use keel_net::peer::{Frame, Inbound, PeerTransport};
 use parking_lot::Mutex;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -24,9 +25,10 @@ use crate::chaos::MessageChaos;
 use crate::clock::Clock;
 use crate::storage::{Storage, StorageError};
 
-/// Watch events buffered per watcher; a watcher that falls further behind is cancelled rather
-/// than let it grow the member's memory without bound.
-const WATCH_BUFFER: usize = 4096;
+/// Watch responses buffered per watcher. A client that falls further behind is held back on
+/// the member and caught up from history once it has read half of them, so a slow watcher
+/// neither grows the member's memory nor loses events.
+pub const WATCH_BUFFER: usize = 4096;
 /// The pause between two batches of a compaction's deletions (etcd's, 10 ms).
 const COMPACTION_PAUSE: Duration = Duration::from_millis(10);
 /// After a batch of a compaction's deletions, the member waits this many times the batch's own
@@ -71,6 +73,9 @@ pub struct Wiring {
     pub request_timeout: Duration,
     /// The clock the node's ticks read (lease expiry depends on it).
     pub clock: Clock,
+    /// Responses a watcher's stream holds before its client counts as behind
+    /// ([`WATCH_BUFFER`] in production).
+    pub watch_buffer: usize,
 }
 
 /// The member's driver. Build with [`Driver::new`], then `run` it in a task.
@@ -90,6 +95,10 @@ pub struct Driver<S: Storage> {
     /// Requests forwarded to the leader, by forward id.
     forwarded: HashMap<u64, oneshot::Sender<Result<Response>>>,
     watchers: BTreeMap<WatchId, mpsc::Sender<WatchResponse>>,
+    /// Watchers whose clients fell behind, waiting for room in their streams.
+    behind: BTreeSet<WatchId>,
+    /// The size of each watcher's stream.
+    watch_buffer: usize,
     published: bool,
     publishing: bool,
     known_members: Vec<(u64, Vec<String>)>,
@@ -129,7 +138,7 @@ impl<S: Storage> Driver<S> {
     /// A driver for `node`, persisting to `storage`, wired to the rest of the member by
     /// `wiring`. Returns it with the handle clients use.
     pub fn new(node: Node, storage: S, wiring: Wiring) -> (Self, Handle) {
-        let Wiring { transport, peers, identity, metrics, tick, request_timeout, clock } = wiring;
+        let Wiring { transport, peers, identity, metrics, tick, request_timeout, clock, watch_buffer } = wiring;
         let (tx, inputs) = mpsc::channel(16 * 1024);
         let status =
             Arc::new(Mutex::new(MemberStatus { id: node.id(), name: identity.name.clone(), ..Default::default() }));
@@ -149,6 +158,8 @@ impl<S: Storage> Driver<S> {
             waiting: HashMap::new(),
             forwarded: HashMap::new(),
             watchers: BTreeMap::new(),
+            behind: BTreeSet::new(),
+            watch_buffer: watch_buffer.max(1),
             published: false,
             publishing: false,
             known_members: Vec::new(),
@@ -241,7 +252,7 @@ impl<S: Storage> Driver<S> {
         match input {
             Input::Request { request, reply } => self.submit(request, Waiter::Client(reply)),
             Input::Watch { create, reply } => {
-                let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+                let (tx, rx) = mpsc::channel(self.watch_buffer);
                 let id = self.node.watch(create);
                 self.watchers.insert(id, tx);
                 let _ = reply.send(WatchStream { id, events: rx });
@@ -379,19 +390,14 @@ impl<S: Storage> Driver<S> {
             }
         }
         for resp in ready.watch_responses {
-            let id = resp.watch_id;
-            let delivered = self.watchers.get(&id).map(|tx| tx.try_send(resp).is_ok());
-            if delivered == Some(false) {
-                // Gone (the client left) or hopelessly behind: cancel it.
-                self.watchers.remove(&id);
-                self.node.cancel_watch(id);
-            }
+            self.deliver_watch_response(resp);
         }
         Ok(())
     }
 
     /// Bookkeeping after a round: status, metrics, peer addresses, publication.
     fn after_round(&mut self) {
+        self.resume_watchers();
         let leader = self.node.leader_id();
         if leader != self.last_leader {
             if leader != 0 {
@@ -465,12 +471,55 @@ impl<S: Storage> Driver<S> {
         }
     }
 
+    /// Hand one watch response to its stream. A client that reads too slowly to take it is
+    /// behind: the node holds its events back and replays them when the stream has room again
+    /// (`resume_watchers`); a client that went away is canceled.
+    fn deliver_watch_response(&mut self, resp: WatchResponse) {
+        let id = resp.watch_id;
+        // A watcher behind gets what it misses by replay, never out of order.
+        if self.behind.contains(&id) {
+            return;
+        }
+        let Some(tx) = self.watchers.get(&id) else { return };
+        let from = resp.events.first().map_or(0, |e| e.kv.mod_revision);
+        match tx.try_send(resp) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::debug!("watcher {id} fell behind at revision {from}; it will be caught up from history");
+                self.behind.insert(id);
+                self.node.watch_fell_behind(id, from);
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.watchers.remove(&id);
+                self.node.cancel_watch(id);
+            }
+        }
+    }
+
+    /// Catch up the watchers that fell behind once their streams have room for half a buffer.
+    fn resume_watchers(&mut self) {
+        let room = (self.watch_buffer / 2).max(1);
+        let ready: Vec<WatchId> = self
+            .behind
+            .iter()
+            .copied()
+            .filter(|id| self.watchers.get(id).is_none_or(|tx| tx.capacity() >= room))
+            .collect();
+        for id in ready {
+            self.behind.remove(&id);
+            if self.watchers.contains_key(&id) {
+                self.node.resume_watch(id);
+            }
+        }
+    }
+
     /// Drop forwarded requests and watchers whose clients went away.
     fn sweep_abandoned(&mut self) {
         self.forwarded.retain(|_, reply| !reply.is_closed());
         let gone: Vec<WatchId> = self.watchers.iter().filter(|(_, tx)| tx.is_closed()).map(|(id, _)| *id).collect();
         for id in gone {
             self.watchers.remove(&id);
+            self.behind.remove(&id);
             self.node.cancel_watch(id);
         }
     }

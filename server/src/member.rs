@@ -115,7 +115,16 @@ pub async fn start<S: Storage>(
     let identity = Identity { name: config.name.clone(), client_urls: config.advertise_client_urls.clone() };
     let tick = Duration::from_millis(config.tick_ms);
     let compactor_clock = clock.clone();
-    let wiring = Wiring { transport, peers: peer_rx, identity, metrics: metrics.clone(), tick, request_timeout, clock };
+    let wiring = Wiring {
+        transport,
+        peers: peer_rx,
+        identity,
+        metrics: metrics.clone(),
+        tick,
+        request_timeout,
+        clock,
+        watch_buffer: crate::driver::WATCH_BUFFER,
+    };
     let (driver, handle) = Driver::new(node, storage, wiring);
     handle.set_cluster_id(cluster_id);
     if let Some(retention) = config.auto_compaction {

@@ -18,6 +18,9 @@ use keel_server::storage::{MemStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// Small watch streams, so a test fills one with a few writes.
+const WATCH_BUFFER: usize = 8;
+
 async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
     let mut listeners = Vec::new();
     for _ in 0..n {
@@ -53,6 +56,7 @@ async fn start(n: u64) -> Vec<(Handle, JoinHandle<()>)> {
             tick: Duration::from_millis(20),
             request_timeout: Duration::from_secs(5),
             clock: Clock::new(),
+            watch_buffer: WATCH_BUFFER,
         };
         let (driver, handle) = Driver::new(node, storage, wiring);
         let task = tokio::spawn(async move {
@@ -141,4 +145,32 @@ async fn three_drivers_elect_replicate_forward_and_survive_a_member_loss() {
         panic!()
     };
     assert_eq!(r.kvs[0].value, b"loss");
+}
+
+/// A watcher whose client stops reading fills its stream, is held back on the member and is
+/// caught up from history once it reads again: every revision once, in order, and never
+/// canceled (a stopped stream used to be all it got).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_watcher_is_caught_up_from_history_not_dropped() {
+    let members = start(1).await;
+    let h = &members[0].0;
+    wait_for_leader(&[h]).await;
+    let mut watch = h.watch(WatchCreate { key: b"s".to_vec(), ..Default::default() }).await.unwrap();
+    assert!(watch.events.recv().await.unwrap().created);
+    // Many more revisions than the stream holds, while the client reads nothing.
+    let mut expected = Vec::new();
+    for i in 0..(WATCH_BUFFER * 12) {
+        let Ok(Response::Put(p)) = h.call(put("s", &i.to_string())).await else { panic!() };
+        expected.push(p.header.revision);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let resp = tokio::time::timeout(Duration::from_secs(5), watch.events.recv())
+            .await
+            .expect("the watcher was left without events")
+            .expect("the watch stream ended");
+        assert!(!resp.canceled, "{resp:?}");
+        seen.extend(resp.events.iter().map(|e| e.kv.mod_revision));
+    }
+    assert_eq!(seen, expected);
 }

@@ -394,6 +394,20 @@ impl Node {
         }
     }
 
+    /// The shell could not hand watcher `id` its response whose events start at `revision` (0
+    /// for one without events): its client reads too slowly. The watcher gets nothing more
+    /// until [`Node::resume_watch`], which replays what it missed from history.
+    pub fn watch_fell_behind(&mut self, id: WatchId, revision: i64) {
+        self.watches.fell_behind(id, revision);
+    }
+
+    /// Watcher `id`'s client has room again: catch it up from history (the responses come out
+    /// of the next `ready()`), or cancel it if what it missed was compacted meanwhile.
+    pub fn resume_watch(&mut self, id: WatchId) {
+        let responses = self.watches.resume(id, self.sm.store());
+        self.out.watch_responses.extend(responses);
+    }
+
     /// Ask for a progress notification for every watcher that wants them (etcd's
     /// WatchProgressRequest).
     pub fn request_progress(&mut self) {

@@ -80,6 +80,9 @@ struct Watcher {
     /// The highest revision this watcher has passed: everything up to it has been delivered (or
     /// precedes its start); it only receives later revisions.
     passed: i64,
+    /// Its client fell behind (the shell could not hand it a response): it receives nothing live
+    /// until [`WatchHub::resume`] catches it up from history (etcd's unsynced watchers).
+    behind: bool,
 }
 
 impl Watcher {
@@ -134,6 +137,7 @@ impl WatchHub {
             no_put: req.filters.contains(&WatchFilter::NoPut),
             no_delete: req.filters.contains(&WatchFilter::NoDelete),
             passed: if start == 0 { current } else { start - 1 },
+            behind: false,
             req,
         };
         let keep = catch_up(id, &mut watcher, history, &mut out);
@@ -149,7 +153,8 @@ impl WatchHub {
     pub fn resync(&mut self, history: &dyn EventHistory) -> Vec<WatchResponse> {
         self.revision = self.revision.max(history.current_revision());
         let mut out = Vec::new();
-        self.watchers.retain(|&id, w| catch_up(id, w, history, &mut out));
+        // A watcher that is behind is caught up when it resumes.
+        self.watchers.retain(|&id, w| w.behind || catch_up(id, w, history, &mut out));
         out
     }
 
@@ -161,7 +166,7 @@ impl WatchHub {
         self.revision = self.revision.max(revision);
         let mut out = Vec::new();
         for (&id, w) in self.watchers.iter_mut() {
-            if revision <= w.passed {
+            if revision <= w.passed || w.behind {
                 continue;
             }
             w.passed = revision;
@@ -169,6 +174,46 @@ impl WatchHub {
             if !evs.is_empty() {
                 out.push(WatchResponse { watch_id: id, events: evs, revision, ..Default::default() });
             }
+        }
+        out
+    }
+
+    /// The shell could not hand watcher `id` its response with events from `revision` on (its
+    /// client reads too slowly): everything before `revision` was delivered. The watcher gets
+    /// nothing live until [`WatchHub::resume`], which replays the rest from history, so a slow
+    /// client costs no member memory and misses nothing. Responses without events (progress)
+    /// pass `revision` 0 and rewind nothing.
+    pub fn fell_behind(&mut self, id: WatchId, revision: i64) {
+        if let Some(w) = self.watchers.get_mut(&id) {
+            w.behind = true;
+            if revision > 0 {
+                w.passed = w.passed.min(revision - 1);
+            }
+        }
+    }
+
+    /// Whether watcher `id` is waiting to be caught up.
+    pub fn is_behind(&self, id: WatchId) -> bool {
+        self.watchers.get(&id).is_some_and(|w| w.behind)
+    }
+
+    /// Catch watcher `id` up from history (the shell has room for it again): every event it
+    /// has not passed, up to the current revision, then live events as before; or, if that
+    /// history was compacted meanwhile, etcd's compacted cancel (a plain cancel for a watcher
+    /// that ended meanwhile).
+    pub fn resume(&mut self, id: WatchId, history: &dyn EventHistory) -> Vec<WatchResponse> {
+        let mut out = Vec::new();
+        let Some(w) = self.watchers.get_mut(&id) else {
+            // Ended while its client was behind (its cancel could not be handed over): say so now.
+            out.push(WatchResponse { watch_id: id, canceled: true, revision: self.revision, ..Default::default() });
+            return out;
+        };
+        if !w.behind {
+            return out;
+        }
+        w.behind = false;
+        if !catch_up(id, w, history, &mut out) {
+            self.watchers.remove(&id);
         }
         out
     }
@@ -189,7 +234,8 @@ impl WatchHub {
     pub fn progress(&self, revision: i64) -> Vec<WatchResponse> {
         self.watchers
             .iter()
-            .filter(|(_, w)| w.req.progress_notify)
+            // A watcher that is behind has not seen every revision up to `revision`.
+            .filter(|(_, w)| w.req.progress_notify && !w.behind)
             .map(|(&id, _)| WatchResponse { watch_id: id, revision, ..Default::default() })
             .collect()
     }

@@ -480,3 +480,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_watcher_that_fell_behind_is_caught_up_from_history_without_gaps_or_repeats() {
+    let mut log = Log::default();
+    let mut hub = WatchHub::new();
+    let (id, _) = hub.create(watch(b"a", b"", 0), &log);
+    let mut delivered = Vec::new();
+    for i in 0..10 {
+        let (evs, rev) = log.write(&[(b"a", true)]);
+        let out = hub.on_events(&evs, rev);
+        // The shell hands over revisions 1-3; the one at revision 4 finds the client's buffer full.
+        if i < 3 {
+            delivered.extend(revs(&out));
+        } else if i == 3 {
+            hub.fell_behind(id, out[0].events[0].kv.mod_revision);
+        } else {
+            assert!(out.is_empty(), "nothing live while behind: {out:?}");
+        }
+    }
+    assert!(hub.is_behind(id));
+    let mut progress_watch = watch(b"a", b"", 0);
+    progress_watch.progress_notify = true;
+    let (p, _) = hub.create(progress_watch, &log);
+    hub.fell_behind(p, 0);
+    assert!(hub.progress(log.current).is_empty(), "a watcher behind gets no progress notification");
+    let caught_up = hub.resume(id, &log);
+    delivered.extend(revs(&caught_up));
+    assert_eq!(delivered, (1..=10).collect::<Vec<i64>>(), "every revision once, in order");
+    assert!(!hub.is_behind(id));
+    let (evs, rev) = log.write(&[(b"a", true)]);
+    assert_eq!(revs(&hub.on_events(&evs, rev)), vec![11], "live again");
+}
+
+#[test]
+fn a_watcher_whose_missed_history_was_compacted_is_canceled_on_resume() {
+    let mut log = Log::default();
+    let mut hub = WatchHub::new();
+    let (id, _) = hub.create(watch(b"a", b"", 0), &log);
+    let (evs, rev) = log.write(&[(b"a", true)]);
+    hub.on_events(&evs, rev);
+    hub.fell_behind(id, rev);
+    for _ in 0..5 {
+        let (evs, rev) = log.write(&[(b"a", true)]);
+        hub.on_events(&evs, rev);
+    }
+    log.compacted = 4;
+    let out = hub.resume(id, &log);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].canceled && out[0].compact_revision == 4, "{out:?}");
+    assert!(hub.request(id).is_none(), "the watcher is gone");
+}

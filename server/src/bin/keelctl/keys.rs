@@ -12,7 +12,7 @@ use crate::print::{emit, field, print_raw, print_reply};
 /// The keys API target for `key` (leading `/` optional) with a query.
 pub fn keys_target(key: &str, query: &[(&str, String)]) -> String {
     let slash = if key.starts_with('/') { "" } else { "/" };
-    let path = format!("/v2/keys{slash}{}", escape(key, b"/"));
+    let path = format!("/v2/keys{slash}{}", escape(key, true));
     if query.is_empty() {
         path
     } else {

@@ -98,7 +98,7 @@ fn start_settings(list: &[Value], new_id: &str, name: &str, peer_urls: &[String]
 
 /// `member remove ID`: DELETE the member.
 async fn member_remove(client: &mut Client, output: Output, id: &str) -> Result<(), Failure> {
-    let target = format!("/v2/members/{}", escape(id, b""));
+    let target = format!("/v2/members/{}", escape(id, false));
     let reply = success(client.call(&Call::new(Method::DELETE, target)).await?)?;
     print_reply(output, &reply, &format!("Member {id} removed"))
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::api::auth::Caller;
 use crate::api::error::{Error, Result};
 use crate::api::request::{Member, Request, Response};
 use crate::config::NodeConfig;
@@ -260,9 +261,14 @@ impl LocalCluster {
     /// Hand a request to member `node` without running the cluster, so many can be in flight
     /// at once (call [`LocalCluster::settle`] to make progress).
     pub fn submit(&mut self, node: u64, request: Request) -> RequestId {
+        self.submit_as(node, Caller::Anonymous, request)
+    }
+
+    /// [`LocalCluster::submit`] on behalf of `caller` (a token holder, say).
+    pub fn submit_as(&mut self, node: u64, caller: Caller, request: Request) -> RequestId {
         self.next_request += 1;
         let id = self.next_request;
-        self.node_mut(node).request(id, request);
+        self.node_mut(node).request_as(id, caller, request);
         id
     }
 
@@ -279,7 +285,13 @@ impl LocalCluster {
 
     /// Send a request and tick until it is answered (or its deadline passes).
     pub fn call(&mut self, node: u64, request: Request) -> Result<Response> {
-        let id = self.request(node, request);
+        self.call_as(node, Caller::Anonymous, request)
+    }
+
+    /// [`LocalCluster::call`] on behalf of `caller`.
+    pub fn call_as(&mut self, node: u64, caller: Caller, request: Request) -> Result<Response> {
+        let id = self.submit_as(node, caller, request);
+        self.settle();
         for _ in 0..1000 {
             if let Some(resp) = self.response(node, id) {
                 return resp;

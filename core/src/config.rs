@@ -48,6 +48,8 @@ pub struct NodeConfig {
     /// Most revisions whose discarded history one background batch deletes after a compaction
     /// (etcd's `--experimental-compaction-batch-limit`, 1000).
     pub compaction_batch_limit: usize,
+    /// How long a simple token lives after its last use (etcd's `--auth-token-ttl`, 300 s).
+    pub auth_token_ttl_ms: u64,
 }
 
 /// etcd's default space quota: 2 GiB.
@@ -75,6 +77,7 @@ impl NodeConfig {
             max_inflight_msgs: 256,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             compaction_batch_limit: 1000,
+            auth_token_ttl_ms: 300_000,
         }
     }
 

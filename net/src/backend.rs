@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use keel_core::api::alarm::AlarmMember;
+use keel_core::api::auth::Caller;
 use keel_core::api::error::Result;
 use keel_core::api::request::{Member, Request, Response};
 use keel_core::state::watch::{WatchCreate, WatchId, WatchResponse};
@@ -45,12 +46,43 @@ pub struct MemberStatus {
 /// A member, as the API handlers see it. Requests that only the leader can answer are
 /// forwarded by the implementation; callers need not care which member they talk to.
 pub trait Backend: Clone + Send + Sync + 'static {
-    /// Carry out one request and return its answer (or etcd's error).
-    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send;
+    /// Carry out one request made by `caller` and return its answer (or etcd's error).
+    fn call_as(&self, caller: Caller, request: Request) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Carry out one request made by nobody in particular.
+    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
+        self.call_as(Caller::Anonymous, request)
+    }
 
     /// Start a watch on this member.
     fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send;
 
     /// The member's current status.
     fn status(&self) -> MemberStatus;
+}
+
+/// A backend whose calls are made by one caller: what a handler passes on to code that calls
+/// the backend many times (the lock and election recipes), so every call is checked as its.
+#[derive(Clone)]
+pub struct AsCaller<B> {
+    pub backend: B,
+    pub caller: Caller,
+}
+
+impl<B: Backend> Backend for AsCaller<B> {
+    fn call_as(&self, _: Caller, request: Request) -> impl Future<Output = Result<Response>> + Send {
+        self.backend.call_as(self.caller.clone(), request)
+    }
+
+    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
+        self.backend.call_as(self.caller.clone(), request)
+    }
+
+    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
+        self.backend.watch(request)
+    }
+
+    fn status(&self) -> MemberStatus {
+        self.backend.status()
+    }
 }

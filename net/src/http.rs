@@ -177,7 +177,7 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     match read_body(body).await {
-        Ok(body) => answer(api, &parts.method, &parts.uri, body).await,
+        Ok(body) => answer(api, &parts.method, &parts.uri, &parts.headers, body).await,
         Err(too_large) => {
             let kind = if v3::gateway::call_name(parts.uri.path()).is_some() {
                 "v3_gateway"
@@ -192,10 +192,18 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
 /// Answer one HTTP request that is not a gRPC call, its body already read: the v3 JSON gateway,
 /// the v2 keys API, membership, stats, `/health`, `/version`, `/metrics`. The fuzzers call this
 /// directly, without a connection.
-pub async fn answer<B: Backend>(api: &Api<B>, method: &Method, uri: &hyper::Uri, body: Bytes) -> hyper::Response<Body> {
+pub async fn answer<B: Backend>(
+    api: &Api<B>,
+    method: &Method,
+    uri: &hyper::Uri,
+    headers: &hyper::HeaderMap,
+    body: Bytes,
+) -> hyper::Response<Body> {
     let started = Instant::now();
     if let Some(name) = v3::gateway::call_name(uri.path()) {
-        let response = v3::gateway::handle(&api.v3, name, &body).await;
+        // The gateway takes a token in the Authorization header, as etcd's does.
+        let token = headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let response = v3::gateway::handle(&api.v3, name, token, &body).await;
         record(api, "v3_gateway", method, started, response.status().as_u16());
         return response;
     }

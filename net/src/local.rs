@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{Backend, MemberStatus, WatchStream};
+use keel_core::api::auth::Caller;
 use keel_core::api::error::Result;
 use keel_core::api::request::{Request, Response};
 use keel_core::cluster::LocalCluster;
@@ -101,13 +102,13 @@ fn dispatch(g: &mut Inner) {
 }
 
 impl Backend for LocalBackend {
-    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
+    fn call_as(&self, caller: Caller, request: Request) -> impl Future<Output = Result<Response>> + Send {
         let this = self.clone();
         async move {
             tokio::task::yield_now().await;
             let mut g = this.lock();
             g.log.push(request.clone());
-            let r = g.cluster.call(1, request);
+            let r = g.cluster.call_as(1, caller, request);
             dispatch(&mut g);
             r
         }

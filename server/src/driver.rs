@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_core::api::auth::Caller;
 use keel_core::api::error::{Error, Result};
 use keel_core::api::request::{MemberChange, Request, Response};
 use keel_core::node::{Node, Ready, RequestId};
@@ -37,7 +38,7 @@ const SWEEP_SHARE_INVERSE: u32 = 4;
 
 /// Inputs queued by the driver's handles.
 enum Input {
-    Request { request: Request, reply: oneshot::Sender<Result<Response>> },
+    Request { caller: Caller, request: Request, reply: oneshot::Sender<Result<Response>> },
     Watch { create: WatchCreate, reply: oneshot::Sender<WatchStream> },
 }
 
@@ -250,7 +251,7 @@ impl<S: Storage> Driver<S> {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Request { request, reply } => self.submit(request, Waiter::Client(reply)),
+            Input::Request { caller, request, reply } => self.submit(caller, request, Waiter::Client(reply)),
             Input::Watch { create, reply } => {
                 let (tx, rx) = mpsc::channel(self.watch_buffer);
                 let id = self.node.watch(create);
@@ -261,14 +262,14 @@ impl<S: Storage> Driver<S> {
     }
 
     /// Hand a request to the node, or to the leader when only the leader can answer it.
-    fn submit(&mut self, request: Request, waiter: Waiter) {
+    fn submit(&mut self, caller: Caller, request: Request, waiter: Waiter) {
         let leader = self.node.leader_id();
         if request.needs_leader() && leader != self.node.id() {
             match (leader, waiter) {
                 (0, waiter) => self.answer(waiter, Err(Error::NoLeader)),
                 (leader, Waiter::Client(reply)) => {
                     let id = self.request_id();
-                    if self.transport.send_frame(leader, Frame::Forward { id, request }) {
+                    if self.transport.send_frame(leader, Frame::ForwardAs { id, caller, request }) {
                         self.forwarded.insert(id, reply);
                     } else {
                         let _ = reply.send(Err(Error::NoLeader));
@@ -281,7 +282,7 @@ impl<S: Storage> Driver<S> {
         }
         let id = self.request_id();
         self.waiting.insert(id, waiter);
-        self.node.request(id, request);
+        self.node.request_as(id, caller, request);
     }
 
     fn on_peer(&mut self, inbound: Inbound) {
@@ -294,7 +295,7 @@ impl<S: Storage> Driver<S> {
                     }
                 });
             }
-            Inbound::Forward { from, id, request } => self.submit(request, Waiter::Peer { from, id }),
+            Inbound::Forward { from, id, caller, request } => self.submit(caller, request, Waiter::Peer { from, id }),
             Inbound::ForwardReply { id, result } => {
                 if let Some(reply) = self.forwarded.remove(&id) {
                     let _ = reply.send(result);
@@ -435,7 +436,7 @@ impl<S: Storage> Driver<S> {
                 name: self.identity.name.clone(),
                 client_urls: self.identity.client_urls.clone(),
             };
-            self.submit(Request::MemberChange(publish), Waiter::Publish);
+            self.submit(Caller::Member, Request::MemberChange(publish), Waiter::Publish);
         }
     }
 
@@ -533,9 +534,9 @@ impl Handle {
 }
 
 impl Backend for Handle {
-    async fn call(&self, request: Request) -> Result<Response> {
+    async fn call_as(&self, caller: Caller, request: Request) -> Result<Response> {
         let (reply, rx) = oneshot::channel();
-        self.inputs.send(Input::Request { request, reply }).await.map_err(|_| Error::Stopped)?;
+        self.inputs.send(Input::Request { caller, request, reply }).await.map_err(|_| Error::Stopped)?;
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),

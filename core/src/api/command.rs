@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::alarm::AlarmRequest;
+use crate::api::auth::{AuthInfo, AuthRequest};
 use crate::api::error::{Error, Result};
 use crate::api::request::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, MemberChange, PutInOrderRequest,
@@ -38,6 +39,15 @@ pub enum Command {
     },
     /// A v2 keys write, decided and applied in one step (see [`crate::api::v2`]).
     V2Write(V2WriteRequest),
+    /// A change to (or read of) users, roles and permissions.
+    Auth(AuthRequest),
+    /// A client's command made while auth was on, with who made it and the auth revision it
+    /// was admitted at: it is checked when applied, so a permission revoked while it was in
+    /// flight is honoured (etcd's request header `username` and `auth_revision`).
+    Authed {
+        caller: AuthInfo,
+        command: Box<Command>,
+    },
 }
 
 /// A command with its origin. `origin` 0 marks a command the cluster made for itself (lease

@@ -16,6 +16,8 @@ pub enum ErrorClass {
     Unavailable,
     DeadlineExceeded,
     Internal,
+    PermissionDenied,
+    Unauthenticated,
 }
 
 /// Every way a client request can fail inside the core.
@@ -71,6 +73,38 @@ pub enum Error {
     Internal(String),
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
 }
 
 impl Error {
@@ -79,7 +113,9 @@ impl Error {
         use Error::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
-            | LeaseTtlTooLarge => ErrorClass::InvalidArgument,
+            | LeaseTtlTooLarge | UserEmpty | RoleEmpty | AuthFailed | InvalidAuthMgmt | AuthOldRevision => {
+                ErrorClass::InvalidArgument
+            }
             Compacted | FutureRevision => ErrorClass::OutOfRange,
             LeaseNotFound | MemberNotFound => ErrorClass::NotFound,
             LeaseExists
@@ -87,7 +123,18 @@ impl Error {
             | MemberNotLearner
             | LearnerNotReady
             | NotEnoughStartedMembers
-            | BadLeaderTransferee => ErrorClass::FailedPrecondition,
+            | BadLeaderTransferee
+            | RootUserNotExist
+            | RootRoleNotExist
+            | UserAlreadyExist
+            | UserNotFound
+            | RoleAlreadyExist
+            | RoleNotFound
+            | RoleNotGranted
+            | PermissionNotGranted
+            | AuthNotEnabled => ErrorClass::FailedPrecondition,
+            PermissionDenied => ErrorClass::PermissionDenied,
+            InvalidAuthToken => ErrorClass::Unauthenticated,
             NoLeader | NotLeader | LeaderChanged | Stopped => ErrorClass::Unavailable,
             Timeout => ErrorClass::DeadlineExceeded,
             Internal(_) => ErrorClass::Internal,

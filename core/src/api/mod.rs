@@ -4,6 +4,7 @@
 //! records (`kv`), alarms (`alarm`) and the v2 keys write (`v2`).
 
 pub mod alarm;
+pub mod auth;
 pub mod command;
 pub mod error;
 pub mod kv;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::alarm::{AlarmRequest, AlarmResponse};
+use crate::api::auth::{AuthRequest, AuthResponse};
 use crate::api::kv::KeyValue;
 use crate::api::v2::{V2WriteRequest, V2WriteResponse};
 
@@ -344,6 +345,14 @@ pub enum Request {
     Alarm(AlarmRequest),
     /// One v2 keys write (set, create, update, compare-and-swap/delete, delete, POST, refresh).
     V2Write(V2WriteRequest),
+    /// Manage or read users, roles and permissions, or issue a token (etcd's Auth service).
+    Auth(AuthRequest),
+    /// The password hash of user `name`, answered locally, for the shell to check a password
+    /// against before it asks for a token: fails with etcd's "authentication failed" for an
+    /// unknown user or one without a password, and "not enabled" while auth is off.
+    PasswordHash {
+        name: String,
+    },
 }
 
 impl Request {
@@ -383,6 +392,8 @@ pub enum Response {
     Snapshot(SnapshotResponse),
     Alarm(AlarmResponse),
     V2Write(V2WriteResponse),
+    Auth(AuthResponse),
+    PasswordHash(PasswordHashResponse),
 }
 
 /// A member's state digest and the log position it reflects.
@@ -411,6 +422,14 @@ pub struct SnapshotResponse {
     pub applied_index: u64,
 }
 
+/// A user's stored password hash, for the shell to check a password against (never sent to a
+/// client).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordHashResponse {
+    pub header: ResponseHeader,
+    pub hash: String,
+}
+
 impl Response {
     /// The header of whichever response this is, so the node can stamp ids and term once.
     pub fn header_mut(&mut self) -> &mut ResponseHeader {
@@ -433,6 +452,8 @@ impl Response {
             Response::Snapshot(r) => &mut r.header,
             Response::Alarm(r) => &mut r.header,
             Response::V2Write(r) => &mut r.header,
+            Response::Auth(r) => &mut r.header,
+            Response::PasswordHash(r) => &mut r.header,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::{LocalSnapshot, Node, SnapshotRecord};
 use crate::api::command::{Command, Proposal};
 use crate::api::error::Error;
 use crate::api::request::MemberChange;
-use crate::state::machine::StateMachine;
+use crate::state::machine::{ApplyResult, StateMachine};
 
 impl Node {
     /// Apply committed entries in order; entries already in the state (replayed after a
@@ -47,7 +47,11 @@ impl Node {
 
     fn apply_proposal(&mut self, proposal: Proposal) {
         let now = self.is_leader().then_some(self.now_ms);
-        let result = self.sm.apply(&proposal.command, now);
+        let result = match proposal.origin != 0 && self.sm.refuses_unvouched(&proposal.command) {
+            true => ApplyResult { response: Some(Err(Error::UserEmpty)), events: vec![] },
+            false => self.sm.apply(&proposal.command, now),
+        };
+        self.track_tokens(&proposal.command, matches!(result.response, Some(Ok(_))));
         if let Some(first) = result.events.first() {
             let revision = first.kv.mod_revision;
             let responses = self.watches.on_events(&result.events, revision);

@@ -7,6 +7,7 @@
 //! same inputs produces the same outputs, byte for byte.
 
 mod apply;
+mod auth;
 pub mod backup;
 mod durability;
 mod follower_snapshots;
@@ -20,6 +21,7 @@ mod reads;
 mod requests;
 mod status;
 mod stored;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -94,6 +96,8 @@ pub struct Node {
     /// Snapshots for followers being built off the apply path or not yet installed.
     follower_snapshots: follower_snapshots::FollowerSnapshots,
     removed: bool,
+    /// The simple tokens this member knows (volatile, as etcd's).
+    tokens: tokens::Tokens,
 }
 
 impl Node {
@@ -250,6 +254,7 @@ impl Node {
             last_snapshot_index: applied,
             follower_snapshots: Default::default(),
             removed: false,
+            tokens: tokens::Tokens::new(config.auth_token_ttl_ms),
             config,
         };
         node.incarnation = node.rng.gen();

@@ -5,10 +5,12 @@
 use std::collections::VecDeque;
 
 use super::output::RequestId;
+use crate::api::auth::AuthInfo;
 use crate::api::request::RangeRequest;
 
-/// A read waiting for its round and then for the state machine to catch up.
-pub(crate) type PendingRead = (RequestId, RangeRequest);
+/// A read waiting for its round and then for the state machine to catch up, with who asked
+/// (`None`: nobody to check), since its permission is checked when it is served.
+pub(crate) type PendingRead = (RequestId, RangeRequest, Option<AuthInfo>);
 
 /// Reads waiting for a ReadIndex round, the round in flight, and rounds that have their index.
 #[derive(Default)]
@@ -40,8 +42,8 @@ impl ReadBatcher {
     }
 
     /// Queue a read for the next round.
-    pub fn add(&mut self, id: RequestId, req: RangeRequest) {
-        self.waiting.push((id, req));
+    pub fn add(&mut self, id: RequestId, req: RangeRequest, who: Option<AuthInfo>) {
+        self.waiting.push((id, req, who));
     }
 
     /// If no round is in flight and reads are waiting, start a round: returns its context.
@@ -92,7 +94,7 @@ impl ReadBatcher {
     pub fn take_expired(&mut self, mut expired: impl FnMut(RequestId) -> bool) -> Vec<RequestId> {
         let mut gone = Vec::new();
         let mut keep = |reads: &mut Vec<PendingRead>| {
-            reads.retain(|(id, _)| {
+            reads.retain(|(id, _, _)| {
                 let out = expired(*id);
                 if out {
                     gone.push(*id);
@@ -118,10 +120,10 @@ mod tests {
     #[test]
     fn reads_arriving_during_a_round_share_the_next_round() {
         let mut b = ReadBatcher::default();
-        b.add(1, RangeRequest::default());
+        b.add(1, RangeRequest::default(), None);
         let ctx = b.start_round(0).unwrap();
-        b.add(2, RangeRequest::default());
-        b.add(3, RangeRequest::default());
+        b.add(2, RangeRequest::default(), None);
+        b.add(3, RangeRequest::default(), None);
         assert!(b.start_round(0).is_none(), "one round at a time");
         b.confirm(&ctx, 10);
         assert!(b.ready(9).is_empty(), "not before the read index is applied");
@@ -134,7 +136,7 @@ mod tests {
     #[test]
     fn a_lost_round_is_retried_with_a_new_context() {
         let mut b = ReadBatcher::default();
-        b.add(1, RangeRequest::default());
+        b.add(1, RangeRequest::default(), None);
         let old = b.start_round(0).unwrap();
         b.retry_stale(500, 500);
         let new = b.start_round(500).unwrap();
@@ -150,14 +152,14 @@ mod tests {
         let ctx = |id, run| {
             let mut b = ReadBatcher::default();
             b.set_prefix(id, run);
-            b.add(1, RangeRequest::default());
+            b.add(1, RangeRequest::default(), None);
             b.start_round(0).unwrap()
         };
         assert_ne!(ctx(1, 7), ctx(2, 7), "two members' first rounds collide on the leader");
         assert_ne!(ctx(1, 7), ctx(1, 8), "a restarted member reuses its previous run's context");
         let mut b = ReadBatcher::default();
         b.set_prefix(1, 8);
-        b.add(1, RangeRequest::default());
+        b.add(1, RangeRequest::default(), None);
         b.start_round(0).unwrap();
         b.confirm(&ctx(1, 7), 3);
         assert!(b.ready(u64::MAX).is_empty(), "an earlier run's answer confirmed this run's read");
@@ -166,9 +168,9 @@ mod tests {
     #[test]
     fn expired_reads_are_removed_wherever_they_wait() {
         let mut b = ReadBatcher::default();
-        b.add(1, RangeRequest::default());
+        b.add(1, RangeRequest::default(), None);
         let ctx = b.start_round(0).unwrap();
-        b.add(2, RangeRequest::default());
+        b.add(2, RangeRequest::default(), None);
         b.confirm(&ctx, 1);
         let gone = b.take_expired(|_| true);
         assert_eq!(gone, vec![2, 1]);

@@ -4,6 +4,7 @@
 use rand::Rng;
 
 use super::{Node, RequestId};
+use crate::api::auth::Caller;
 use crate::api::command::{Command, Proposal};
 use crate::api::error::{Error, Result};
 use crate::api::request::{
@@ -13,56 +14,66 @@ use crate::api::validate;
 use crate::state::alarm;
 
 impl Node {
-    /// A client request. Its answer comes out of a later [`Node::ready`] under the same `id`.
+    /// A client request made by nobody in particular (see [`Node::request_as`]).
     pub fn request(&mut self, id: RequestId, request: Request) {
+        self.request_as(id, Caller::Anonymous, request)
+    }
+
+    /// A request made by `caller`. Its answer comes out of a later [`Node::ready`] under the
+    /// same `id`.
+    pub fn request_as(&mut self, id: RequestId, caller: Caller, request: Request) {
         if self.removed {
             self.respond(id, Err(Error::Stopped));
             return;
         }
-        if let Err(e) = self.start_request(id, request) {
+        if let Err(e) = self.start_request(id, caller, request) {
             self.respond(id, Err(e));
         }
     }
 
-    pub(super) fn start_request(&mut self, id: RequestId, request: Request) -> Result<()> {
+    pub(super) fn start_request(&mut self, id: RequestId, caller: Caller, request: Request) -> Result<()> {
         if request.needs_leader() {
             self.require_leader()?;
         }
+        let who = self.resolve(&caller)?;
         match request {
             Request::Range(req) => {
                 validate::range(&req)?;
                 // Planted bug (simulation only): a leader skipping ReadIndex for its reads.
                 let local = crate::bugs::enabled(crate::bugs::Bug::LocalLinearizableRead) && self.is_leader();
                 if req.serializable || local {
+                    self.require_read(&who, &req.key, &req.range_end)?;
                     let resp = self.sm.store().range(&req)?;
                     self.respond(id, Ok(Response::Range(resp)));
                 } else {
                     self.pending.insert(id, self.deadline());
-                    self.reads.add(id, req);
+                    self.reads.add(id, req, who);
                 }
                 Ok(())
             }
             Request::Put(req) => {
                 validate::put(&req)?;
-                self.propose(id, Command::Put(req))
+                self.propose(id, Node::vouch(who, Command::Put(req)))
             }
-            Request::PutInOrder(req) => self.propose(id, Command::PutInOrder(req)),
+            Request::PutInOrder(req) => self.propose(id, Node::vouch(who, Command::PutInOrder(req))),
             Request::DeleteRange(req) => {
                 validate::delete_range(&req)?;
-                self.propose(id, Command::DeleteRange(req))
+                self.propose(id, Node::vouch(who, Command::DeleteRange(req)))
             }
             Request::Txn(req) => {
                 validate::txn(&req, self.config.max_txn_ops)?;
-                self.propose(id, Command::Txn(req))
+                self.propose(id, Node::vouch(who, Command::Txn(req)))
             }
             Request::Compact(req) => self.propose(id, Command::Compact(req)),
+            Request::Auth(req) => self.start_auth(id, who, req),
+            Request::PasswordHash { name } => self.password_hash(id, &name),
             Request::LeaseGrant(mut req) => {
                 if req.id == 0 {
                     req.id = self.rng.gen_range(1..i64::MAX);
                 }
                 self.propose(id, Command::LeaseGrant(req))
             }
-            Request::LeaseRevoke(req) => self.propose(id, Command::LeaseRevoke(req)),
+            Request::LeaseRevoke(req) => self.propose(id, Node::vouch(who, Command::LeaseRevoke(req))),
             Request::V2Write(mut req) => {
                 validate::v2_write(&req)?;
                 if req.ttl.is_some() {
@@ -89,6 +100,11 @@ impl Node {
                 Ok(())
             }
             Request::LeaseTimeToLive(req) => {
+                if req.keys {
+                    for key in self.sm.lessor().keys(req.id) {
+                        self.require_read(&who, key, b"")?;
+                    }
+                }
                 let resp = self.sm.lessor().time_to_live(req.id, req.keys, Some(self.now_ms));
                 self.respond(id, Ok(Response::LeaseTimeToLive(resp)));
                 Ok(())
@@ -98,13 +114,23 @@ impl Node {
                 self.respond(id, Ok(Response::LeaseLeases(LeaseLeasesResponse { leases, ..Default::default() })));
                 Ok(())
             }
-            Request::MemberChange(change) => self.propose_member_change(id, change),
+            Request::MemberChange(change) => {
+                self.require_admin(&who)?;
+                self.propose_member_change(id, change)
+            }
             Request::MemberList => {
                 let members = self.sm.members();
                 self.respond(id, Ok(Response::Member(MemberResponse { members, ..Default::default() })));
                 Ok(())
             }
-            Request::MoveLeader { target } => self.move_leader(id, target),
+            Request::MoveLeader { target } => {
+                self.require_admin(&who)?;
+                self.move_leader(id, target)
+            }
+            Request::Hash | Request::HashKv { .. } | Request::Snapshot if who.is_some() => {
+                self.require_admin(&who)?;
+                self.start_request(id, Caller::Member, request)
+            }
             Request::Hash => {
                 let resp =
                     HashResponse { hash: self.sm.hash(), applied_index: self.sm.applied_index(), ..Default::default() };
@@ -127,11 +153,12 @@ impl Node {
     }
 
     pub(super) fn serve_reads(&mut self) {
-        for (id, req) in self.reads.ready(self.sm.applied_index()) {
+        for (id, req, who) in self.reads.ready(self.sm.applied_index()) {
             if self.pending.remove(&id).is_none() {
                 continue;
             }
-            let resp = self.sm.store().range(&req).map(Response::Range);
+            let permitted = self.require_read(&who, &req.key, &req.range_end);
+            let resp = permitted.and_then(|()| self.sm.store().range(&req)).map(Response::Range);
             self.respond(id, resp);
         }
     }

@@ -63,6 +63,7 @@ pub(crate) fn quota_cost(command: &Command) -> Option<u64> {
         Command::Txn(req) => Some(txn_cost(req)).filter(|cost| *cost > 0),
         Command::LeaseGrant(_) => Some(LEASE_COST),
         Command::V2Write(req) => v2_write_cost(req),
+        Command::Authed { command, .. } => quota_cost(command),
         _ => None,
     }
 }

@@ -156,7 +156,7 @@ fn grpc_status(headers: &hyper::HeaderMap) -> Option<u32> {
 }
 
 fn gateway_call(exec: &Exec, services: &Services<LocalBackend>, name: &str, body: &[u8]) {
-    let Some(response) = exec.settle(gateway::handle(services, name, body)) else { return };
+    let Some(response) = exec.settle(gateway::handle(services, name, None, body)) else { return };
     let status = response.status().as_u16();
     let Some(collected) = exec.settle(response.into_body().collect()) else { return };
     let Ok(collected) = collected else { return };

@@ -3,6 +3,7 @@
 //! allocated, and a frame that does not decode is an error, never a panic. The version tells a
 //! member that runs another release (whose frames it must not guess at) from a damaged stream.
 
+use keel_core::api::auth::Caller;
 use keel_core::api::error::Error;
 use keel_core::api::request::{Request, Response};
 use keel_core::format::Format;
@@ -30,7 +31,8 @@ pub enum Frame {
     Raft(Vec<u8>),
     /// Part of an encoded Raft snapshot message of `total` bytes; delivered once complete.
     SnapshotChunk { total: u64, offset: u64, data: Vec<u8> },
-    /// A request only the leader can answer, forwarded by a follower.
+    /// A request only the leader can answer, forwarded by a follower of an earlier release
+    /// (made by nobody in particular); this release sends [`Frame::ForwardAs`].
     Forward { id: u64, request: Request },
     /// Member `member` has been removed from the cluster. Once its removal is applied nobody
     /// replicates to it any more, so it could never learn of it from the log. The id is named
@@ -46,6 +48,9 @@ pub enum Frame {
     /// cannot derive either, before its log tells it of them), and whether the member has served
     /// clients already (a founder that has cannot found again), as of raft index `as_of`.
     YouAre { id: u64, cluster_id: u64, members: Vec<(u64, Vec<String>)>, started: bool, as_of: u64 },
+    /// A request only the leader can answer, forwarded by a follower with who made it (a
+    /// token is good on every member), so the leader checks it as the follower would have.
+    ForwardAs { id: u64, caller: Caller, request: Request },
 }
 
 /// Why a connection's byte stream was rejected.
@@ -179,6 +184,7 @@ mod tests {
             Frame::Hello { from: 7, cluster_id: 9, peer_url: "http://10.0.0.7:2380".into() },
             Frame::Raft(vec![1, 2, 3]),
             Frame::Forward { id: 1, request: Request::LeaseLeases },
+            Frame::ForwardAs { id: 2, caller: Caller::Token("t.1".into()), request: Request::LeaseLeases },
             Frame::ForwardReply { id: 1, result: Err(Error::NoLeader) },
             Frame::WhoAmI { peer_urls: vec!["http://10.0.0.4:2380".into()] },
             Frame::YouAre {

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_core::api::auth::Caller;
 use keel_core::api::error::Error;
 use keel_core::api::request::{Request, Response};
 use keel_core::node::OutMessage;
@@ -35,8 +36,8 @@ pub const PEER_QUEUE: usize = 4096;
 pub enum Inbound {
     /// An encoded Raft message from `from`.
     Raft { from: u64, bytes: Vec<u8> },
-    /// A follower asks this member (as leader) to answer a request.
-    Forward { from: u64, id: u64, request: Request },
+    /// A follower asks this member (as leader) to answer a request `caller` made.
+    Forward { from: u64, id: u64, caller: Caller, request: Request },
     /// The leader's answer to a request this member forwarded.
     ForwardReply { id: u64, result: Result<Response, Error> },
     /// A message to `peer` could not be queued or sent.
@@ -187,7 +188,8 @@ impl PeerTransport {
                         return;
                     }
                 },
-                Frame::Forward { id, request } => Inbound::Forward { from, id, request },
+                Frame::Forward { id, request } => Inbound::Forward { from, id, caller: Caller::Anonymous, request },
+                Frame::ForwardAs { id, caller, request } => Inbound::Forward { from, id, caller, request },
                 Frame::ForwardReply { id, result } => Inbound::ForwardReply { id, result },
                 Frame::Removed { member } if member == self.id => Inbound::Removed { from },
                 // Meant for a removed member that listened at this address before us.
@@ -405,7 +407,7 @@ mod tests {
             trailer: big[2_999_990..].to_vec(),
         };
         assert!(t1.send_raft(OutMessage { to: 2, bytes: big[..5].to_vec(), payload: Some(payload) }));
-        assert!(t2.send_frame(1, Frame::Forward { id: 9, request: Request::LeaseLeases }));
+        assert!(t2.send_frame(1, Frame::ForwardAs { id: 9, caller: Caller::Anonymous, request: Request::LeaseLeases }));
         let mut got = Vec::new();
         while got.len() < 2 {
             if let Inbound::Raft { from, bytes } = rx2.recv().await.unwrap() {
@@ -415,7 +417,7 @@ mod tests {
         assert_eq!(got, vec![(1, vec![1, 2, 3]), (1, big)]);
         loop {
             match rx1.recv().await.unwrap() {
-                Inbound::Forward { from: 2, id: 9, request: Request::LeaseLeases } => break,
+                Inbound::Forward { from: 2, id: 9, caller: Caller::Anonymous, request: Request::LeaseLeases } => break,
                 Inbound::SnapshotSent { peer: 2, ok } => assert!(ok),
                 _ => {}
             }

@@ -4,6 +4,7 @@
 use keel_core::api::request::{MemberAddRequest, MemberChange, MemberResponse, Request, Response};
 use tonic::{Request as Call, Response as Reply, Status};
 
+use super::auth::as_caller;
 use super::pb::etcdserverpb as pb;
 use super::{call, convert, local_header};
 use crate::backend::Backend;
@@ -16,8 +17,14 @@ pub struct ClusterService<B> {
 }
 
 impl<B: Backend> ClusterService<B> {
-    async fn change(&self, change: MemberChange) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
-        let r: MemberResponse = call(&self.backend, Request::MemberChange(change), pick!(Response::Member)).await?;
+    /// Make a membership change as `req`'s caller.
+    async fn change<T>(
+        &self,
+        req: &Call<T>,
+        change: MemberChange,
+    ) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
+        let request = Request::MemberChange(change);
+        let r: MemberResponse = call(&as_caller(&self.backend, req), request, pick!(Response::Member)).await?;
         Ok((convert::header(&r.header), convert::members(r.members)))
     }
 }
@@ -33,11 +40,12 @@ fn check_urls(urls: &[String]) -> Result<(), Status> {
 #[tonic::async_trait]
 impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
     async fn member_add(&self, req: Call<pb::MemberAddRequest>) -> Result<Reply<pb::MemberAddResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let req = req.into_inner();
         check_urls(&req.peer_ur_ls)?;
         let id = crate::ids::added_member_id(&req.peer_ur_ls, &self.token, self.backend.status().applied_index);
         let add = MemberChange::Add(MemberAddRequest { id, peer_urls: req.peer_ur_ls, is_learner: req.is_learner });
-        let r = call(&self.backend, Request::MemberChange(add), pick!(Response::Member)).await?;
+        let r = call(&backend, Request::MemberChange(add), pick!(Response::Member)).await?;
         Ok(Reply::new(pb::MemberAddResponse {
             header: convert::header(&r.header),
             member: r.member.map(convert::member),
@@ -49,7 +57,8 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         &self,
         req: Call<pb::MemberRemoveRequest>,
     ) -> Result<Reply<pb::MemberRemoveResponse>, Status> {
-        let (header, members) = self.change(MemberChange::Remove { id: req.into_inner().id }).await?;
+        let remove = MemberChange::Remove { id: req.get_ref().id };
+        let (header, members) = self.change(&req, remove).await?;
         Ok(Reply::new(pb::MemberRemoveResponse { header, members }))
     }
 
@@ -57,9 +66,9 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         &self,
         req: Call<pb::MemberUpdateRequest>,
     ) -> Result<Reply<pb::MemberUpdateResponse>, Status> {
-        let req = req.into_inner();
-        check_urls(&req.peer_ur_ls)?;
-        let (header, members) = self.change(MemberChange::Update { id: req.id, peer_urls: req.peer_ur_ls }).await?;
+        let r = req.get_ref().clone();
+        check_urls(&r.peer_ur_ls)?;
+        let (header, members) = self.change(&req, MemberChange::Update { id: r.id, peer_urls: r.peer_ur_ls }).await?;
         Ok(Reply::new(pb::MemberUpdateResponse { header, members }))
     }
 
@@ -75,7 +84,8 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         &self,
         req: Call<pb::MemberPromoteRequest>,
     ) -> Result<Reply<pb::MemberPromoteResponse>, Status> {
-        let (header, members) = self.change(MemberChange::Promote { id: req.into_inner().id }).await?;
+        let promote = MemberChange::Promote { id: req.get_ref().id };
+        let (header, members) = self.change(&req, promote).await?;
         Ok(Reply::new(pb::MemberPromoteResponse { header, members }))
     }
 }

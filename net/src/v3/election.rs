@@ -10,6 +10,7 @@ use keel_core::state::watch::WatchCreate;
 use tokio::sync::mpsc;
 use tonic::{Code, Request as Call, Response as Reply, Status};
 
+use super::auth::as_caller;
 use super::pb::v3electionpb as pb;
 use super::{call, channel_stream, convert, recipe, status, ReplyStream};
 use crate::backend::Backend;
@@ -26,8 +27,9 @@ fn not_leader() -> Status {
 
 impl<B: Backend> ElectionService<B> {
     /// Run `op` only if `leader`'s key still exists with the same create revision.
-    async fn as_leader(
+    async fn as_leader<T>(
         &self,
+        req: &Call<T>,
         leader: pb::LeaderKey,
         op: RequestOp,
     ) -> Result<Option<super::pb::etcdserverpb::ResponseHeader>, Status> {
@@ -41,7 +43,7 @@ impl<B: Backend> ElectionService<B> {
             success: vec![op],
             failure: vec![],
         };
-        let r = call(&self.backend, Request::Txn(txn), pick!(Response::Txn)).await?;
+        let r = call(&as_caller(&self.backend, req), Request::Txn(txn), pick!(Response::Txn)).await?;
         if !r.succeeded {
             return Err(not_leader());
         }
@@ -54,30 +56,32 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
     type ObserveStream = ReplyStream<pb::LeaderResponse>;
 
     async fn campaign(&self, req: Call<pb::CampaignRequest>) -> Result<Reply<pb::CampaignResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let req = req.into_inner();
-        let entry = recipe::acquire(&self.backend, &req.name, req.lease, &req.value).await?;
+        let entry = recipe::acquire(&backend, &req.name, req.lease, &req.value).await?;
         let leader = pb::LeaderKey { name: req.name, key: entry.key, rev: entry.create_revision, lease: req.lease };
         Ok(Reply::new(pb::CampaignResponse { header: convert::header(&entry.header), leader: Some(leader) }))
     }
 
     async fn proclaim(&self, req: Call<pb::ProclaimRequest>) -> Result<Reply<pb::ProclaimResponse>, Status> {
-        let req = req.into_inner();
-        let Some(leader) = req.leader else { return Err(not_leader()) };
-        let put = PutRequest { key: leader.key.clone(), value: req.value, lease: leader.lease, ..Default::default() };
-        let header = self.as_leader(leader, RequestOp::Put(put)).await?;
+        let r = req.get_ref().clone();
+        let Some(leader) = r.leader else { return Err(not_leader()) };
+        let put = PutRequest { key: leader.key.clone(), value: r.value, lease: leader.lease, ..Default::default() };
+        let header = self.as_leader(&req, leader, RequestOp::Put(put)).await?;
         Ok(Reply::new(pb::ProclaimResponse { header }))
     }
 
     async fn leader(&self, req: Call<pb::LeaderRequest>) -> Result<Reply<pb::LeaderResponse>, Status> {
-        let (kv, header) = recipe::first(&self.backend, &req.into_inner().name).await?;
+        let backend = as_caller(&self.backend, &req);
+        let (kv, header) = recipe::first(&backend, &req.into_inner().name).await?;
         let kv = kv.ok_or_else(|| Status::new(Code::NotFound, "election: no leader"))?;
         Ok(Reply::new(pb::LeaderResponse { header: convert::header(&header), kv: Some(convert::kv(kv)) }))
     }
 
     async fn observe(&self, req: Call<pb::LeaderRequest>) -> Result<Reply<Self::ObserveStream>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let name = req.into_inner().name;
         let (tx, rx) = mpsc::channel(16);
-        let backend = self.backend.clone();
         tokio::spawn(async move {
             if let Err(e) = observe(&backend, &name, &tx).await {
                 let _ = tx.send(Err(e)).await;
@@ -87,9 +91,9 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
     }
 
     async fn resign(&self, req: Call<pb::ResignRequest>) -> Result<Reply<pb::ResignResponse>, Status> {
-        let Some(leader) = req.into_inner().leader else { return Err(not_leader()) };
+        let Some(leader) = req.get_ref().leader.clone() else { return Err(not_leader()) };
         let delete = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
-        let header = self.as_leader(leader, RequestOp::DeleteRange(delete)).await?;
+        let header = self.as_leader(&req, leader, RequestOp::DeleteRange(delete)).await?;
         Ok(Reply::new(pb::ResignResponse { header }))
     }
 }

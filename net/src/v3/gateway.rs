@@ -18,6 +18,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 
 use super::lease::keep_alive_stream;
+use super::pb::etcdserverpb::auth_server::Auth;
 use super::pb::etcdserverpb::cluster_server::Cluster;
 use super::pb::etcdserverpb::kv_server::Kv;
 use super::pb::etcdserverpb::lease_server::Lease;
@@ -33,15 +34,21 @@ pub fn call_name(path: &str) -> Option<&str> {
     path.strip_prefix("/v3/").or_else(|| path.strip_prefix("/v3beta/"))
 }
 
-/// Answer one gateway call (`name` is the path after `/v3/`) with the member's services.
-pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8]) -> hyper::Response<Body> {
-    let Services { kv, watch, lease, cluster, maintenance, lock, election } = services;
+/// Answer one gateway call (`name` is the path after `/v3/`) with the member's services, as
+/// the holder of `token` when the client sent one.
+pub async fn handle<B: Backend>(
+    services: &Services<B>,
+    name: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> hyper::Response<Body> {
+    let Services { kv, watch, lease, cluster, maintenance, lock, election, auth } = services;
     match name {
-        "kv/range" => unary(body, |r| kv.range(r)).await,
-        "kv/put" => unary(body, |r| kv.put(r)).await,
-        "kv/deleterange" => unary(body, |r| kv.delete_range(r)).await,
-        "kv/txn" => unary(body, |r| kv.txn(r)).await,
-        "kv/compaction" => unary(body, |r| kv.compact(r)).await,
+        "kv/range" => unary(body, token, |r| kv.range(r)).await,
+        "kv/put" => unary(body, token, |r| kv.put(r)).await,
+        "kv/deleterange" => unary(body, token, |r| kv.delete_range(r)).await,
+        "kv/txn" => unary(body, token, |r| kv.txn(r)).await,
+        "kv/compaction" => unary(body, token, |r| kv.compact(r)).await,
         "watch" => match requests(body, StaysOpen::UntilClientLeaves) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(64);
@@ -50,8 +57,8 @@ pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8])
             }
             Err(e) => error(e),
         },
-        "lease/grant" => unary(body, |r| lease.lease_grant(r)).await,
-        "lease/revoke" | "kv/lease/revoke" => unary(body, |r| lease.lease_revoke(r)).await,
+        "lease/grant" => unary(body, token, |r| lease.lease_grant(r)).await,
+        "lease/revoke" | "kv/lease/revoke" => unary(body, token, |r| lease.lease_revoke(r)).await,
         "lease/keepalive" => match requests(body, StaysOpen::UntilAnswered) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(16);
@@ -60,30 +67,43 @@ pub async fn handle<B: Backend>(services: &Services<B>, name: &str, body: &[u8])
             }
             Err(e) => error(e),
         },
-        "lease/timetolive" | "kv/lease/timetolive" => unary(body, |r| lease.lease_time_to_live(r)).await,
-        "lease/leases" | "kv/lease/leases" => unary(body, |r| lease.lease_leases(r)).await,
-        "cluster/member/add" => unary(body, |r| cluster.member_add(r)).await,
-        "cluster/member/remove" => unary(body, |r| cluster.member_remove(r)).await,
-        "cluster/member/update" => unary(body, |r| cluster.member_update(r)).await,
-        "cluster/member/list" => unary(body, |r| cluster.member_list(r)).await,
-        "cluster/member/promote" => unary(body, |r| cluster.member_promote(r)).await,
-        "maintenance/alarm" => unary(body, |r| maintenance.alarm(r)).await,
-        "maintenance/status" => unary(body, |r| maintenance.status(r)).await,
-        "maintenance/defragment" => unary(body, |r| maintenance.defragment(r)).await,
+        "lease/timetolive" | "kv/lease/timetolive" => unary(body, token, |r| lease.lease_time_to_live(r)).await,
+        "lease/leases" | "kv/lease/leases" => unary(body, token, |r| lease.lease_leases(r)).await,
+        "cluster/member/add" => unary(body, token, |r| cluster.member_add(r)).await,
+        "cluster/member/remove" => unary(body, token, |r| cluster.member_remove(r)).await,
+        "cluster/member/update" => unary(body, token, |r| cluster.member_update(r)).await,
+        "cluster/member/list" => unary(body, token, |r| cluster.member_list(r)).await,
+        "cluster/member/promote" => unary(body, token, |r| cluster.member_promote(r)).await,
+        "maintenance/alarm" => unary(body, token, |r| maintenance.alarm(r)).await,
+        "maintenance/status" => unary(body, token, |r| maintenance.status(r)).await,
+        "maintenance/defragment" => unary(body, token, |r| maintenance.defragment(r)).await,
         // etcd registers Hash and HashKV on this one path, and the later (HashKV) wins.
-        "maintenance/hash" => unary(body, |r| maintenance.hash_kv(r)).await,
-        "maintenance/snapshot" => server_streamed(body, |r| maintenance.snapshot(r)).await,
-        "maintenance/transfer-leadership" => unary(body, |r| maintenance.move_leader(r)).await,
-        "lock/lock" => unary(body, |r| lock.lock(r)).await,
-        "lock/unlock" => unary(body, |r| lock.unlock(r)).await,
-        "election/campaign" => unary(body, |r| election.campaign(r)).await,
-        "election/proclaim" => unary(body, |r| election.proclaim(r)).await,
-        "election/leader" => unary(body, |r| election.leader(r)).await,
-        "election/observe" => server_streamed(body, |r| election.observe(r)).await,
-        "election/resign" => unary(body, |r| election.resign(r)).await,
-        other if other.starts_with("auth/") => {
-            error(Status::unimplemented("etcdserver: authentication is not implemented"))
-        }
+        "maintenance/hash" => unary(body, token, |r| maintenance.hash_kv(r)).await,
+        "maintenance/snapshot" => server_streamed(body, token, |r| maintenance.snapshot(r)).await,
+        "maintenance/transfer-leadership" => unary(body, token, |r| maintenance.move_leader(r)).await,
+        "lock/lock" => unary(body, token, |r| lock.lock(r)).await,
+        "lock/unlock" => unary(body, token, |r| lock.unlock(r)).await,
+        "election/campaign" => unary(body, token, |r| election.campaign(r)).await,
+        "election/proclaim" => unary(body, token, |r| election.proclaim(r)).await,
+        "election/leader" => unary(body, token, |r| election.leader(r)).await,
+        "election/observe" => server_streamed(body, token, |r| election.observe(r)).await,
+        "election/resign" => unary(body, token, |r| election.resign(r)).await,
+        "auth/enable" => unary(body, token, |r| auth.auth_enable(r)).await,
+        "auth/disable" => unary(body, token, |r| auth.auth_disable(r)).await,
+        "auth/authenticate" => unary(body, token, |r| auth.authenticate(r)).await,
+        "auth/user/add" => unary(body, token, |r| auth.user_add(r)).await,
+        "auth/user/get" => unary(body, token, |r| auth.user_get(r)).await,
+        "auth/user/list" => unary(body, token, |r| auth.user_list(r)).await,
+        "auth/user/delete" => unary(body, token, |r| auth.user_delete(r)).await,
+        "auth/user/changepw" => unary(body, token, |r| auth.user_change_password(r)).await,
+        "auth/user/grant" => unary(body, token, |r| auth.user_grant_role(r)).await,
+        "auth/user/revoke" => unary(body, token, |r| auth.user_revoke_role(r)).await,
+        "auth/role/add" => unary(body, token, |r| auth.role_add(r)).await,
+        "auth/role/get" => unary(body, token, |r| auth.role_get(r)).await,
+        "auth/role/list" => unary(body, token, |r| auth.role_list(r)).await,
+        "auth/role/delete" => unary(body, token, |r| auth.role_delete(r)).await,
+        "auth/role/grant" => unary(body, token, |r| auth.role_grant_permission(r)).await,
+        "auth/role/revoke" => unary(body, token, |r| auth.role_revoke_permission(r)).await,
         _ => not_found(),
     }
 }
@@ -121,7 +141,16 @@ fn requests<T: DeserializeOwned + Send + 'static>(
     Ok(stream::iter(messages.into_iter().map(Ok)).chain(rest))
 }
 
-async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> hyper::Response<Body>
+/// The gRPC request a gateway call stands for: its message, and its token as metadata.
+fn call_of<Req>(message: Req, token: Option<&str>) -> tonic::Request<Req> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = token.and_then(|t| tonic::metadata::MetadataValue::try_from(t).ok()) {
+        request.metadata_mut().insert("token", value);
+    }
+    request
+}
+
+async fn unary<Req, Resp, F, Fut>(body: &[u8], token: Option<&str>, call: F) -> hyper::Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
@@ -132,13 +161,13 @@ where
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    match call(tonic::Request::new(request)).await {
+    match call(call_of(request, token)).await {
         Ok(reply) => json(200, serde_json::to_vec(reply.get_ref()).unwrap_or_default()),
         Err(e) => error(e),
     }
 }
 
-async fn server_streamed<Req, Resp, F, Fut>(body: &[u8], call: F) -> hyper::Response<Body>
+async fn server_streamed<Req, Resp, F, Fut>(body: &[u8], token: Option<&str>, call: F) -> hyper::Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize + Send + 'static,
@@ -149,7 +178,7 @@ where
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    match call(tonic::Request::new(request)).await {
+    match call(call_of(request, token)).await {
         Ok(reply) => streamed(reply.into_inner()),
         Err(e) => error(e),
     }

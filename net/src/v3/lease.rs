@@ -6,6 +6,7 @@ use keel_core::api::request::{self as core, Request, Response};
 use tokio::sync::mpsc;
 use tonic::{Request as Call, Response as Reply, Status, Streaming};
 
+use super::auth::as_caller;
 use super::pb::etcdserverpb as pb;
 use super::{call, channel_stream, convert, status, ReplyStream};
 use crate::backend::Backend;
@@ -32,8 +33,9 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
     }
 
     async fn lease_revoke(&self, req: Call<pb::LeaseRevokeRequest>) -> Result<Reply<pb::LeaseRevokeResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let request = Request::LeaseRevoke(core::LeaseRevokeRequest { id: req.into_inner().id });
-        let r = call(&self.backend, request, pick!(Response::LeaseRevoke)).await?;
+        let r = call(&backend, request, pick!(Response::LeaseRevoke)).await?;
         Ok(Reply::new(pb::LeaseRevokeResponse { header: convert::header(&r.header) }))
     }
 
@@ -50,9 +52,10 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         req: Call<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Reply<pb::LeaseTimeToLiveResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let req = req.into_inner();
         let request = Request::LeaseTimeToLive(core::LeaseTimeToLiveRequest { id: req.id, keys: req.keys });
-        let r = call(&self.backend, request, pick!(Response::LeaseTimeToLive)).await?;
+        let r = call(&backend, request, pick!(Response::LeaseTimeToLive)).await?;
         Ok(Reply::new(pb::LeaseTimeToLiveResponse {
             header: convert::header(&r.header),
             id: r.id,

@@ -5,6 +5,7 @@ use keel_core::api::request::{Request, Response};
 use sha2::{Digest, Sha256};
 use tonic::{Request as Call, Response as Reply, Status};
 
+use super::auth::as_caller;
 use super::pb::etcdserverpb as pb;
 use super::{call, convert, local_header, ReplyStream};
 use crate::backend::Backend;
@@ -103,15 +104,17 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         Ok(Reply::new(pb::DefragmentResponse { header: self.header() }))
     }
 
-    async fn hash(&self, _req: Call<pb::HashRequest>) -> Result<Reply<pb::HashResponse>, Status> {
-        let r = call(&self.backend, Request::Hash, pick!(Response::Hash)).await?;
+    async fn hash(&self, req: Call<pb::HashRequest>) -> Result<Reply<pb::HashResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
+        let r = call(&backend, Request::Hash, pick!(Response::Hash)).await?;
         let hash = keel_core::digest::fold32(r.hash);
         Ok(Reply::new(pb::HashResponse { header: convert::header(&r.header), hash }))
     }
 
     async fn hash_kv(&self, req: Call<pb::HashKvRequest>) -> Result<Reply<pb::HashKvResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let request = Request::HashKv { revision: req.into_inner().revision };
-        let r = call(&self.backend, request, pick!(Response::HashKv)).await?;
+        let r = call(&backend, request, pick!(Response::HashKv)).await?;
         Ok(Reply::new(pb::HashKvResponse {
             header: convert::header(&r.header),
             hash: r.hash,
@@ -119,15 +122,17 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         }))
     }
 
-    async fn snapshot(&self, _req: Call<pb::SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {
-        let r = call(&self.backend, Request::Snapshot, pick!(Response::Snapshot)).await?;
+    async fn snapshot(&self, req: Call<pb::SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {
+        let backend = as_caller(&self.backend, &req);
+        let r = call(&backend, Request::Snapshot, pick!(Response::Snapshot)).await?;
         let chunks = snapshot_chunks(convert::header(&r.header), r.data);
         Ok(Reply::new(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))))
     }
 
     async fn move_leader(&self, req: Call<pb::MoveLeaderRequest>) -> Result<Reply<pb::MoveLeaderResponse>, Status> {
+        let backend = as_caller(&self.backend, &req);
         let request = Request::MoveLeader { target: req.into_inner().target_id };
-        let header = call(&self.backend, request, pick!(Response::MoveLeader)).await?;
+        let header = call(&backend, request, pick!(Response::MoveLeader)).await?;
         Ok(Reply::new(pb::MoveLeaderResponse { header: convert::header(&header) }))
     }
 }

@@ -13,6 +13,7 @@ macro_rules! pick {
     };
 }
 
+pub mod auth;
 pub mod cluster;
 pub mod convert;
 pub mod election;
@@ -56,6 +57,8 @@ pub fn status(e: Error) -> Status {
         ErrorClass::Unavailable => Code::Unavailable,
         ErrorClass::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorClass::Internal => Code::Internal,
+        ErrorClass::PermissionDenied => Code::PermissionDenied,
+        ErrorClass::Unauthenticated => Code::Unauthenticated,
     };
     Status::new(code, e.to_string())
 }

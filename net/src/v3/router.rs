@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tonic::body::Body;
 use tonic::codegen::Service;
 
+use super::auth::{AuthService, DEFAULT_BCRYPT_COST};
 use super::cluster::ClusterService;
 use super::election::ElectionService;
 use super::kv::KvService;
@@ -35,6 +36,7 @@ pub struct Services<B: Backend> {
     pub maintenance: Arc<MaintenanceService<B>>,
     pub lock: Arc<LockService<B>>,
     pub election: Arc<ElectionService<B>>,
+    pub auth: Arc<AuthService<B>>,
 }
 
 impl<B: Backend> Services<B> {
@@ -47,12 +49,19 @@ impl<B: Backend> Services<B> {
             cluster: Arc::new(ClusterService { backend: backend.clone(), token }),
             maintenance: Arc::new(MaintenanceService { backend: backend.clone() }),
             lock: Arc::new(LockService { backend: backend.clone() }),
-            election: Arc::new(ElectionService { backend }),
+            election: Arc::new(ElectionService { backend: backend.clone() }),
+            auth: Arc::new(AuthService { backend, bcrypt_cost: DEFAULT_BCRYPT_COST }),
         }
     }
 
+    /// The services with passwords hashed at bcrypt `cost` (etcd's `--bcrypt-cost`).
+    pub fn with_bcrypt_cost(mut self, cost: u32) -> Self {
+        self.auth = Arc::new(AuthService { backend: self.auth.backend.clone(), bcrypt_cost: cost });
+        self
+    }
+
     /// Answer one gRPC call through the service's generated server (a thin wrapper around the
-    /// shared service). Unknown services (Auth among them, for now) get `Unimplemented`. Any
+    /// shared service). Unknown services get `Unimplemented`. Any
     /// body will do: hyper's from a connection, or a whole one from the fuzzers.
     pub async fn call<In>(&self, req: hyper::Request<In>) -> hyper::Response<Body>
     where
@@ -68,6 +77,7 @@ impl<B: Backend> Services<B> {
             "etcdserverpb.Maintenance" => {
                 pb::maintenance_server::MaintenanceServer::from_arc(self.maintenance.clone()).call(req).await
             }
+            "etcdserverpb.Auth" => pb::auth_server::AuthServer::from_arc(self.auth.clone()).call(req).await,
             "v3lockpb.Lock" => v3lockpb::lock_server::LockServer::from_arc(self.lock.clone()).call(req).await,
             "v3electionpb.Election" => {
                 v3electionpb::election_server::ElectionServer::from_arc(self.election.clone()).call(req).await

@@ -193,6 +193,11 @@ impl Lessor {
         self.leases.get(&id).map(|l| (l.ttl, l.remaining_ttl))
     }
 
+    /// The keys attached to lease `id` (none when it does not exist), for permission checks.
+    pub fn keys(&self, id: i64) -> impl Iterator<Item = &Vec<u8>> {
+        self.leases.get(&id).into_iter().flat_map(|l| l.keys.iter())
+    }
+
     /// Whether lease `id` exists (puts naming a missing lease fail).
     pub fn exists(&self, id: i64) -> bool {
         self.leases.contains_key(&id)

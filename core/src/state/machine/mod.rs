@@ -4,9 +4,11 @@
 //! The state lives in the member's [`Engine`]: each applied entry's changes, with the applied
 //! index, reach it as one batch (`records` holds the state machine's own records), so a restart
 //! opens the engine and replays only the entries after that index. In memory stay the lessor
-//! (rebuilt from the lease records and the keys that name a lease), the membership and alarms.
+//! (rebuilt from the lease records and the keys that name a lease), the membership, alarms
+//! and the auth store (users and roles: small).
 
 mod membership;
+mod permit;
 mod records;
 mod snapshot;
 mod snapshot_job;
@@ -26,6 +28,7 @@ use crate::api::request::{
     Response, TxnRequest,
 };
 use crate::state::alarm::{self, Alarms};
+use crate::state::auth::AuthStore;
 use crate::state::engine::{Batch, Engine};
 use crate::state::lease::{LeaseRecord, LeaseSnapshot, Lessor};
 use crate::state::mvcc::{Applied, MvccStore};
@@ -45,6 +48,7 @@ pub struct StateMachine {
     lessor: Lessor,
     members: BTreeMap<u64, Member>,
     alarms: Alarms,
+    auth: AuthStore,
     applied_index: u64,
     /// The term of the entry at `applied_index` (0 when unknown: nothing applied yet).
     applied_term: u64,
@@ -75,6 +79,7 @@ impl StateMachine {
             lessor: Lessor::new(min_lease_ttl),
             members: BTreeMap::new(),
             alarms: Alarms::default(),
+            auth: AuthStore::default(),
             applied_index: 0,
             applied_term: 0,
             records: Batch::default(),
@@ -106,6 +111,7 @@ impl StateMachine {
         sm.lessor = Lessor::restore(LeaseSnapshot { min_ttl: min_lease_ttl, leases });
         sm.members = stored.members.into_iter().map(|m| (m.id, m)).collect();
         sm.alarms = Alarms::restore(stored.alarms);
+        sm.auth = stored.auth;
         sm.applied_index = stored.applied_index;
         sm.applied_term = stored.applied_term;
         sm.conf_state = stored.conf_state;
@@ -175,6 +181,17 @@ impl StateMachine {
     /// The active alarms (NOSPACE refuses writes that add data).
     pub fn alarms(&self) -> &Alarms {
         &self.alarms
+    }
+
+    /// Users, roles and permissions, for the node's token checks and read permission checks.
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
+    /// Whether a client's `command` that nobody vouched for (it was admitted while auth was off)
+    /// must be refused because auth is on now.
+    pub fn refuses_unvouched(&self, command: &Command) -> bool {
+        self.auth.is_enabled() && permit::needs_caller(command)
     }
 
     /// Index of the last applied Raft entry.
@@ -269,6 +286,8 @@ impl StateMachine {
             Command::Alarm(_) | Command::QuotaExceeded { .. } => {
                 records::write_alarms(&mut self.records, &self.alarms.list())
             }
+            Command::Auth(_) => records::write_auth(&mut self.records, &self.auth),
+            Command::Authed { command, .. } => self.stage_records(command),
             _ => {}
         }
     }
@@ -278,6 +297,11 @@ impl StateMachine {
             return ApplyResult { response: Some(Err(Error::NoSpace)), events: vec![] };
         }
         let (response, events) = match command {
+            Command::Authed { caller, command } => match self.permit(caller, command) {
+                Ok(()) => return self.apply_command(command, now_ms),
+                Err(e) => return ApplyResult { response: Some(Err(e)), events: vec![] },
+            },
+            Command::Auth(req) => (self.auth.apply(req).map(Response::Auth), vec![]),
             Command::V2Write(req) => return self.apply_v2(req, now_ms),
             Command::Put(req) => {
                 let lessor = &self.lessor;
@@ -375,6 +399,10 @@ impl StateMachine {
         let alarms = self.alarms.list();
         if !alarms.is_empty() {
             h.write(&postcard::to_stdvec(&alarms).unwrap_or_default());
+        }
+        // Auth likewise only once it was ever used.
+        if !self.auth.is_pristine() {
+            h.write(&postcard::to_stdvec(&self.auth).unwrap_or_default());
         }
         h.finish()
     }

@@ -1,11 +1,12 @@
 //! The state machine's own records in the engine, beside the key space's (`mvcc::layout`):
-//! a format marker, the applied index, the membership, the alarms (in `Meta`) and one record
+//! a format marker, the applied index, the membership, the alarms, the auth store (in `Meta`) and one record
 //! per lease (in `Leases`). Every value starts with a format version and decodes strictly.
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::api::alarm::AlarmMember;
 use crate::api::request::Member;
+use crate::state::auth::AuthStore;
 use crate::state::engine::{Batch, EngineError, EngineResult, KeyBounds, Reader, Space};
 
 const FORMAT_KEY: &[u8] = b"state/format";
@@ -13,6 +14,7 @@ const APPLIED_KEY: &[u8] = b"state/applied_index";
 const MEMBERS_KEY: &[u8] = b"state/members";
 const ALARMS_KEY: &[u8] = b"state/alarms";
 const CONF_STATE_KEY: &[u8] = b"state/conf_state";
+const AUTH_KEY: &[u8] = b"state/auth";
 
 /// What the format record holds: a name, then the layout's version.
 const FORMAT_MAGIC: &[u8] = b"keel-state";
@@ -37,6 +39,8 @@ pub(crate) struct Stored {
     pub(crate) leases: Vec<(i64, i64, i64)>,
     /// Raft's configuration after the applied entries, encoded by the node.
     pub(crate) conf_state: Option<Vec<u8>>,
+    /// Users, roles and permissions (empty for a state stored before auth existed).
+    pub(crate) auth: AuthStore,
 }
 
 fn format_value() -> Vec<u8> {
@@ -88,6 +92,7 @@ pub(crate) fn read(reader: &dyn Reader) -> EngineResult<Option<Stored>> {
     let members = get(MEMBERS_KEY)?.map(|b| decode("members", &b)).transpose()?.unwrap_or_default();
     let alarms = get(ALARMS_KEY)?.map(|b| decode("alarms", &b)).transpose()?.unwrap_or_default();
     let conf_state = get(CONF_STATE_KEY)?.map(|b| decode("configuration", &b)).transpose()?;
+    let auth = get(AUTH_KEY)?.map(|b| decode("auth", &b)).transpose()?.unwrap_or_default();
     let mut leases = Vec::new();
     for pair in reader.scan(Space::Leases, KeyBounds::all(), false) {
         let (k, v) = pair?;
@@ -95,7 +100,7 @@ pub(crate) fn read(reader: &dyn Reader) -> EngineResult<Option<Stored>> {
         let (ttl, remaining): (i64, i64) = decode("lease", &v)?;
         leases.push((id, ttl, remaining));
     }
-    Ok(Some(Stored { applied_index, applied_term, members, alarms, leases, conf_state }))
+    Ok(Some(Stored { applied_index, applied_term, members, alarms, leases, conf_state, auth }))
 }
 
 /// Stage the format marker (every batch that founds or replaces a state carries it).
@@ -116,6 +121,11 @@ pub(crate) fn write_members(batch: &mut Batch, members: &[Member]) {
 /// Stage the alarms.
 pub(crate) fn write_alarms(batch: &mut Batch, alarms: &[AlarmMember]) {
     batch.put(Space::Meta, ALARMS_KEY.to_vec(), encode(&alarms));
+}
+
+/// Stage the auth store (whole: it is small).
+pub(crate) fn write_auth(batch: &mut Batch, auth: &AuthStore) {
+    batch.put(Space::Meta, AUTH_KEY.to_vec(), encode(auth));
 }
 
 /// Stage Raft's configuration (encoded by the node).

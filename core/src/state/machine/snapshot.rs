@@ -9,12 +9,17 @@ use crate::api::error::{Error, Result};
 use crate::api::request::Member;
 use crate::format::Format;
 use crate::state::alarm::Alarms;
+use crate::state::auth::AuthStore;
 use crate::state::engine::{Batch, MemEngine};
 use crate::state::lease::{LeaseSnapshot, Lessor};
 use crate::state::mvcc::{MvccSnapshot, MvccStore};
 
-/// How a [`StateSnapshot`] is stored and shipped (Raft snapshots, backups).
-pub const SNAPSHOT_FORMAT: Format = Format { name: "snapshot", tag: b"keel-snapshot", version: 1 };
+/// How a [`StateSnapshot`] is stored and shipped (Raft snapshots, backups). Version 2 added the
+/// auth store; version 1 snapshots (from members not yet upgraded, and backups) still decode.
+pub const SNAPSHOT_FORMAT: Format = Format { name: "snapshot", tag: b"keel-snapshot", version: 2 };
+
+/// The format of snapshots written before auth was part of the state.
+const SNAPSHOT_FORMAT_V1: Format = Format { name: "snapshot", tag: b"keel-snapshot", version: 1 };
 
 /// The serialized form of a [`StateMachine`], shipped in Raft snapshots.
 #[derive(Serialize, Deserialize)]
@@ -24,6 +29,7 @@ pub struct StateSnapshot {
     leases: LeaseSnapshot,
     members: Vec<Member>,
     alarms: Vec<AlarmMember>,
+    auth: AuthStore,
 }
 
 /// [`SNAPSHOT_FORMAT`]'s encoding of the [`StateSnapshot`] of these parts, written field by
@@ -35,6 +41,7 @@ pub(super) fn encode_snapshot(
     leases: &LeaseSnapshot,
     members: &[Member],
     alarms: &[AlarmMember],
+    auth: &AuthStore,
 ) -> Result<Vec<u8>> {
     let mut out = SNAPSHOT_FORMAT.header();
     crate::format::append(&mut out, &applied_index)?;
@@ -42,7 +49,32 @@ pub(super) fn encode_snapshot(
     crate::format::append(&mut out, leases)?;
     crate::format::append(&mut out, members)?;
     crate::format::append(&mut out, alarms)?;
+    crate::format::append(&mut out, auth)?;
     Ok(out)
+}
+
+/// A snapshot as written before auth was part of the state (format 1, and the unversioned
+/// backups of the releases just before it), so those still restore.
+#[derive(Deserialize)]
+struct SnapshotBeforeAuth {
+    applied_index: u64,
+    store: MvccSnapshot,
+    leases: LeaseSnapshot,
+    members: Vec<Member>,
+    alarms: Vec<AlarmMember>,
+}
+
+impl From<SnapshotBeforeAuth> for StateSnapshot {
+    fn from(old: SnapshotBeforeAuth) -> Self {
+        StateSnapshot {
+            applied_index: old.applied_index,
+            store: old.store,
+            leases: old.leases,
+            members: old.members,
+            alarms: old.alarms,
+            auth: AuthStore::default(),
+        }
+    }
 }
 
 /// A snapshot as written before alarms were part of the state, so backups made then still
@@ -63,7 +95,19 @@ impl From<SnapshotBeforeAlarms> for StateSnapshot {
             leases: old.leases,
             members: old.members,
             alarms: vec![],
+            auth: AuthStore::default(),
         }
+    }
+}
+
+/// A Raft snapshot in this release's format or in format 1 (a member not yet upgraded may send
+/// one), strictly: no padding, nothing after it.
+fn decode_versioned(bytes: &[u8]) -> std::result::Result<StateSnapshot, String> {
+    match bytes.strip_prefix(SNAPSHOT_FORMAT_V1.tag) {
+        Some([v, ..]) if *v == SNAPSHOT_FORMAT_V1.version => {
+            SNAPSHOT_FORMAT_V1.decode::<SnapshotBeforeAuth>(bytes).map(StateSnapshot::from)
+        }
+        _ => SNAPSHOT_FORMAT.decode(bytes),
     }
 }
 
@@ -71,7 +115,8 @@ impl StateMachine {
     /// Serialize the whole applied state for a Raft snapshot (or a backup); fails when the
     /// state store cannot read it back.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
-        encode_snapshot(self.applied_index, &self.store, &self.lessor.snapshot(), &self.members(), &self.alarms.list())
+        let (leases, members, alarms) = (self.lessor.snapshot(), self.members(), self.alarms.list());
+        encode_snapshot(self.applied_index, &self.store, &leases, &members, &alarms, &self.auth)
     }
 
     /// The state as it stands now, frozen for [`SnapshotJob::build`] to serialize elsewhere: what
@@ -81,13 +126,14 @@ impl StateMachine {
             return Err(Error::Internal("a snapshot was asked for in the middle of an entry".into()));
         }
         let view = self.store.engine_view()?;
-        Ok(SnapshotJob::new(self.applied_index, view, self.lessor.snapshot(), self.members(), self.alarms.list()))
+        let (leases, members, alarms) = (self.lessor.snapshot(), self.members(), self.alarms.list());
+        Ok(SnapshotJob::new(self.applied_index, view, leases, members, alarms, self.auth.clone()))
     }
 
     /// Decode a Raft snapshot's bytes (checking them before anything is replaced). Bytes of
     /// another format, or corrupt ones, are an error, not a panic.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<StateSnapshot> {
-        SNAPSHOT_FORMAT.decode(bytes).map_err(|e| Error::Internal(format!("cannot read the snapshot: {e}")))
+        decode_versioned(bytes).map_err(|e| Error::Internal(format!("cannot read the snapshot: {e}")))
     }
 
     /// Decode a backup: a snapshot followed by the zero padding `snapshot save` adds, or the
@@ -96,6 +142,9 @@ impl StateMachine {
     pub fn decode_backup(bytes: &[u8]) -> Result<StateSnapshot> {
         let unpadded = |body: &[u8]| -> std::result::Result<StateSnapshot, String> {
             let (snap, rest) = postcard::take_from_bytes::<StateSnapshot>(body)
+                .or_else(|e| {
+                    postcard::take_from_bytes::<SnapshotBeforeAuth>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e)
+                })
                 .or_else(|e| {
                     postcard::take_from_bytes::<SnapshotBeforeAlarms>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e)
                 })
@@ -106,7 +155,7 @@ impl StateMachine {
             }
         };
         let decoded = match bytes.strip_prefix(SNAPSHOT_FORMAT.tag) {
-            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT.version => unpadded(body),
+            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT.version || *v == SNAPSHOT_FORMAT_V1.version => unpadded(body),
             Some(_) => SNAPSHOT_FORMAT.decode(bytes),
             None => unpadded(bytes),
         };
@@ -128,6 +177,7 @@ impl StateMachine {
         self.lessor.set_min_ttl(min_ttl);
         self.members = snap.members.into_iter().map(|m| (m.id, m)).collect();
         self.alarms = Alarms::restore(snap.alarms);
+        self.auth = snap.auth;
         self.applied_index = snap.applied_index;
         self.applied_term = term;
         self.records = Batch::default();
@@ -136,6 +186,7 @@ impl StateMachine {
         let members = self.members();
         records::write_members(&mut self.records, &members);
         records::write_alarms(&mut self.records, &self.alarms.list());
+        records::write_auth(&mut self.records, &self.auth);
         for id in self.lessor.leases() {
             let record = self.lessor.granted(id);
             records::write_lease(&mut self.records, id, record);
@@ -166,7 +217,7 @@ mod tests {
         let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
         sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
         let bytes = sm.snapshot().unwrap();
-        assert!(bytes.starts_with(b"keel-snapshot\x01"), "tag and version lead");
+        assert!(bytes.starts_with(b"keel-snapshot\x02"), "tag and version lead");
         assert_eq!(StateMachine::restore(&bytes, 5).unwrap().hash(), sm.hash());
         let mut padded = bytes.clone();
         padded.resize(bytes.len() + 300, 0);
@@ -175,9 +226,9 @@ mod tests {
         padded.push(1);
         assert!(StateMachine::restore(&padded, 5).is_err(), "padding is zeros only");
         let mut newer = bytes.clone();
-        newer[13] = 2;
+        newer[13] = 3;
         let err = |b: &[u8]| StateMachine::decode_snapshot(b).err().unwrap().to_string();
-        assert!(err(&newer).contains("a keel snapshot in format 2; this keel reads format 1"), "{}", err(&newer));
+        assert!(err(&newer).contains("a keel snapshot in format 3; this keel reads format 2"), "{}", err(&newer));
         assert!(StateMachine::restore(&newer, 5).is_err(), "nor is a newer backup guessed at");
     }
 

@@ -3,12 +3,13 @@
 //! Serializing the whole key space takes time in proportion to its size; done while applying,
 //! it would stall every write for that long. So the apply path only freezes what the snapshot
 //! will hold (a read view of the engine, which on disk is a fjall snapshot, plus the leases,
-//! members and alarms it keeps in memory) and the shell runs [`SnapshotJob::build`] on another
+//! members, alarms and auth store it keeps in memory) and the shell runs [`SnapshotJob::build`] on another
 //! thread while the member goes on applying.
 
 use crate::api::alarm::AlarmMember;
 use crate::api::error::Result;
 use crate::api::request::Member;
+use crate::state::auth::AuthStore;
 use crate::state::engine::{View, ViewEngine};
 use crate::state::lease::LeaseSnapshot;
 use crate::state::mvcc::MvccStore;
@@ -20,6 +21,7 @@ pub struct SnapshotJob {
     leases: LeaseSnapshot,
     members: Vec<Member>,
     alarms: Vec<AlarmMember>,
+    auth: AuthStore,
 }
 
 impl std::fmt::Debug for SnapshotJob {
@@ -35,8 +37,9 @@ impl SnapshotJob {
         leases: LeaseSnapshot,
         members: Vec<Member>,
         alarms: Vec<AlarmMember>,
+        auth: AuthStore,
     ) -> Self {
-        SnapshotJob { index, view, leases, members, alarms }
+        SnapshotJob { index, view, leases, members, alarms, auth }
     }
 
     /// The index of the last entry the frozen state holds (the snapshot's index).
@@ -48,6 +51,6 @@ impl SnapshotJob {
     /// [`SnapshotJob::index`]; fails when the view cannot be read back.
     pub fn build(self) -> Result<Vec<u8>> {
         let store = MvccStore::open(Box::new(ViewEngine(self.view)))?;
-        super::snapshot::encode_snapshot(self.index, &store, &self.leases, &self.members, &self.alarms)
+        super::snapshot::encode_snapshot(self.index, &store, &self.leases, &self.members, &self.alarms, &self.auth)
     }
 }

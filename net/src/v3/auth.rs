@@ -1,0 +1,227 @@
+//! The Auth service (users, roles, permissions, tokens), and who a call comes from: the token a
+//! client sends as gRPC metadata `token` (or `authorization`), as etcd's clients send it.
+//!
+//! Passwords are hashed and checked here with bcrypt, on tokio's blocking pool: bcrypt is slow
+//! on purpose and would stall the member if it ran on the driver. The core only ever sees the
+//! hash.
+
+use keel_core::api::auth::{AuthRequest, AuthResponse, Caller, Permission, PermissionType};
+use keel_core::api::error::Error;
+use keel_core::api::request::{Request, Response};
+use tonic::{Request as Call, Response as Reply, Status};
+
+use super::pb::{authpb, etcdserverpb as pb};
+use super::{call, convert, status};
+use crate::backend::{AsCaller, Backend};
+
+/// etcd's default bcrypt cost (`--bcrypt-cost`, Go's `bcrypt.DefaultCost`).
+pub const DEFAULT_BCRYPT_COST: u32 = 10;
+
+/// Who made a call: the holder of the token in its metadata, or nobody in particular.
+pub fn caller<T>(req: &Call<T>) -> Caller {
+    let metadata = req.metadata();
+    let token = metadata.get("token").or_else(|| metadata.get("authorization"));
+    match token.and_then(|v| v.to_str().ok()) {
+        Some(token) if !token.is_empty() => Caller::Token(token.to_string()),
+        _ => Caller::Anonymous,
+    }
+}
+
+/// `backend` as `req`'s caller sees it.
+pub fn as_caller<B: Backend, T>(backend: &B, req: &Call<T>) -> AsCaller<B> {
+    AsCaller { backend: backend.clone(), caller: caller(req) }
+}
+
+/// etcd's `Auth` service over a member.
+pub struct AuthService<B> {
+    pub backend: B,
+    /// The bcrypt cost new password hashes are made with.
+    pub bcrypt_cost: u32,
+}
+
+/// Run bcrypt off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    // madsim runs the closure as one of its deterministic tasks (it marks this deprecated: a
+    // simulation has no blocking threads); tokio on its blocking pool.
+    #[allow(deprecated)]
+    let joined = tokio::task::spawn_blocking(work).await;
+    joined.map_err(|e| Status::internal(format!("etcdserver: {e}")))
+}
+
+impl<B: Backend> AuthService<B> {
+    /// Carry out one auth request as `req`'s caller.
+    async fn auth<T>(&self, req: &Call<T>, request: AuthRequest) -> Result<AuthResponse, Status> {
+        call(&as_caller(&self.backend, req), Request::Auth(request), pick!(Response::Auth)).await
+    }
+
+    /// The bcrypt hash of `password` (empty for a user without one).
+    async fn hash(&self, password: String, no_password: bool) -> Result<String, Status> {
+        if no_password {
+            return Ok(String::new());
+        }
+        let cost = self.bcrypt_cost;
+        let hashed = blocking(move || bcrypt::hash(password, cost)).await?;
+        hashed.map_err(|e| Status::internal(format!("etcdserver: cannot hash the password: {e}")))
+    }
+}
+
+fn permission_type(kind: PermissionType) -> i32 {
+    let kind = match kind {
+        PermissionType::Read => authpb::permission::Type::Read,
+        PermissionType::Write => authpb::permission::Type::Write,
+        PermissionType::ReadWrite => authpb::permission::Type::Readwrite,
+    };
+    kind as i32
+}
+
+fn permission_kind(kind: i32) -> Result<PermissionType, Status> {
+    match authpb::permission::Type::try_from(kind) {
+        Ok(authpb::permission::Type::Read) => Ok(PermissionType::Read),
+        Ok(authpb::permission::Type::Write) => Ok(PermissionType::Write),
+        Ok(authpb::permission::Type::Readwrite) => Ok(PermissionType::ReadWrite),
+        Err(_) => Err(Status::invalid_argument(format!("etcdserver: invalid permission type {kind}"))),
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
+    async fn auth_enable(&self, req: Call<pb::AuthEnableRequest>) -> Result<Reply<pb::AuthEnableResponse>, Status> {
+        let resp = self.auth(&req, AuthRequest::Enable).await?;
+        Ok(Reply::new(pb::AuthEnableResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn auth_disable(&self, req: Call<pb::AuthDisableRequest>) -> Result<Reply<pb::AuthDisableResponse>, Status> {
+        let resp = self.auth(&req, AuthRequest::Disable).await?;
+        Ok(Reply::new(pb::AuthDisableResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn user_delete(
+        &self,
+        req: Call<pb::AuthUserDeleteRequest>,
+    ) -> Result<Reply<pb::AuthUserDeleteResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self.auth(&req, AuthRequest::UserDelete { name: r.name }).await?;
+        Ok(Reply::new(pb::AuthUserDeleteResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn user_grant_role(
+        &self,
+        req: Call<pb::AuthUserGrantRoleRequest>,
+    ) -> Result<Reply<pb::AuthUserGrantRoleResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self.auth(&req, AuthRequest::UserGrantRole { user: r.user, role: r.role }).await?;
+        Ok(Reply::new(pb::AuthUserGrantRoleResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn user_revoke_role(
+        &self,
+        req: Call<pb::AuthUserRevokeRoleRequest>,
+    ) -> Result<Reply<pb::AuthUserRevokeRoleResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self.auth(&req, AuthRequest::UserRevokeRole { user: r.name, role: r.role }).await?;
+        Ok(Reply::new(pb::AuthUserRevokeRoleResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn role_add(&self, req: Call<pb::AuthRoleAddRequest>) -> Result<Reply<pb::AuthRoleAddResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self.auth(&req, AuthRequest::RoleAdd { role: r.name }).await?;
+        Ok(Reply::new(pb::AuthRoleAddResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn role_delete(
+        &self,
+        req: Call<pb::AuthRoleDeleteRequest>,
+    ) -> Result<Reply<pb::AuthRoleDeleteResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self.auth(&req, AuthRequest::RoleDelete { role: r.role }).await?;
+        Ok(Reply::new(pb::AuthRoleDeleteResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn role_revoke_permission(
+        &self,
+        req: Call<pb::AuthRoleRevokePermissionRequest>,
+    ) -> Result<Reply<pb::AuthRoleRevokePermissionResponse>, Status> {
+        let r = req.get_ref().clone();
+        let resp = self
+            .auth(&req, AuthRequest::RoleRevokePermission { role: r.role, key: r.key, range_end: r.range_end })
+            .await?;
+        Ok(Reply::new(pb::AuthRoleRevokePermissionResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn authenticate(
+        &self,
+        req: Call<pb::AuthenticateRequest>,
+    ) -> Result<Reply<pb::AuthenticateResponse>, Status> {
+        let pb::AuthenticateRequest { name, password } = req.into_inner();
+        let lookup = Request::PasswordHash { name: name.clone() };
+        let stored = call(&self.backend, lookup, pick!(Response::PasswordHash)).await?;
+        let hash = stored.hash.clone();
+        let matches = blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?;
+        if !matches {
+            return Err(status(Error::AuthFailed));
+        }
+        let issue = AuthRequest::Authenticate { name, password_hash: stored.hash, token: String::new() };
+        let resp = call(&self.backend, Request::Auth(issue), pick!(Response::Auth)).await?;
+        Ok(Reply::new(pb::AuthenticateResponse { header: convert::header(&resp.header), token: resp.token }))
+    }
+
+    async fn user_add(&self, req: Call<pb::AuthUserAddRequest>) -> Result<Reply<pb::AuthUserAddResponse>, Status> {
+        let r = req.get_ref().clone();
+        if r.name.is_empty() {
+            return Err(status(Error::UserEmpty));
+        }
+        let no_password = r.options.is_some_and(|o| o.no_password);
+        let password_hash = self.hash(r.password, no_password).await?;
+        let resp = self.auth(&req, AuthRequest::UserAdd { name: r.name, password_hash, no_password }).await?;
+        Ok(Reply::new(pb::AuthUserAddResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn user_get(&self, req: Call<pb::AuthUserGetRequest>) -> Result<Reply<pb::AuthUserGetResponse>, Status> {
+        let name = req.get_ref().name.clone();
+        let resp = self.auth(&req, AuthRequest::UserGet { name }).await?;
+        Ok(Reply::new(pb::AuthUserGetResponse { header: convert::header(&resp.header), roles: resp.roles }))
+    }
+
+    async fn user_list(&self, req: Call<pb::AuthUserListRequest>) -> Result<Reply<pb::AuthUserListResponse>, Status> {
+        let resp = self.auth(&req, AuthRequest::UserList).await?;
+        Ok(Reply::new(pb::AuthUserListResponse { header: convert::header(&resp.header), users: resp.users }))
+    }
+
+    async fn user_change_password(
+        &self,
+        req: Call<pb::AuthUserChangePasswordRequest>,
+    ) -> Result<Reply<pb::AuthUserChangePasswordResponse>, Status> {
+        let r = req.get_ref().clone();
+        let password_hash = self.hash(r.password, false).await?;
+        let resp = self.auth(&req, AuthRequest::UserChangePassword { name: r.name, password_hash }).await?;
+        Ok(Reply::new(pb::AuthUserChangePasswordResponse { header: convert::header(&resp.header) }))
+    }
+
+    async fn role_get(&self, req: Call<pb::AuthRoleGetRequest>) -> Result<Reply<pb::AuthRoleGetResponse>, Status> {
+        let role = req.get_ref().role.clone();
+        let resp = self.auth(&req, AuthRequest::RoleGet { role }).await?;
+        let perm = resp
+            .permissions
+            .into_iter()
+            .map(|p| authpb::Permission { perm_type: permission_type(p.kind), key: p.key, range_end: p.range_end })
+            .collect();
+        Ok(Reply::new(pb::AuthRoleGetResponse { header: convert::header(&resp.header), perm }))
+    }
+
+    async fn role_list(&self, req: Call<pb::AuthRoleListRequest>) -> Result<Reply<pb::AuthRoleListResponse>, Status> {
+        let resp = self.auth(&req, AuthRequest::RoleList).await?;
+        Ok(Reply::new(pb::AuthRoleListResponse { header: convert::header(&resp.header), roles: resp.roles }))
+    }
+
+    async fn role_grant_permission(
+        &self,
+        req: Call<pb::AuthRoleGrantPermissionRequest>,
+    ) -> Result<Reply<pb::AuthRoleGrantPermissionResponse>, Status> {
+        let r = req.get_ref().clone();
+        let perm = r.perm.ok_or_else(|| Status::invalid_argument("etcdserver: permission not given"))?;
+        let permission =
+            Permission { kind: permission_kind(perm.perm_type)?, key: perm.key, range_end: perm.range_end };
+        let resp = self.auth(&req, AuthRequest::RoleGrantPermission { role: r.name, permission }).await?;
+        Ok(Reply::new(pb::AuthRoleGrantPermissionResponse { header: convert::header(&resp.header) }))
+    }
+}

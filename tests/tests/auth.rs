@@ -1,0 +1,150 @@
+//! Authentication and RBAC through the real clients: etcdctl 3.4's `user`, `role` and `auth`
+//! commands and per-user requests, compared line by line with etcd 3.4 itself, and the JSON
+//! gateway's authenticate-then-call with curl.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
+
+use keel_tests::{curl, etcdctl, json, ProcessCluster, ReferenceEtcd, Run};
+
+/// One etcdctl run as a transcript line: arguments, exit code, output and the last error line
+/// (of a client log line, only its error: the rest holds times and ports).
+fn line(args: &[&str], r: &Run) -> String {
+    let last = r.stderr.lines().last().unwrap_or("");
+    let last = match serde_json::from_str::<serde_json::Value>(last) {
+        Ok(logged) => logged["error"].as_str().unwrap_or("").to_string(),
+        Err(_) => last.to_string(),
+    };
+    format!("{args:?} -> {} {:?} {last:?}", r.code, r.stdout)
+}
+
+/// What an operator sees setting up auth on `endpoint` and using it: users and roles, enabling,
+/// per-prefix grants, forbidden reads, writes, compares and lease revokes, management by a
+/// non-root user, the errors of bad management, and disabling. Lease ids read as `<lease>`.
+fn transcript(endpoint: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut run = |args: &[&str], input: &str| {
+        let r = etcdctl(endpoint, args, input);
+        seen.push(line(args, &r));
+        r
+    };
+    let root = "--user=root:rootpw";
+    let alice = "--user=alice:alicepw";
+    for args in [
+        &["user", "add", "root", "--new-user-password=rootpw"][..],
+        &["user", "add", "alice", "--new-user-password=alicepw"],
+        &["user", "add", "alice", "--new-user-password=again"],
+        &["role", "add", "app"],
+        &["role", "add", "app"],
+        &["role", "grant-permission", "app", "readwrite", "/app/a/", "--prefix"],
+        &["role", "grant-permission", "app", "read", "/q", "--from-key"],
+        &["role", "grant-permission", "app", "read", "/x"],
+        &["role", "grant-permission", "app", "write", "/y", "/z"],
+        &["user", "grant-role", "alice", "app"],
+        &["user", "grant-role", "alice", "nope"],
+        &["user", "grant-role", "bob", "app"],
+        &["role", "get", "app"],
+        &["user", "get", "alice"],
+        // etcd answers "root user does not have root role"; etcdctl then makes the role and retries.
+        &["auth", "enable"],
+        &["put", "/app/a/k", "v"],
+        &["--user=alice:wrong", "get", "/app/a/k"],
+        &[alice, "put", "/app/a/k", "v1"],
+        &[alice, "get", "/app/a/k", "--print-value-only"],
+        &[alice, "get", "/app/b/k"],
+        &[alice, "put", "/app/b/k", "v"],
+        &[alice, "get", "/q/anything"],
+        &[alice, "put", "/q/anything", "v"],
+        &[alice, "put", "/y/1", "v"],
+        &[alice, "get", "/y/1"],
+        &[alice, "del", "/app/a/", "--prefix"],
+        &[alice, "user", "list"],
+        &[alice, "user", "get", "alice"],
+        &[alice, "user", "get", "root"],
+        &[alice, "role", "get", "app"],
+        &[alice, "role", "get", "root"],
+        &[alice, "auth", "disable"],
+        &[root, "user", "list"],
+        &[root, "role", "list"],
+        &[root, "user", "delete", "root"],
+        &[root, "user", "revoke-role", "root", "root"],
+        &[root, "user", "revoke-role", "alice", "root"],
+        &[root, "role", "revoke-permission", "app", "/nope"],
+        &[root, "role", "revoke-permission", "app", "/x"],
+        &[root, "role", "revoke-permission", "app", "/app/a/", "--prefix"],
+        &[alice, "get", "/app/a/k"],
+    ] {
+        run(args, "");
+    }
+    // A compare on a forbidden key fails the whole txn, whichever branch would run.
+    run(&[root, "role", "grant-permission", "app", "readwrite", "/app/a/", "--prefix"], "");
+    run(&[alice, "txn"], "value(\"/app/b/k\") = \"v\"\n\nput /app/a/t yes\n\n\n");
+    run(&[alice, "txn"], "value(\"/app/a/k\") = \"v1\"\n\nput /app/a/t yes\n\nget /app/b/k\n\n");
+    // A lease holding a key alice may not write cannot be revoked by her.
+    let granted = etcdctl(endpoint, &[root, "lease", "grant", "60"], "");
+    let lease = granted.stdout.split_whitespace().nth(1).unwrap_or("").to_string();
+    run(&[root, "put", "/secret", "s", &format!("--lease={lease}")], "");
+    run(&[alice, "lease", "revoke", &lease], "");
+    run(&[root, "lease", "revoke", &lease], "");
+    run(&[root, "auth", "disable"], "");
+    run(&["get", "/app/a/k", "--print-value-only"], "");
+    seen.iter().map(|l| l.replace(&lease, "<lease>")).collect()
+}
+
+#[test]
+fn etcdctl_user_role_and_auth_commands_match_etcd() {
+    let keel = ProcessCluster::start(1);
+    let etcd = ReferenceEtcd::start();
+    let on_keel = transcript(keel.url(0));
+    let on_etcd = transcript(&etcd.client_url);
+    for (k, e) in on_keel.iter().zip(&on_etcd) {
+        assert_eq!(k, e, "left: Keel, right: etcd");
+    }
+    assert_eq!(on_keel.len(), on_etcd.len());
+    let denied = on_keel.iter().filter(|l| l.contains("etcdserver: permission denied")).count();
+    assert!(denied >= 8, "the forbidden calls were refused: {on_keel:#?}");
+}
+
+fn post(url: &str, call: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let target = format!("{url}/v3/{call}");
+    let header = token.map(|t| format!("Authorization: {t}"));
+    let mut args = vec!["-X", "POST", &target, "-d", body];
+    if let Some(h) = &header {
+        args.extend(["-H", h.as_str()]);
+    }
+    let (code, answer) = curl(&args);
+    (code, json(&answer))
+}
+
+/// The gateway as etcd's documentation drives it: authenticate, then call with the token.
+fn gateway_transcript(u: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (call, body) in [
+        ("auth/user/add", r#"{"name":"root","password":"pw"}"#),
+        ("auth/user/grant", r#"{"user":"root","role":"root"}"#),
+        ("auth/enable", "{}"),
+        ("kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#),
+        ("auth/authenticate", r#"{"name":"root","password":"wrong"}"#),
+    ] {
+        let (code, answer) = post(u, call, None, body);
+        seen.push(format!("{call} -> {code} {}", answer.get("error").unwrap_or(&serde_json::Value::Null)));
+    }
+    let (code, auth) = post(u, "auth/authenticate", None, r#"{"name":"root","password":"pw"}"#);
+    let token = auth["token"].as_str().unwrap_or("").to_string();
+    seen.push(format!("auth/authenticate -> {code} token given: {}", !token.is_empty()));
+    let (code, put) = post(u, "kv/put", Some(&token), r#"{"key":"Zm9v","value":"YmFy"}"#);
+    seen.push(format!("kv/put with token -> {code} {}", put.get("error").is_none()));
+    let (code, bad) = post(u, "kv/put", Some("bogus.1"), r#"{"key":"Zm9v","value":"YmFy"}"#);
+    seen.push(format!("kv/put with a bogus token -> {code} {}", bad["error"]));
+    let (code, _) = post(u, "auth/disable", Some(&token), "{}");
+    seen.push(format!("auth/disable -> {code}"));
+    seen
+}
+
+#[test]
+fn the_gateway_authenticates_and_takes_the_token_as_etcds() {
+    let keel = ProcessCluster::start(1);
+    let etcd = ReferenceEtcd::start();
+    let on_keel = gateway_transcript(keel.url(0));
+    assert_eq!(on_keel, gateway_transcript(&etcd.client_url), "left: Keel, right: etcd");
+    assert!(on_keel.contains(&"kv/put with token -> 200 true".to_string()), "{on_keel:#?}");
+}

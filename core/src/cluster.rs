@@ -308,6 +308,13 @@ impl LocalCluster {
         id
     }
 
+    /// Start a watch on member `node` for `caller` (see [`Node::watch_as`]).
+    pub fn watch_as(&mut self, node: u64, caller: &Caller, create: WatchCreate) -> Result<WatchId> {
+        let id = self.node_mut(node).watch_as(caller, create)?;
+        self.settle();
+        Ok(id)
+    }
+
     /// Watch responses member `node` produced since the last call.
     pub fn take_watch_responses(&mut self, node: u64) -> Vec<WatchResponse> {
         self.watch_responses.remove(&node).unwrap_or_default()

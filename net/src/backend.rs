@@ -54,8 +54,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         self.call_as(Caller::Anonymous, request)
     }
 
-    /// Start a watch on this member.
-    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send;
+    /// Start a watch on this member for `caller` (who needs read permission on its range).
+    fn watch_as(&self, caller: Caller, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send;
+
+    /// Start a watch for nobody in particular.
+    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
+        self.watch_as(Caller::Anonymous, request)
+    }
 
     /// The member's current status.
     fn status(&self) -> MemberStatus;
@@ -78,8 +83,12 @@ impl<B: Backend> Backend for AsCaller<B> {
         self.backend.call_as(self.caller.clone(), request)
     }
 
+    fn watch_as(&self, _: Caller, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
+        self.backend.watch_as(self.caller.clone(), request)
+    }
+
     fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
-        self.backend.watch(request)
+        self.backend.watch_as(self.caller.clone(), request)
     }
 
     fn status(&self) -> MemberStatus {

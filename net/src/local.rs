@@ -114,14 +114,14 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
+    fn watch_as(&self, caller: Caller, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
         let this = self.clone();
         async move {
             tokio::task::yield_now().await;
             let (tx, rx) = mpsc::channel(1024);
             let id = {
                 let mut g = this.lock();
-                let id = g.cluster.watch(1, request);
+                let id = g.cluster.watch_as(1, &caller, request)?;
                 g.watchers.insert(id, tx);
                 dispatch(&mut g);
                 id

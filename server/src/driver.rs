@@ -39,7 +39,7 @@ const SWEEP_SHARE_INVERSE: u32 = 4;
 /// Inputs queued by the driver's handles.
 enum Input {
     Request { caller: Caller, request: Request, reply: oneshot::Sender<Result<Response>> },
-    Watch { create: WatchCreate, reply: oneshot::Sender<WatchStream> },
+    Watch { caller: Caller, create: WatchCreate, reply: oneshot::Sender<Result<WatchStream>> },
 }
 
 /// Who waits for a request's answer.
@@ -252,11 +252,13 @@ impl<S: Storage> Driver<S> {
     fn on_input(&mut self, input: Input) {
         match input {
             Input::Request { caller, request, reply } => self.submit(caller, request, Waiter::Client(reply)),
-            Input::Watch { create, reply } => {
+            Input::Watch { caller, create, reply } => {
                 let (tx, rx) = mpsc::channel(self.watch_buffer);
-                let id = self.node.watch(create);
-                self.watchers.insert(id, tx);
-                let _ = reply.send(WatchStream { id, events: rx });
+                let started = self.node.watch_as(&caller, create).map(|id| {
+                    self.watchers.insert(id, tx);
+                    WatchStream { id, events: rx }
+                });
+                let _ = reply.send(started);
             }
         }
     }
@@ -544,10 +546,10 @@ impl Backend for Handle {
         }
     }
 
-    async fn watch(&self, create: WatchCreate) -> Result<WatchStream> {
+    async fn watch_as(&self, caller: Caller, create: WatchCreate) -> Result<WatchStream> {
         let (reply, rx) = oneshot::channel();
-        self.inputs.send(Input::Watch { create, reply }).await.map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        self.inputs.send(Input::Watch { caller, create, reply }).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
     }
 
     fn status(&self) -> MemberStatus {

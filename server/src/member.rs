@@ -82,6 +82,7 @@ pub async fn start<S: Storage>(
     node_config.max_txn_ops = config.max_txn_ops;
     node_config.quota_bytes = config.quota_bytes;
     node_config.compaction_batch_limit = config.compaction_batch_limit;
+    node_config.auth_token_ttl_ms = config.auth_token_ttl_ms;
     node_config.seed = seed;
     let request_timeout = Duration::from_millis(node_config.request_timeout_ms + 1000);
     let node = match recovery {
@@ -130,7 +131,9 @@ pub async fn start<S: Storage>(
     if let Some(retention) = config.auto_compaction {
         tokio::spawn(crate::auto_compaction::run(handle.clone(), retention, compactor_clock));
     }
-    let api = Arc::new(Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone()));
+    let mut api = Api::new(handle.clone(), metrics, config.enable_v2, config.cluster_token.clone());
+    api.v3 = api.v3.with_bcrypt_cost(config.bcrypt_cost);
+    let api = Arc::new(api);
     for (listener, accept) in client_listeners {
         tokio::spawn(http::serve(listener, accept, api.clone()));
     }

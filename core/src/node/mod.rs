@@ -37,6 +37,7 @@ pub use output::{
 pub use status::{Role, StateView};
 pub use stored::Recovery;
 
+use crate::api::auth::Caller;
 use crate::api::command::{Command, Proposal};
 use crate::api::error::{Error, Result};
 use crate::api::request::{MemberChange, Response, ResponseHeader, SnapshotResponse};
@@ -390,6 +391,14 @@ impl Node {
         let (id, responses) = self.watches.create(request, self.sm.store());
         self.out.watch_responses.extend(responses);
         id
+    }
+
+    /// [`Node::watch`] for `caller`, who needs read permission on the watched range when auth
+    /// is on; refused with etcd's "permission denied" whatever was wrong with the credentials.
+    pub fn watch_as(&mut self, caller: &Caller, request: WatchCreate) -> Result<WatchId> {
+        let who = self.resolve(caller).map_err(|_| Error::PermissionDenied)?;
+        self.require_read(&who, &request.key, &request.range_end).map_err(|_| Error::PermissionDenied)?;
+        Ok(self.watch(request))
     }
 
     /// Stop a watch; its cancellation notice comes out of the next `ready()`.

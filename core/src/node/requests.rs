@@ -79,7 +79,7 @@ impl Node {
                 if req.ttl.is_some() {
                     req.lease = self.rng.gen_range(1..i64::MAX);
                 }
-                self.propose(id, Command::V2Write(req))
+                self.propose(id, Node::vouch(who, Command::V2Write(req)))
             }
             Request::LeaseKeepAlive(req) => {
                 if !self.leader_caught_up() {

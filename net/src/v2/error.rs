@@ -1,6 +1,6 @@
 //! etcd v2's error codes, messages and HTTP statuses, and the JSON error body.
 
-use keel_core::api::error::Error as CoreError;
+use keel_core::api::error::{Error as CoreError, ErrorClass};
 
 use super::json;
 
@@ -18,6 +18,7 @@ pub const INVALID_FIELD: u32 = 209;
 pub const INVALID_FORM: u32 = 210;
 pub const REFRESH_VALUE: u32 = 211;
 pub const REFRESH_TTL_REQUIRED: u32 = 212;
+pub const UNAUTHORIZED: u32 = 110;
 pub const RAFT_INTERNAL: u32 = 300;
 pub const WATCHER_CLEARED: u32 = 400;
 pub const EVENT_INDEX_CLEARED: u32 = 401;
@@ -53,7 +54,7 @@ impl V2Error {
             ROOT_READ_ONLY => "Root is read only",
             DIR_NOT_EMPTY => "Directory not empty",
             109 => "Peer address has existed",
-            110 => "The request requires user authentication",
+            UNAUTHORIZED => "The request requires user authentication",
             200 => "Value is Required in POST form",
             PREV_VALUE_REQUIRED => "PrevValue is Required in POST form",
             TTL_NAN => "The given TTL in POST form is not a number",
@@ -84,7 +85,7 @@ impl V2Error {
         match self.code {
             KEY_NOT_FOUND => 404,
             NOT_FILE | DIR_NOT_EMPTY => 403,
-            110 => 401,
+            UNAUTHORIZED => 401,
             TEST_FAILED | NODE_EXIST => 412,
             RAFT_INTERNAL | 301 => 500,
             _ => 400,
@@ -110,12 +111,22 @@ impl V2Error {
 }
 
 /// A failure of the core (timeout, no leader, too large, ...): etcd v2 reports every such
-/// error as 300 "Raft Internal Error" with the error's text as cause, at index 0.
+/// error as 300 "Raft Internal Error" with the error's text as cause, at index 0. A request
+/// auth refused is etcd's 110 "Insufficient credentials" (401).
 impl From<CoreError> for V2Error {
     fn from(e: CoreError) -> V2Error {
-        V2Error::new(RAFT_INTERNAL, e.to_string(), 0)
+        match e.class() {
+            ErrorClass::PermissionDenied | ErrorClass::Unauthenticated => V2Error::new(UNAUTHORIZED, CREDENTIALS, 0),
+            _ if matches!(e, CoreError::UserEmpty | CoreError::AuthOldRevision) => {
+                V2Error::new(UNAUTHORIZED, CREDENTIALS, 0)
+            }
+            _ => V2Error::new(RAFT_INTERNAL, e.to_string(), 0),
+        }
     }
 }
+
+/// The cause etcd gives a v2 request auth refused.
+const CREDENTIALS: &str = "Insufficient credentials";
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
+use keel_core::api::auth::Caller;
+
 use super::lease::keep_alive_stream;
 use super::pb::etcdserverpb::auth_server::Auth;
 use super::pb::etcdserverpb::cluster_server::Cluster;
@@ -27,7 +29,7 @@ use super::pb::v3electionpb::election_server::Election;
 use super::pb::v3lockpb::lock_server::Lock;
 use super::router::Services;
 use super::{channel_stream, watch, ReplyStream};
-use crate::backend::Backend;
+use crate::backend::{AsCaller, Backend};
 
 /// Whether `path` is a gateway path; the rest of it names the call.
 pub fn call_name(path: &str) -> Option<&str> {
@@ -52,7 +54,9 @@ pub async fn handle<B: Backend>(
         "watch" => match requests(body, StaysOpen::UntilClientLeaves) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(64);
-                tokio::spawn(watch::serve_stream(watch.backend.clone(), incoming, tx));
+                let caller = token.map_or(Caller::Anonymous, |t| Caller::Token(t.to_string()));
+                let backend = AsCaller { backend: watch.backend.clone(), caller };
+                tokio::spawn(watch::serve_stream(backend, incoming, tx));
                 streamed(channel_stream(rx))
             }
             Err(e) => error(e),

@@ -7,11 +7,13 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use futures_util::{Stream, StreamExt};
+use keel_core::api::error::Error;
 use keel_core::state::watch::WatchResponse as CoreWatchResponse;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as Call, Response as Reply, Status, Streaming};
 
+use super::auth::as_caller;
 use super::pb::etcdserverpb as pb;
 use super::{channel_stream, convert, local_header, ReplyStream};
 use crate::backend::{Backend, WatchStream};
@@ -34,7 +36,8 @@ impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
 
     async fn watch(&self, req: Call<Streaming<pb::WatchRequest>>) -> Result<Reply<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(serve_stream(self.backend.clone(), req.into_inner(), tx));
+        let backend = as_caller(&self.backend, &req);
+        tokio::spawn(serve_stream(backend, req.into_inner(), tx));
         Ok(Reply::new(channel_stream(rx)))
     }
 }
@@ -81,6 +84,8 @@ where
                                 tokio::spawn(forward(stream, id, fragment, header, canceled, tx.clone()));
                                 continue;
                             }
+                            // etcd refuses a forbidden watch under id -1, keeping the id free.
+                            Err(Error::PermissionDenied) => refused(&header, -1, &Error::PermissionDenied.to_string()),
                             Err(e) => refused(&header, id, &e.to_string()),
                         }
                     }

@@ -22,6 +22,7 @@ use tonic::body::Body;
 use crate::backend::Backend;
 use crate::metrics::Metrics;
 use crate::tls::Accept;
+use crate::v3::auth::CertificateUser;
 use crate::v3::router::{is_grpc, Services};
 use crate::{v2, v3};
 
@@ -116,13 +117,17 @@ pub async fn serve<B: Backend>(listener: TcpListener, accept: Accept, api: Arc<A
         tokio::spawn(async move {
             // A client that never finishes its TLS handshake is dropped like one that never
             // finishes its headers.
-            let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, accept.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
+            let (stream, common_name) = match tokio::time::timeout(HEADER_READ_TIMEOUT, accept.accept(tcp)).await {
+                Ok(Ok(accepted)) => accepted,
                 Ok(Err(e)) => return tracing::debug!("client TLS handshake: {e}"),
                 Err(_) => return tracing::debug!("client TLS handshake timed out"),
             };
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let service = service_fn(move |mut req: hyper::Request<Incoming>| {
                 let api = api.clone();
+                // A verified client certificate names the user, as etcd's --client-cert-auth.
+                if let Some(name) = &common_name {
+                    req.extensions_mut().insert(CertificateUser(name.clone()));
+                }
                 async move {
                     let response = if is_grpc(&req) { grpc(&api, req).await } else { route(&api, req).await };
                     Ok::<_, Infallible>(response)
@@ -177,7 +182,7 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     match read_body(body).await {
-        Ok(body) => answer(api, &parts.method, &parts.uri, &parts.headers, body).await,
+        Ok(body) => answer(api, &parts, body).await,
         Err(too_large) => {
             let kind = if v3::gateway::call_name(parts.uri.path()).is_some() {
                 "v3_gateway"
@@ -194,16 +199,16 @@ async fn route<B: Backend>(api: &Api<B>, req: hyper::Request<Incoming>) -> hyper
 /// directly, without a connection.
 pub async fn answer<B: Backend>(
     api: &Api<B>,
-    method: &Method,
-    uri: &hyper::Uri,
-    headers: &hyper::HeaderMap,
+    parts: &hyper::http::request::Parts,
     body: Bytes,
 ) -> hyper::Response<Body> {
     let started = Instant::now();
+    let (method, uri) = (&parts.method, &parts.uri);
     if let Some(name) = v3::gateway::call_name(uri.path()) {
         // The gateway takes a token in the Authorization header, as etcd's does.
-        let token = headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let response = v3::gateway::handle(&api.v3, name, token, &body).await;
+        let token = parts.headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let caller = v3::auth::caller_of(token, parts.extensions.get::<CertificateUser>());
+        let response = v3::gateway::handle(&api.v3, name, &caller, &body).await;
         record(api, "v3_gateway", method, started, response.status().as_u16());
         return response;
     }

@@ -19,6 +19,8 @@ struct Pki {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    dir: PathBuf,
+    authority: (rcgen::Certificate, KeyPair),
 }
 
 impl Pki {
@@ -42,7 +44,22 @@ impl Pki {
             ca: write("ca.pem", ca.pem()),
             cert: write("member.pem", cert.pem()),
             key: write("member-key.pem", key.serialize_pem()),
+            dir: dir.to_path_buf(),
+            authority: (ca, ca_key),
         }
+    }
+
+    /// A client certificate whose common name is `user`, and its key.
+    fn client(&self, user: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, user);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.authority.0, &self.authority.1).unwrap();
+        let (cert_path, key_path) = (self.dir.join(format!("{user}.pem")), self.dir.join(format!("{user}-key.pem")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
     }
 
     fn curl_args(&self) -> Vec<String> {
@@ -172,4 +189,55 @@ fn an_https_url_without_a_certificate_is_refused_at_start_up() {
         err.contains(&format!("cannot listen on TLS for 127.0.0.1:{p}: KeyFile and CertFile are not presented")),
         "{err}"
     );
+}
+
+/// With `--client-cert-auth`, a verified client certificate's common name is the user, with no
+/// password, as etcd: alice's certificate gets alice's permissions; a token still wins.
+#[test]
+fn a_client_certificate_names_the_user_when_auth_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (client_port, peer_port) = (free_port(), free_port());
+    let client = format!("https://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let path = |p: &PathBuf| p.display().to_string();
+    let _member = Processes(vec![Command::new(keel_binary())
+        .args(["--data-dir", &path(&dir.path().join("m.keel"))])
+        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("default={peer}")])
+        .args(["--cert-file", &path(&pki.cert), "--key-file", &path(&pki.key)])
+        .args(["--trusted-ca-file", &path(&pki.ca), "--client-cert-auth"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()]);
+    let (alice_cert, alice_key) = pki.client("alice");
+    let endpoint = format!("127.0.0.1:{client_port}");
+    let as_member = ["--cacert", &path(&pki.ca), "--cert", &path(&pki.cert), "--key", &path(&pki.key)];
+    let as_alice = ["--cacert", &path(&pki.ca), "--cert", &path(&alice_cert), "--key", &path(&alice_key)];
+    let etcdctl = |tls: &[&str], args: &[&str]| run(etcdctl_command(&endpoint).args(tls).args(args));
+    let up = wait_until(Duration::from_secs(20), || etcdctl(&as_member, &["endpoint", "health"]).code == 0);
+    assert!(up, "the member did not start");
+    for args in [
+        &["user", "add", "root", "--new-user-password=pw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "alice", "--no-password"],
+        &["role", "add", "app"],
+        &["role", "grant-permission", "app", "readwrite", "/app/", "--prefix"],
+        &["user", "grant-role", "alice", "app"],
+        &["auth", "enable"],
+    ] {
+        let r = etcdctl(&as_member, args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    }
+    let put = etcdctl(&as_alice, &["put", "/app/x", "by-certificate"]);
+    assert_eq!((put.code, put.stdout.as_str()), (0, "OK\n"), "{}", put.stderr);
+    let denied = etcdctl(&as_alice, &["put", "/other", "x"]);
+    assert!(denied.stderr.contains("etcdserver: permission denied"), "{}", denied.stderr);
+    // The member's certificate names "keel member", who is no user: refused.
+    let unknown = etcdctl(&as_member, &["get", "/app/x"]);
+    assert!(unknown.stderr.contains("etcdserver: permission denied"), "{}", unknown.stderr);
+    // A password login takes precedence over the certificate.
+    let root = etcdctl(&as_alice, &["--user=root:pw", "get", "/other", "--print-value-only"]);
+    assert_eq!(root.code, 0, "{}", root.stderr);
 }

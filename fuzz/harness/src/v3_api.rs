@@ -7,6 +7,7 @@
 
 use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full};
+use keel_core::api::auth::Caller;
 use keel_net::local::LocalBackend;
 use keel_net::v3::gateway;
 use keel_net::v3::router::Services;
@@ -156,7 +157,7 @@ fn grpc_status(headers: &hyper::HeaderMap) -> Option<u32> {
 }
 
 fn gateway_call(exec: &Exec, services: &Services<LocalBackend>, name: &str, body: &[u8]) {
-    let Some(response) = exec.settle(gateway::handle(services, name, None, body)) else { return };
+    let Some(response) = exec.settle(gateway::handle(services, name, &Caller::Anonymous, body)) else { return };
     let status = response.status().as_u16();
     let Some(collected) = exec.settle(response.into_body().collect()) else { return };
     let Ok(collected) = collected else { return };

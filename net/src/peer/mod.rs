@@ -132,7 +132,7 @@ impl PeerTransport {
                         let this = this.clone();
                         tokio::spawn(async move {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, this.accept.accept(tcp)).await {
-                                Ok(Ok(stream)) => this.read_connection(stream).await,
+                                Ok(Ok((stream, _))) => this.read_connection(stream).await,
                                 Ok(Err(e)) => tracing::warn!("peer connection refused: {e}"),
                                 Err(_) => tracing::warn!("peer connection refused: no TLS handshake in time"),
                             }

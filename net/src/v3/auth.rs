@@ -17,12 +17,24 @@ use crate::backend::{AsCaller, Backend};
 /// etcd's default bcrypt cost (`--bcrypt-cost`, Go's `bcrypt.DefaultCost`).
 pub const DEFAULT_BCRYPT_COST: u32 = 10;
 
-/// Who made a call: the holder of the token in its metadata, or nobody in particular.
+/// The user a verified TLS client certificate names (its common name), put on each request of
+/// the connection by the HTTP layer; never taken from anything the client sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateUser(pub String);
+
+/// Who made a call: the holder of the token in its metadata, else the user its connection's
+/// client certificate names, else nobody in particular (etcd's order).
 pub fn caller<T>(req: &Call<T>) -> Caller {
     let metadata = req.metadata();
     let token = metadata.get("token").or_else(|| metadata.get("authorization"));
-    match token.and_then(|v| v.to_str().ok()) {
-        Some(token) if !token.is_empty() => Caller::Token(token.to_string()),
+    caller_of(token.and_then(|v| v.to_str().ok()), req.extensions().get::<CertificateUser>())
+}
+
+/// [`caller`] from its parts: a token, and the connection's certificate user.
+pub fn caller_of(token: Option<&str>, certificate: Option<&CertificateUser>) -> Caller {
+    match (token, certificate) {
+        (Some(token), _) if !token.is_empty() => Caller::Token(token.to_string()),
+        (_, Some(CertificateUser(name))) => Caller::User(name.clone()),
         _ => Caller::Anonymous,
     }
 }

@@ -19,6 +19,7 @@ use tonic::{Code, Status};
 
 use keel_core::api::auth::Caller;
 
+use super::auth::CertificateUser;
 use super::lease::keep_alive_stream;
 use super::pb::etcdserverpb::auth_server::Auth;
 use super::pb::etcdserverpb::cluster_server::Cluster;
@@ -36,33 +37,32 @@ pub fn call_name(path: &str) -> Option<&str> {
     path.strip_prefix("/v3/").or_else(|| path.strip_prefix("/v3beta/"))
 }
 
-/// Answer one gateway call (`name` is the path after `/v3/`) with the member's services, as
-/// the holder of `token` when the client sent one.
+/// Answer one gateway call (`name` is the path after `/v3/`) with the member's services, on
+/// behalf of `caller` (the token in the Authorization header, or a certificate's user).
 pub async fn handle<B: Backend>(
     services: &Services<B>,
     name: &str,
-    token: Option<&str>,
+    caller: &Caller,
     body: &[u8],
 ) -> hyper::Response<Body> {
     let Services { kv, watch, lease, cluster, maintenance, lock, election, auth } = services;
     match name {
-        "kv/range" => unary(body, token, |r| kv.range(r)).await,
-        "kv/put" => unary(body, token, |r| kv.put(r)).await,
-        "kv/deleterange" => unary(body, token, |r| kv.delete_range(r)).await,
-        "kv/txn" => unary(body, token, |r| kv.txn(r)).await,
-        "kv/compaction" => unary(body, token, |r| kv.compact(r)).await,
+        "kv/range" => unary(body, caller, |r| kv.range(r)).await,
+        "kv/put" => unary(body, caller, |r| kv.put(r)).await,
+        "kv/deleterange" => unary(body, caller, |r| kv.delete_range(r)).await,
+        "kv/txn" => unary(body, caller, |r| kv.txn(r)).await,
+        "kv/compaction" => unary(body, caller, |r| kv.compact(r)).await,
         "watch" => match requests(body, StaysOpen::UntilClientLeaves) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(64);
-                let caller = token.map_or(Caller::Anonymous, |t| Caller::Token(t.to_string()));
-                let backend = AsCaller { backend: watch.backend.clone(), caller };
+                let backend = AsCaller { backend: watch.backend.clone(), caller: caller.clone() };
                 tokio::spawn(watch::serve_stream(backend, incoming, tx));
                 streamed(channel_stream(rx))
             }
             Err(e) => error(e),
         },
-        "lease/grant" => unary(body, token, |r| lease.lease_grant(r)).await,
-        "lease/revoke" | "kv/lease/revoke" => unary(body, token, |r| lease.lease_revoke(r)).await,
+        "lease/grant" => unary(body, caller, |r| lease.lease_grant(r)).await,
+        "lease/revoke" | "kv/lease/revoke" => unary(body, caller, |r| lease.lease_revoke(r)).await,
         "lease/keepalive" => match requests(body, StaysOpen::UntilAnswered) {
             Ok(incoming) => {
                 let (tx, rx) = mpsc::channel(16);
@@ -71,43 +71,43 @@ pub async fn handle<B: Backend>(
             }
             Err(e) => error(e),
         },
-        "lease/timetolive" | "kv/lease/timetolive" => unary(body, token, |r| lease.lease_time_to_live(r)).await,
-        "lease/leases" | "kv/lease/leases" => unary(body, token, |r| lease.lease_leases(r)).await,
-        "cluster/member/add" => unary(body, token, |r| cluster.member_add(r)).await,
-        "cluster/member/remove" => unary(body, token, |r| cluster.member_remove(r)).await,
-        "cluster/member/update" => unary(body, token, |r| cluster.member_update(r)).await,
-        "cluster/member/list" => unary(body, token, |r| cluster.member_list(r)).await,
-        "cluster/member/promote" => unary(body, token, |r| cluster.member_promote(r)).await,
-        "maintenance/alarm" => unary(body, token, |r| maintenance.alarm(r)).await,
-        "maintenance/status" => unary(body, token, |r| maintenance.status(r)).await,
-        "maintenance/defragment" => unary(body, token, |r| maintenance.defragment(r)).await,
+        "lease/timetolive" | "kv/lease/timetolive" => unary(body, caller, |r| lease.lease_time_to_live(r)).await,
+        "lease/leases" | "kv/lease/leases" => unary(body, caller, |r| lease.lease_leases(r)).await,
+        "cluster/member/add" => unary(body, caller, |r| cluster.member_add(r)).await,
+        "cluster/member/remove" => unary(body, caller, |r| cluster.member_remove(r)).await,
+        "cluster/member/update" => unary(body, caller, |r| cluster.member_update(r)).await,
+        "cluster/member/list" => unary(body, caller, |r| cluster.member_list(r)).await,
+        "cluster/member/promote" => unary(body, caller, |r| cluster.member_promote(r)).await,
+        "maintenance/alarm" => unary(body, caller, |r| maintenance.alarm(r)).await,
+        "maintenance/status" => unary(body, caller, |r| maintenance.status(r)).await,
+        "maintenance/defragment" => unary(body, caller, |r| maintenance.defragment(r)).await,
         // etcd registers Hash and HashKV on this one path, and the later (HashKV) wins.
-        "maintenance/hash" => unary(body, token, |r| maintenance.hash_kv(r)).await,
-        "maintenance/snapshot" => server_streamed(body, token, |r| maintenance.snapshot(r)).await,
-        "maintenance/transfer-leadership" => unary(body, token, |r| maintenance.move_leader(r)).await,
-        "lock/lock" => unary(body, token, |r| lock.lock(r)).await,
-        "lock/unlock" => unary(body, token, |r| lock.unlock(r)).await,
-        "election/campaign" => unary(body, token, |r| election.campaign(r)).await,
-        "election/proclaim" => unary(body, token, |r| election.proclaim(r)).await,
-        "election/leader" => unary(body, token, |r| election.leader(r)).await,
-        "election/observe" => server_streamed(body, token, |r| election.observe(r)).await,
-        "election/resign" => unary(body, token, |r| election.resign(r)).await,
-        "auth/enable" => unary(body, token, |r| auth.auth_enable(r)).await,
-        "auth/disable" => unary(body, token, |r| auth.auth_disable(r)).await,
-        "auth/authenticate" => unary(body, token, |r| auth.authenticate(r)).await,
-        "auth/user/add" => unary(body, token, |r| auth.user_add(r)).await,
-        "auth/user/get" => unary(body, token, |r| auth.user_get(r)).await,
-        "auth/user/list" => unary(body, token, |r| auth.user_list(r)).await,
-        "auth/user/delete" => unary(body, token, |r| auth.user_delete(r)).await,
-        "auth/user/changepw" => unary(body, token, |r| auth.user_change_password(r)).await,
-        "auth/user/grant" => unary(body, token, |r| auth.user_grant_role(r)).await,
-        "auth/user/revoke" => unary(body, token, |r| auth.user_revoke_role(r)).await,
-        "auth/role/add" => unary(body, token, |r| auth.role_add(r)).await,
-        "auth/role/get" => unary(body, token, |r| auth.role_get(r)).await,
-        "auth/role/list" => unary(body, token, |r| auth.role_list(r)).await,
-        "auth/role/delete" => unary(body, token, |r| auth.role_delete(r)).await,
-        "auth/role/grant" => unary(body, token, |r| auth.role_grant_permission(r)).await,
-        "auth/role/revoke" => unary(body, token, |r| auth.role_revoke_permission(r)).await,
+        "maintenance/hash" => unary(body, caller, |r| maintenance.hash_kv(r)).await,
+        "maintenance/snapshot" => server_streamed(body, caller, |r| maintenance.snapshot(r)).await,
+        "maintenance/transfer-leadership" => unary(body, caller, |r| maintenance.move_leader(r)).await,
+        "lock/lock" => unary(body, caller, |r| lock.lock(r)).await,
+        "lock/unlock" => unary(body, caller, |r| lock.unlock(r)).await,
+        "election/campaign" => unary(body, caller, |r| election.campaign(r)).await,
+        "election/proclaim" => unary(body, caller, |r| election.proclaim(r)).await,
+        "election/leader" => unary(body, caller, |r| election.leader(r)).await,
+        "election/observe" => server_streamed(body, caller, |r| election.observe(r)).await,
+        "election/resign" => unary(body, caller, |r| election.resign(r)).await,
+        "auth/enable" => unary(body, caller, |r| auth.auth_enable(r)).await,
+        "auth/disable" => unary(body, caller, |r| auth.auth_disable(r)).await,
+        "auth/authenticate" => unary(body, caller, |r| auth.authenticate(r)).await,
+        "auth/user/add" => unary(body, caller, |r| auth.user_add(r)).await,
+        "auth/user/get" => unary(body, caller, |r| auth.user_get(r)).await,
+        "auth/user/list" => unary(body, caller, |r| auth.user_list(r)).await,
+        "auth/user/delete" => unary(body, caller, |r| auth.user_delete(r)).await,
+        "auth/user/changepw" => unary(body, caller, |r| auth.user_change_password(r)).await,
+        "auth/user/grant" => unary(body, caller, |r| auth.user_grant_role(r)).await,
+        "auth/user/revoke" => unary(body, caller, |r| auth.user_revoke_role(r)).await,
+        "auth/role/add" => unary(body, caller, |r| auth.role_add(r)).await,
+        "auth/role/get" => unary(body, caller, |r| auth.role_get(r)).await,
+        "auth/role/list" => unary(body, caller, |r| auth.role_list(r)).await,
+        "auth/role/delete" => unary(body, caller, |r| auth.role_delete(r)).await,
+        "auth/role/grant" => unary(body, caller, |r| auth.role_grant_permission(r)).await,
+        "auth/role/revoke" => unary(body, caller, |r| auth.role_revoke_permission(r)).await,
         _ => not_found(),
     }
 }
@@ -145,16 +145,25 @@ fn requests<T: DeserializeOwned + Send + 'static>(
     Ok(stream::iter(messages.into_iter().map(Ok)).chain(rest))
 }
 
-/// The gRPC request a gateway call stands for: its message, and its token as metadata.
-fn call_of<Req>(message: Req, token: Option<&str>) -> tonic::Request<Req> {
+/// The gRPC request a gateway call stands for: its message, with its caller where a gRPC call
+/// carries it (a token as metadata, a certificate's user as an extension).
+fn call_of<Req>(message: Req, caller: &Caller) -> tonic::Request<Req> {
     let mut request = tonic::Request::new(message);
-    if let Some(value) = token.and_then(|t| tonic::metadata::MetadataValue::try_from(t).ok()) {
-        request.metadata_mut().insert("token", value);
+    match caller {
+        Caller::Token(token) => {
+            if let Ok(value) = tonic::metadata::MetadataValue::try_from(token.as_str()) {
+                request.metadata_mut().insert("token", value);
+            }
+        }
+        Caller::User(name) => {
+            request.extensions_mut().insert(CertificateUser(name.clone()));
+        }
+        Caller::Anonymous | Caller::Member => {}
     }
     request
 }
 
-async fn unary<Req, Resp, F, Fut>(body: &[u8], token: Option<&str>, call: F) -> hyper::Response<Body>
+async fn unary<Req, Resp, F, Fut>(body: &[u8], caller: &Caller, call: F) -> hyper::Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
@@ -165,13 +174,13 @@ where
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    match call(call_of(request, token)).await {
+    match call(call_of(request, caller)).await {
         Ok(reply) => json(200, serde_json::to_vec(reply.get_ref()).unwrap_or_default()),
         Err(e) => error(e),
     }
 }
 
-async fn server_streamed<Req, Resp, F, Fut>(body: &[u8], token: Option<&str>, call: F) -> hyper::Response<Body>
+async fn server_streamed<Req, Resp, F, Fut>(body: &[u8], caller: &Caller, call: F) -> hyper::Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize + Send + 'static,
@@ -182,7 +191,7 @@ where
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    match call(call_of(request, token)).await {
+    match call(call_of(request, caller)).await {
         Ok(reply) => streamed(reply.into_inner()),
         Err(e) => error(e),
     }

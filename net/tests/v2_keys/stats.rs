@@ -11,7 +11,8 @@ use crate::LocalBackend;
 
 async fn send(api: &Api<LocalBackend>, method: Method, uri: &str, form: &str) -> (u16, serde_json::Value) {
     let uri: Uri = uri.parse().unwrap();
-    let response = answer(api, &method, &uri, &Default::default(), Bytes::from(form.to_owned())).await;
+    let (parts, ()) = hyper::Request::builder().method(method).uri(uri).body(()).unwrap().into_parts();
+    let response = answer(api, &parts, Bytes::from(form.to_owned())).await;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))

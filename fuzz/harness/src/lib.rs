@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
+pub mod auth;
 pub mod config;
 pub mod exec;
 pub mod peer_frames;
@@ -26,6 +27,7 @@ pub type Body = fn(&[u8]);
 /// Every target: its name (the cargo-fuzz binary, and its folders under `fuzz/corpus/` and
 /// `fuzz/regressions/`) and its body.
 pub const TARGETS: &[(&str, Body)] = &[
+    ("auth", auth::run),
     ("config", config::run),
     ("peer_frames", peer_frames::run),
     ("raft_messages", raft_messages::run),

@@ -57,6 +57,11 @@ impl AuthStore {
         *self == AuthStore::default()
     }
 
+    /// A role's permissions, sorted by key then range end, if the role exists.
+    pub fn role(&self, name: &str) -> Option<&[Permission]> {
+        self.roles.get(name).map(Vec::as_slice)
+    }
+
     /// A user, if present (the shell checks a password against its hash).
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)

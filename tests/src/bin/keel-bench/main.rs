@@ -8,11 +8,13 @@
 //! `keel-bench --v3` compares Keel with etcd 3.4 over the v3 API instead (see `v3.rs`), at 1
 //! and 3 members (or `--members N`); `keel-bench --v3 --large N` runs the large-data row (see
 //! `large.rs`), `keel-bench --v3 --catch-up MB` a follower MB megabytes behind catching up
-//! (see `catchup.rs`). With `KEEL_BENCH_LOG_DIR=D`, the members of the last two log to
+//! (see `catchup.rs`), `keel-bench --v3 --auth` logins per second and puts with auth on and off
+//! (see `auth.rs`). With `KEEL_BENCH_LOG_DIR=D`, the members of the last two log to
 //! `D/<name>.log`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed step is a failed test")]
 
+mod auth;
 mod catchup;
 mod large;
 mod v3;
@@ -41,6 +43,8 @@ pub struct Options {
     large: Option<u64>,
     /// `--catch-up MB`: the catch-up row instead (see `catchup.rs`).
     catch_up: Option<usize>,
+    /// `--auth`: the auth rows instead (see `auth.rs`).
+    auth: bool,
 }
 
 fn options() -> Options {
@@ -54,10 +58,15 @@ fn options() -> Options {
         keys: 10_000,
         large: None,
         catch_up: None,
+        auth: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--auth" {
+            o.auth = true;
+            continue;
+        }
         if flag == "--v3" {
             o.v3 = true;
             continue;
@@ -138,6 +147,9 @@ fn main() {
     }
     if let Some(keys) = o.large {
         return large::compare(keys);
+    }
+    if o.v3 && o.auth {
+        return auth::compare(&o);
     }
     if o.v3 {
         return v3::compare(&o);

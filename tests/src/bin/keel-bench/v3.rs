@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, GetOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions};
 use keel_tests::{ProcessCluster, ReferenceEtcd};
 
 use crate::{percentile, Options};
@@ -17,8 +17,8 @@ const WATCHED_PUTS: usize = 200;
 
 /// One measured row: operations per second, their latency percentiles and the worst latency
 /// (a pause shows there, not in the percentiles).
-struct Row {
-    ops_per_s: f64,
+pub(crate) struct Row {
+    pub(crate) ops_per_s: f64,
     p50: Duration,
     p99: Duration,
     max: Duration,
@@ -36,7 +36,7 @@ impl Row {
         }
     }
 
-    fn cell(&self) -> String {
+    pub(crate) fn cell(&self) -> String {
         format!("{:>9.0} {:>7.2} {:>7.2} {:>8.1}", self.ops_per_s, ms(self.p50), ms(self.p99), ms(self.max))
     }
 }
@@ -114,13 +114,13 @@ async fn run_all(endpoints: &[String], rows: &[Workload], o: &Options) -> Vec<Ro
     for row in rows {
         let measured = match *row {
             Workload::Put(clients) => {
-                load(endpoints, clients, o, |mut c, n| async move {
+                load(endpoints, None, clients, o, |mut c, n| async move {
                     c.put(format!("bench/{n}"), VALUE, None).await.map(|_| c)
                 })
                 .await
             }
             Workload::Range { clients, serializable } => {
-                load(endpoints, clients, o, move |mut c, _| async move {
+                load(endpoints, None, clients, o, move |mut c, _| async move {
                     let options = serializable.then(|| GetOptions::new().with_serializable());
                     c.get("bench/range", options).await.map(|_| c)
                 })
@@ -134,16 +134,22 @@ async fn run_all(endpoints: &[String], rows: &[Workload], o: &Options) -> Vec<Ro
 }
 
 /// `clients` clients (each with its own connections to every member, so that neither system
-/// gains from which member happens to lead) each calling `op` back to back for the row's
-/// duration; `op` gets a key number and hands the client back.
-async fn load<F, Fut>(endpoints: &[String], clients: usize, o: &Options, op: F) -> Row
+/// gains from which member happens to lead, and logged in when `connect` says so) each calling
+/// `op` back to back for the row's duration; `op` gets a key number and hands the client back.
+pub(crate) async fn load<F, Fut>(
+    endpoints: &[String],
+    connect: Option<ConnectOptions>,
+    clients: usize,
+    o: &Options,
+    op: F,
+) -> Row
 where
     F: Fn(Client, u64) -> Fut + Copy + Send + 'static,
     Fut: std::future::Future<Output = Result<Client, etcd_client::Error>> + Send,
 {
     let mut connected = Vec::new();
     for i in 0..clients {
-        connected.push(Client::connect(rotated(endpoints, i), None).await.expect("connect"));
+        connected.push(Client::connect(rotated(endpoints, i), connect.clone()).await.expect("connect"));
     }
     let started = Instant::now();
     let until = started + Duration::from_secs(o.seconds);

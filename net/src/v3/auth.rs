@@ -66,6 +66,11 @@ impl<B: Backend> AuthService<B> {
         call(&as_caller(&self.backend, req), Request::Auth(request), pick!(Response::Auth)).await
     }
 
+    /// Carry out a management request whose answer is only a header.
+    async fn header_of<T>(&self, req: &Call<T>, request: AuthRequest) -> Result<Option<pb::ResponseHeader>, Status> {
+        Ok(convert::header(&self.auth(req, request).await?.header))
+    }
+
     /// The bcrypt hash of `password` (empty for a user without one).
     async fn hash(&self, password: String, no_password: bool) -> Result<String, Status> {
         if no_password {
@@ -98,13 +103,11 @@ fn permission_kind(kind: i32) -> Result<PermissionType, Status> {
 #[tonic::async_trait]
 impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
     async fn auth_enable(&self, req: Call<pb::AuthEnableRequest>) -> Result<Reply<pb::AuthEnableResponse>, Status> {
-        let resp = self.auth(&req, AuthRequest::Enable).await?;
-        Ok(Reply::new(pb::AuthEnableResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthEnableResponse { header: self.header_of(&req, AuthRequest::Enable).await? }))
     }
 
     async fn auth_disable(&self, req: Call<pb::AuthDisableRequest>) -> Result<Reply<pb::AuthDisableResponse>, Status> {
-        let resp = self.auth(&req, AuthRequest::Disable).await?;
-        Ok(Reply::new(pb::AuthDisableResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthDisableResponse { header: self.header_of(&req, AuthRequest::Disable).await? }))
     }
 
     async fn user_delete(
@@ -112,8 +115,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthUserDeleteRequest>,
     ) -> Result<Reply<pb::AuthUserDeleteResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self.auth(&req, AuthRequest::UserDelete { name: r.name }).await?;
-        Ok(Reply::new(pb::AuthUserDeleteResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthUserDeleteResponse {
+            header: self.header_of(&req, AuthRequest::UserDelete { name: r.name }).await?,
+        }))
     }
 
     async fn user_grant_role(
@@ -121,8 +125,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthUserGrantRoleRequest>,
     ) -> Result<Reply<pb::AuthUserGrantRoleResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self.auth(&req, AuthRequest::UserGrantRole { user: r.user, role: r.role }).await?;
-        Ok(Reply::new(pb::AuthUserGrantRoleResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthUserGrantRoleResponse {
+            header: self.header_of(&req, AuthRequest::UserGrantRole { user: r.user, role: r.role }).await?,
+        }))
     }
 
     async fn user_revoke_role(
@@ -130,14 +135,16 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthUserRevokeRoleRequest>,
     ) -> Result<Reply<pb::AuthUserRevokeRoleResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self.auth(&req, AuthRequest::UserRevokeRole { user: r.name, role: r.role }).await?;
-        Ok(Reply::new(pb::AuthUserRevokeRoleResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthUserRevokeRoleResponse {
+            header: self.header_of(&req, AuthRequest::UserRevokeRole { user: r.name, role: r.role }).await?,
+        }))
     }
 
     async fn role_add(&self, req: Call<pb::AuthRoleAddRequest>) -> Result<Reply<pb::AuthRoleAddResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self.auth(&req, AuthRequest::RoleAdd { role: r.name }).await?;
-        Ok(Reply::new(pb::AuthRoleAddResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthRoleAddResponse {
+            header: self.header_of(&req, AuthRequest::RoleAdd { role: r.name }).await?,
+        }))
     }
 
     async fn role_delete(
@@ -145,8 +152,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthRoleDeleteRequest>,
     ) -> Result<Reply<pb::AuthRoleDeleteResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self.auth(&req, AuthRequest::RoleDelete { role: r.role }).await?;
-        Ok(Reply::new(pb::AuthRoleDeleteResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthRoleDeleteResponse {
+            header: self.header_of(&req, AuthRequest::RoleDelete { role: r.role }).await?,
+        }))
     }
 
     async fn role_revoke_permission(
@@ -154,10 +162,11 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Reply<pb::AuthRoleRevokePermissionResponse>, Status> {
         let r = req.get_ref().clone();
-        let resp = self
-            .auth(&req, AuthRequest::RoleRevokePermission { role: r.role, key: r.key, range_end: r.range_end })
-            .await?;
-        Ok(Reply::new(pb::AuthRoleRevokePermissionResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthRoleRevokePermissionResponse {
+            header: self
+                .header_of(&req, AuthRequest::RoleRevokePermission { role: r.role, key: r.key, range_end: r.range_end })
+                .await?,
+        }))
     }
 
     async fn authenticate(
@@ -184,8 +193,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         }
         let no_password = r.options.is_some_and(|o| o.no_password);
         let password_hash = self.hash(r.password, no_password).await?;
-        let resp = self.auth(&req, AuthRequest::UserAdd { name: r.name, password_hash, no_password }).await?;
-        Ok(Reply::new(pb::AuthUserAddResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthUserAddResponse {
+            header: self.header_of(&req, AuthRequest::UserAdd { name: r.name, password_hash, no_password }).await?,
+        }))
     }
 
     async fn user_get(&self, req: Call<pb::AuthUserGetRequest>) -> Result<Reply<pb::AuthUserGetResponse>, Status> {
@@ -205,8 +215,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
     ) -> Result<Reply<pb::AuthUserChangePasswordResponse>, Status> {
         let r = req.get_ref().clone();
         let password_hash = self.hash(r.password, false).await?;
-        let resp = self.auth(&req, AuthRequest::UserChangePassword { name: r.name, password_hash }).await?;
-        Ok(Reply::new(pb::AuthUserChangePasswordResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthUserChangePasswordResponse {
+            header: self.header_of(&req, AuthRequest::UserChangePassword { name: r.name, password_hash }).await?,
+        }))
     }
 
     async fn role_get(&self, req: Call<pb::AuthRoleGetRequest>) -> Result<Reply<pb::AuthRoleGetResponse>, Status> {
@@ -233,7 +244,8 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         let perm = r.perm.ok_or_else(|| Status::invalid_argument("etcdserver: permission not given"))?;
         let permission =
             Permission { kind: permission_kind(perm.perm_type)?, key: perm.key, range_end: perm.range_end };
-        let resp = self.auth(&req, AuthRequest::RoleGrantPermission { role: r.name, permission }).await?;
-        Ok(Reply::new(pb::AuthRoleGrantPermissionResponse { header: convert::header(&resp.header) }))
+        Ok(Reply::new(pb::AuthRoleGrantPermissionResponse {
+            header: self.header_of(&req, AuthRequest::RoleGrantPermission { role: r.name, permission }).await?,
+        }))
     }
 }

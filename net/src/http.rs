@@ -19,7 +19,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 
-use crate::backend::Backend;
+use crate::backend::{AsCaller, Backend};
 use crate::metrics::Metrics;
 use crate::tls::Accept;
 use crate::v3::auth::CertificateUser;
@@ -224,9 +224,18 @@ pub async fn answer<B: Backend>(
                 query: parse_pairs(uri.query().unwrap_or("").as_bytes()),
                 form: parse_pairs(&body),
             };
-            let resp = v2::handle(&api.backend, request).await;
-            api.store_stats.record(resp.op, resp.status);
-            Reply { status: resp.status, headers: resp.headers, body: resp.body }
+            let certificate = parts.extensions.get::<CertificateUser>();
+            match v2::credentials::caller(&api.backend, &parts.headers, certificate).await {
+                Ok(caller) => {
+                    let resp = v2::handle(&AsCaller { backend: api.backend.clone(), caller }, request).await;
+                    api.store_stats.record(resp.op, resp.status);
+                    Reply { status: resp.status, headers: resp.headers, body: resp.body }
+                }
+                Err(e) => {
+                    let resp = v2::error_response(&api.backend, &e);
+                    Reply { status: resp.status, headers: resp.headers, body: resp.body }
+                }
+            }
         }
         "v2_members" => v2::members::handle(&api.backend, &api.cluster_token, method, path, &body).await,
         "v2_stats" => v2::stats::handle(api, path),

@@ -14,6 +14,7 @@ pub mod ids;
 #[cfg(any(test, feature = "testing"))]
 pub mod local;
 pub mod metrics;
+pub mod password;
 pub mod peer;
 pub mod timer;
 pub mod tls;

@@ -151,26 +151,49 @@ fn the_gateway_authenticates_and_takes_the_token_as_etcds() {
     assert!(on_keel.contains(&"kv/put with token -> 200 true".to_string()), "{on_keel:#?}");
 }
 
-/// etcd 3.4 keeps v2's keys and auth apart from v3's; Keel has one key space, so while v3 auth
-/// is on the v2 API is closed to requests without credentials, with etcd's v2 answer for them.
+/// etcd 3.4 keeps v2's keys and auth apart from v3's; Keel has one key space and one set of
+/// users, so the v2 API takes HTTP basic auth with v3's users and their grants, and answers
+/// requests without credentials as etcd's v2 auth does (110, "Insufficient credentials").
 #[test]
-fn the_v2_api_is_closed_while_auth_is_on() {
+fn the_v2_api_takes_basic_auth_with_the_same_users_and_grants() {
     let keel = ProcessCluster::start(1);
     let e = keel.url(0);
     for args in [
         &["user", "add", "root", "--new-user-password=pw"][..],
         &["user", "grant-role", "root", "root"],
+        &["user", "add", "alice", "--new-user-password=apw"],
+        &["role", "add", "app"],
+        // A v2 directory's read covers its own key too: grant the prefix without the slash.
+        &["role", "grant-permission", "app", "readwrite", "/app", "--prefix"],
+        &["user", "grant-role", "alice", "app"],
         &["auth", "enable"],
     ] {
         assert_eq!(etcdctl(e, args, "").code, 0, "{args:?}");
     }
-    let key = format!("{e}/v2/keys/a");
-    for args in [&["-X", "PUT", key.as_str(), "-d", "value=x"][..], &[key.as_str()]] {
-        let (code, body) = curl(args);
-        let body = json(&body);
+    let v2 = |user: Option<&str>, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some(u) = user {
+            all.extend(["-u".to_string(), u.to_string()]);
+        }
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (code, body) = curl(&refs);
+        (code, json(&body))
+    };
+    let key = |k: &str| format!("{e}/v2/keys{k}");
+    let refused = |(code, body): (u16, serde_json::Value)| {
         assert_eq!((code, &body["errorCode"], &body["cause"]), (401, &110.into(), &"Insufficient credentials".into()));
-    }
+    };
+    refused(v2(None, &["-X", "PUT", &key("/app/x"), "-d", "value=1"]));
+    refused(v2(None, &[&key("/app/x")]));
+    refused(v2(Some("alice:wrong"), &[&key("/app/x")]));
+    assert_eq!(v2(Some("alice:apw"), &["-X", "PUT", &key("/app/x"), "-d", "value=1"]).0, 201);
+    let (code, got) = v2(Some("alice:apw"), &[&key("/app/x")]);
+    assert_eq!((code, &got["node"]["value"]), (200, &"1".into()));
+    let (code, listed) = v2(Some("alice:apw"), &[&format!("{}?recursive=true", key("/app"))]);
+    assert_eq!((code, &listed["node"]["nodes"][0]["key"]), (200, &"/app/x".into()), "{listed}");
+    refused(v2(Some("alice:apw"), &["-X", "PUT", &key("/other"), "-d", "value=1"]));
+    refused(v2(Some("alice:apw"), &[&key("/other")]));
+    assert_eq!(v2(Some("root:pw"), &["-X", "PUT", &key("/other"), "-d", "value=1"]).0, 201);
     assert_eq!(etcdctl(e, &["--user=root:pw", "auth", "disable"], "").code, 0);
-    let (code, _) = curl(&["-X", "PUT", &key, "-d", "value=x"]);
-    assert_eq!(code, 201);
+    assert_eq!(v2(None, &["-X", "PUT", &key("/other"), "-d", "value=2"]).0, 200, "auth off: open again");
 }

@@ -27,6 +27,7 @@
 //! statuses), [`store`] (backend calls), and one per kind of request: [`get`], [`mod@write`],
 //! [`wait`]; [`stats`] counts the requests for `/v2/stats/store`.
 
+pub mod credentials;
 pub mod error;
 pub mod get;
 pub mod json;
@@ -128,7 +129,8 @@ fn success_response<B: Backend>(backend: &B, mut reply: Success, no_value_on_suc
     V2Response { status: reply.status, headers: headers(backend, reply.index), body: reply.event.encode(), op: None }
 }
 
-fn error_response<B: Backend>(backend: &B, e: &V2Error) -> V2Response {
+/// The answer to a request refused with `e`: its status, etcd's headers and the error body.
+pub fn error_response<B: Backend>(backend: &B, e: &V2Error) -> V2Response {
     V2Response { status: e.status(), headers: headers(backend, e.index), body: e.body(), op: None }
 }
 

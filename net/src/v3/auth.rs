@@ -1,9 +1,7 @@
 //! The Auth service (users, roles, permissions, tokens), and who a call comes from: the token a
 //! client sends as gRPC metadata `token` (or `authorization`), as etcd's clients send it.
 //!
-//! Passwords are hashed and checked here with bcrypt, on tokio's blocking pool: bcrypt is slow
-//! on purpose and would stall the member if it ran on the driver. The core only ever sees the
-//! hash.
+//! Passwords are hashed and checked with bcrypt off the async threads (`crate::password`).
 
 use keel_core::api::auth::{AuthRequest, AuthResponse, Caller, Permission, PermissionType};
 use keel_core::api::error::Error;
@@ -13,9 +11,7 @@ use tonic::{Request as Call, Response as Reply, Status};
 use super::pb::{authpb, etcdserverpb as pb};
 use super::{call, convert, status};
 use crate::backend::{AsCaller, Backend};
-
-/// etcd's default bcrypt cost (`--bcrypt-cost`, Go's `bcrypt.DefaultCost`).
-pub const DEFAULT_BCRYPT_COST: u32 = 10;
+use crate::password;
 
 /// The user a verified TLS client certificate names (its common name), put on each request of
 /// the connection by the HTTP layer; never taken from anything the client sends.
@@ -51,15 +47,6 @@ pub struct AuthService<B> {
     pub bcrypt_cost: u32,
 }
 
-/// Run bcrypt off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    // madsim runs the closure as one of its deterministic tasks (it marks this deprecated: a
-    // simulation has no blocking threads); tokio on its blocking pool.
-    #[allow(deprecated)]
-    let joined = tokio::task::spawn_blocking(work).await;
-    joined.map_err(|e| Status::internal(format!("etcdserver: {e}")))
-}
-
 impl<B: Backend> AuthService<B> {
     /// Carry out one auth request as `req`'s caller.
     async fn auth<T>(&self, req: &Call<T>, request: AuthRequest) -> Result<AuthResponse, Status> {
@@ -73,12 +60,10 @@ impl<B: Backend> AuthService<B> {
 
     /// The bcrypt hash of `password` (empty for a user without one).
     async fn hash(&self, password: String, no_password: bool) -> Result<String, Status> {
-        if no_password {
-            return Ok(String::new());
+        match no_password {
+            true => Ok(String::new()),
+            false => password::hash(password, self.bcrypt_cost).await.map_err(status),
         }
-        let cost = self.bcrypt_cost;
-        let hashed = blocking(move || bcrypt::hash(password, cost)).await?;
-        hashed.map_err(|e| Status::internal(format!("etcdserver: cannot hash the password: {e}")))
     }
 }
 
@@ -174,14 +159,8 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         req: Call<pb::AuthenticateRequest>,
     ) -> Result<Reply<pb::AuthenticateResponse>, Status> {
         let pb::AuthenticateRequest { name, password } = req.into_inner();
-        let lookup = Request::PasswordHash { name: name.clone() };
-        let stored = call(&self.backend, lookup, pick!(Response::PasswordHash)).await?;
-        let hash = stored.hash.clone();
-        let matches = blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?;
-        if !matches {
-            return Err(status(Error::AuthFailed));
-        }
-        let issue = AuthRequest::Authenticate { name, password_hash: stored.hash, token: String::new() };
+        let password_hash = password::verify(&self.backend, &name, password).await.map_err(status)?;
+        let issue = AuthRequest::Authenticate { name, password_hash, token: String::new() };
         let resp = call(&self.backend, Request::Auth(issue), pick!(Response::Auth)).await?;
         Ok(Reply::new(pb::AuthenticateResponse { header: convert::header(&resp.header), token: resp.token }))
     }

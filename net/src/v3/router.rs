@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tonic::body::Body;
 use tonic::codegen::Service;
 
-use super::auth::{AuthService, DEFAULT_BCRYPT_COST};
+use super::auth::AuthService;
 use super::cluster::ClusterService;
 use super::election::ElectionService;
 use super::kv::KvService;
@@ -18,6 +18,7 @@ use super::maintenance::MaintenanceService;
 use super::pb::{etcdserverpb as pb, v3electionpb, v3lockpb};
 use super::watch::WatchService;
 use crate::backend::Backend;
+use crate::password::DEFAULT_BCRYPT_COST;
 
 /// Whether a request is a gRPC call (by its content type, as etcd's multiplexer decides).
 pub fn is_grpc<T>(req: &hyper::Request<T>) -> bool {

@@ -2,7 +2,8 @@
 //! command is applied against the auth store as it is then (etcd's `authApplierV3`): every key
 //! a command reads needs read permission, every key it writes needs write permission, a
 //! transaction needs both for its compares and both branches, a lease's keys need write
-//! permission to be revoked or to gain a key, and managing users and roles needs `root`.
+//! permission to be revoked or to gain a key, a v2 write needs write on its node (and on what
+//! is under it, for directories), and managing users and roles needs `root`.
 
 use super::StateMachine;
 use crate::api::auth::{Access, AuthInfo, AuthRequest};
@@ -41,8 +42,16 @@ impl StateMachine {
             Command::Auth(AuthRequest::RoleGet { role }) if auth.has_role(who, role) => Ok(()),
             Command::Auth(AuthRequest::Authenticate { .. } | AuthRequest::Status) => Ok(()),
             Command::Auth(_) => auth.check_admin(who),
-            // The v2 API has no users of its own yet: with auth on, only root may write through it.
-            Command::V2Write(_) => auth.check_admin(who),
+            // A v2 write needs write on its node's key, and on everything under it when it may
+            // touch a directory's contents (a directory, a recursive delete, an in-order create).
+            Command::V2Write(req) => {
+                auth.check(who, Access::Write, req.path.as_bytes(), b"")?;
+                if req.dir || req.recursive || req.in_order {
+                    let inside = format!("{}/", req.path.trim_end_matches('/'));
+                    auth.check(who, Access::Write, inside.as_bytes(), &prefix_range_end(inside.as_bytes()))?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

@@ -16,12 +16,14 @@ pub struct Call {
     pub body: Option<(&'static str, String)>,
     /// A long poll (`wait=true`): no answer timeout applies.
     pub wait: bool,
+    /// The `Authorization` header to send, if any (the client adds its credentials here).
+    pub authorization: Option<String>,
 }
 
 impl Call {
     /// A request without a body.
     pub fn new(method: Method, target: String) -> Call {
-        Call { method, target, body: None, wait: false }
+        Call { method, target, body: None, wait: false, authorization: None }
     }
 
     /// A request with an `application/x-www-form-urlencoded` body of `pairs`.

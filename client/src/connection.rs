@@ -57,6 +57,9 @@ impl Connection {
     pub async fn send(&mut self, call: &Call, timeout: Duration) -> Result<Reply, CallError> {
         let mut builder =
             hyper::Request::builder().method(call.method.clone()).uri(&call.target).header("Host", &self.authority);
+        if let Some(authorization) = &call.authorization {
+            builder = builder.header("Authorization", authorization);
+        }
         let body = match &call.body {
             Some((content_type, body)) => {
                 builder = builder.header("Content-Type", *content_type);

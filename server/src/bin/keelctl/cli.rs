@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{endpoint, lease, member, snapshot};
+use crate::{auth, endpoint, lease, member, snapshot};
 
 #[derive(Parser)]
 #[command(name = "keelctl", version, about = "A command-line client for Keel (etcd's v2 API, and v3 for leases)")]
@@ -29,6 +29,10 @@ pub struct Cli {
     /// The client certificate's private key (PEM).
     #[arg(long = "key", id = "key_file", global = true, env = "KEELCTL_KEY", requires = "cert_file")]
     pub key: Option<std::path::PathBuf>,
+
+    /// Log in as `name:password` first (when the cluster has auth on).
+    #[arg(long, global = true, env = "KEELCTL_USER")]
+    pub user: Option<String>,
 
     /// Output format: `simple` (etcdctl's lines) or `json` (the server's JSON as it came).
     #[arg(short = 'w', long, global = true, value_enum, default_value_t = Output::Simple)]
@@ -96,6 +100,21 @@ pub enum Command {
     Lease {
         #[command(subcommand)]
         command: lease::LeaseCommand,
+    },
+    /// Turn authentication on or off.
+    Auth {
+        #[command(subcommand)]
+        command: auth::AuthCommand,
+    },
+    /// Add, list, inspect and delete users, and grant and revoke their roles.
+    User {
+        #[command(subcommand)]
+        command: auth::UserCommand,
+    },
+    /// Add, list, inspect and delete roles, and grant and revoke their permissions.
+    Role {
+        #[command(subcommand)]
+        command: auth::RoleCommand,
     },
     /// Check the health and status of endpoints.
     Endpoint {

@@ -1,7 +1,8 @@
 //! `keelctl`: a command-line client for Keel, in the spirit of etcdctl, over the v2 HTTP API.
 //!
 //! One module per command family: `keys.rs` (`put`, `get`, `del`, `watch` over `/v2/keys/...`),
-//! `member.rs` (`/v2/members`), `lease.rs` (the v3 JSON gateway), `endpoint.rs` (`/health`,
+//! `member.rs` (`/v2/members`), `lease.rs` and `auth.rs` (`auth`, `user`, `role` and
+//! `--user`; the v3 JSON gateway), `endpoint.rs` (`/health`,
 //! `/version`, `/v2/stats/self` and the `X-Raft-*` headers), `snapshot.rs` (offline restore);
 //! `cli.rs` is the command line, `print.rs` the output, `failure.rs` the errors. `--endpoints`
 //! are tried in order until one answers (keel-client's failover); `-w json` prints the server's
@@ -19,6 +20,7 @@ use keel_server::tls::TlsFiles;
 use cli::{Cli, Command};
 use failure::{report, Failure};
 
+mod auth;
 mod cli;
 mod endpoint;
 mod failure;
@@ -57,7 +59,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let endpoints = Endpoint::parse_list(&cli.endpoints, &tls)?;
     let output = cli.write_out;
     let mut client = client(endpoints.clone());
+    if let (Some(user), false) = (&cli.user, matches!(cli.command, Command::Snapshot { .. })) {
+        auth::log_in(&mut client, user).await?;
+    }
     match cli.command {
+        Command::Auth { command } => auth::auth(&mut client, output, command).await,
+        Command::User { command } => auth::user(&mut client, output, command).await,
+        Command::Role { command } => auth::role(&mut client, output, command).await,
         Command::Put { key, value, ttl } => keys::put(&mut client, output, &key, &value, ttl).await,
         Command::Get { key, prefix, consistent } => keys::get(&mut client, output, &key, prefix, consistent).await,
         Command::Del { key, prefix } => keys::del(&mut client, output, &key, prefix).await,

@@ -4,13 +4,13 @@
 
 use base64::Engine as _;
 use clap::Subcommand;
-use hyper::Method;
 use serde_json::{json, Value};
 
-use keel_client::{Call, Client, Reply};
+use keel_client::Client;
 
 use crate::cli::Output;
-use crate::failure::{server_error, Failure};
+use crate::failure::Failure;
+use crate::gateway::{call, decode_key, post};
 use crate::print::{field, print_reply as print};
 
 #[derive(Subcommand)]
@@ -59,23 +59,43 @@ pub enum RoleCommand {
     GrantPermission {
         name: String,
         kind: String,
-        key: String,
-        range_end: Option<String>,
-        #[arg(long)]
-        prefix: bool,
-        #[arg(long)]
-        from_key: bool,
+        #[command(flatten)]
+        range: KeyRange,
     },
     /// Revoke the permission on a key, a range, a prefix or from a key on.
     RevokePermission {
         name: String,
-        key: String,
-        range_end: Option<String>,
-        #[arg(long)]
-        prefix: bool,
-        #[arg(long)]
-        from_key: bool,
+        #[command(flatten)]
+        range: KeyRange,
     },
+}
+
+/// The keys a permission is on, named as etcdctl names them.
+#[derive(clap::Args)]
+pub struct KeyRange {
+    key: String,
+    range_end: Option<String>,
+    /// Every key starting with the key.
+    #[arg(long)]
+    prefix: bool,
+    /// Every key from the key on.
+    #[arg(long)]
+    from_key: bool,
+}
+
+impl KeyRange {
+    /// The range end the flags make: the one given, the prefix's end, or `\0` (from the key on).
+    fn end(&self) -> Result<Vec<u8>, Failure> {
+        match (&self.range_end, self.prefix, self.from_key) {
+            (Some(_), true, _) | (Some(_), _, true) | (None, true, true) => {
+                Err(Failure::Other("--from-key, --prefix and a range end exclude each other".into()))
+            }
+            (Some(end), false, false) => Ok(end.clone().into_bytes()),
+            (None, true, false) => Ok(keel_core::api::kv::prefix_range_end(self.key.as_bytes())),
+            (None, false, true) => Ok(vec![0]),
+            (None, false, false) => Ok(vec![]),
+        }
+    }
 }
 
 /// `--user name:password`: log in before the command. With auth off there is nothing to log in
@@ -83,9 +103,9 @@ pub enum RoleCommand {
 pub async fn log_in(client: &mut Client, user: &str) -> Result<(), Failure> {
     let (name, password) = user.split_once(':').ok_or_else(|| Failure::Other("--user takes name:password".into()))?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-    let reply = post(client, "/v3/auth/authenticate", json!({ "name": name, "password": password })).await?;
+    let reply = post(client, "/v3/auth/authenticate", &json!({ "name": name, "password": password })).await?;
     let token = match reply {
-        Ok(answer) => Some(field(&answer, "token")),
+        Ok((_, answer)) => Some(field(&answer, "token")),
         Err(text) if text == "etcdserver: authentication is not enabled" => None,
         Err(text) => return Err(Failure::Other(text)),
     };
@@ -93,32 +113,19 @@ pub async fn log_in(client: &mut Client, user: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// POST to a gateway path: the answer's JSON, or etcd's error text.
-async fn post(client: &mut Client, path: &str, body: Value) -> Result<Result<Value, String>, Failure> {
-    let reply = client.call(&Call::json(Method::POST, path.into(), &body)).await?;
-    Ok(match (200..300).contains(&reply.status) {
-        true => Ok(reply.require_json()?),
-        false => Err(server_error(&reply)),
-    })
+/// A call whose answer is only a header: print `line` when it succeeds.
+async fn done(client: &mut Client, output: Output, path: &str, body: Value, line: &str) -> Result<(), Failure> {
+    print(output, &call(client, path, body).await?.0, line)
 }
 
-/// POST and insist on success: the reply and its JSON.
-async fn call(client: &mut Client, path: &str, body: Value) -> Result<(Reply, Value), Failure> {
-    let reply = client.call(&Call::json(Method::POST, path.into(), &body)).await?;
-    if !(200..300).contains(&reply.status) {
-        return Err(Failure::Other(server_error(&reply)));
-    }
-    let answer = reply.require_json()?;
-    Ok((reply, answer))
+/// A listing (users or roles): one name per line.
+async fn listing(client: &mut Client, output: Output, path: &str, field: &str) -> Result<(), Failure> {
+    let (reply, answer) = call(client, path, json!({})).await?;
+    print(output, &reply, &names(&answer[field]).join("\n"))
 }
 
 fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-fn unb64(value: &Value) -> String {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap_or("")).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn names(value: &Value) -> Vec<String> {
@@ -138,9 +145,7 @@ pub async fn auth(client: &mut Client, output: Output, command: AuthCommand) -> 
             }
             print(output, &attempt?.0, "Authentication Enabled")
         }
-        AuthCommand::Disable => {
-            print(output, &call(client, "/v3/auth/disable", json!({})).await?.0, "Authentication Disabled")
-        }
+        AuthCommand::Disable => done(client, output, "/v3/auth/disable", json!({}), "Authentication Disabled").await,
     }
 }
 
@@ -154,43 +159,25 @@ pub async fn user(client: &mut Client, output: Output, command: UserCommand) -> 
                 (None, false) => return Err(Failure::Other("--new-user-password (or --no-password) is needed".into())),
             };
             let body = json!({ "name": name, "password": password, "options": { "no_password": no_password } });
-            print(output, &call(client, "/v3/auth/user/add", body).await?.0, &format!("User {name} created"))
+            done(client, output, "/v3/auth/user/add", body, &format!("User {name} created")).await
         }
         UserCommand::Get { name } => {
             let (reply, answer) = call(client, "/v3/auth/user/get", json!({ "name": name })).await?;
             let roles: String = names(&answer["roles"]).iter().map(|r| format!(" {r}")).collect();
             print(output, &reply, &format!("User: {name}\nRoles:{roles}"))
         }
-        UserCommand::List => {
-            let (reply, answer) = call(client, "/v3/auth/user/list", json!({})).await?;
-            print(output, &reply, &names(&answer["users"]).join("\n"))
+        UserCommand::List => listing(client, output, "/v3/auth/user/list", "users").await,
+        UserCommand::Delete { name } => {
+            done(client, output, "/v3/auth/user/delete", json!({ "name": name }), &format!("User {name} deleted")).await
         }
-        UserCommand::Delete { name } => print(
-            output,
-            &call(client, "/v3/auth/user/delete", json!({ "name": name })).await?.0,
-            &format!("User {name} deleted"),
-        ),
         UserCommand::GrantRole { name, role } => {
-            let reply = call(client, "/v3/auth/user/grant", json!({ "user": name, "role": role })).await?.0;
-            print(output, &reply, &format!("Role {role} is granted to user {name}"))
+            let line = format!("Role {role} is granted to user {name}");
+            done(client, output, "/v3/auth/user/grant", json!({ "user": name, "role": role }), &line).await
         }
         UserCommand::RevokeRole { name, role } => {
-            let reply = call(client, "/v3/auth/user/revoke", json!({ "name": name, "role": role })).await?.0;
-            print(output, &reply, &format!("Role {role} is revoked from user {name}"))
+            let line = format!("Role {role} is revoked from user {name}");
+            done(client, output, "/v3/auth/user/revoke", json!({ "name": name, "role": role }), &line).await
         }
-    }
-}
-
-/// The range end etcdctl's flags make: the one given, the prefix's end, or `\0` (from the key on).
-fn range_end(key: &str, given: Option<String>, prefix: bool, from_key: bool) -> Result<Vec<u8>, Failure> {
-    match (given, prefix, from_key) {
-        (Some(_), true, _) | (Some(_), _, true) | (None, true, true) => {
-            Err(Failure::Other("--from-key, --prefix and a range end exclude each other".into()))
-        }
-        (Some(end), false, false) => Ok(end.into_bytes()),
-        (None, true, false) => Ok(keel_core::api::kv::prefix_range_end(key.as_bytes())),
-        (None, false, true) => Ok(vec![0]),
-        (None, false, false) => Ok(vec![]),
     }
 }
 
@@ -214,11 +201,9 @@ fn permission_line(key: &str, end: &[u8]) -> String {
 pub async fn role(client: &mut Client, output: Output, command: RoleCommand) -> Result<(), Failure> {
     let b64_bytes = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     match command {
-        RoleCommand::Add { name } => print(
-            output,
-            &call(client, "/v3/auth/role/add", json!({ "name": name })).await?.0,
-            &format!("Role {name} created"),
-        ),
+        RoleCommand::Add { name } => {
+            done(client, output, "/v3/auth/role/add", json!({ "name": name }), &format!("Role {name} created")).await
+        }
         RoleCommand::Get { name } => {
             let (reply, answer) = call(client, "/v3/auth/role/get", json!({ "role": name })).await?;
             let perms = answer["perm"].as_array().cloned().unwrap_or_default();
@@ -230,7 +215,7 @@ pub async fn role(client: &mut Client, output: Output, command: RoleCommand) -> 
                         let end = base64::engine::general_purpose::STANDARD
                             .decode(p["range_end"].as_str().unwrap_or(""))
                             .unwrap_or_default();
-                        permission_line(&unb64(&p["key"]), &end)
+                        permission_line(&decode_key(p["key"].as_str().unwrap_or("")), &end)
                     })
                     .collect();
                 lines.iter().map(|l| format!("{l}\n")).collect()
@@ -242,37 +227,32 @@ pub async fn role(client: &mut Client, output: Output, command: RoleCommand) -> 
             );
             print(output, &reply, &text)
         }
-        RoleCommand::List => {
-            let (reply, answer) = call(client, "/v3/auth/role/list", json!({})).await?;
-            print(output, &reply, &names(&answer["roles"]).join("\n"))
+        RoleCommand::List => listing(client, output, "/v3/auth/role/list", "roles").await,
+        RoleCommand::Delete { name } => {
+            done(client, output, "/v3/auth/role/delete", json!({ "role": name }), &format!("Role {name} deleted")).await
         }
-        RoleCommand::Delete { name } => print(
-            output,
-            &call(client, "/v3/auth/role/delete", json!({ "role": name })).await?.0,
-            &format!("Role {name} deleted"),
-        ),
-        RoleCommand::GrantPermission { name, kind, key, range_end: given, prefix, from_key } => {
+        RoleCommand::GrantPermission { name, kind, range } => {
             let perm_type = match kind.to_ascii_lowercase().as_str() {
                 "read" => "READ",
                 "write" => "WRITE",
                 "readwrite" => "READWRITE",
                 other => return Err(Failure::Other(format!("invalid permission type {other}"))),
             };
-            let end = range_end(&key, given, prefix, from_key)?;
-            let perm = json!({ "permType": perm_type, "key": b64(&key), "range_end": b64_bytes(&end) });
-            let reply = call(client, "/v3/auth/role/grant", json!({ "name": name, "perm": perm })).await?.0;
-            print(output, &reply, &format!("Role {name} updated"))
+            let end = range.end()?;
+            let perm = json!({ "permType": perm_type, "key": b64(&range.key), "range_end": b64_bytes(&end) });
+            let body = json!({ "name": name, "perm": perm });
+            done(client, output, "/v3/auth/role/grant", body, &format!("Role {name} updated")).await
         }
-        RoleCommand::RevokePermission { name, key, range_end: given, prefix, from_key } => {
-            let end = range_end(&key, given, prefix, from_key)?;
-            let body = json!({ "role": name, "key": b64(&key), "range_end": b64_bytes(&end) });
-            let reply = call(client, "/v3/auth/role/revoke", body).await?.0;
+        RoleCommand::RevokePermission { name, range } => {
+            let (key, end) = (&range.key, range.end()?);
+            let body = json!({ "role": name, "key": b64(key), "range_end": b64_bytes(&end) });
             let what = match end.as_slice() {
                 [] => format!("key {key}"),
                 [0] => format!("range [{key}, <open ended>"),
                 end => format!("range [{key}, {})", String::from_utf8_lossy(end)),
             };
-            print(output, &reply, &format!("Permission of {what} is revoked from role {name}"))
+            let line = format!("Permission of {what} is revoked from role {name}");
+            done(client, output, "/v3/auth/role/revoke", body, &line).await
         }
     }
 }

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use hyper::Method;
 use serde_json::{json, Value};
 
-use keel_client::{Call, Client, Reply};
+use keel_client::Client;
 
 use crate::cli::Output;
-use crate::failure::{server_error, Failure};
+use crate::failure::Failure;
+use crate::gateway::{call, decode_key};
 use crate::print::{emit, print_reply as print};
 
 #[derive(Subcommand)]
@@ -115,17 +115,6 @@ fn time_to_live_line(id: i64, answer: &Value, keys: bool) -> String {
     line
 }
 
-/// POST a JSON request to a gateway path; the successful reply and its JSON. A refusal is
-/// etcd's error text on one `Error: ` line, as etcdctl v3 prints it.
-async fn call(client: &mut Client, path: &str, body: Value) -> Result<(Reply, Value), Failure> {
-    let reply = client.call(&Call::json(Method::POST, path.into(), &body)).await?;
-    if !(200..300).contains(&reply.status) {
-        return Err(Failure::Other(server_error(&reply)));
-    }
-    let answer = reply.require_json()?;
-    Ok((reply, answer))
-}
-
 /// An int64 field as proto3 JSON carries it (a decimal string; absent when 0).
 fn number(value: &Value, name: &str) -> i64 {
     match &value[name] {
@@ -138,15 +127,6 @@ fn number(value: &Value, name: &str) -> i64 {
 /// A lease id as etcdctl takes it: hex.
 fn parse_id(raw: &str) -> Result<i64, Failure> {
     i64::from_str_radix(raw, 16).map_err(|e| Failure::Other(format!("bad lease ID arg ({e}), expecting ID in Hex")))
-}
-
-/// A key as the gateway sends it (base64), shown as text.
-fn decode_key(encoded: &str) -> String {
-    use base64::Engine;
-    match base64::engine::general_purpose::STANDARD.decode(encoded) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => encoded.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! One module per command family: `keys.rs` (`put`, `get`, `del`, `watch` over `/v2/keys/...`),
 //! `member.rs` (`/v2/members`), `lease.rs` and `auth.rs` (`auth`, `user`, `role` and
-//! `--user`; the v3 JSON gateway), `endpoint.rs` (`/health`,
+//! `--user`; the v3 JSON gateway, through `gateway.rs`), `endpoint.rs` (`/health`,
 //! `/version`, `/v2/stats/self` and the `X-Raft-*` headers), `snapshot.rs` (offline restore);
 //! `cli.rs` is the command line, `print.rs` the output, `failure.rs` the errors. `--endpoints`
 //! are tried in order until one answers (keel-client's failover); `-w json` prints the server's
@@ -24,6 +24,7 @@ mod auth;
 mod cli;
 mod endpoint;
 mod failure;
+mod gateway;
 mod keys;
 mod lease;
 mod member;

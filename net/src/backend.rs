@@ -68,6 +68,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
 /// A backend whose calls are made by one caller: what a handler passes on to code that calls
 /// the backend many times (the lock and election recipes), so every call is checked as its.
+/// Whoever a call names is replaced by this caller (`call` and `watch` name nobody).
 #[derive(Clone)]
 pub struct AsCaller<B> {
     pub backend: B,
@@ -79,15 +80,7 @@ impl<B: Backend> Backend for AsCaller<B> {
         self.backend.call_as(self.caller.clone(), request)
     }
 
-    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
-        self.backend.call_as(self.caller.clone(), request)
-    }
-
     fn watch_as(&self, _: Caller, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
-        self.backend.watch_as(self.caller.clone(), request)
-    }
-
-    fn watch(&self, request: WatchCreate) -> impl Future<Output = Result<WatchStream>> + Send {
         self.backend.watch_as(self.caller.clone(), request)
     }
 

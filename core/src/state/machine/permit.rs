@@ -10,31 +10,19 @@ use crate::api::auth::{Access, AuthInfo, AuthRequest};
 use crate::api::command::Command;
 use crate::api::error::Result;
 use crate::api::kv::prefix_range_end;
-use crate::api::request::{RequestOp, TxnRequest};
+use crate::api::request::{DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
 
 impl StateMachine {
     /// Whether `who` may make `command` now; the error is etcd's when not.
     pub(super) fn permit(&self, who: &AuthInfo, command: &Command) -> Result<()> {
         let auth = &self.auth;
         match command {
-            Command::Put(req) => {
-                auth.check(who, Access::Write, &req.key, b"")?;
-                if req.prev_kv {
-                    auth.check(who, Access::Read, &req.key, b"")?;
-                }
-                self.permit_lease_keys(who, req.lease)
-            }
+            Command::Put(req) => self.permit_put(who, req),
             Command::PutInOrder(req) => {
                 auth.check(who, Access::Write, &req.prefix, &prefix_range_end(&req.prefix))?;
                 self.permit_lease_keys(who, req.lease)
             }
-            Command::DeleteRange(req) => {
-                auth.check(who, Access::Write, &req.key, &req.range_end)?;
-                match req.prev_kv {
-                    true => auth.check(who, Access::Read, &req.key, &req.range_end),
-                    false => Ok(()),
-                }
-            }
+            Command::DeleteRange(req) => self.permit_delete(who, req),
             Command::Txn(txn) => self.permit_txn(who, txn),
             Command::LeaseRevoke(req) => self.permit_lease_keys(who, req.id),
             // A user may read itself and its roles (etcd checks no revision for these).
@@ -56,6 +44,24 @@ impl StateMachine {
         }
     }
 
+    /// A put needs write on its key (read too with `prev_kv`) and on its lease's keys.
+    fn permit_put(&self, who: &AuthInfo, req: &PutRequest) -> Result<()> {
+        self.auth.check(who, Access::Write, &req.key, b"")?;
+        if req.prev_kv {
+            self.auth.check(who, Access::Read, &req.key, b"")?;
+        }
+        self.permit_lease_keys(who, req.lease)
+    }
+
+    /// A delete needs write on its range (read too with `prev_kv`).
+    fn permit_delete(&self, who: &AuthInfo, req: &DeleteRangeRequest) -> Result<()> {
+        self.auth.check(who, Access::Write, &req.key, &req.range_end)?;
+        match req.prev_kv {
+            true => self.auth.check(who, Access::Read, &req.key, &req.range_end),
+            false => Ok(()),
+        }
+    }
+
     /// Compares need read permission, ranges read, puts and deletes write, in both branches.
     fn permit_txn(&self, who: &AuthInfo, txn: &TxnRequest) -> Result<()> {
         for compare in &txn.compare {
@@ -64,8 +70,8 @@ impl StateMachine {
         for op in txn.success.iter().chain(&txn.failure) {
             match op {
                 RequestOp::Range(r) => self.auth.check(who, Access::Read, &r.key, &r.range_end)?,
-                RequestOp::Put(p) => self.permit(who, &Command::Put(p.clone()))?,
-                RequestOp::DeleteRange(d) => self.permit(who, &Command::DeleteRange(d.clone()))?,
+                RequestOp::Put(p) => self.permit_put(who, p)?,
+                RequestOp::DeleteRange(d) => self.permit_delete(who, d)?,
                 RequestOp::Txn(t) => self.permit_txn(who, t)?,
             }
         }

@@ -1,6 +1,7 @@
 //! The applied state as one value: encoding it for a Raft snapshot or a backup, decoding and
 //! checking one (older backup layouts included), and installing it in place of the state.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{records, SnapshotJob, StateMachine};
@@ -111,6 +112,15 @@ fn decode_versioned(bytes: &[u8]) -> std::result::Result<StateSnapshot, String> 
     }
 }
 
+/// A snapshot body of layout `T` followed by nothing but zero padding.
+fn unpadded<T: DeserializeOwned + Into<StateSnapshot>>(body: &[u8]) -> std::result::Result<StateSnapshot, String> {
+    let (snap, rest) = postcard::take_from_bytes::<T>(body).map_err(|e| format!("a malformed keel snapshot: {e}"))?;
+    match rest.iter().all(|b| *b == 0) {
+        true => Ok(snap.into()),
+        false => Err("a keel snapshot with stray bytes after it".into()),
+    }
+}
+
 impl StateMachine {
     /// Serialize the whole applied state for a Raft snapshot (or a backup); fails when the
     /// state store cannot read it back.
@@ -136,28 +146,16 @@ impl StateMachine {
         decode_versioned(bytes).map_err(|e| Error::Internal(format!("cannot read the snapshot: {e}")))
     }
 
-    /// Decode a backup: a snapshot followed by the zero padding `snapshot save` adds, or the
-    /// unversioned snapshot of a release before [`SNAPSHOT_FORMAT`] (with or without alarms),
-    /// so backups taken then still restore.
+    /// Decode a backup: a snapshot (this format or format 1) followed by the zero padding
+    /// `snapshot save` adds, or the unversioned snapshot of a release before versioned formats
+    /// (with or without alarms), so backups taken then still restore.
     pub fn decode_backup(bytes: &[u8]) -> Result<StateSnapshot> {
-        let unpadded = |body: &[u8]| -> std::result::Result<StateSnapshot, String> {
-            let (snap, rest) = postcard::take_from_bytes::<StateSnapshot>(body)
-                .or_else(|e| {
-                    postcard::take_from_bytes::<SnapshotBeforeAuth>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e)
-                })
-                .or_else(|e| {
-                    postcard::take_from_bytes::<SnapshotBeforeAlarms>(body).map(|(s, r)| (s.into(), r)).map_err(|_| e)
-                })
-                .map_err(|e| format!("a malformed keel snapshot: {e}"))?;
-            match rest.iter().all(|b| *b == 0) {
-                true => Ok(snap),
-                false => Err("a keel snapshot with stray bytes after it".into()),
-            }
-        };
         let decoded = match bytes.strip_prefix(SNAPSHOT_FORMAT.tag) {
-            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT.version || *v == SNAPSHOT_FORMAT_V1.version => unpadded(body),
+            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT.version => unpadded::<StateSnapshot>(body),
+            Some([v, body @ ..]) if *v == SNAPSHOT_FORMAT_V1.version => unpadded::<SnapshotBeforeAuth>(body),
             Some(_) => SNAPSHOT_FORMAT.decode(bytes),
-            None => unpadded(bytes),
+            None => unpadded::<SnapshotBeforeAuth>(bytes)
+                .or_else(|e| unpadded::<SnapshotBeforeAlarms>(bytes).map_err(|_| e)),
         };
         decoded.map_err(|e| Error::Internal(format!("cannot read the backup: {e}")))
     }
@@ -258,6 +256,22 @@ mod tests {
         assert_ne!(sm.snapshot().unwrap(), then);
         sm.apply(&put("staged", "4"), None);
         assert!(sm.snapshot_job().is_err(), "a view would miss the entry being applied");
+    }
+
+    #[test]
+    fn format_1_snapshots_and_backups_restore_without_auth() {
+        let mut sm = StateMachine::new(vec![Member { id: 1, ..Default::default() }], 5);
+        sm.apply(&Command::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }), None);
+        let body =
+            (sm.applied_index, sm.store.snapshot().unwrap(), sm.lessor.snapshot(), sm.members(), sm.alarms.list());
+        let v1 = SNAPSHOT_FORMAT_V1.encode(&body);
+        assert!(v1.starts_with(b"keel-snapshot\x01"));
+        let snap = StateMachine::decode_snapshot(&v1).unwrap();
+        assert!(snap.auth.is_pristine());
+        let mut padded = v1.clone();
+        padded.resize(v1.len() + 512, 0);
+        assert_eq!(StateMachine::restore(&padded, 5).unwrap().hash(), sm.hash(), "a padded format-1 backup");
+        assert!(StateMachine::decode_snapshot(&padded).is_err(), "a Raft snapshot has no padding");
     }
 
     #[test]
